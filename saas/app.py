@@ -1,0 +1,36 @@
+"""Application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from saas.config import PROJECT_ROOT, Settings, load_settings
+from saas.db.config import create_sqlalchemy_config
+from saas.plugin import ApplicationCore
+from saas.web.logging import access_log_middleware, create_logging_config
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+STATIC_DIR = PROJECT_ROOT / "static"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    return Litestar(
+        route_handlers=[create_static_files_router(path="/static", directories=[Path(STATIC_DIR)])],
+        plugins=[
+            SQLAlchemyPlugin(config=create_sqlalchemy_config(settings)),
+            HTMXPlugin(),
+            ApplicationCore(settings),
+        ],
+        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
+        middleware=[access_log_middleware],
+        logging_config=create_logging_config(settings),
+        debug=False,
+    )

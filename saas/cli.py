@@ -1,0 +1,132 @@
+"""The `saas` command: Litestar's CLI with this app loaded, plus the project's commands.
+
+`saas database upgrade` (migrations) comes from Advanced Alchemy; `saas seed`, `saas dev` and
+the operator commands are defined here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+import click
+
+from saas.config import ConfigurationError, Settings, load_settings
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+async def _run_seed(settings: Settings) -> list[str]:
+    from saas.db.config import create_sqlalchemy_config
+    from saas.db.seed import seed_demo_data
+
+    config = create_sqlalchemy_config(settings)
+    try:
+        async with config.get_session() as session:
+            report = await seed_demo_data(session)
+            await session.commit()
+        return report.created
+    finally:
+        await config.get_engine().dispose()
+
+
+@click.command(name="seed", help="Insert the demo organizations and users (idempotent).")
+def seed_command() -> None:
+    settings = _settings_or_exit()
+    if settings.is_production:
+        click.echo("error: refusing to seed demo data when APP_ENV=production", err=True)
+        sys.exit(2)
+    created = asyncio.run(_run_seed(settings))
+    if created:
+        for line in created:
+            click.echo(f"  + {line}")
+        click.echo(f"seeded {len(created)} records")
+    else:
+        click.echo("demo data already present; nothing changed")
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@click.command(name="dev", help="Run the app and the development IdP together (Ctrl-C stops both).")
+def dev_command() -> None:
+    settings = _settings_or_exit()
+    if settings.is_production:
+        click.echo("error: `saas dev` is for development; use a process manager in production")
+        sys.exit(2)
+    host, port = _host_port(settings.app_base_url)
+    commands = [
+        [sys.executable, "-m", "uvicorn", "saas.asgi:app", "--host", host, "--port", str(port)],
+    ]
+    if settings.uses_dev_idp:
+        commands.append([sys.executable, "-m", "saas.cli", "devidp", "serve"])
+    processes = [subprocess.Popen(command) for command in commands]  # noqa: S603
+    click.echo(f"app:     {settings.app_base_url}")
+    if settings.uses_dev_idp:
+        click.echo(f"dev IdP: {settings.devidp_base_url}")
+    _print_login_hints(settings)
+    try:
+        while all(process.poll() is None for process in processes):
+            try:
+                processes[0].wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    sys.exit(max((p.returncode or 0) for p in processes) if processes else 0)
+
+
+def _print_login_hints(settings: Settings) -> None:
+    from saas.db import demo_data
+
+    if not settings.uses_dev_idp:
+        return
+    click.echo(f"\nDemo sign-ins (development IdP, password for all: {demo_data.DEMO_PASSWORD}):")
+    for user in demo_data.USERS:
+        roles = ", ".join(f"{role} of {org}" for org, role in user.memberships.items())
+        operator = " (platform operator)" if user.platform_operator else ""
+        click.echo(f"  {user.email:<24} {roles}{operator}")
+    click.echo("")
+
+
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(seed_command)
+    cli.add_command(dev_command)
+    try:
+        from saas.devidp.cli import devidp
+    except ImportError:  # the dev IdP package is optional in slimmed-down forks
+        return
+    cli.add_command(devidp)
+
+
+def main() -> None:
+    _settings_or_exit()  # one clear line for bad configuration, before any traceback can happen
+    os.environ.setdefault("LITESTAR_APP", "saas.asgi:app")
+    from litestar.cli.main import litestar_group
+
+    litestar_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Application settings: one typed place, read from the environment and `.env`.
+
+Development defaults let `make run` work with no configuration at all. Every default that is a
+secret starts with ``dev-insecure-`` so that production start-up can refuse it by name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_SECRET_PREFIX = "dev-insecure-"  # noqa: S105  (a marker, not a secret)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+
+AppEnv = Literal["development", "test", "production"]
+
+
+class ConfigurationError(Exception):
+    """Raised with one human-readable line naming the bad variable."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_sqlite_url(name: str) -> str:
+    return f"sqlite+aiosqlite:///{VAR_DIR / name}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    app_env: AppEnv = "development"
+    secret_key: SecretStr = SecretStr(DEV_SECRET_PREFIX + "secret-key-change-me-in-production")
+    database_url: str = Field(default_factory=lambda: _default_sqlite_url("app.db"))
+    redis_url: str | None = None
+    app_base_url: str = "http://127.0.0.1:8000"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Auth0. With no AUTH0_DOMAIN the embedded development IdP stands in for Auth0.
+    auth0_domain: str | None = None
+    auth0_client_id: str = "dev-app-client"
+    auth0_client_secret: SecretStr = SecretStr(DEV_SECRET_PREFIX + "app-client-secret")
+    auth0_audience: str = "https://api.saas-starter.example"
+    auth0_management_client_id: str = "dev-management-client"
+    auth0_management_client_secret: SecretStr = SecretStr(
+        DEV_SECRET_PREFIX + "management-client-secret"
+    )
+
+    platform_operator_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Sessions and invitations.
+    session_idle_timeout_seconds: int = Field(default=30 * 60, ge=60)
+    session_absolute_timeout_seconds: int = Field(default=12 * 3600, ge=300)
+    invitation_ttl_days: int = Field(default=7, ge=1, le=30)
+
+    # The embedded development IdP (never used when APP_ENV=production).
+    devidp_base_url: str = "http://127.0.0.1:8001"
+    devidp_database_url: str = Field(default_factory=lambda: _default_sqlite_url("devidp.db"))
+    devidp_key_path: Path = VAR_DIR / "devidp-signing-keys.json"
+
+    @field_validator("platform_operator_emails", mode="before")
+    @classmethod
+    def _split_emails(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("app_base_url", "devidp_base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            msg = "must be an absolute http(s) URL such as https://app.example.com"
+            raise ValueError(msg)
+        return value.rstrip("/")
+
+    @field_validator("auth0_domain")
+    @classmethod
+    def _normalize_auth0_domain(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if "://" not in value:
+            value = f"https://{value}"
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            msg = "must be a host name like tenant.eu.auth0.com or an https:// URL"
+            raise ValueError(msg)
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            msg = "an http:// Auth0 domain is allowed only on loopback; use https://"
+            raise ValueError(msg)
+        if parts.path or parts.query:
+            msg = "must be a bare origin without a path"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("database_url", "devidp_database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # Accept the usual sync-style URLs and pick the async driver the app uses.
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        if value.startswith("sqlite:///"):
+            value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            msg = "must be a postgresql:// or sqlite:/// URL"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.app_env != "production":
+            return self
+        problems: list[str] = []
+        for name in ("secret_key", "auth0_client_secret", "auth0_management_client_secret"):
+            secret: SecretStr = getattr(self, name)
+            if secret.get_secret_value().startswith(DEV_SECRET_PREFIX):
+                problems.append(f"{name.upper()} is a development default")
+        if len(self.secret_key.get_secret_value()) < 32:
+            problems.append("SECRET_KEY must be at least 32 characters")
+        if self.auth0_domain is None:
+            problems.append("AUTH0_DOMAIN is required (the development IdP is not for production)")
+        if urlsplit(self.app_base_url).scheme != "https":
+            problems.append("APP_BASE_URL must be https://")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # ---- derived values -------------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_development(self) -> bool:
+        return self.app_env == "development"
+
+    @property
+    def uses_dev_idp(self) -> bool:
+        return self.auth0_domain is None
+
+    @cached_property
+    def auth0_base_url(self) -> str:
+        """The Auth0 origin, without a trailing slash."""
+        return self.auth0_domain or self.devidp_base_url
+
+    @cached_property
+    def auth0_issuer(self) -> str:
+        """Auth0's issuer is the origin with a trailing slash (exact match matters)."""
+        return self.auth0_base_url + "/"
+
+    @property
+    def auth0_management_audience(self) -> str:
+        return self.auth0_base_url + "/api/v2/"
+
+    @property
+    def callback_url(self) -> str:
+        return self.app_base_url + "/callback"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{location.upper()}: {message}" if location else message
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation failures into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigurationError(f"invalid configuration: {_describe(error)}") from None

@@ -1,0 +1,54 @@
+"""Engine, session and Alembic configuration for the app's SQL database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from saas.config import PROJECT_ROOT, Settings
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+SESSION_DEPENDENCY_KEY = "db_session"
+
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+    # SQLite ignores foreign keys unless asked, and fails at once on a busy file without a
+    # timeout; WAL lets readers and the single writer proceed side by side.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    engine_options: dict[str, Any] = {}
+    if settings.is_postgres:
+        engine_options = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+    config = SQLAlchemyAsyncConfig(
+        connection_string=settings.database_url,
+        engine_config=EngineConfig(**engine_options),
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        session_dependency_key=SESSION_DEPENDENCY_KEY,
+        before_send_handler="autocommit",
+        create_all=False,  # migrations are the only way the schema changes
+        alembic_config=AlembicAsyncConfig(
+            script_location=str(MIGRATIONS_DIR),
+            script_config=str(MIGRATIONS_DIR / "alembic.ini"),
+            version_table_name="alembic_version",
+            compare_type=True,
+            render_as_batch=True,
+        ),
+    )
+    if not settings.is_postgres:
+        event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
+    return config

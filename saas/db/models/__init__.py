@@ -1,0 +1,26 @@
+"""All models, one per file; import as ``from saas.db import models as m``."""
+
+from saas.db.models._enums import OrganizationStatus, OutboxStatus
+from saas.db.models.audit_event import AuditEvent
+from saas.db.models.connection import EnterpriseConnection
+from saas.db.models.domain import OrganizationDomain
+from saas.db.models.invitation import Invitation
+from saas.db.models.membership import Membership
+from saas.db.models.organization import Organization
+from saas.db.models.outbox_job import OutboxJob
+from saas.db.models.project import Project
+from saas.db.models.user import User
+
+__all__ = (
+    "AuditEvent",
+    "EnterpriseConnection",
+    "Invitation",
+    "Membership",
+    "Organization",
+    "OrganizationDomain",
+    "OrganizationStatus",
+    "OutboxJob",
+    "OutboxStatus",
+    "Project",
+    "User",
+)

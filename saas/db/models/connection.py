@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from advanced_alchemy.base import UUIDv7AuditBase
+from advanced_alchemy.types import JsonB
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    from saas.db.models.organization import Organization
+
+
+class EnterpriseConnection(UUIDv7AuditBase):
+    """The Auth0 connection an organization's users sign in through (SAML, OIDC, ...)."""
+
+    __tablename__ = "enterprise_connections"
+
+    organization_id: Mapped[UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    auth0_connection_name: Mapped[str] = mapped_column(String(128), unique=True)
+    auth0_connection_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Auth0 strategy: samlp, oidc, waad, okta, google-apps or auth0 (password database).
+    strategy: Mapped[str] = mapped_column(String(32))
+    display_name: Mapped[str] = mapped_column(String(255))
+    # Non-secret connection options (metadata URL, discovery URL, client id, ...).
+    options: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+
+    organization: Mapped[Organization] = relationship(back_populates="connections", lazy="noload")

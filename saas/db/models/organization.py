@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from advanced_alchemy.base import UUIDv7AuditBase
+from sqlalchemy import Boolean, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from saas.auth.permissions import Role
+from saas.db.models._enums import OrganizationStatus
+
+if TYPE_CHECKING:
+    from saas.db.models.connection import EnterpriseConnection
+    from saas.db.models.domain import OrganizationDomain
+
+
+class Organization(UUIDv7AuditBase):
+    """A tenant. Its slug doubles as the Auth0 organization `name`."""
+
+    __tablename__ = "organizations"
+
+    slug: Mapped[str] = mapped_column(String(50), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    # Null until the outbox has created the organization at Auth0.
+    auth0_org_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    status: Mapped[str] = mapped_column(String(16), default=OrganizationStatus.ACTIVE.value)
+    require_sso: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER.value)
+    jit_provisioning: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    domains: Mapped[list[OrganizationDomain]] = relationship(
+        back_populates="organization", lazy="noload", cascade="all, delete-orphan"
+    )
+    connections: Mapped[list[EnterpriseConnection]] = relationship(
+        back_populates="organization", lazy="noload", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == OrganizationStatus.ACTIVE

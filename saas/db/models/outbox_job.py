@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from advanced_alchemy.base import UUIDv7AuditBase
+from advanced_alchemy.types import DateTimeUTC, JsonB
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from saas.db.models._enums import OutboxStatus
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class OutboxJob(UUIDv7AuditBase):
+    """A pending Auth0 Management API operation, written in the same transaction as the
+    change it mirrors and drained by the outbox worker."""
+
+    __tablename__ = "outbox_jobs"
+    __table_args__ = (Index("ix_outbox_jobs_due", "status", "next_attempt_at"),)
+
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime.datetime] = mapped_column(
+        DateTimeUTC(timezone=True), default=_utcnow
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))

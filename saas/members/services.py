@@ -1,0 +1,157 @@
+"""Membership rules live here, so no controller can forget them.
+
+- An admin cannot change or remove an owner, nor grant a role above their own.
+- The last owner of an organization can never be removed or demoted, even by racing requests:
+  every owner-affecting change takes the organization's lock first, then re-reads.
+- Every change writes its audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import func, select
+
+from saas.audit.services import Actor, AuditService
+from saas.auth.permissions import Role, outranks_or_equals
+from saas.db.models import Membership
+from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
+from saas.organizations.locks import lock_organization
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidInput(
+            f"Unknown role {value!r}; choose one of {allowed}", field="role"
+        ) from None
+
+
+def check_may_grant(actor_role: Role | None, role: Role) -> None:
+    """None means the platform itself (seed, operator CLI), which may grant anything."""
+    if actor_role is not None and not outranks_or_equals(actor_role, role):
+        raise Forbidden(f"You cannot grant the {role} role: it is above your own.", field="role")
+
+
+class MembershipRepository(SQLAlchemyAsyncRepository[Membership]):
+    model_type = Membership
+
+
+class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipRepository]):
+    repository_type = MembershipRepository
+
+    @property
+    def _audit(self) -> AuditService:
+        return AuditService(session=self.repository.session)
+
+    async def find(self, organization_id: UUID, user_id: UUID) -> Membership | None:
+        return await self.repository.get_one_or_none(
+            organization_id=organization_id, user_id=user_id
+        )
+
+    async def _get_in_org(self, organization_id: UUID, membership_id: UUID) -> Membership:
+        # Always filtered by organization: an id from another tenant is simply not found.
+        membership = await self.repository.get_one_or_none(
+            id=membership_id, organization_id=organization_id
+        )
+        if membership is None:
+            raise NotFound("No such member in this organization.")
+        return membership
+
+    async def count_owners(self, organization_id: UUID) -> int:
+        stmt = select(func.count()).where(
+            Membership.organization_id == organization_id, Membership.role == Role.OWNER.value
+        )
+        return int((await self.repository.session.execute(stmt)).scalar_one())
+
+    async def add(
+        self,
+        *,
+        organization_id: UUID,
+        user_id: UUID,
+        role: Role | str,
+        actor: Actor,
+        actor_role: Role | None = None,
+        via: str = "direct",
+    ) -> Membership:
+        role = parse_role(role)
+        check_may_grant(actor_role, role)
+        if await self.find(organization_id, user_id) is not None:
+            raise Conflict("This user is already a member of the organization.")
+        membership = await self.repository.add(
+            Membership(organization_id=organization_id, user_id=user_id, role=role.value),
+            auto_commit=False,
+        )
+        await self._audit.record(
+            "member.added",
+            actor=actor,
+            organization_id=organization_id,
+            target_type="user",
+            target_id=user_id,
+            details={"role": role.value, "via": via},
+        )
+        return membership
+
+    async def change_role(
+        self,
+        *,
+        organization_id: UUID,
+        membership_id: UUID,
+        role: Role | str,
+        actor: Actor,
+        actor_role: Role | None = None,
+    ) -> Membership:
+        new_role = parse_role(role)
+        check_may_grant(actor_role, new_role)
+        await lock_organization(self.repository.session, organization_id)
+        membership = await self._get_in_org(organization_id, membership_id)
+        await self.repository.session.refresh(membership)
+        old_role = Role(membership.role)
+        if old_role == new_role:
+            return membership
+        if old_role == Role.OWNER and actor_role not in (None, Role.OWNER):
+            raise Forbidden("Only an owner can change another owner's role.")
+        if old_role == Role.OWNER and await self.count_owners(organization_id) <= 1:
+            raise LastOwnerError
+        membership.role = new_role.value
+        membership = await self.repository.update(membership, auto_commit=False)
+        await self._audit.record(
+            "member.role_changed",
+            actor=actor,
+            organization_id=organization_id,
+            target_type="user",
+            target_id=membership.user_id,
+            details={"from": old_role.value, "to": new_role.value},
+        )
+        return membership
+
+    async def remove(
+        self,
+        *,
+        organization_id: UUID,
+        membership_id: UUID,
+        actor: Actor,
+        actor_role: Role | None = None,
+        action: str = "member.removed",
+    ) -> Membership:
+        await lock_organization(self.repository.session, organization_id)
+        membership = await self._get_in_org(organization_id, membership_id)
+        await self.repository.session.refresh(membership)
+        if membership.role == Role.OWNER and actor_role not in (None, Role.OWNER):
+            raise Forbidden("Only an owner can remove another owner.")
+        if membership.role == Role.OWNER and await self.count_owners(organization_id) <= 1:
+            raise LastOwnerError
+        await self.repository.delete(membership.id, auto_commit=False)
+        await self._audit.record(
+            action,
+            actor=actor,
+            organization_id=organization_id,
+            target_type="user",
+            target_id=membership.user_id,
+            details={"role": membership.role},
+        )
+        return membership

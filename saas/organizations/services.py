@@ -1,0 +1,170 @@
+"""Organizations and their email domains."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import secrets
+from uuid import UUID
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+
+from saas.audit.services import Actor, AuditService
+from saas.auth.permissions import Role
+from saas.db.models import EnterpriseConnection, Organization, OrganizationDomain
+from saas.errors import Conflict, InvalidInput, NotFound
+from saas.members.services import parse_role
+from saas.organizations.domains import normalize_domain
+
+# Auth0 organization `name` rules: lowercase letters, digits, '-' and '_', 1-50 characters,
+# starting and ending with a letter or digit. The slug is used as that name.
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,48}[a-z0-9])?$")
+CONNECTION_STRATEGIES = frozenset({"samlp", "oidc", "waad", "okta", "google-apps", "auth0"})
+
+
+def validate_slug(slug: str) -> str:
+    if not SLUG_PATTERN.match(slug):
+        raise InvalidInput(
+            "Use 1-50 lowercase letters, digits, '-' or '_', starting and ending with a "
+            "letter or digit.",
+            field="slug",
+        )
+    return slug
+
+
+class OrganizationRepository(SQLAlchemyAsyncRepository[Organization]):
+    model_type = Organization
+
+
+class DomainRepository(SQLAlchemyAsyncRepository[OrganizationDomain]):
+    model_type = OrganizationDomain
+
+
+class ConnectionRepository(SQLAlchemyAsyncRepository[EnterpriseConnection]):
+    model_type = EnterpriseConnection
+
+
+class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, OrganizationRepository]):
+    repository_type = OrganizationRepository
+
+    @property
+    def _audit(self) -> AuditService:
+        return AuditService(session=self.repository.session)
+
+    @property
+    def _domains(self) -> DomainRepository:
+        return DomainRepository(session=self.repository.session)
+
+    @property
+    def _connections(self) -> ConnectionRepository:
+        return ConnectionRepository(session=self.repository.session)
+
+    async def get_by_slug(self, slug: str) -> Organization:
+        organization = await self.repository.get_one_or_none(slug=slug)
+        if organization is None:
+            raise NotFound("No such organization.")
+        return organization
+
+    async def create_organization(
+        self,
+        *,
+        slug: str,
+        display_name: str,
+        actor: Actor,
+        default_role: Role | str = Role.MEMBER,
+        jit_provisioning: bool = False,
+        require_sso: bool = False,
+        auth0_org_id: str | None = None,
+    ) -> Organization:
+        slug = validate_slug(slug.strip())
+        display_name = display_name.strip()
+        if not display_name or len(display_name) > 255:
+            raise InvalidInput(
+                "A display name of 1-255 characters is required.", field="display_name"
+            )
+        role = parse_role(default_role)
+        if role == Role.OWNER:
+            raise InvalidInput("The default role cannot be owner.", field="default_role")
+        if await self.repository.exists(slug=slug):
+            raise Conflict(f"The slug {slug!r} is taken.", field="slug")
+        organization = await self.repository.add(
+            Organization(
+                slug=slug,
+                display_name=display_name,
+                default_role=role.value,
+                jit_provisioning=jit_provisioning,
+                require_sso=require_sso,
+                auth0_org_id=auth0_org_id,
+            ),
+            auto_commit=False,
+        )
+        await self._audit.record(
+            "organization.created",
+            actor=actor,
+            organization_id=organization.id,
+            target_type="organization",
+            target_id=organization.id,
+            details={"slug": slug},
+        )
+        return organization
+
+    async def add_domain(
+        self, *, organization_id: UUID, domain: str, actor: Actor, verified: bool = False
+    ) -> OrganizationDomain:
+        """One domain belongs to one organization, whichever spelling it arrives in."""
+        normalized = normalize_domain(domain)
+        if await self._domains.exists(domain=normalized):
+            raise Conflict(f"{normalized} is already claimed.", field="domain")
+        record = await self._domains.add(
+            OrganizationDomain(
+                organization_id=organization_id,
+                domain=normalized,
+                verification_token=secrets.token_urlsafe(24),
+                verified_at=datetime.datetime.now(datetime.UTC) if verified else None,
+            ),
+            auto_commit=False,
+        )
+        await self._audit.record(
+            "domain.added",
+            actor=actor,
+            organization_id=organization_id,
+            target_type="domain",
+            target_id=record.id,
+            details={"domain": normalized, "verified": verified},
+        )
+        return record
+
+    async def add_connection(
+        self,
+        *,
+        organization_id: UUID,
+        name: str,
+        strategy: str,
+        display_name: str,
+        actor: Actor,
+        auth0_connection_id: str | None = None,
+    ) -> EnterpriseConnection:
+        if strategy not in CONNECTION_STRATEGIES:
+            raise InvalidInput(f"Unsupported strategy {strategy!r}.", field="strategy")
+        if await self._connections.exists(auth0_connection_name=name):
+            raise Conflict(f"A connection named {name!r} exists already.", field="name")
+        connection = await self._connections.add(
+            EnterpriseConnection(
+                organization_id=organization_id,
+                auth0_connection_name=name,
+                auth0_connection_id=auth0_connection_id,
+                strategy=strategy,
+                display_name=display_name,
+            ),
+            auto_commit=False,
+        )
+        await self._audit.record(
+            "connection.added",
+            actor=actor,
+            organization_id=organization_id,
+            target_type="connection",
+            target_id=connection.id,
+            details={"name": name, "strategy": strategy},
+        )
+        return connection

@@ -1,0 +1,114 @@
+"""One place that turns every failure into a clear answer.
+
+JSON API routes (and clients that ask for JSON) get RFC 9457 problem details; browsers get an
+error page. Unexpected exceptions become a 500 with no internals shown, and are logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from saas.errors import DomainError
+
+logger = structlog.get_logger("saas.errors")
+PROBLEM_JSON = "application/problem+json"
+
+_TITLES = {
+    400: "Bad request",
+    401: "Sign-in required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Service unavailable",
+}
+
+
+def wants_json(request: Request[Any, Any, Any]) -> bool:
+    if request.url.path.startswith("/api/"):
+        return True
+    accept = request.headers.get("accept", "")
+    return "json" in accept and "text/html" not in accept
+
+
+def error_response(
+    request: Request[Any, Any, Any],
+    status_code: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    title = title or _TITLES.get(status_code, "Error")
+    if wants_json(request):
+        problem: dict[str, Any] = {
+            "type": "about:blank",
+            "title": title,
+            "status": status_code,
+            "detail": detail,
+            "instance": request.url.path,
+        }
+        problem.update(extra or {})
+        return Response(problem, status_code=status_code, media_type=PROBLEM_JSON, headers=headers)
+    return Template(
+        template_name="pages/error.html",
+        context={"status_code": status_code, "title": title, "detail": detail},
+        status_code=status_code,
+        headers=headers,
+        media_type=MediaType.HTML,
+    )
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    extra = {"field": exc.field} if exc.field else None
+    return error_response(request, exc.status_code, exc.detail, title=exc.title, extra=extra)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    extra: dict[str, Any] | None = None
+    detail = exc.detail
+    if isinstance(exc, ValidationException):
+        # Litestar's messages name the parameter and the problem; never echo raw values back.
+        errors = [
+            {"key": item.get("key"), "message": item.get("message")}
+            for item in (exc.extra if isinstance(exc.extra, list) else [])
+            if isinstance(item, dict)
+        ]
+        extra = {"errors": errors}
+        detail = (
+            "The request was not valid: "
+            + "; ".join(
+                f"{e['key']}: {e['message']}" if e["key"] else str(e["message"]) for e in errors
+            )
+            if errors
+            else "The request was not valid."
+        )
+    if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
+        detail = "An unexpected error occurred. It has been logged."
+    return error_response(request, exc.status_code, detail, extra=extra, headers=exc.headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.exception("unhandled_exception", path=request.url.path, exc_type=type(exc).__name__)
+    return error_response(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "An unexpected error occurred. It has been logged; please try again.",
+    )
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

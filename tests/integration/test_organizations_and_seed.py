@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import pytest
+from advanced_alchemy.base import metadata_registry
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.audit.services import Actor
+from saas.db import demo_data
+from saas.db.models import EnterpriseConnection, Membership, Organization, OrganizationDomain, User
+from saas.db.seed import seed_demo_data
+from saas.errors import Conflict, InvalidInput
+from saas.organizations.services import OrganizationService
+
+SYSTEM = Actor.system()
+
+
+async def test_one_domain_belongs_to_one_organization(session: AsyncSession) -> None:
+    service = OrganizationService(session=session)
+    acme = await service.create_organization(slug="acme", display_name="Acme", actor=SYSTEM)
+    globex = await service.create_organization(slug="globex", display_name="Globex", actor=SYSTEM)
+    record = await service.add_domain(organization_id=acme.id, domain="ACME.example.", actor=SYSTEM)
+    assert record.domain == "acme.example"
+    assert not record.is_verified
+    with pytest.raises(Conflict):
+        await service.add_domain(organization_id=globex.id, domain="acme.example", actor=SYSTEM)
+    await session.commit()
+    # The database refuses it too, whatever code path tries.
+    with pytest.raises(IntegrityError):
+        await session.execute(
+            insert(OrganizationDomain).values(
+                id=globex.id,
+                organization_id=globex.id,
+                domain="acme.example",
+                verification_token="x",
+                created_at=func.now(),
+                updated_at=func.now(),
+            )
+        )
+
+
+@pytest.mark.parametrize("slug", ["Acme", "-acme", "acme-", "a" * 51, "ac me", "ácme", ""])
+async def test_slugs_follow_auth0_organization_name_rules(session: AsyncSession, slug: str) -> None:
+    with pytest.raises(InvalidInput):
+        await OrganizationService(session=session).create_organization(
+            slug=slug, display_name="X", actor=SYSTEM
+        )
+
+
+async def test_duplicate_slug_is_a_conflict(session: AsyncSession) -> None:
+    service = OrganizationService(session=session)
+    await service.create_organization(slug="acme", display_name="Acme", actor=SYSTEM)
+    with pytest.raises(Conflict):
+        await service.create_organization(slug="acme", display_name="Other", actor=SYSTEM)
+
+
+async def _row_counts(session: AsyncSession) -> dict[str, int]:
+    counts = {}
+    for table in metadata_registry.get(None).sorted_tables:
+        counts[table.name] = int(await session.scalar(select(func.count()).select_from(table)) or 0)
+    return counts
+
+
+async def test_seed_matches_design_and_is_idempotent(session: AsyncSession) -> None:
+    first = await seed_demo_data(session)
+    await session.commit()
+    assert first.changed
+    before = await _row_counts(session)
+    second = await seed_demo_data(session)
+    await session.commit()
+    assert not second.changed
+    assert await _row_counts(session) == before
+
+    orgs = {o.slug: o for o in (await session.execute(select(Organization))).scalars()}
+    assert set(orgs) == {"acme", "globex", "initech"}
+    domains = {d.domain: d for d in (await session.execute(select(OrganizationDomain))).scalars()}
+    assert domains["acme.example"].organization_id == orgs["acme"].id
+    assert domains["acme.example"].is_verified
+    assert domains["globex.example"].organization_id == orgs["globex"].id
+    connections = {
+        c.auth0_connection_name: c
+        for c in (await session.execute(select(EnterpriseConnection))).scalars()
+    }
+    assert connections["acme-saml"].strategy == "samlp"
+    assert connections["globex-oidc"].strategy == "oidc"
+    roles = {
+        (email, slug): role
+        for email, slug, role in await session.execute(
+            select(User.email, Organization.slug, Membership.role)
+            .join(Membership, Membership.user_id == User.id)
+            .join(Organization, Organization.id == Membership.organization_id)
+        )
+    }
+    for user in demo_data.USERS:
+        for slug, role in user.memberships.items():
+            assert roles[(user.email, slug)] == role
+    olivia = (
+        await session.execute(select(User).where(User.email == "olivia@ops.example"))
+    ).scalar_one()
+    assert olivia.is_platform_operator

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from saas.config import ConfigurationError, load_settings
+
+STRONG = "x" * 40
+
+
+def production(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "app_env": "production",
+        "secret_key": STRONG,
+        "auth0_domain": "tenant.eu.auth0.com",
+        "auth0_client_secret": "real-client-secret",
+        "auth0_management_client_secret": "real-m2m-secret",
+        "app_base_url": "https://app.example.com",
+    }
+    values.update(overrides)
+    return values
+
+
+def test_development_defaults_work_without_configuration() -> None:
+    settings = load_settings()
+    assert settings.uses_dev_idp
+    assert settings.auth0_issuer == "http://127.0.0.1:8001/"
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_valid_production_settings_are_accepted() -> None:
+    settings = load_settings(**production())
+    assert settings.auth0_issuer == "https://tenant.eu.auth0.com/"
+    assert settings.auth0_management_audience == "https://tenant.eu.auth0.com/api/v2/"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"secret_key": "dev-insecure-secret-key-change-me-in-production"},
+            "SECRET_KEY is a development default",
+        ),
+        ({"secret_key": "short"}, "SECRET_KEY must be at least 32 characters"),
+        ({"auth0_client_secret": "dev-insecure-app-client-secret"}, "AUTH0_CLIENT_SECRET"),
+        ({"auth0_management_client_secret": "dev-insecure-x"}, "AUTH0_MANAGEMENT_CLIENT_SECRET"),
+        ({"auth0_domain": None}, "AUTH0_DOMAIN is required"),
+        ({"app_base_url": "http://app.example.com"}, "APP_BASE_URL must be https://"),
+    ],
+)
+def test_production_refuses_development_values(override: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(**production(**override))
+
+
+def test_http_auth0_domain_only_on_loopback() -> None:
+    assert (
+        load_settings(auth0_domain="http://127.0.0.1:9000").auth0_issuer == "http://127.0.0.1:9000/"
+    )
+    assert load_settings(auth0_domain="http://localhost:9000").uses_dev_idp is False
+    with pytest.raises(ConfigurationError, match="AUTH0_DOMAIN: an http:// Auth0 domain"):
+        load_settings(auth0_domain="http://tenant.auth0.com")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite:///var/x.db", "sqlite+aiosqlite:///var/x.db"),
+    ],
+)
+def test_database_urls_get_the_async_driver(url: str, expected: str) -> None:
+    assert load_settings(database_url=url).database_url == expected
+
+
+def test_unsupported_database_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        load_settings(database_url="mysql://root@localhost/app")
+
+
+def test_operator_emails_are_split_and_lowercased(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLATFORM_OPERATOR_EMAILS", "Olivia@Ops.example, root@ops.example")
+    assert load_settings().platform_operator_emails == ["olivia@ops.example", "root@ops.example"]
+
+
+def test_bad_settings_fail_the_cli_with_one_clear_line() -> None:
+    env = {**os.environ, "APP_ENV": "production", "SECRET_KEY": "short"}
+    result = subprocess.run(
+        [sys.executable, "-m", "saas.cli", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: invalid configuration:")
+    assert "Traceback" not in result.stderr
