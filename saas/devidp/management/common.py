@@ -1,0 +1,130 @@
+"""Request-body validation and pagination in the Management API's style."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from litestar import Request
+
+from saas.devidp.errors import ManagementError
+
+T = TypeVar("T")
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_PER_PAGE = 100
+DEFAULT_TAKE = 50
+
+
+def bad_body(message: str) -> ManagementError:
+    return ManagementError(400, f"Payload validation error: {message}", "invalid_body")
+
+
+def bad_query(message: str) -> ManagementError:
+    return ManagementError(400, f"Query validation error: {message}", "invalid_query_string")
+
+
+def not_found(message: str, code: str) -> ManagementError:
+    return ManagementError(404, message, code)
+
+
+async def json_object(
+    request: Request[Any, Any, Any],
+    *,
+    allowed: set[str],
+    required: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The JSON body, refusing unknown properties and missing required ones, as Auth0 does."""
+    try:
+        body = await request.json()
+    except Exception:
+        raise bad_body("'Invalid JSON'") from None
+    if not isinstance(body, dict):
+        raise bad_body("'Expected type object but found type " + type(body).__name__ + "'")
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise bad_body(f"'Additional properties not allowed: {','.join(extra)}'")
+    for name in required:
+        if name not in body:
+            raise bad_body(f"'Missing required property: {name}'")
+    return body
+
+
+def expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
+    # bool is an int in Python; JSON booleans must not pass as integers.
+    if isinstance(value, bool) and kind in (int, (int,)):
+        raise bad_body(f"'Expected type integer but found type boolean' on property {name}")
+    if not isinstance(value, kind):
+        raise bad_body(f"'Invalid type' on property {name}")
+    return value
+
+
+def string_list(body: dict[str, Any], name: str, *, min_items: int, max_items: int) -> list[str]:
+    value = body.get(name)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise bad_body(f"'Expected type array of strings' on property {name}")
+    if len(value) < min_items:
+        raise bad_body(
+            f"'Array is too short ({len(value)}), minimum {min_items}' on property {name}"
+        )
+    if len(value) > max_items:
+        raise bad_body(
+            f"'Array is too long ({len(value)}), maximum {max_items}' on property {name}"
+        )
+    return list(dict.fromkeys(value))
+
+
+def _int(query: Any, name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_query(f"Expected type integer on parameter {name}") from None
+    if not low <= value <= high:
+        raise bad_query(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _bool(query: Any, name: str) -> bool:
+    return str(query.get(name, "false")).lower() == "true"
+
+
+def offset_page(query: Any, items: list[T], key: str, render: Callable[[T], Any]) -> Any:
+    """``page``/``per_page``/``include_totals``: an array, or ``{key, start, limit, total}``."""
+    page = _int(query, "page", 0, 0, 10_000)
+    per_page = _int(query, "per_page", 50, 1, MAX_PER_PAGE)
+    chunk = [render(i) for i in items[page * per_page : (page + 1) * per_page]]
+    if _bool(query, "include_totals"):
+        return {key: chunk, "start": page * per_page, "limit": per_page, "total": len(items)}
+    return chunk
+
+
+def uses_checkpoint(query: Any) -> bool:
+    return "from" in query or "take" in query
+
+
+def checkpoint_page(
+    query: Any, items: list[T], key: str, ident: Callable[[T], str], render: Callable[[T], Any]
+) -> dict[str, Any]:
+    """``from``/``take`` checkpoint pagination: ``{key: [...], next?}`` with an opaque cursor."""
+    take = _int(query, "take", DEFAULT_TAKE, 1, MAX_PER_PAGE)
+    cursor = query.get("from")
+    start = 0
+    if cursor:
+        try:
+            after = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
+        except (ValueError, UnicodeDecodeError):
+            raise bad_query("from is not a valid checkpoint") from None
+        start = next((i + 1 for i, item in enumerate(items) if ident(item) == after), None) or 0
+        if start == 0:
+            # Position after the cursor even if that item was deleted meanwhile.
+            start = sum(1 for item in items if ident(item) <= after)
+    chunk = items[start : start + take]
+    result: dict[str, Any] = {key: [render(i) for i in chunk]}
+    if start + take < len(items):
+        result["next"] = base64.urlsafe_b64encode(ident(chunk[-1]).encode()).decode().rstrip("=")
+    return result
