@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     session_idle_timeout_seconds: int = Field(default=30 * 60, ge=60)
     session_absolute_timeout_seconds: int = Field(default=12 * 3600, ge=300)
     invitation_ttl_days: int = Field(default=7, ge=1, le=30)
+    # Per client address, on /login and /callback.
+    login_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # Where file-backed stores (sessions, rate limits) live when REDIS_URL is not set.
+    state_dir: Path = VAR_DIR
 
     # The embedded development IdP (never used when APP_ENV=production).
     devidp_base_url: str = "http://127.0.0.1:8001"
@@ -154,6 +158,12 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.app_env == "development"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Secure and `__Host-` cookies whenever the app is served over https (always in
+        production, which refuses an http APP_BASE_URL); plain cookies on a local http origin."""
+        return self.app_base_url.startswith("https://")
 
     @property
     def uses_dev_idp(self) -> bool:

@@ -7,9 +7,18 @@ from typing import TYPE_CHECKING
 from litestar.di import Provide
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
+from saas.auth.controllers import AuthController
+from saas.auth.provider import OIDCProvider
+from saas.auth.sessions import (
+    create_session_config,
+    create_stores,
+    session_timeout_middleware_factory,
+)
 from saas.config import Settings
+from saas.organizations.controllers import OrganizationHomeController
 from saas.system.controllers import SystemController
 from saas.web.errors import EXCEPTION_HANDLERS
+from saas.web.security import create_csrf_config, create_login_rate_limit
 
 if TYPE_CHECKING:
     from click import Group
@@ -22,8 +31,24 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         settings = self.settings
-        app_config.route_handlers.extend([SystemController])
+        if settings.uses_dev_idp and settings.is_production:
+            raise RuntimeError("the development IdP cannot be used when APP_ENV=production")
+        provider = OIDCProvider(settings)
+        app_config.route_handlers.extend(
+            [SystemController, AuthController, OrganizationHomeController]
+        )
         app_config.dependencies["settings"] = Provide(lambda: settings, sync_to_thread=False)
+        app_config.dependencies["provider"] = Provide(lambda: provider, sync_to_thread=False)
+        app_config.on_shutdown.append(provider.aclose)
+        app_config.stores = create_stores(settings)
+        app_config.middleware.extend(
+            [
+                create_session_config(settings).middleware,
+                session_timeout_middleware_factory(settings),
+                create_login_rate_limit(settings).middleware,
+            ]
+        )
+        app_config.csrf_config = create_csrf_config(settings)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
         app_config.state["settings"] = settings
         return app_config

@@ -39,7 +39,8 @@ def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         engine_config=EngineConfig(**engine_options),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         session_dependency_key=SESSION_DEPENDENCY_KEY,
-        before_send_handler="autocommit",
+        # Redirects count as success: a login that ends in a 302 must commit its writes.
+        before_send_handler="autocommit_include_redirects",
         create_all=False,  # migrations are the only way the schema changes
         alembic_config=AlembicAsyncConfig(
             script_location=str(MIGRATIONS_DIR),

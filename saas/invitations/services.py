@@ -88,6 +88,16 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         )
         return invitation, ticket
 
+    async def record_auth0_ticket(
+        self, *, invitation_id: UUID, auth0_invitation_id: str, ticket: str
+    ) -> Invitation:
+        """Auth0 issues the ticket that its invitation link carries; from then on that ticket,
+        not ours, is what /invitation checks (still only as a hash)."""
+        invitation = await self.repository.get(invitation_id)
+        invitation.auth0_invitation_id = auth0_invitation_id
+        invitation.token_hash = hash_ticket(ticket)
+        return await self.repository.update(invitation, auto_commit=False)
+
     async def _get_in_org(self, organization_id: UUID, invitation_id: UUID) -> Invitation:
         invitation = await self.repository.get_one_or_none(
             id=invitation_id, organization_id=organization_id

@@ -11,9 +11,11 @@ from typing import Any
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from saas.auth.errors import LoginRefused
+from saas.auth.tenant import SignInRequired
 from saas.errors import DomainError
 
 logger = structlog.get_logger("saas.errors")
@@ -74,6 +76,25 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
     return error_response(request, exc.status_code, exc.detail, title=exc.title, extra=extra)
 
 
+def handle_login_refused(request: Request[Any, Any, Any], exc: LoginRefused) -> Response[Any]:
+    # The reason goes to the log; tokens, codes and claims never do.
+    logger.warning("login_refused", reason=exc.reason, cause=type(exc.__cause__).__name__)
+    return error_response(
+        request, exc.status_code, exc.detail, title=exc.title, extra={"reason": exc.reason}
+    )
+
+
+def handle_sign_in_required(request: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
+    if wants_json(request):
+        return error_response(
+            request, 401, exc.detail, headers={"WWW-Authenticate": 'Bearer realm="api"'}
+        )
+    if request.headers.get("hx-request") == "true":
+        # htmx follows HX-Redirect with a full page load instead of swapping a login page in.
+        return Response(None, status_code=204, headers={"HX-Redirect": exc.location})
+    return Redirect(path=exc.location, status_code=303)
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     extra: dict[str, Any] | None = None
     detail = exc.detail
@@ -108,6 +129,8 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 EXCEPTION_HANDLERS = {
+    LoginRefused: handle_login_refused,
+    SignInRequired: handle_sign_in_required,
     DomainError: handle_domain_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,

@@ -1,0 +1,58 @@
+"""Step 1 of the pipeline: the authorization request, with its state remembered server-side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.response import Redirect
+
+from saas.auth.errors import OrganizationSuspended, UnknownOrganization
+from saas.auth.pending import PendingLogin, remember
+from saas.auth.provider import OIDCProvider
+from saas.auth.redirects import safe_next
+from saas.db.models import EnterpriseConnection, Organization
+
+
+async def begin_login(
+    request: Request[Any, Any, Any],
+    provider: OIDCProvider,
+    *,
+    organization: Organization | None = None,
+    connection: EnterpriseConnection | None = None,
+    login_hint: str | None = None,
+    invitation: str | None = None,
+    next_url: str | None = None,
+    silent: bool = False,
+) -> Redirect:
+    if organization is not None:
+        if not organization.is_active:
+            raise OrganizationSuspended
+        if not organization.auth0_org_id:
+            raise UnknownOrganization("This organization is still being set up. Try again shortly.")
+    pending = PendingLogin.new(
+        next_url=safe_next(next_url),
+        organization_id=str(organization.id) if organization else None,
+        auth0_org_id=organization.auth0_org_id if organization else None,
+        invitation=invitation,
+        silent=silent,
+    )
+    extra: dict[str, str] = {}
+    if organization is not None and organization.auth0_org_id:
+        extra["organization"] = organization.auth0_org_id
+    if connection is not None:
+        extra["connection"] = connection.auth0_connection_name
+    if login_hint:
+        extra["login_hint"] = login_hint
+    if invitation:
+        extra["invitation"] = invitation
+    if silent:
+        extra["prompt"] = "none"
+    url = await provider.authorization_url(
+        state=pending.state,
+        nonce=pending.nonce,
+        code_verifier=pending.code_verifier,
+        extra=extra,
+    )
+    remember(request.session, pending)
+    return Redirect(path=url, status_code=303)

@@ -1,0 +1,140 @@
+"""The callback pipeline: state -> code exchange -> ID token -> organization -> user -> membership.
+
+Each step either hands on a verified value or raises a named LoginRefused. Database writes
+(user upsert, invitation acceptance, JIT membership, audit) happen only after every token check
+passed, in one transaction that the caller commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.audit.services import Actor, AuditService
+from saas.auth import errors
+from saas.auth.membership import enforce_required_sso, resolve_membership
+from saas.auth.pending import PendingLogin
+from saas.auth.provider import OIDCProvider
+from saas.auth.tokens import InvalidToken, verify_id_token
+from saas.config import Settings
+from saas.db.models import Membership, Organization, User
+from saas.errors import InvalidInput
+from saas.organizations.services import OrganizationRepository
+from saas.users.services import UserService
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedLogin:
+    user: User
+    organization: Organization | None
+    membership: Membership | None
+    next_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackParams:
+    state: str | None
+    code: str | None
+    error: str | None
+    error_description: str | None
+
+
+async def verified_claims(
+    provider: OIDCProvider, pending: PendingLogin, params: CallbackParams
+) -> dict[str, Any]:
+    if params.error:
+        raise errors.ProviderError(_provider_message(params))
+    if not params.code:
+        raise errors.ProviderError("The identity provider sent no authorization code.")
+    tokens = await provider.exchange_code(code=params.code, code_verifier=pending.code_verifier)
+    id_token = tokens.get("id_token")
+    if not isinstance(id_token, str):
+        raise errors.TokenRejected("The identity provider sent no ID token.")
+    try:
+        return await verify_id_token(
+            id_token,
+            await provider.jwks(),
+            issuer=provider.issuer,
+            client_id=provider.settings.auth0_client_id,
+            nonce=pending.nonce,
+        )
+    except InvalidToken as error:
+        raise errors.TokenRejected from error
+
+
+def _provider_message(params: CallbackParams) -> str:
+    # Shown to the user: Auth0's descriptions are written for end users ("user is blocked").
+    description = (params.error_description or "").strip()[:300]
+    return description or f"The identity provider answered {params.error!r}."
+
+
+async def organization_from_claims(
+    db: AsyncSession, pending: PendingLogin, claims: dict[str, Any]
+) -> Organization | None:
+    token_org = claims.get("org_id")
+    if pending.auth0_org_id is not None:
+        if token_org != pending.auth0_org_id:
+            raise errors.OrganizationMismatch
+    elif token_org is None:
+        return None
+    if not isinstance(token_org, str):
+        raise errors.UnknownOrganization
+    organization = await OrganizationRepository(session=db).get_one_or_none(auth0_org_id=token_org)
+    if organization is None:
+        raise errors.UnknownOrganization
+    if not organization.is_active:
+        raise errors.OrganizationSuspended
+    return organization
+
+
+async def complete_login(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    provider: OIDCProvider,
+    pending: PendingLogin,
+    params: CallbackParams,
+    actor: Actor,
+) -> CompletedLogin:
+    claims = await verified_claims(provider, pending, params)
+    organization = await organization_from_claims(db, pending, claims)
+    email = claims.get("email")
+    if not isinstance(email, str) or not email:
+        raise errors.TokenRejected("The identity provider did not send an email address.")
+    try:
+        user = await UserService(session=db).upsert_by_sub(
+            sub=claims["sub"],
+            email=email,
+            name=str(claims.get("name") or ""),
+            picture=claims.get("picture") if isinstance(claims.get("picture"), str) else None,
+            platform_operator_emails=frozenset(settings.platform_operator_emails),
+            signed_in=True,
+        )
+    except InvalidInput as error:
+        raise errors.TokenRejected(
+            "The email address from the identity provider is not valid."
+        ) from error
+    await enforce_required_sso(db, user)
+    membership = None
+    if organization is not None:
+        membership = await resolve_membership(
+            db,
+            user=user,
+            organization=organization,
+            invitation_ticket=pending.invitation,
+            email_verified=claims.get("email_verified") is True,
+            actor=Actor(user.id, actor.ip_address, actor.user_agent),
+        )
+    await AuditService(session=db).record(
+        "auth.login",
+        actor=Actor(user.id, actor.ip_address, actor.user_agent),
+        organization_id=organization.id if organization else None,
+        target_type="user",
+        target_id=user.id,
+        details={"connection": claims["sub"].split("|")[0]},
+    )
+    return CompletedLogin(
+        user=user, organization=organization, membership=membership, next_url=pending.next_url
+    )

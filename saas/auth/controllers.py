@@ -1,0 +1,259 @@
+"""Sign-in, invitation links, the callback, organization picking, and sign-out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import structlog
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, Template
+from msgspec import Struct
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.auth import errors
+from saas.auth.authorize import begin_login
+from saas.auth.callback import CallbackParams, complete_login
+from saas.auth.context import actor_from, load_current_user, memberships_of
+from saas.auth.discovery import route_email
+from saas.auth.pending import take
+from saas.auth.provider import OIDCProvider
+from saas.auth.sessions import start_authenticated_session
+from saas.config import Settings
+from saas.db.models import Organization
+from saas.errors import InvalidInput, NotFound
+from saas.invitations.services import InvitationService
+from saas.organizations.services import OrganizationRepository
+
+logger = structlog.get_logger("saas.auth")
+
+
+SILENT_LOGIN_FAILURES = frozenset({"login_required", "interaction_required", "consent_required"})
+
+
+class LoginForm(Struct):
+    email: str = ""
+    next: str = ""
+
+
+def _landing(organization: Organization) -> str:
+    return f"/o/{organization.slug}/"
+
+
+async def _login_to(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    provider: OIDCProvider,
+    organization: Organization,
+    *,
+    next_url: str | None,
+    silent: bool = False,
+) -> Redirect:
+    """A login for one organization. The enterprise connection is only forced on users whose
+    own email domain routes to it: an invited outsider (or an operator switching in) chooses
+    among the organization's enabled connections at the IdP instead."""
+    user = await load_current_user(request, db)
+    connection = None
+    if user is not None:
+        route = await route_email(db, user.email)
+        if route.organization is not None and route.organization.id == organization.id:
+            connection = route.connection
+    return await begin_login(
+        request,
+        provider,
+        organization=organization,
+        connection=connection,
+        login_hint=user.email if user else None,
+        next_url=next_url,
+        silent=silent,
+    )
+
+
+class AuthController(Controller):
+    include_in_schema = False
+
+    @get("/login", name="login")
+    async def login_page(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        provider: NamedDependency[OIDCProvider],
+        organization: FromQuery[str | None] = None,
+        next_url: Annotated[str | None, QueryParameter(name="next")] = None,
+    ) -> Template | Redirect:
+        if organization:
+            org = await OrganizationRepository(session=db_session).get_one_or_none(
+                slug=organization
+            )
+            if org is None:
+                raise errors.UnknownOrganization
+            return await _login_to(request, db_session, provider, org, next_url=next_url)
+        return Template("pages/login.html", context={"email": "", "next": next_url or ""})
+
+    @post("/login", name="login.submit")
+    async def login_submit(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        provider: NamedDependency[OIDCProvider],
+        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template | Redirect:
+        try:
+            route = await route_email(db_session, data.email)
+        except InvalidInput:
+            return Template(
+                "pages/login.html",
+                context={
+                    "email": data.email[:320],
+                    "next": data.next,
+                    "error": "Enter a valid email address, like name@company.com.",
+                },
+                status_code=422,
+            )
+        # Known and unknown domains both end in a redirect to the IdP with the address as a
+        # hint: the response does not tell whether an account or organization exists.
+        return await begin_login(
+            request,
+            provider,
+            organization=route.organization,
+            connection=route.connection,
+            login_hint=data.email.strip(),
+            next_url=data.next,
+        )
+
+    @get("/o/{slug:str}/login", name="login.organization")
+    async def organization_login(
+        self,
+        slug: FromPath[str],
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        provider: NamedDependency[OIDCProvider],
+        next_url: Annotated[str | None, QueryParameter(name="next")] = None,
+        silent: FromQuery[bool] = False,
+    ) -> Redirect:
+        org = await OrganizationRepository(session=db_session).get_one_or_none(slug=slug)
+        if org is None:
+            raise errors.UnknownOrganization
+        return await _login_to(
+            request, db_session, provider, org, next_url=next_url or _landing(org), silent=silent
+        )
+
+    @get("/invitation", name="invitation")
+    async def invitation(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        provider: NamedDependency[OIDCProvider],
+        invitation: FromQuery[str],
+        organization: FromQuery[str],
+    ) -> Redirect:
+        """Auth0-style invitation links: `?invitation=<ticket>&organization=<org id>`."""
+        org = await OrganizationRepository(session=db_session).get_one_or_none(
+            auth0_org_id=organization
+        )
+        if org is None:
+            raise errors.InvitationInvalid
+        try:
+            pending = await InvitationService(session=db_session).get_pending_by_ticket(
+                org.id, invitation
+            )
+        except (InvalidInput, NotFound) as error:
+            raise errors.InvitationInvalid from error
+        return await begin_login(
+            request,
+            provider,
+            organization=org,
+            login_hint=pending.email,
+            invitation=invitation,
+            next_url=_landing(org),
+        )
+
+    @get("/callback", name="callback")
+    async def callback(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        provider: NamedDependency[OIDCProvider],
+        settings: NamedDependency[Settings],
+        state_param: Annotated[str | None, QueryParameter(name="state")] = None,
+        code: FromQuery[str | None] = None,
+        error: FromQuery[str | None] = None,
+        error_description: FromQuery[str | None] = None,
+    ) -> Redirect:
+        pending = take(request.session, state_param)
+        if pending is None:
+            raise errors.StateMismatch
+        if pending.silent and error in SILENT_LOGIN_FAILURES:
+            # Silent switching found no IdP session: fall back to an interactive sign-in.
+            org = await OrganizationRepository(session=db_session).get_one_or_none(
+                auth0_org_id=pending.auth0_org_id
+            )
+            if org is None:
+                raise errors.UnknownOrganization
+            return await _login_to(request, db_session, provider, org, next_url=pending.next_url)
+        completed = await complete_login(
+            db_session,
+            settings=settings,
+            provider=provider,
+            pending=pending,
+            params=CallbackParams(state_param, code, error, error_description),
+            actor=actor_from(request, None),
+        )
+        organization = completed.organization
+        start_authenticated_session(
+            request,
+            user_id=str(completed.user.id),
+            organization_id=str(organization.id) if organization else None,
+        )
+        logger.info(
+            "login_succeeded",
+            user_id=str(completed.user.id),
+            organization=organization.slug if organization else None,
+        )
+        if organization is None:
+            return Redirect(path="/select-organization", status_code=303)
+        next_url = completed.next_url
+        if next_url == "/":
+            next_url = _landing(organization)
+        return Redirect(path=next_url, status_code=303)
+
+    @get("/select-organization", name="select_organization")
+    async def select_organization(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+    ) -> Template | Redirect:
+        user = await load_current_user(request, db_session)
+        if user is None:
+            return Redirect(path="/login", status_code=303)
+        memberships = [
+            m for m in await memberships_of(db_session, user) if m.organization.is_active
+        ]
+        if len(memberships) == 1:
+            return Redirect(
+                path=f"/o/{memberships[0].organization.slug}/login?silent=true", status_code=303
+            )
+        status = 200 if memberships else 403
+        return Template(
+            "pages/select_organization.html",
+            context={"user": user, "memberships": memberships},
+            status_code=status,
+        )
+
+    @post("/logout", name="logout")
+    async def logout(
+        self,
+        request: Request[Any, Any, Any],
+        provider: NamedDependency[OIDCProvider],
+        settings: NamedDependency[Settings],
+    ) -> Redirect:
+        request.clear_session()
+        return Redirect(
+            path=await provider.logout_url(f"{settings.app_base_url}/logged-out"), status_code=303
+        )
+
+    @get("/logged-out", name="logged_out")
+    async def logged_out(self) -> Template:
+        return Template("pages/logged_out.html")

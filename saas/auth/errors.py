@@ -1,0 +1,89 @@
+"""Why a sign-in was refused. Each reason has a name, a status and a message a person can act on.
+
+Refusals are logged (reason only, never tokens) and shown on a clear page; none of them writes
+to the session's identity or to the database.
+"""
+
+from __future__ import annotations
+
+
+class LoginRefused(Exception):
+    reason = "login_refused"
+    status_code = 400
+    title = "We could not sign you in"
+    message = "Something about this sign-in was not right. Please start again."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.message)
+        self.detail = detail or self.message
+
+
+class StateMismatch(LoginRefused):
+    reason = "state_mismatch"
+    message = "This sign-in link has expired or was opened in another browser. Please start again."
+
+
+class ProviderError(LoginRefused):
+    reason = "provider_error"
+    message = "The identity provider refused the sign-in."
+
+
+class CodeExchangeFailed(LoginRefused):
+    reason = "code_exchange_failed"
+    message = "The sign-in could not be completed with the identity provider. Please start again."
+
+
+class TokenRejected(LoginRefused):
+    reason = "token_rejected"
+    message = "The identity provider's answer could not be verified. Please start again."
+
+
+class OrganizationMismatch(LoginRefused):
+    reason = "organization_mismatch"
+    status_code = 403
+    message = "You signed in to a different organization than the one you asked for."
+
+
+class UnknownOrganization(LoginRefused):
+    reason = "unknown_organization"
+    status_code = 403
+    message = "This organization is not available here."
+
+
+class OrganizationSuspended(LoginRefused):
+    reason = "organization_suspended"
+    status_code = 403
+    title = "Organization unavailable"
+    message = "Sign-in to this organization is currently not available. Contact your administrator."
+
+
+class NotAMember(LoginRefused):
+    reason = "not_a_member"
+    status_code = 403
+    title = "No access to this organization"
+    message = (
+        "Your account is not a member of this organization. Ask an administrator to invite you."
+    )
+
+
+class SsoRequired(LoginRefused):
+    reason = "sso_required"
+    status_code = 403
+    title = "Use your company's single sign-on"
+    message = (
+        "Your organization requires signing in through its single sign-on. "
+        "Start again from the sign-in page with your work email."
+    )
+
+
+class InvitationInvalid(LoginRefused):
+    reason = "invitation_invalid"
+    status_code = 403
+    title = "Invitation not valid"
+    message = "This invitation is not valid any more, or it was sent to a different email address."
+
+
+class EmailNotVerified(LoginRefused):
+    reason = "email_not_verified"
+    status_code = 403
+    message = "Your identity provider did not confirm your email address."

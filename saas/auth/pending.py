@@ -1,0 +1,72 @@
+"""The pre-login state: what the browser's session remembers between /authorize and /callback.
+
+Keyed by `state`, so two tabs signing in at once do not clobber each other; bounded, and each
+entry is single-use and short-lived.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from authlib.common.security import generate_token
+
+from saas.auth.sessions import PENDING_LOGIN
+
+PENDING_TTL_SECONDS = 600
+MAX_PENDING = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLogin:
+    state: str
+    nonce: str
+    code_verifier: str
+    next_url: str
+    created_at: int
+    organization_id: str | None = None  # our id of the organization the login is for
+    auth0_org_id: str | None = None  # what the ID token's org_id must equal
+    invitation: str | None = None  # the invitation ticket being accepted
+    silent: bool = False  # prompt=none: fall back to interactive on login_required
+
+    @classmethod
+    def new(cls, **fields: Any) -> PendingLogin:
+        return cls(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            # RFC 7636: 43-128 characters from the unreserved set.
+            code_verifier=generate_token(64),
+            created_at=int(time.time()),
+            **fields,
+        )
+
+    def expired(self, now: float) -> bool:
+        return now - self.created_at > PENDING_TTL_SECONDS
+
+
+def remember(session: dict[str, Any], pending: PendingLogin) -> None:
+    entries: dict[str, Any] = dict(session.get(PENDING_LOGIN) or {})
+    entries[pending.state] = asdict(pending)
+    newest = sorted(entries.items(), key=lambda item: item[1].get("created_at", 0))[-MAX_PENDING:]
+    session[PENDING_LOGIN] = dict(newest)
+
+
+def take(session: dict[str, Any], state: str | None) -> PendingLogin | None:
+    """Remove and return the pending login for `state`; None if unknown or expired."""
+    entries: dict[str, Any] = dict(session.get(PENDING_LOGIN) or {})
+    raw = entries.pop(state, None) if state else None
+    if entries:
+        session[PENDING_LOGIN] = entries
+    else:
+        session.pop(PENDING_LOGIN, None)
+    if not isinstance(raw, dict):
+        return None
+    try:
+        pending = PendingLogin(**raw)
+    except TypeError:
+        return None
+    if pending.expired(time.time()) or not secrets.compare_digest(pending.state, state or ""):
+        return None
+    return pending

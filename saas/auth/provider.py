@@ -1,0 +1,135 @@
+"""The OpenID Provider (Auth0, or the development IdP) as the app sees it.
+
+Authlib builds the authorization request (PKCE S256) and performs the code exchange with the
+confidential client's credentials; PyJWT (saas.auth.tokens) verifies what comes back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+
+from saas.auth.errors import CodeExchangeFailed
+from saas.auth.jwks import JWKSCache
+from saas.config import Settings
+
+SCOPES = "openid profile email"
+METADATA_TTL_SECONDS = 3600.0
+
+
+class ProviderUnavailable(Exception):
+    """Discovery failed or the provider's metadata is not trustworthy."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderMetadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    end_session_endpoint: str | None
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], expected_issuer: str) -> ProviderMetadata:
+        if document.get("issuer") != expected_issuer:
+            # OpenID Connect Discovery 1.0, section 4.3: the issuer must match exactly.
+            raise ProviderUnavailable(
+                f"discovery issuer {document.get('issuer')!r} is not {expected_issuer!r}"
+            )
+        try:
+            return cls(
+                issuer=document["issuer"],
+                authorization_endpoint=document["authorization_endpoint"],
+                token_endpoint=document["token_endpoint"],
+                jwks_uri=document["jwks_uri"],
+                end_session_endpoint=document.get("end_session_endpoint"),
+            )
+        except KeyError as missing:
+            raise ProviderUnavailable(f"discovery document lacks {missing}") from None
+
+
+class OIDCProvider:
+    """One per app: holds the HTTP client, the discovery metadata and the JWKS cache."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        self._metadata: ProviderMetadata | None = None
+        self._metadata_at = 0.0
+        self._jwks: JWKSCache | None = None
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.auth0_issuer
+
+    async def metadata(self) -> ProviderMetadata:
+        if self._metadata is None or time.monotonic() - self._metadata_at > METADATA_TTL_SECONDS:
+            url = f"{self.settings.auth0_base_url}/.well-known/openid-configuration"
+            try:
+                response = await self.http.get(url)
+                response.raise_for_status()
+                document = response.json()
+            except (httpx.HTTPError, ValueError) as error:
+                raise ProviderUnavailable(f"discovery failed: {type(error).__name__}") from error
+            self._metadata = ProviderMetadata.from_document(document, self.issuer)
+            self._metadata_at = time.monotonic()
+        return self._metadata
+
+    async def jwks(self) -> JWKSCache:
+        metadata = await self.metadata()
+        if self._jwks is None or self._jwks.jwks_uri != metadata.jwks_uri:
+            self._jwks = JWKSCache(metadata.jwks_uri, self.http)
+        return self._jwks
+
+    def _client(self) -> AsyncOAuth2Client:
+        return AsyncOAuth2Client(
+            client_id=self.settings.auth0_client_id,
+            client_secret=self.settings.auth0_client_secret.get_secret_value(),
+            scope=SCOPES,
+            redirect_uri=self.settings.callback_url,
+            code_challenge_method="S256",
+            token_endpoint_auth_method="client_secret_post",  # noqa: S106  (a method name)
+            timeout=10.0,
+        )
+
+    async def authorization_url(
+        self, *, state: str, nonce: str, code_verifier: str, extra: dict[str, str]
+    ) -> str:
+        metadata = await self.metadata()
+        async with self._client() as client:
+            url, _ = client.create_authorization_url(
+                metadata.authorization_endpoint,
+                state=state,
+                nonce=nonce,
+                code_verifier=code_verifier,
+                **extra,
+            )
+        return str(url)
+
+    async def exchange_code(self, *, code: str, code_verifier: str) -> dict[str, Any]:
+        metadata = await self.metadata()
+        async with self._client() as client:
+            try:
+                token = await client.fetch_token(
+                    metadata.token_endpoint,
+                    grant_type="authorization_code",
+                    code=code,
+                    code_verifier=code_verifier,
+                )
+            except (OAuthError, httpx.HTTPError, ValueError) as error:
+                raise CodeExchangeFailed from error
+        return dict(token)
+
+    async def logout_url(self, return_to: str) -> str:
+        # Auth0's /v2/logout takes client_id and an allow-listed returnTo.
+        query = httpx.QueryParams(
+            {"client_id": self.settings.auth0_client_id, "returnTo": return_to}
+        )
+        return f"{self.settings.auth0_base_url}/v2/logout?{query}"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

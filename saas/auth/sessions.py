@@ -1,0 +1,155 @@
+"""Server-side sessions: only an opaque id in the cookie, everything else in the store.
+
+- Redis when REDIS_URL is set (any number of app processes share it), a file store otherwise.
+- Cookie: HttpOnly, SameSite=Lax; Secure and the `__Host-` prefix outside development.
+- The id is rotated at login (no session fixation) and the data carries its own idle and
+  absolute deadlines, checked on every request.
+- Tokens never enter the session: it holds ids and timestamps only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from litestar.connection import ASGIConnection
+from litestar.middleware.session.server_side import (
+    ServerSideSessionBackend,
+    ServerSideSessionConfig,
+)
+from litestar.stores.base import Store
+from litestar.stores.file import FileStore
+from litestar.stores.redis import RedisStore
+from litestar.types import Empty
+
+from saas.config import Settings
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, ScopeSession, Send
+
+SESSION_STORE = "sessions"
+RATE_LIMIT_STORE = "ratelimit"
+_ROTATE = "_rotate"
+_ROTATED_ID = "saas.rotated_session_id"
+
+# Session keys, in one place.
+USER_ID = "user_id"
+ORGANIZATION_ID = "organization_id"
+CREATED_AT = "created_at"
+LAST_SEEN_AT = "last_seen_at"
+PENDING_LOGIN = "pending_login"
+
+
+def session_cookie_name(settings: Settings) -> str:
+    # Cookies ignore ports: the dev IdP on :8001 must never share our cookie's name.
+    return "__Host-saas_session" if settings.secure_cookies else "saas_session"
+
+
+class RotatingSessionBackend(ServerSideSessionBackend):
+    """Litestar's server-side backend, plus id rotation on request."""
+
+    def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+        rotated = connection.scope.get(_ROTATED_ID)
+        return str(rotated) if rotated else super().get_session_id(connection)
+
+    async def store_in_message(
+        self,
+        scope_session: ScopeSession,
+        message: Message,
+        connection: ASGIConnection[Any, Any, Any, Any],
+    ) -> None:
+        if not scope_session or scope_session is Empty:
+            # Anonymous visitors get no store entry and no cookie; a cleared session is deleted.
+            if connection.cookies.get(self.config.key):
+                await super().store_in_message(Empty, message, connection)
+            return
+        if isinstance(scope_session, dict) and scope_session.pop(_ROTATE, False):
+            old_id = connection.cookies.get(self.config.key)
+            if old_id:
+                await self.delete(
+                    old_id, store=self.config.get_store_from_app(connection.scope["app"])
+                )
+            connection.scope[_ROTATED_ID] = self.generate_session_id()  # type: ignore[literal-required]
+        await super().store_in_message(scope_session, message, connection)
+
+
+class RotatingSessionConfig(ServerSideSessionConfig):
+    _backend_class = RotatingSessionBackend
+
+
+def create_session_config(settings: Settings) -> RotatingSessionConfig:
+    secure = settings.secure_cookies
+    return RotatingSessionConfig(
+        key=session_cookie_name(settings),
+        store=SESSION_STORE,
+        max_age=settings.session_idle_timeout_seconds,
+        renew_on_access=True,
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
+
+
+def create_stores(settings: Settings) -> dict[str, Store]:
+    if settings.redis_url:
+        root = RedisStore.with_client(url=settings.redis_url, namespace="saas")
+        return {
+            SESSION_STORE: root.with_namespace(SESSION_STORE),
+            RATE_LIMIT_STORE: root.with_namespace(RATE_LIMIT_STORE),
+        }
+    root = settings.state_dir / "stores"
+    # FileStore.with_namespace() drops create_directories, so build each store directly.
+    return {
+        name: FileStore(root / name, create_directories=True)
+        for name in (SESSION_STORE, RATE_LIMIT_STORE)
+    }
+
+
+def start_authenticated_session(
+    connection: ASGIConnection[Any, Any, Any, Any], *, user_id: str, organization_id: str | None
+) -> None:
+    """Replace whatever the browser had with a fresh session under a new id."""
+    now = int(time.time())
+    connection.set_session(
+        {
+            USER_ID: user_id,
+            ORGANIZATION_ID: organization_id,
+            CREATED_AT: now,
+            LAST_SEEN_AT: now,
+            _ROTATE: True,
+        }
+    )
+
+
+def session_expired(session: dict[str, Any], settings: Settings, now: float) -> bool:
+    created = session.get(CREATED_AT)
+    seen = session.get(LAST_SEEN_AT, created)
+    if not isinstance(created, int | float) or not isinstance(seen, int | float):
+        return False
+    return (
+        now - created > settings.session_absolute_timeout_seconds
+        or now - seen > settings.session_idle_timeout_seconds
+    )
+
+
+def session_timeout_middleware_factory(settings: Settings) -> Any:
+    """Expire sessions past their idle or absolute deadline; refresh `last_seen_at` otherwise.
+
+    Runs inside the session middleware, so `scope["session"]` is loaded and written back.
+    """
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            session = scope.get("session")
+            if scope["type"] == "http" and isinstance(session, dict) and session.get(USER_ID):
+                now = time.time()
+                if session_expired(session, settings, now):
+                    scope["session"] = {}
+                else:
+                    session[LAST_SEEN_AT] = int(now)
+            await app(scope, receive, send)
+
+        return middleware
+
+    return factory

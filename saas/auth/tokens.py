@@ -1,0 +1,76 @@
+"""Verification of Auth0 ID tokens and access tokens with PyJWT.
+
+RS256 only; the key comes from the issuer's JWKS by `kid`; exp, iat, iss, aud and sub are
+required; the issuer must match exactly; a small leeway absorbs clock skew.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import jwt
+
+from saas.auth.jwks import JWKSCache, JWKSUnavailable
+
+ALGORITHMS = ["RS256"]
+LEEWAY_SECONDS = 60
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+
+
+class InvalidToken(Exception):
+    """A token that must not be trusted. The message names the reason, never the token."""
+
+
+async def _decode(token: str, jwks: JWKSCache, *, issuer: str, audience: str) -> dict[str, Any]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.DecodeError as error:
+        raise InvalidToken("malformed token") from error
+    if header.get("alg") not in ALGORITHMS:
+        # Refuse before any key lookup: `none` and HS256-with-the-public-key never get that far.
+        raise InvalidToken(f"algorithm {header.get('alg')!r} is not allowed")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidToken("token has no key id")
+    try:
+        key = await jwks.get_signing_key(kid)
+    except JWKSUnavailable as error:
+        raise InvalidToken("the issuer's signing keys are unavailable") from error
+    if key is None:
+        raise InvalidToken("unknown signing key")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key=key,
+            algorithms=ALGORITHMS,
+            audience=audience,
+            issuer=issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": REQUIRED_CLAIMS, "verify_iat": True, "strict_aud": False},
+        )
+    except jwt.PyJWTError as error:
+        raise InvalidToken(type(error).__name__) from error
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise InvalidToken("token has no subject")
+    return claims
+
+
+async def verify_id_token(
+    token: str, jwks: JWKSCache, *, issuer: str, client_id: str, nonce: str
+) -> dict[str, Any]:
+    claims = await _decode(token, jwks, issuer=issuer, audience=client_id)
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if len(audiences) > 1 and claims.get("azp") != client_id:
+        raise InvalidToken("ID token with several audiences must name us as azp")
+    sent = nonce.encode()
+    received = str(claims.get("nonce", "")).encode()
+    if not nonce or not hmac.compare_digest(sent, received):
+        raise InvalidToken("nonce mismatch")
+    return claims
+
+
+async def verify_access_token(
+    token: str, jwks: JWKSCache, *, issuer: str, audience: str
+) -> dict[str, Any]:
+    return await _decode(token, jwks, issuer=issuer, audience=audience)

@@ -1,0 +1,147 @@
+"""Organization-aware login over real HTTP: the app and the dev IdP as real servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.support.stack import Stack, running_stack, stack_settings
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(stack_settings(database_url, tmp_path)) as running:
+        yield running
+
+
+def authorize_params(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def test_alice_is_routed_to_acme_saml_and_lands_on_acme(stack: Stack) -> None:
+    browser = stack.browser()
+    redirect = browser.start_login("Alice@ACME.example")
+    params = authorize_params(redirect)
+    assert redirect.headers["location"].startswith(stack.idp_url + "/authorize?")
+    assert params["organization"] == "org_AcmeDemo00000001"
+    assert params["connection"] == "acme-saml"
+    assert params["login_hint"] == "Alice@ACME.example"
+    assert params["code_challenge_method"] == "S256"
+    assert params["redirect_uri"] == stack.settings.callback_url
+    page = browser.sign_in_at_idp(redirect, "alice@acme.example")
+    assert page.status_code == 200, page.text
+    assert str(page.url) == stack.app_url + "/o/acme/"
+    assert "Acme Corp" in page.text
+    assert "owner" in page.text
+
+
+def test_gina_signs_in_through_globex_oidc(stack: Stack) -> None:
+    page = stack.browser().login("gina@globex.example")
+    assert str(page.url) == stack.app_url + "/o/globex/"
+    assert "Globex Corporation" in page.text
+
+
+def test_unknown_domain_gets_the_same_shape_of_answer(stack: Stack) -> None:
+    known = authorize_params(stack.browser().start_login("alice@acme.example"))
+    unknown = authorize_params(stack.browser().start_login("nobody@unknown.example"))
+    assert "organization" not in unknown
+    assert "connection" not in unknown
+    assert unknown["login_hint"] == "nobody@unknown.example"
+    assert set(known) - set(unknown) == {"organization", "connection"}
+
+
+def test_malformed_email_is_refused_inline(stack: Stack) -> None:
+    browser = stack.browser()
+    page = browser.get("/login")
+    response = browser.submit(page, {"email": "not an email"})
+    assert response.status_code == 422
+    assert "Enter a valid email address" in response.text
+
+
+def test_olivia_picks_an_organization_and_switches(stack: Stack) -> None:
+    browser = stack.browser()
+    chooser = browser.login("olivia@ops.example")
+    assert str(chooser.url) == stack.app_url + "/select-organization"
+    assert "Initech" in chooser.text
+    assert "Globex Corporation" in chooser.text
+    initech = browser.follow(browser.get("/o/initech/login?silent=true"))
+    assert str(initech.url) == stack.app_url + "/o/initech/"
+    assert 'data-testid="org-switcher"' in initech.text
+    # Switching is a new (silent) authorization with the other organization.
+    switch = browser.get("/o/globex/login?silent=true")
+    assert authorize_params(switch)["prompt"] == "none"
+    globex = browser.follow(switch)
+    assert str(globex.url) == stack.app_url + "/o/globex/"
+    assert "viewer" in globex.text
+
+
+def test_a_tenant_page_of_another_active_org_requires_a_new_authorization(stack: Stack) -> None:
+    browser = stack.browser()
+    browser.login("olivia@ops.example")
+    browser.follow(browser.get("/o/initech/login?silent=true"))
+    response = browser.get("/o/globex/")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/o/globex/login?next=")
+
+
+def test_non_member_gets_404_for_another_tenant(stack: Stack) -> None:
+    browser = stack.browser()
+    browser.login("gina@globex.example")
+    assert browser.get("/o/acme/").status_code == 404
+    assert browser.get("/o/does-not-exist/").status_code == 404
+
+
+def test_anonymous_tenant_page_redirects_to_login(stack: Stack) -> None:
+    response = stack.browser().get("/o/acme/")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/o/acme/login?next=%2Fo%2Facme"
+
+
+def test_session_id_rotates_at_login(stack: Stack) -> None:
+    browser = stack.browser()
+    redirect = browser.start_login("alice@acme.example")
+    before = browser.client.cookies.get("saas_session")
+    assert before
+    browser.sign_in_at_idp(redirect, "alice@acme.example")
+    after = browser.client.cookies.get("saas_session")
+    assert after
+    assert after != before
+
+
+def test_next_is_honoured_only_when_relative(stack: Stack) -> None:
+    browser = stack.browser()
+    page = browser.sign_in_at_idp(
+        browser.start_login("alice@acme.example", next_url="//evil.example/x"),
+        "alice@acme.example",
+    )
+    assert str(page.url) == stack.app_url + "/o/acme/"
+
+
+def test_logout_ends_both_sessions(stack: Stack) -> None:
+    browser = stack.browser()
+    page = browser.login("alice@acme.example")
+    assert page.status_code == 200
+    logout = browser.submit(
+        browser.get("/o/acme/"), {}
+    )  # the only form on the page is the sign-out form
+    assert logout.status_code == 303
+    assert logout.headers["location"].startswith(stack.idp_url + "/v2/logout?")
+    landing = browser.follow(logout)
+    assert str(landing.url) == stack.app_url + "/logged-out"
+    assert browser.get("/o/acme/").status_code == 303
+    # The IdP session is gone too: a silent authorization now needs a login.
+    silent = browser.follow(browser.get("/o/acme/login?silent=true"))
+    assert "/u/login" in str(silent.url) or "Sign in" in silent.text
+
+
+def test_logout_without_csrf_token_is_refused(stack: Stack) -> None:
+    browser = stack.browser()
+    browser.login("alice@acme.example")
+    response = browser.client.post(stack.app_url + "/logout")
+    assert response.status_code == 403
+    assert browser.get("/o/acme/").status_code == 200
