@@ -93,10 +93,10 @@ def create_session_config(settings: Settings) -> RotatingSessionConfig:
 
 def create_stores(settings: Settings) -> dict[str, Store]:
     if settings.redis_url:
-        root = RedisStore.with_client(url=settings.redis_url, namespace="saas")
+        redis = RedisStore.with_client(url=settings.redis_url, namespace="saas")
         return {
-            SESSION_STORE: root.with_namespace(SESSION_STORE),
-            RATE_LIMIT_STORE: root.with_namespace(RATE_LIMIT_STORE),
+            SESSION_STORE: redis.with_namespace(SESSION_STORE),
+            RATE_LIMIT_STORE: redis.with_namespace(RATE_LIMIT_STORE),
         }
     root = settings.state_dir / "stores"
     # FileStore.with_namespace() drops create_directories, so build each store directly.
