@@ -22,12 +22,13 @@ STATIC_DIR = PROJECT_ROOT / "static"
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    db_config = create_sqlalchemy_config(settings)
     return Litestar(
         route_handlers=[create_static_files_router(path="/static", directories=[Path(STATIC_DIR)])],
         plugins=[
-            SQLAlchemyPlugin(config=create_sqlalchemy_config(settings)),
+            SQLAlchemyPlugin(config=db_config),
             HTMXPlugin(),
-            ApplicationCore(settings),
+            ApplicationCore(settings, db_config),
         ],
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
         middleware=[access_log_middleware],

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.di import Provide
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
+from saas.api.controllers import API_CONTROLLERS
+from saas.api.openapi import create_openapi_config
 from saas.auth.controllers import AuthController
 from saas.auth.provider import OIDCProvider
 from saas.auth.sessions import (
@@ -16,6 +19,7 @@ from saas.auth.sessions import (
 )
 from saas.config import Settings
 from saas.organizations.controllers import OrganizationHomeController
+from saas.projects.controllers import ProjectsController
 from saas.system.controllers import SystemController
 from saas.web.errors import EXCEPTION_HANDLERS
 from saas.web.security import create_csrf_config, create_login_rate_limit
@@ -26,8 +30,9 @@ if TYPE_CHECKING:
 
 
 class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, db_config: SQLAlchemyAsyncConfig) -> None:
         self.settings = settings
+        self.db_config = db_config
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         settings = self.settings
@@ -35,8 +40,17 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
             raise RuntimeError("the development IdP cannot be used when APP_ENV=production")
         provider = OIDCProvider(settings)
         app_config.route_handlers.extend(
-            [SystemController, AuthController, OrganizationHomeController]
+            [
+                SystemController,
+                AuthController,
+                OrganizationHomeController,
+                ProjectsController,
+                *API_CONTROLLERS,
+            ]
         )
+        app_config.openapi_config = create_openapi_config()
+        app_config.state["provider"] = provider
+        app_config.state["db_config"] = self.db_config
         app_config.dependencies["settings"] = Provide(lambda: settings, sync_to_thread=False)
         app_config.dependencies["provider"] = Provide(lambda: provider, sync_to_thread=False)
         app_config.on_shutdown.append(provider.aclose)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from litestar import Request
+from litestar.connection import ASGIConnection
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +32,9 @@ def _uuid(value: object) -> UUID | None:
         return None
 
 
-async def load_current_user(request: Request[Any, Any, Any], db: AsyncSession) -> User | None:
+async def load_current_user(
+    request: ASGIConnection[Any, Any, Any, Any], db: AsyncSession
+) -> User | None:
     user_id = _uuid(request.session.get(USER_ID))
     if user_id is None:
         return None
@@ -42,7 +44,7 @@ async def load_current_user(request: Request[Any, Any, Any], db: AsyncSession) -
     return user
 
 
-def active_organization_id(request: Request[Any, Any, Any]) -> UUID | None:
+def active_organization_id(request: ASGIConnection[Any, Any, Any, Any]) -> UUID | None:
     return _uuid(request.session.get(ORGANIZATION_ID))
 
 
@@ -56,7 +58,7 @@ async def memberships_of(db: AsyncSession, user: User) -> list[MembershipView]:
     return [MembershipView(org, role) for org, role in (await db.execute(stmt)).all()]
 
 
-def actor_from(request: Request[Any, Any, Any], user: User | None) -> Actor:
+def actor_from(request: ASGIConnection[Any, Any, Any, Any], user: User | None) -> Actor:
     client = request.client.host if request.client else None
     return Actor(
         user_id=user.id if user else None,

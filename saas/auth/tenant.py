@@ -1,8 +1,13 @@
-"""The one tenant-context resolver: organization from the path, member from the session.
+"""The one tenant-context resolver: organization from the path, member from the session or the
+bearer token, once per request.
 
-Every `/o/<slug>/...` route depends on it. A non-member gets 404 (no disclosure that the
-organization exists); a suspended organization is refused; an organization other than the
-session's active one needs a fresh authorization for it (switching is never a browser claim).
+- Browser routes `/o/<slug>/...`: the member comes from the server-side session. A non-member
+  gets 404 (no disclosure that the organization exists); a suspended organization is refused;
+  an organization other than the session's active one needs a fresh authorization for it
+  (switching is never a browser claim).
+- API routes `/api/v1/orgs/<org>/...`: the member comes from a verified Auth0 access token whose
+  `org_id` must be the path's organization; the token's `permissions` and the live membership
+  must both allow the action.
 """
 
 from __future__ import annotations
@@ -11,25 +16,31 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Request
+from litestar.connection import ASGIConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.auth.context import active_organization_id, load_current_user
 from saas.auth.permissions import Permission, Role, has_permission
+from saas.auth.provider import OIDCProvider
+from saas.auth.tokens import InvalidToken, verify_access_token
+from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import DomainError, Forbidden, NotFound
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationRepository
+from saas.users.services import UserRepository
+
+TENANT_STATE_KEY = "tenant"
 
 
 class SignInRequired(DomainError):
-    """Browsers are sent to `location`; API clients get 401."""
+    """Browsers are sent to `location`; API clients get 401 with a Bearer challenge."""
 
     status_code = 401
     title = "Sign-in required"
 
-    def __init__(self, location: str) -> None:
-        super().__init__("Sign in to continue.")
+    def __init__(self, location: str, detail: str = "Sign in to continue.") -> None:
+        super().__init__(detail)
         self.location = location
 
 
@@ -38,27 +49,34 @@ class TenantContext:
     organization: Organization
     membership: Membership
     user: User
+    # Set for API requests: the access token's `permissions` claim.
+    token_permissions: frozenset[str] | None = None
 
     @property
     def role(self) -> Role:
         return Role(self.membership.role)
 
     def can(self, permission: Permission | str) -> bool:
-        return has_permission(self.role, permission)
+        allowed_by_role = has_permission(self.role, permission)
+        if self.token_permissions is None:
+            return allowed_by_role
+        return allowed_by_role and str(permission) in self.token_permissions
 
 
-def _login_location(slug: str, request: Request[Any, Any, Any], *, silent: bool) -> str:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+def _login_location(
+    slug: str, connection: ASGIConnection[Any, Any, Any, Any], *, silent: bool
+) -> str:
+    target = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
     suffix = "&silent=true" if silent else ""
     return f"/o/{quote(slug)}/login?next={quote(target, safe='')}{suffix}"
 
 
 async def resolve_tenant(
-    slug: str, request: Request[Any, Any, Any], db: AsyncSession
+    slug: str, connection: ASGIConnection[Any, Any, Any, Any], db: AsyncSession
 ) -> TenantContext:
-    user = await load_current_user(request, db)
+    user = await load_current_user(connection, db)
     if user is None:
-        raise SignInRequired(_login_location(slug, request, silent=False))
+        raise SignInRequired(_login_location(slug, connection, silent=False))
     organization = await OrganizationRepository(session=db).get_one_or_none(slug=slug)
     membership = (
         await MembershipService(session=db).find(organization.id, user.id) if organization else None
@@ -67,6 +85,59 @@ async def resolve_tenant(
         raise NotFound("There is nothing here, or you do not have access to it.")
     if not organization.is_active:
         raise Forbidden("This organization is suspended. Contact your administrator.")
-    if active_organization_id(request) != organization.id:
-        raise SignInRequired(_login_location(slug, request, silent=True))
+    if active_organization_id(connection) != organization.id:
+        raise SignInRequired(_login_location(slug, connection, silent=True))
     return TenantContext(organization=organization, membership=membership, user=user)
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise SignInRequired("", "A bearer access token is required.")
+    return token.strip()
+
+
+async def resolve_api_tenant(
+    org_ref: str,
+    connection: ASGIConnection[Any, Any, Any, Any],
+    db: AsyncSession,
+    provider: OIDCProvider,
+    settings: Settings,
+) -> TenantContext:
+    token = bearer_token(connection)
+    try:
+        claims = await verify_access_token(
+            token,
+            await provider.jwks(),
+            issuer=settings.auth0_issuer,
+            audience=settings.auth0_audience,
+        )
+    except InvalidToken as error:
+        raise SignInRequired("", f"The access token is not valid ({error}).") from error
+    organizations = OrganizationRepository(session=db)
+    organization = await (
+        organizations.get_one_or_none(auth0_org_id=org_ref)
+        if org_ref.startswith("org_")
+        else organizations.get_one_or_none(slug=org_ref)
+    )
+    if organization is None:
+        raise NotFound("No such organization.")
+    if claims.get("org_id") != organization.auth0_org_id:
+        raise Forbidden("The access token was issued for another organization.")
+    if not organization.is_active:
+        raise Forbidden("This organization is suspended.")
+    user = await UserRepository(session=db).get_one_or_none(sub=claims["sub"])
+    membership = (
+        await MembershipService(session=db).find(organization.id, user.id) if user else None
+    )
+    if user is None or membership is None:
+        raise Forbidden("The token's subject is not a member of this organization.")
+    permissions = claims.get("permissions")
+    return TenantContext(
+        organization=organization,
+        membership=membership,
+        user=user,
+        token_permissions=frozenset(p for p in permissions if isinstance(p, str))
+        if isinstance(permissions, list)
+        else frozenset(),
+    )

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role
@@ -42,6 +42,26 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
             .limit(1)
         )
         return (await self.repository.session.execute(stmt)).first() is not None
+
+    async def page(
+        self, organization_id: UUID, *, open_only: bool, limit: int, offset: int
+    ) -> tuple[list[Invitation], int]:
+        """Newest first. `open_only`: neither accepted nor revoked (expired ones stay visible,
+        marked, so an admin can resend them)."""
+        statement = select(Invitation).where(Invitation.organization_id == organization_id)
+        if open_only:
+            statement = statement.where(
+                Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)
+            )
+        total = await self.repository.session.scalar(
+            select(func.count()).select_from(statement.subquery())
+        )
+        rows = await self.repository.session.execute(
+            statement.order_by(Invitation.created_at.desc(), Invitation.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows.scalars()), int(total or 0)
 
     async def find_pending(self, organization_id: UUID, email: str) -> Invitation | None:
         candidates = await self.repository.get_many(organization_id=organization_id, email=email)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -16,7 +17,8 @@ from sqlalchemy import func, select
 
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role, outranks_or_equals
-from saas.db.models import Membership
+from saas.db.models import Membership, User
+from saas.db.search import contains_any
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.organizations.locks import lock_organization
 
@@ -35,6 +37,15 @@ def check_may_grant(actor_role: Role | None, role: Role) -> None:
     """None means the platform itself (seed, operator CLI), which may grant anything."""
     if actor_role is not None and not outranks_or_equals(actor_role, role):
         raise Forbidden(f"You cannot grant the {role} role: it is above your own.", field="role")
+
+
+MEMBER_SORT_COLUMNS: dict[str, Any] = {
+    "name": User.name,
+    "email": User.email,
+    "role": Membership.role,
+    "joined": Membership.created_at,
+    "last_login": User.last_login_at,
+}
 
 
 class MembershipRepository(SQLAlchemyAsyncRepository[Membership]):
@@ -61,6 +72,32 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         if membership is None:
             raise NotFound("No such member in this organization.")
         return membership
+
+    async def page(
+        self,
+        organization_id: UUID,
+        *,
+        search: str | None = None,
+        sort: str = "name",
+        descending: bool = False,
+        limit: int = 25,
+        offset: int = 0,
+    ) -> tuple[list[tuple[Membership, User]], int]:
+        """One organization's members with their users, searched, sorted and paginated."""
+        statement = (
+            select(Membership, User)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.organization_id == organization_id)
+        )
+        if search:
+            statement = statement.where(contains_any([User.name, User.email], search.strip()))
+        column = MEMBER_SORT_COLUMNS.get(sort, MEMBER_SORT_COLUMNS["name"])
+        total = await self.repository.session.scalar(
+            select(func.count()).select_from(statement.subquery())
+        )
+        ordered = statement.order_by(column.desc() if descending else column.asc(), Membership.id)
+        rows = await self.repository.session.execute(ordered.limit(limit).offset(offset))
+        return [(membership, user) for membership, user in rows.tuples()], int(total or 0)
 
     async def count_owners(self, organization_id: UUID) -> int:
         stmt = select(func.count()).where(

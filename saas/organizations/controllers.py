@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.auth.context import memberships_of
-from saas.auth.tenant import TenantContext, resolve_tenant
+from saas.auth.guards import provide_tenant, requires
+from saas.auth.permissions import Permission
+from saas.auth.tenant import TenantContext
 
 
-async def provide_tenant(
-    slug: FromPath[str], request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
-) -> TenantContext:
-    return await resolve_tenant(slug, request, db_session)
+async def page_context(
+    tenant: TenantContext, db: AsyncSession, **extra: object
+) -> dict[str, object]:
+    """What every tenant page's layout needs: the tenant, the user, the org switcher."""
+    return {
+        "tenant": tenant,
+        "user": tenant.user,
+        "memberships": await memberships_of(db, tenant.user),
+        **extra,
+    }
 
 
 class OrganizationHomeController(Controller):
@@ -25,15 +30,8 @@ class OrganizationHomeController(Controller):
     include_in_schema = False
     dependencies = {"tenant": Provide(provide_tenant)}
 
-    @get("/", name="org.home")
+    @get("/", name="org.home", guards=[requires(Permission.ORG_READ)])
     async def home(
         self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
     ) -> Template:
-        return Template(
-            "pages/org_home.html",
-            context={
-                "tenant": tenant,
-                "user": tenant.user,
-                "memberships": await memberships_of(db_session, tenant.user),
-            },
-        )
+        return Template("pages/org_home.html", context=await page_context(tenant, db_session))

@@ -15,6 +15,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from saas.auth.errors import LoginRefused
+from saas.auth.provider import ProviderUnavailable
 from saas.auth.tenant import SignInRequired
 from saas.errors import DomainError
 
@@ -84,11 +85,24 @@ def handle_login_refused(request: Request[Any, Any, Any], exc: LoginRefused) -> 
     )
 
 
+def handle_provider_unavailable(
+    request: Request[Any, Any, Any], exc: ProviderUnavailable
+) -> Response[Any]:
+    logger.error("identity_provider_unavailable", error=str(exc))
+    return error_response(
+        request,
+        503,
+        "The sign-in service is not reachable right now. Please try again in a minute.",
+        title="Sign-in is temporarily unavailable",
+    )
+
+
 def handle_sign_in_required(request: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
     if wants_json(request):
-        return error_response(
-            request, 401, exc.detail, headers={"WWW-Authenticate": 'Bearer realm="api"'}
-        )
+        challenge = 'Bearer realm="api"'
+        if exc.detail.startswith("The access token is not valid"):
+            challenge += ', error="invalid_token"'
+        return error_response(request, 401, exc.detail, headers={"WWW-Authenticate": challenge})
     if request.headers.get("hx-request") == "true":
         # htmx follows HX-Redirect with a full page load instead of swapping a login page in.
         return Response(None, status_code=204, headers={"HX-Redirect": exc.location})
@@ -114,9 +128,12 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
             if errors
             else "The request was not valid."
         )
-    if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
+    status_code = exc.status_code
+    if isinstance(exc, ValidationException) and request.url.path.startswith("/api/"):
+        status_code = 422  # well-formed HTTP, unacceptable content: the API's documented code
+    if status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         detail = "An unexpected error occurred. It has been logged."
-    return error_response(request, exc.status_code, detail, extra=extra, headers=exc.headers)
+    return error_response(request, status_code, detail, extra=extra, headers=exc.headers)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -131,6 +148,7 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 EXCEPTION_HANDLERS = {
     LoginRefused: handle_login_refused,
     SignInRequired: handle_sign_in_required,
+    ProviderUnavailable: handle_provider_unavailable,
     DomainError: handle_domain_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,

@@ -33,3 +33,10 @@ class Invitation(UUIDv7AuditBase):
 
     def is_pending(self, now: datetime.datetime) -> bool:
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
+
+    def status(self, now: datetime.datetime) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        return "pending" if self.expires_at > now else "expired"

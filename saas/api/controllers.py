@@ -1,0 +1,308 @@
+"""The JSON API under /api/v1/orgs/{org}: members, invitations, projects.
+
+`{org}` is the organization's slug or its Auth0 organization id (`org_...`). Every route asks
+for a permission; the bearer token's `org_id` must be the path's organization, and both the
+token's `permissions` and the caller's live membership must allow the action.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery
+from litestar.status_codes import HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.api.schemas import (
+    InvitationIn,
+    InvitationOut,
+    Limit,
+    MemberOut,
+    Offset,
+    OrganizationOut,
+    Page,
+    ProjectIn,
+    ProjectOut,
+    RoleChange,
+)
+from saas.auth.context import actor_from
+from saas.auth.guards import provide_tenant, requires
+from saas.auth.permissions import Permission
+from saas.auth.tenant import TenantContext
+from saas.config import Settings
+from saas.db.models import Invitation, Membership, Project, User
+from saas.invitations.services import InvitationService
+from saas.members.services import MEMBER_SORT_COLUMNS, MembershipService
+from saas.projects.services import ProjectService
+
+SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
+SortKey = str
+
+
+def _member(membership: Membership, user: User) -> MemberOut:
+    return MemberOut(
+        id=membership.id,
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=membership.role,
+        joined_at=membership.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+def _invitation(invitation: Invitation) -> InvitationOut:
+    return InvitationOut(
+        id=invitation.id,
+        email=invitation.email,
+        role=invitation.role,
+        status=invitation.status(datetime.datetime.now(datetime.UTC)),
+        expires_at=invitation.expires_at,
+        created_at=invitation.created_at,
+    )
+
+
+def _project(project: Project) -> ProjectOut:
+    return ProjectOut(
+        id=project.id,
+        name=project.name,
+        created_at=project.created_at,
+        updated_at=project.updated_at,
+    )
+
+
+class OrganizationApi(Controller):
+    path = "/api/v1/orgs/{org:str}"
+    tags = ["organizations"]
+    security = SECURITY
+    dependencies = {"tenant": Provide(provide_tenant)}
+
+    @get("/", guards=[requires(Permission.ORG_READ)], summary="The organization")
+    async def get_organization(self, tenant: NamedDependency[TenantContext]) -> OrganizationOut:
+        org = tenant.organization
+        return OrganizationOut(
+            id=org.id,
+            slug=org.slug,
+            auth0_org_id=org.auth0_org_id,
+            display_name=org.display_name,
+            status=org.status,
+            require_sso=org.require_sso,
+            jit_provisioning=org.jit_provisioning,
+            default_role=org.default_role,
+        )
+
+
+class MembersApi(Controller):
+    path = "/api/v1/orgs/{org:str}/members"
+    tags = ["members"]
+    security = SECURITY
+    dependencies = {"tenant": Provide(provide_tenant)}
+
+    @get("/", guards=[requires(Permission.MEMBERS_READ)], summary="List members")
+    async def list_members(
+        self,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        q: FromQuery[str | None] = None,
+        sort: FromQuery[SortKey] = "name",
+        descending: FromQuery[bool] = False,
+        limit: FromQuery[Limit] = 25,
+        offset: FromQuery[Offset] = 0,
+    ) -> Page[MemberOut]:
+        rows, total = await MembershipService(session=db_session).page(
+            tenant.organization.id,
+            search=q,
+            sort=sort if sort in MEMBER_SORT_COLUMNS else "name",
+            descending=descending,
+            limit=limit,
+            offset=offset,
+        )
+        return Page(items=[_member(m, u) for m, u in rows], total=total, limit=limit, offset=offset)
+
+    @patch(
+        "/{member_id:uuid}", guards=[requires(Permission.MEMBERS_MANAGE)], summary="Change a role"
+    )
+    async def change_role(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        member_id: FromPath[UUID],
+        data: RoleChange,
+    ) -> MemberOut:
+        membership = await MembershipService(session=db_session).change_role(
+            organization_id=tenant.organization.id,
+            membership_id=member_id,
+            role=data.role,
+            actor=actor_from(request, tenant.user),
+            actor_role=tenant.role,
+        )
+        user = await db_session.get_one(User, membership.user_id)
+        return _member(membership, user)
+
+    @delete(
+        "/{member_id:uuid}",
+        guards=[requires(Permission.MEMBERS_MANAGE)],
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Remove a member",
+    )
+    async def remove_member(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        member_id: FromPath[UUID],
+    ) -> None:
+        await MembershipService(session=db_session).remove(
+            organization_id=tenant.organization.id,
+            membership_id=member_id,
+            actor=actor_from(request, tenant.user),
+            actor_role=tenant.role,
+        )
+
+
+class InvitationsApi(Controller):
+    path = "/api/v1/orgs/{org:str}/invitations"
+    tags = ["invitations"]
+    security = SECURITY
+    dependencies = {"tenant": Provide(provide_tenant)}
+
+    @get("/", guards=[requires(Permission.MEMBERS_INVITE)], summary="List open invitations")
+    async def list_invitations(
+        self,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        limit: FromQuery[Limit] = 25,
+        offset: FromQuery[Offset] = 0,
+    ) -> Page[InvitationOut]:
+        rows, total = await InvitationService(session=db_session).page(
+            tenant.organization.id, open_only=True, limit=limit, offset=offset
+        )
+        return Page(items=[_invitation(i) for i in rows], total=total, limit=limit, offset=offset)
+
+    @post("/", guards=[requires(Permission.MEMBERS_INVITE)], summary="Invite someone")
+    async def create_invitation(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        data: InvitationIn,
+    ) -> InvitationOut:
+        invitation, _ticket = await InvitationService(session=db_session).invite(
+            organization_id=tenant.organization.id,
+            email=data.email,
+            role=data.role,
+            actor=actor_from(request, tenant.user),
+            actor_role=tenant.role,
+            ttl=datetime.timedelta(days=settings.invitation_ttl_days),
+        )
+        return _invitation(invitation)
+
+    @delete(
+        "/{invitation_id:uuid}",
+        guards=[requires(Permission.MEMBERS_INVITE)],
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke an invitation",
+    )
+    async def revoke_invitation(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        invitation_id: FromPath[UUID],
+    ) -> None:
+        await InvitationService(session=db_session).revoke(
+            organization_id=tenant.organization.id,
+            invitation_id=invitation_id,
+            actor=actor_from(request, tenant.user),
+        )
+
+
+class ProjectsApi(Controller):
+    path = "/api/v1/orgs/{org:str}/projects"
+    tags = ["projects"]
+    security = SECURITY
+    dependencies = {"tenant": Provide(provide_tenant)}
+
+    @staticmethod
+    def _service(db: AsyncSession, tenant: TenantContext) -> ProjectService:
+        return ProjectService(session=db, organization_id=tenant.organization.id)
+
+    @get("/", guards=[requires(Permission.ORG_READ)], summary="List projects")
+    async def list_projects(
+        self,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        q: FromQuery[str | None] = None,
+        limit: FromQuery[Limit] = 25,
+        offset: FromQuery[Offset] = 0,
+    ) -> Page[ProjectOut]:
+        rows, total = await self._service(db_session, tenant).page(
+            search=q, limit=limit, offset=offset
+        )
+        return Page(items=[_project(p) for p in rows], total=total, limit=limit, offset=offset)
+
+    @get("/{project_id:uuid}", guards=[requires(Permission.ORG_READ)], summary="Get a project")
+    async def get_project(
+        self,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        project_id: FromPath[UUID],
+    ) -> ProjectOut:
+        return _project(await self._service(db_session, tenant).get_project(project_id))
+
+    @post("/", guards=[requires(Permission.PROJECTS_WRITE)], summary="Create a project")
+    async def create_project(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        data: ProjectIn,
+    ) -> ProjectOut:
+        project = await self._service(db_session, tenant).create_project(
+            name=data.name, actor=actor_from(request, tenant.user)
+        )
+        return _project(project)
+
+    @patch(
+        "/{project_id:uuid}",
+        guards=[requires(Permission.PROJECTS_WRITE)],
+        summary="Rename a project",
+    )
+    async def rename_project(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        project_id: FromPath[UUID],
+        data: ProjectIn,
+    ) -> ProjectOut:
+        project = await self._service(db_session, tenant).rename_project(
+            project_id=project_id, name=data.name, actor=actor_from(request, tenant.user)
+        )
+        return _project(project)
+
+    @delete(
+        "/{project_id:uuid}",
+        guards=[requires(Permission.PROJECTS_WRITE)],
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a project",
+    )
+    async def delete_project(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        project_id: FromPath[UUID],
+    ) -> None:
+        await self._service(db_session, tenant).delete_project(
+            project_id=project_id, actor=actor_from(request, tenant.user)
+        )
+
+
+API_CONTROLLERS = [OrganizationApi, MembersApi, InvitationsApi, ProjectsApi]

@@ -1,0 +1,37 @@
+"""OpenAPI for the JSON API, browsable at /api/docs (only API routes are documented)."""
+
+from __future__ import annotations
+
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+DESCRIPTION = """\
+Tenant API. Authenticate with an Auth0 access token for this API's audience, issued for the
+organization in the path (`Authorization: Bearer <token>`; the token's `org_id` must match).
+
+`{org}` is the organization's slug (`acme`) or its Auth0 organization id (`org_...`).
+Members are addressed by their membership id (`id` in the member list). List endpoints take
+`limit` (1-100) and `offset`; members and projects also take `q` (search). Errors are RFC 9457
+problem details (`application/problem+json`).
+"""
+
+
+def create_openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="SaaS Starter API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        path="/api/docs",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="An Auth0 access token (RS256) for this API's audience.",
+                )
+            }
+        ),
+    )

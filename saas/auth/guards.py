@@ -1,0 +1,83 @@
+"""Route guards that ask for a permission, never a role name.
+
+`requires(Permission.MEMBERS_INVITE)` resolves the tenant context (once per request, cached on
+the connection) and refuses with 403 when the member's role -- and, for API calls, the access
+token's permissions -- do not grant it. Its `permission` attribute lets the route matrix test
+read each route's requirement from the route table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.auth.context import load_current_user
+from saas.auth.permissions import Permission
+from saas.auth.tenant import (
+    TENANT_STATE_KEY,
+    SignInRequired,
+    TenantContext,
+    resolve_api_tenant,
+    resolve_tenant,
+)
+from saas.errors import Forbidden, NotFound
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+API_PREFIX = "/api/"
+
+
+def db_session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
+    """The request's own SQLAlchemy session, the same one handlers receive as `db_session`."""
+    config = connection.app.state["db_config"]
+    return config.provide_session(connection.app.state, connection.scope)
+
+
+async def tenant_for(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantContext:
+    cached = connection.state.get(TENANT_STATE_KEY)
+    if isinstance(cached, TenantContext):
+        return cached
+    db = db_session_of(connection)
+    if connection.url.path.startswith(API_PREFIX):
+        tenant = await resolve_api_tenant(
+            connection.path_params["org"],
+            connection,
+            db,
+            connection.app.state["provider"],
+            connection.app.state["settings"],
+        )
+    else:
+        tenant = await resolve_tenant(connection.path_params["slug"], connection, db)
+    connection.state[TENANT_STATE_KEY] = tenant
+    return tenant
+
+
+def requires(permission: Permission) -> Guard:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        tenant = await tenant_for(connection)
+        if not tenant.can(permission):
+            raise Forbidden(f"Your role does not allow this ({permission}).")
+
+    guard.permission = permission  # type: ignore[attr-defined]
+    guard.__name__ = f"requires_{permission.value.replace(':', '_')}"
+    return guard
+
+
+async def requires_platform_operator(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    user = await load_current_user(connection, db_session_of(connection))
+    if user is None:
+        raise SignInRequired(f"/login?next={connection.url.path}")
+    if not user.is_platform_operator:
+        # Operator routes do not exist for anyone else.
+        raise NotFound("There is nothing here.")
+
+
+async def provide_tenant(request: Request[Any, Any, Any]) -> TenantContext:
+    """Dependency: the tenant context the guard already resolved (or resolves it now)."""
+    return await tenant_for(request)

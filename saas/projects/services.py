@@ -1,0 +1,104 @@
+"""Projects: the sample tenant-scoped resource. The pattern to copy for your own tenant data:
+a TenantScopedRepository, a service built with the organization id, audit in the same
+transaction, and names validated here rather than in controllers."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from advanced_alchemy.exceptions import NotFoundError
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import func, select
+
+from saas.audit.services import Actor, AuditService
+from saas.db.models import Project
+from saas.db.search import contains
+from saas.db.tenant_repository import TenantScopedRepository
+from saas.errors import Conflict, InvalidInput, NotFound
+
+MAX_NAME = 120
+
+
+class ProjectRepository(TenantScopedRepository[Project]):
+    model_type = Project
+
+
+def clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidInput("Give the project a name.", field="name")
+    if len(cleaned) > MAX_NAME:
+        raise InvalidInput(f"Use at most {MAX_NAME} characters.", field="name")
+    return cleaned
+
+
+class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository]):
+    repository_type = ProjectRepository
+
+    @property
+    def organization_id(self) -> UUID:
+        return self.repository.organization_id
+
+    async def page(
+        self, *, search: str | None, limit: int, offset: int
+    ) -> tuple[list[Project], int]:
+        statement = self.repository.statement
+        if search:
+            statement = statement.where(contains(Project.name, search))
+        total = await self.repository.session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
+        rows = await self.repository.session.execute(
+            statement.order_by(func.lower(Project.name), Project.id).limit(limit).offset(offset)
+        )
+        return list(rows.scalars()), int(total or 0)
+
+    async def get_project(self, project_id: UUID) -> Project:
+        try:
+            return await self.repository.get(project_id)
+        except NotFoundError:
+            raise NotFound("No such project in this organization.") from None
+
+    async def _ensure_unique(self, name: str, exclude: UUID | None = None) -> None:
+        statement = self.repository.statement.where(func.lower(Project.name) == name.lower())
+        if exclude is not None:
+            statement = statement.where(Project.id != exclude)
+        if (await self.repository.session.execute(statement.limit(1))).first() is not None:
+            raise Conflict(f"A project named {name!r} exists already.", field="name")
+
+    async def create_project(self, *, name: str, actor: Actor) -> Project:
+        name = clean_name(name)
+        await self._ensure_unique(name)
+        project = await self.repository.add(
+            Project(name=name, created_by_id=actor.user_id), auto_commit=False
+        )
+        await self._audit("project.created", actor, project, {"name": name})
+        return project
+
+    async def rename_project(self, *, project_id: UUID, name: str, actor: Actor) -> Project:
+        project = await self.get_project(project_id)
+        name = clean_name(name)
+        await self._ensure_unique(name, exclude=project.id)
+        old = project.name
+        project.name = name
+        project = await self.repository.update(project, auto_commit=False)
+        await self._audit("project.renamed", actor, project, {"from": old, "to": name})
+        return project
+
+    async def delete_project(self, *, project_id: UUID, actor: Actor) -> Project:
+        project = await self.get_project(project_id)
+        await self.repository.delete(project.id, auto_commit=False)
+        await self._audit("project.deleted", actor, project, {"name": project.name})
+        return project
+
+    async def _audit(
+        self, action: str, actor: Actor, project: Project, details: dict[str, str]
+    ) -> None:
+        await AuditService(session=self.repository.session).record(
+            action,
+            actor=actor,
+            organization_id=self.organization_id,
+            target_type="project",
+            target_id=project.id,
+            details=details,
+        )

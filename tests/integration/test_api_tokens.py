@@ -1,0 +1,211 @@
+"""Bearer-token checks of the JSON API, with tokens from the dev IdP (and, for the cases the IdP
+will not issue, tokens signed with the dev IdP's own key)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from saas.devidp.keys import KeyStore
+from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.tokens import access_token_for
+
+ACME = "org_AcmeDemo00000001"
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(stack_settings(database_url, tmp_path)) as running:
+        yield running
+
+
+def token_of(stack: Stack, email: str, org: str = ACME) -> str:
+    browser = stack.browser()
+    browser.login(email)
+    return access_token_for(browser, org)
+
+
+def forged(stack: Stack, **overrides: Any) -> str:
+    """A token signed by the dev IdP's active key, with claims the IdP itself would not issue."""
+    keys = KeyStore(stack.settings.devidp_key_path)
+    keys.load()
+    key = keys.active
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": stack.settings.auth0_issuer,
+        "sub": "samlp|acme-saml|alice@acme.example",
+        "aud": [stack.settings.auth0_audience],
+        "iat": now,
+        "exp": now + 600,
+        "org_id": ACME,
+        "permissions": ["org:read", "members:read"],
+        "scope": "openid",
+    }
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+
+
+def call(
+    stack: Stack,
+    token: str | None,
+    path: str = "/api/v1/orgs/acme/members",
+    method: str = "GET",
+    **kw: Any,
+) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, stack.app_url + path, headers=headers, timeout=10, **kw)
+
+
+def test_real_token_lists_members_with_pagination_and_search(stack: Stack) -> None:
+    token = token_of(stack, "alice@acme.example")
+    page = call(stack, token, params={"limit": 2, "offset": 0, "sort": "email"})
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert body["total"] == 4
+    assert [m["email"] for m in body["items"]] == ["adam@acme.example", "alice@acme.example"]
+    found = call(stack, token, params={"q": "VERA"}).json()
+    assert [m["email"] for m in found["items"]] == ["vera@acme.example"]
+    by_id = call(stack, token, path=f"/api/v1/orgs/{ACME}/members")
+    assert by_id.status_code == 200
+
+
+def test_missing_token_is_401_with_a_bearer_challenge(stack: Stack) -> None:
+    response = call(stack, None)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"aud": ["https://another-api.example"]}, "wrong audience"),
+        ({"iss": "https://evil.example/"}, "wrong issuer"),
+        ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "expired"),
+        ({"sub": None}, "no subject"),
+    ],
+)
+def test_invalid_tokens_are_401(stack: Stack, overrides: dict[str, Any], reason: str) -> None:
+    response = call(stack, forged(stack, **overrides))
+    assert response.status_code == 401, reason
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+def test_token_for_another_tenant_is_403(stack: Stack) -> None:
+    gina = token_of(stack, "gina@globex.example", "org_GlobexDemo000002")
+    assert call(stack, gina, path="/api/v1/orgs/globex/members").status_code == 200
+    response = call(stack, gina, path="/api/v1/orgs/acme/members")
+    assert response.status_code == 403
+    assert "another organization" in response.json()["detail"]
+
+
+def test_permissions_claim_and_live_role_must_both_allow(stack: Stack) -> None:
+    # alice is an owner, but this token only carries read permissions.
+    narrow = forged(stack)
+    assert call(stack, narrow).status_code == 200
+    create = call(
+        stack, narrow, path="/api/v1/orgs/acme/projects", method="POST", json={"name": "X"}
+    )
+    assert create.status_code == 403
+    # bob is a member: a token claiming members:manage does not make him one.
+    bob = forged(
+        stack,
+        sub="samlp|acme-saml|bob@acme.example",
+        permissions=["members:manage", "members:read"],
+    )
+    members = call(stack, bob).json()["items"]
+    target = next(m for m in members if m["email"] == "vera@acme.example")
+    response = call(stack, bob, path=f"/api/v1/orgs/acme/members/{target['id']}", method="DELETE")
+    assert response.status_code == 403
+
+
+def test_removed_member_with_a_still_valid_token_is_refused(stack: Stack) -> None:
+    bob = token_of(stack, "bob@acme.example")
+    assert call(stack, bob).status_code == 200
+    alice = token_of(stack, "alice@acme.example")
+    members = call(stack, alice).json()["items"]
+    bob_membership = next(m for m in members if m["email"] == "bob@acme.example")
+    removed = call(
+        stack, alice, path=f"/api/v1/orgs/acme/members/{bob_membership['id']}", method="DELETE"
+    )
+    assert removed.status_code == 204
+    response = call(stack, bob)
+    assert response.status_code == 403
+    assert "not a member" in response.json()["detail"]
+
+
+def test_last_owner_and_bad_input_are_clear_problems(stack: Stack) -> None:
+    alice = token_of(stack, "alice@acme.example")
+    me = next(m for m in call(stack, alice).json()["items"] if m["email"] == "alice@acme.example")
+    demote = call(
+        stack,
+        alice,
+        path=f"/api/v1/orgs/acme/members/{me['id']}",
+        method="PATCH",
+        json={"role": "admin"},
+    )
+    assert demote.status_code == 409
+    assert "last owner" in demote.json()["detail"]
+    bad_role = call(
+        stack,
+        alice,
+        path=f"/api/v1/orgs/acme/members/{me['id']}",
+        method="PATCH",
+        json={"role": "god"},
+    )
+    assert bad_role.status_code == 422
+    assert bad_role.json()["field"] == "role"
+    unknown_field = call(
+        stack,
+        alice,
+        path="/api/v1/orgs/acme/projects",
+        method="POST",
+        json={"name": "A", "owner": "x"},
+    )
+    assert unknown_field.status_code == 422
+    bad_email = call(
+        stack, alice, path="/api/v1/orgs/acme/invitations", method="POST", json={"email": "nope"}
+    )
+    assert bad_email.status_code == 422
+    missing = call(
+        stack, alice, path="/api/v1/orgs/acme/projects/0190a0e0-0000-7000-8000-000000000000"
+    )
+    assert missing.status_code == 404
+
+
+def test_project_of_another_tenant_is_not_found(stack: Stack) -> None:
+    grace = token_of(stack, "grace@globex.example", "org_GlobexDemo000002")
+    created = call(
+        stack, grace, path="/api/v1/orgs/globex/projects", method="POST", json={"name": "Secret"}
+    )
+    assert created.status_code == 201, created.text
+    project_id = created.json()["id"]
+    alice = token_of(stack, "alice@acme.example")
+    for method in ("GET", "PATCH", "DELETE"):
+        response = call(
+            stack,
+            alice,
+            path=f"/api/v1/orgs/acme/projects/{project_id}",
+            method=method,
+            json={"name": "Stolen"} if method == "PATCH" else None,
+        )
+        assert response.status_code == 404, method
+    assert (
+        call(stack, grace, path=f"/api/v1/orgs/globex/projects/{project_id}").json()["name"]
+        == "Secret"
+    )
+
+
+def test_openapi_documents_the_api(stack: Stack) -> None:
+    spec = httpx.get(stack.app_url + "/api/docs/openapi.json").json()
+    paths = set(spec["paths"])
+    assert "/api/v1/orgs/{org}/members" in paths
+    assert all(p.startswith("/api/") for p in paths), paths
+    assert spec["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
