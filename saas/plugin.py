@@ -21,6 +21,7 @@ from saas.config import Settings
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
 from saas.system.controllers import SystemController
+from saas.web.dashboard_routes import DASHBOARD_CONTROLLERS
 from saas.web.errors import EXCEPTION_HANDLERS
 from saas.web.security import create_csrf_config, create_login_rate_limit
 
@@ -45,6 +46,7 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
                 AuthController,
                 OrganizationHomeController,
                 ProjectsController,
+                *DASHBOARD_CONTROLLERS,
                 *API_CONTROLLERS,
             ]
         )

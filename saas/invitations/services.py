@@ -145,6 +145,32 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
             )
         return invitation
 
+    async def resend(
+        self,
+        *,
+        organization_id: UUID,
+        invitation_id: UUID,
+        actor: Actor,
+        ttl: datetime.timedelta,
+    ) -> tuple[Invitation, str]:
+        """A new ticket and a fresh expiry; the old ticket stops working at once."""
+        invitation = await self._get_in_org(organization_id, invitation_id)
+        if invitation.accepted_at is not None or invitation.revoked_at is not None:
+            raise Conflict("Only open invitations can be resent.")
+        ticket = new_ticket()
+        invitation.token_hash = hash_ticket(ticket)
+        invitation.expires_at = utcnow() + ttl
+        invitation = await self.repository.update(invitation, auto_commit=False)
+        await self._audit.record(
+            "invitation.resent",
+            actor=actor,
+            organization_id=organization_id,
+            target_type="invitation",
+            target_id=invitation.id,
+            details={"email": invitation.email},
+        )
+        return invitation, ticket
+
     async def get_pending_by_ticket(self, organization_id: UUID, ticket: str) -> Invitation:
         invitation = await self.repository.get_one_or_none(
             token_hash=hash_ticket(ticket), organization_id=organization_id
