@@ -110,9 +110,44 @@ def _print_login_hints(settings: Settings) -> None:
     click.echo("")
 
 
+async def _run_outbox(settings: Settings, once: bool) -> int:
+    from saas.auth0.runtime import build_worker
+    from saas.db.config import create_sqlalchemy_config
+
+    config = create_sqlalchemy_config(settings)
+    worker = build_worker(settings, config)
+    try:
+        if once:
+            return await worker.drain()
+        worker.start()
+        await asyncio.Event().wait()  # until Ctrl-C
+        return 0
+    finally:
+        await worker.stop()
+        await worker.client.aclose()
+        await config.get_engine().dispose()
+
+
+@click.group(name="outbox", help="The queue of changes that keeps Auth0 in step.")
+def outbox_group() -> None:
+    pass
+
+
+@outbox_group.command(name="run", help="Drain the outbox (several workers may run at once).")
+@click.option("--once", is_flag=True, help="Run the jobs that are due, then exit.")
+def outbox_run(once: bool) -> None:
+    settings = _settings_or_exit()
+    try:
+        processed = asyncio.run(_run_outbox(settings, once))
+    except KeyboardInterrupt:
+        return
+    click.echo(f"processed {processed} jobs")
+
+
 def register_commands(cli: click.Group) -> None:
     cli.add_command(seed_command)
     cli.add_command(dev_command)
+    cli.add_command(outbox_group)
     try:
         from saas.devidp.cli import devidp
     except ImportError:  # the dev IdP package is optional in slimmed-down forks

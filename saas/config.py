@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     invitation_ttl_days: int = Field(default=7, ge=1, le=30)
     # Per client address, on /login and /callback.
     login_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # The outbox that keeps Auth0 in step (drained in-process unless disabled).
+    outbox_worker_enabled: bool = True
+    outbox_max_attempts: int = Field(default=8, ge=1, le=50)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    auth0_request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Where file-backed stores (sessions, rate limits) live when REDIS_URL is not set.
     state_dir: Path = VAR_DIR
 

@@ -17,6 +17,7 @@ from saas.auth.sessions import (
     create_stores,
     session_timeout_middleware_factory,
 )
+from saas.auth0.runtime import lifecycle
 from saas.config import Settings
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
@@ -56,6 +57,9 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
         app_config.dependencies["settings"] = Provide(lambda: settings, sync_to_thread=False)
         app_config.dependencies["provider"] = Provide(lambda: provider, sync_to_thread=False)
         app_config.on_shutdown.append(provider.aclose)
+        start_outbox, stop_outbox = lifecycle(settings, self.db_config)
+        app_config.on_startup.append(start_outbox)  # type: ignore[arg-type]
+        app_config.on_shutdown.append(stop_outbox)  # type: ignore[arg-type]
         app_config.stores = create_stores(settings)
         app_config.middleware.extend(
             [

@@ -161,10 +161,17 @@ class AuthController(Controller):
             )
         except (InvalidInput, NotFound) as error:
             raise errors.InvitationInvalid from error
+        # An invitee whose own domain routes to this organization goes straight to its
+        # enterprise connection (and must, when the organization requires SSO).
+        route = await route_email(db_session, pending.email)
+        connection = (
+            route.connection if route.organization and route.organization.id == org.id else None
+        )
         return await begin_login(
             request,
             provider,
             organization=org,
+            connection=connection,
             login_hint=pending.email,
             invitation=invitation,
             next_url=_landing(org),

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role
+from saas.auth0.jobs import sync_invitation_later
 from saas.db.models import Invitation, Membership, User
 from saas.errors import Conflict, Forbidden, NotFound
 from saas.invitations.tickets import hash_ticket, new_ticket
@@ -98,6 +99,7 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
             ),
             auto_commit=False,
         )
+        sync_invitation_later(self.repository.session, invitation.id)
         await self._audit.record(
             "invitation.created",
             actor=actor,
@@ -135,6 +137,7 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         if invitation.revoked_at is None:
             invitation.revoked_at = utcnow()
             invitation = await self.repository.update(invitation, auto_commit=False)
+            sync_invitation_later(self.repository.session, invitation.id)
             await self._audit.record(
                 "invitation.revoked",
                 actor=actor,
@@ -158,9 +161,13 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         if invitation.accepted_at is not None or invitation.revoked_at is not None:
             raise Conflict("Only open invitations can be resent.")
         ticket = new_ticket()
+        stale = [invitation.auth0_invitation_id] if invitation.auth0_invitation_id else []
         invitation.token_hash = hash_ticket(ticket)
+        invitation.auth0_invitation_id = None
         invitation.expires_at = utcnow() + ttl
         invitation = await self.repository.update(invitation, auto_commit=False)
+        # Auth0 gets a new invitation (a new ticket, emailed again) and loses the old one.
+        sync_invitation_later(self.repository.session, invitation.id, delete_auth0_ids=stale)
         await self._audit.record(
             "invitation.resent",
             actor=actor,

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role, outranks_or_equals
+from saas.auth0.jobs import sync_member_later
 from saas.db.models import Membership, User
 from saas.db.search import contains_any
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
@@ -123,6 +124,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
             Membership(organization_id=organization_id, user_id=user_id, role=role.value),
             auto_commit=False,
         )
+        sync_member_later(self.repository.session, organization_id, user_id)
         await self._audit.record(
             "member.added",
             actor=actor,
@@ -156,6 +158,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
             raise LastOwnerError
         membership.role = new_role.value
         membership = await self.repository.update(membership, auto_commit=False)
+        sync_member_later(self.repository.session, organization_id, membership.user_id)
         await self._audit.record(
             "member.role_changed",
             actor=actor,
@@ -183,6 +186,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         if membership.role == Role.OWNER and await self.count_owners(organization_id) <= 1:
             raise LastOwnerError
         await self.repository.delete(membership.id, auto_commit=False)
+        sync_member_later(self.repository.session, organization_id, membership.user_id)
         await self._audit.record(
             action,
             actor=actor,

@@ -12,6 +12,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role
+from saas.auth0.jobs import sync_organization_later
 from saas.db.models import EnterpriseConnection, Organization, OrganizationDomain
 from saas.errors import Conflict, InvalidInput, NotFound
 from saas.members.services import parse_role
@@ -99,6 +100,8 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             ),
             auto_commit=False,
         )
+        if auth0_org_id is None:
+            sync_organization_later(self.repository.session, organization.id)
         await self._audit.record(
             "organization.created",
             actor=actor,
@@ -159,6 +162,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             ),
             auto_commit=False,
         )
+        sync_organization_later(self.repository.session, organization_id)
         await self._audit.record(
             "connection.added",
             actor=actor,

@@ -1,0 +1,247 @@
+"""A small Auth0 Management API client: the calls the outbox makes, nothing more.
+
+The machine-to-machine token is cached and refreshed a minute before it expires. Failures are
+sorted into "try again later" (429 with Retry-After, 5xx, timeouts, network errors) and
+"will never work" (other 4xx), which is what the outbox's retry policy needs to know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from saas.config import Settings
+
+TOKEN_REFRESH_MARGIN_SECONDS = 60.0
+
+
+class ManagementError(Exception):
+    """A call that failed; `retry_after` is set when trying again later can succeed."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        return self.retry_after is not None
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "1")))
+    except ValueError:
+        return 1.0
+
+
+class ManagementClient:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.base = settings.auth0_base_url + "/api/v2"
+        self.http = http or httpx.AsyncClient(timeout=settings.auth0_request_timeout_seconds)
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._token_lock = asyncio.Lock()
+        self._role_ids: dict[str, str] = {}
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # ---- plumbing ----------------------------------------------------------------------
+
+    def _management_secret(self) -> str:
+        return self.settings.auth0_management_client_secret.get_secret_value()
+
+    async def _access_token(self) -> str:
+        async with self._token_lock:
+            if self._token and time.monotonic() < self._token_expires_at:
+                return self._token
+            response = await self._send(
+                "POST",
+                self.settings.auth0_base_url + "/oauth/token",
+                json={
+                    "grant_type": "client_credentials",
+                    "client_id": self.settings.auth0_management_client_id,
+                    "client_secret": self._management_secret(),
+                    "audience": self.settings.auth0_management_audience,
+                },
+            )
+            body = response.json()
+            self._token = str(body["access_token"])
+            lifetime = float(body.get("expires_in", 86400))
+            self._token_expires_at = time.monotonic() + max(
+                0.0, lifetime - TOKEN_REFRESH_MARGIN_SECONDS
+            )
+            return self._token
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self.http.request(method, url, **kwargs)
+        except httpx.TimeoutException as error:
+            raise ManagementError(f"{method} {url}: timed out", retry_after=1.0) from error
+        except httpx.TransportError as error:
+            raise ManagementError(
+                f"{method} {url}: {type(error).__name__}", retry_after=1.0
+            ) from error
+        if response.status_code == 429:
+            raise ManagementError(
+                f"{method} {url}: rate limited", status=429, retry_after=_retry_after(response)
+            )
+        if response.status_code >= 500:
+            raise ManagementError(
+                f"{method} {url}: {response.status_code}",
+                status=response.status_code,
+                retry_after=1.0,
+            )
+        if response.status_code >= 400:
+            raise ManagementError(
+                f"{method} {url}: {response.status_code} {_message(response)}",
+                status=response.status_code,
+            )
+        return response
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        token = await self._access_token()
+        response = await self._send(
+            method, self.base + path, headers={"Authorization": f"Bearer {token}"}, **kwargs
+        )
+        if response.status_code == 401:
+            self._token = None  # expired early or revoked: the next attempt fetches a new one
+        return response.json() if response.content else None
+
+    # ---- the operations the outbox needs ----------------------------------------------
+
+    async def organization_by_name(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.call("GET", f"/organizations/name/{quote(name)}")
+        except ManagementError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def ensure_organization(self, name: str, display_name: str) -> str:
+        """Idempotent: an organization is never created twice (looked up by name first, and a
+        409 from a racing creator resolves to the existing one)."""
+        existing = await self.organization_by_name(name)
+        if existing:
+            return str(existing["id"])
+        try:
+            created = await self.call(
+                "POST", "/organizations", json={"name": name, "display_name": display_name}
+            )
+        except ManagementError as error:
+            if error.status == 409 and (again := await self.organization_by_name(name)):
+                return str(again["id"])
+            raise
+        return str(created["id"])
+
+    async def update_organization(self, org_id: str, display_name: str) -> None:
+        await self.call("PATCH", f"/organizations/{org_id}", json={"display_name": display_name})
+
+    async def enable_connection(
+        self, org_id: str, connection_id: str, assign_on_login: bool
+    ) -> None:
+        try:
+            await self.call(
+                "POST",
+                f"/organizations/{org_id}/enabled_connections",
+                json={
+                    "connection_id": connection_id,
+                    "assign_membership_on_login": assign_on_login,
+                },
+            )
+        except ManagementError as error:
+            if error.status != 409:  # already enabled
+                raise
+
+    async def role_id(self, name: str) -> str:
+        if name not in self._role_ids:
+            roles = await self.call("GET", "/roles", params={"name_filter": name})
+            items = roles["roles"] if isinstance(roles, dict) else roles
+            match = next((r for r in items if r.get("name") == name), None)
+            if match is None:
+                raise ManagementError(f"no Auth0 role named {name!r}", status=404)
+            self._role_ids[name] = str(match["id"])
+        return self._role_ids[name]
+
+    async def member_role_ids(self, org_id: str, user_id: str) -> set[str]:
+        roles = await self.call("GET", f"/organizations/{org_id}/members/{quote(user_id)}/roles")
+        items = roles["roles"] if isinstance(roles, dict) else roles
+        return {str(r["id"]) for r in items}
+
+    async def add_member(self, org_id: str, user_id: str) -> None:
+        await self.call("POST", f"/organizations/{org_id}/members", json={"members": [user_id]})
+
+    async def remove_member(self, org_id: str, user_id: str) -> None:
+        await self.call("DELETE", f"/organizations/{org_id}/members", json={"members": [user_id]})
+
+    async def set_member_roles(self, org_id: str, user_id: str, role_names: list[str]) -> None:
+        wanted = {await self.role_id(name) for name in role_names}
+        current = await self.member_role_ids(org_id, user_id)
+        path = f"/organizations/{org_id}/members/{quote(user_id)}/roles"
+        if stale := sorted(current - wanted):
+            await self.call("DELETE", path, json={"roles": stale})
+        if missing := sorted(wanted - current):
+            await self.call("POST", path, json={"roles": missing})
+
+    async def find_invitation(self, org_id: str, app_invitation_id: str) -> dict[str, Any] | None:
+        page = 0
+        while True:
+            items = await self.call(
+                "GET",
+                f"/organizations/{org_id}/invitations",
+                params={"page": page, "per_page": 100},
+            )
+            items = items.get("invitations", []) if isinstance(items, dict) else items
+            for item in items:
+                if (item.get("app_metadata") or {}).get("saas_invitation_id") == app_invitation_id:
+                    return item
+            if len(items) < 100:
+                return None
+            page += 1
+
+    async def create_invitation(
+        self,
+        *,
+        org_id: str,
+        app_invitation_id: str,
+        inviter_name: str,
+        email: str,
+        role_names: list[str],
+        ttl_seconds: int,
+    ) -> dict[str, Any]:
+        return await self.call(
+            "POST",
+            f"/organizations/{org_id}/invitations",
+            json={
+                "inviter": {"name": inviter_name[:300] or "An administrator"},
+                "invitee": {"email": email},
+                "client_id": self.settings.auth0_client_id,
+                "roles": [await self.role_id(name) for name in role_names],
+                "ttl_sec": ttl_seconds,
+                "send_invitation_email": True,
+                "app_metadata": {"saas_invitation_id": app_invitation_id},
+            },
+        )
+
+    async def delete_invitation(self, org_id: str, invitation_id: str) -> None:
+        try:
+            await self.call("DELETE", f"/organizations/{org_id}/invitations/{invitation_id}")
+        except ManagementError as error:
+            if error.status != 404:  # already gone is what we wanted
+                raise
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("message") or body.get("error") or body)[:300]

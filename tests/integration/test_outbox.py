@@ -1,0 +1,276 @@
+"""The outbox keeps the dev IdP (standing in for Auth0) in step with the app's database."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from saas.audit.services import Actor
+from saas.auth.permissions import Role
+from saas.auth0.outbox import OutboxWorker
+from saas.auth0.runtime import build_worker
+from saas.db.config import create_sqlalchemy_config
+from saas.db.models import Invitation, Membership, Organization, OutboxJob, OutboxStatus, User
+from saas.members.services import MembershipService
+from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.tokens import access_token_for
+
+ACME = "org_AcmeDemo00000001"
+
+
+def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def management(stack: Stack) -> httpx.Client:
+    settings = stack.settings
+    token = httpx.post(
+        stack.idp_url + "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": settings.auth0_management_client_id,
+            "client_secret": settings.auth0_management_client_secret.get_secret_value(),
+            "audience": settings.auth0_management_audience,
+        },
+    ).json()["access_token"]
+    return httpx.Client(
+        base_url=stack.idp_url + "/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+
+
+def auth0_roles(mgmt: httpx.Client, user_sub: str) -> list[str]:
+    response = mgmt.get(f"/organizations/{ACME}/members/{user_sub}/roles")
+    if response.status_code == 404:
+        return []
+    body = response.json()
+    items = body["roles"] if isinstance(body, dict) else body
+    return sorted(r["name"] for r in items)
+
+
+def auth0_members(mgmt: httpx.Client) -> set[str]:
+    body = mgmt.get(f"/organizations/{ACME}/members", params={"per_page": 100}).json()
+    items = body["members"] if isinstance(body, dict) else body
+    return {m["user_id"] for m in items}
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    settings = stack_settings(database_url, tmp_path, outbox_poll_seconds=0.2)
+    with running_stack(settings) as running:
+        yield running
+
+
+def test_invitation_is_delivered_through_auth0_and_accepted(stack: Stack) -> None:
+    alice = stack.browser()
+    alice.login("alice@acme.example")
+    token = access_token_for(alice, ACME)
+    created = httpx.post(
+        stack.app_url + "/api/v1/orgs/acme/invitations",
+        json={"email": "carol@acme.example", "role": "admin"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert created.status_code == 201, created.text
+
+    def carol_mail() -> dict[str, Any] | None:
+        inbox = httpx.get(stack.idp_url + "/__dev/mailbox.json").json()
+        messages = inbox["messages"] if isinstance(inbox, dict) else inbox
+        return next((m for m in messages if m["to"] == "carol@acme.example"), None)
+
+    mail = wait_for(carol_mail)
+    link = mail["link"]
+    assert link.startswith(stack.app_url + "/invitation?invitation=")
+
+    carol = stack.browser()
+    redirect = carol.get(link)
+    assert redirect.status_code == 303, redirect.text
+    assert "connection=acme-saml" in redirect.headers["location"]
+    page = carol.sign_in_at_idp(redirect, "carol@acme.example")
+    assert str(page.url) == stack.app_url + "/o/acme/", page.text
+    assert "admin" in page.text
+    # Used once: the same link does not work again.
+    again = stack.browser().get(link)
+    assert again.status_code == 403
+
+
+def test_role_changes_and_removals_reach_auth0(stack: Stack) -> None:
+    alice = stack.browser()
+    alice.login("alice@acme.example")
+    headers = {"Authorization": f"Bearer {access_token_for(alice, ACME)}"}
+    members = httpx.get(stack.app_url + "/api/v1/orgs/acme/members", headers=headers).json()[
+        "items"
+    ]
+    bob = next(m for m in members if m["email"] == "bob@acme.example")
+    vera = next(m for m in members if m["email"] == "vera@acme.example")
+    changed = httpx.patch(
+        stack.app_url + f"/api/v1/orgs/acme/members/{bob['id']}",
+        json={"role": "admin"},
+        headers=headers,
+    )
+    assert changed.status_code == 200
+    removed = httpx.delete(
+        stack.app_url + f"/api/v1/orgs/acme/members/{vera['id']}", headers=headers
+    )
+    assert removed.status_code == 204
+    with management(stack) as mgmt:
+        wait_for(lambda: auth0_roles(mgmt, "samlp|acme-saml|bob@acme.example") == ["admin"])
+        wait_for(lambda: "samlp|acme-saml|vera@acme.example" not in auth0_members(mgmt))
+
+
+# ---- faults and concurrent workers --------------------------------------------------
+
+
+class RecordingWorker(OutboxWorker):
+    """Records which jobs this worker completed, to prove each completes exactly once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.completed: list[str] = []
+
+    async def _execute(self, session: Any, job: OutboxJob) -> None:
+        await super()._execute(session, job)
+        if job.status == OutboxStatus.DONE.value:
+            self.completed.append(str(job.id))
+
+
+async def churn(settings: Any, changes: int) -> dict[str, str]:
+    """`changes` random role changes among acme's non-owner members; returns final roles."""
+    config = create_sqlalchemy_config(settings)
+    rng = random.Random(7)
+    try:
+        async with config.get_session() as session:
+            org = (
+                await session.execute(select(Organization).where(Organization.slug == "acme"))
+            ).scalar_one()
+            rows = (
+                await session.execute(
+                    select(Membership, User)
+                    .join(User, User.id == Membership.user_id)
+                    .where(Membership.organization_id == org.id, Membership.role != "owner")
+                )
+            ).all()
+            service = MembershipService(session=session)
+            final: dict[str, str] = {}
+            for _ in range(changes):
+                membership, user = rng.choice(rows)
+                current = final.get(user.sub, membership.role)
+                role = rng.choice(
+                    [r for r in (Role.ADMIN, Role.MEMBER, Role.VIEWER) if r != current]
+                )
+                await service.change_role(
+                    organization_id=org.id,
+                    membership_id=membership.id,
+                    role=role,
+                    actor=Actor.system(),
+                )
+                final[user.sub] = role.value
+            await session.commit()
+            return final
+    finally:
+        await config.get_engine().dispose()
+
+
+async def drain_with(workers: list[OutboxWorker], settings: Any, deadline: float) -> None:
+    config = create_sqlalchemy_config(settings)
+
+    async def pending() -> int:
+        async with config.get_session() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(OutboxJob)
+                .where(OutboxJob.status == OutboxStatus.PENDING.value)
+            )
+            return int(count or 0)
+
+    async def run(worker: OutboxWorker) -> None:
+        while time.monotonic() < deadline:
+            if not await worker.run_one():
+                if await pending() == 0:
+                    return
+                await asyncio.sleep(0.1)
+
+    try:
+        await asyncio.gather(*(run(w) for w in workers))
+    finally:
+        for worker in workers:
+            await worker.client.aclose()
+        await config.get_engine().dispose()
+
+
+async def job_statuses(settings: Any) -> dict[str, int]:
+    config = create_sqlalchemy_config(settings)
+    try:
+        async with config.get_session() as session:
+            rows = await session.execute(
+                select(OutboxJob.status, func.count()).group_by(OutboxJob.status)
+            )
+            return {status: int(n) for status, n in rows.all()}
+    finally:
+        await config.get_engine().dispose()
+
+
+def test_burst_with_faults_converges_with_two_workers(database_url: str, tmp_path: Path) -> None:
+    settings = stack_settings(
+        database_url, tmp_path, outbox_worker_enabled=False, auth0_request_timeout_seconds=1.0
+    )
+    with running_stack(settings) as stack:
+        final = asyncio.run(churn(settings, 200))
+        faults = [
+            {
+                "method": "POST",
+                "path": "/api/v2/organizations/*/members/*/roles",
+                "response": "429",
+                "count": 25,
+                "retry_after": 1,
+            },
+            {
+                "method": "GET",
+                "path": "/api/v2/organizations/*/members/*/roles",
+                "response": "500",
+                "count": 15,
+            },
+            {
+                "method": "POST",
+                "path": "/api/v2/organizations/*/members",
+                "response": "hang",
+                "count": 3,
+                "hang_seconds": 2,
+            },
+        ]
+        for fault in faults:
+            assert httpx.post(stack.idp_url + "/__dev/faults", json=fault).status_code == 201
+
+        def worker() -> RecordingWorker:
+            base = build_worker(settings, create_sqlalchemy_config(settings))
+            return RecordingWorker(
+                base.session_maker, base.client, base.handlers, max_attempts=20, poll_seconds=0.1
+            )
+
+        workers = [worker(), worker()]
+        asyncio.run(drain_with(workers, settings, deadline=time.monotonic() + 120))
+
+        fired = httpx.get(stack.idp_url + "/__dev/faults").json()["faults"]
+        assert all(f["fired"] > 0 for f in fired), fired
+        statuses = asyncio.run(job_statuses(settings))
+        assert statuses.get(OutboxStatus.PENDING.value, 0) == 0, statuses
+        assert statuses.get(OutboxStatus.FAILED.value, 0) == 0, statuses
+        completed = workers[0].completed + workers[1].completed
+        assert len(completed) == len(set(completed)), "a job completed twice"
+        assert len(completed) == statuses[OutboxStatus.DONE.value] >= 200
+        assert all(w.completed for w in workers), "both workers should have taken jobs"
+        with management(stack) as mgmt:
+            for sub, role in final.items():
+                assert auth0_roles(mgmt, sub) == [role], sub
