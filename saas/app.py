@@ -15,6 +15,7 @@ from saas.config import PROJECT_ROOT, Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
 from saas.plugin import ApplicationCore
 from saas.web.logging import access_log_middleware, create_logging_config
+from saas.web.security import security_headers_middleware_factory
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ApplicationCore(settings, db_config),
         ],
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
-        middleware=[access_log_middleware],
+        middleware=[access_log_middleware, security_headers_middleware_factory(settings)],
         logging_config=create_logging_config(settings),
         debug=False,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request
 from litestar.config.csrf import CSRFConfig
@@ -10,6 +10,9 @@ from litestar.middleware.rate_limit import RateLimitConfig
 
 from saas.auth.sessions import RATE_LIMIT_STORE
 from saas.config import Settings
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_HEADER = "x-csrftoken"
 
@@ -43,3 +46,71 @@ def create_login_rate_limit(settings: Settings) -> RateLimitConfig:
         check_throttle_handler=_is_sign_in_path,
         set_rate_limit_headers=True,
     )
+
+
+def content_security_policy(settings: Settings) -> str:
+    # Forms post here, and some answers redirect to the IdP (sign-in, sign-out): Chrome applies
+    # form-action to those redirects, so the IdP's origin is allowed as a form target too.
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data: https:",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            f"form-action 'self' {settings.auth0_base_url}",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+# The API reference pages load their renderer from a CDN; they hold no tenant data.
+DOCS_CSP = (
+    "default-src 'self' https: 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'"
+)
+
+
+def security_headers_middleware_factory(settings: Settings) -> Any:
+    strict_csp = content_security_policy(settings).encode()
+    common: list[tuple[bytes, bytes]] = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    ]
+    if settings.secure_cookies:
+        common.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            path: str = scope["path"]
+            csp = DOCS_CSP.encode() if path.startswith("/api/docs") else strict_csp
+            private = path.startswith(("/o/", "/api/v1/", "/admin", "/select-organization"))
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = [
+                        (k, v)
+                        for k, v in message.get("headers", [])
+                        if not (private and k.lower() == b"cache-control")
+                    ]
+                    headers.extend(common)
+                    headers.append((b"content-security-policy", csp))
+                    if private:
+                        # Tenant data must not linger in shared or browser caches.
+                        headers.append((b"cache-control", b"no-store"))
+                    message["headers"] = headers
+                await send(message)
+
+            await app(scope, receive, send_with_headers)
+
+        return middleware
+
+    return factory

@@ -76,3 +76,29 @@ def test_request_id_is_returned_and_sanitized(app_url: str) -> None:
     hostile = httpx.get(f"{app_url}/health", headers={"x-request-id": 'a"b<script>'})
     assert hostile.headers["x-request-id"] != 'a"b<script>'
     assert len(hostile.headers["x-request-id"]) == 32
+
+
+def test_security_headers_on_pages(app_url: str) -> None:
+    response = httpx.get(f"{app_url}/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "style-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert "strict-transport-security" not in response.headers  # plain http in development
+
+
+def test_tenant_pages_are_not_cached(app_url: str) -> None:
+    response = httpx.get(f"{app_url}/o/acme/")
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_hsts_when_served_over_https(settings: Settings) -> None:
+    secure = load_settings(
+        database_url=settings.database_url, app_env="test", app_base_url="https://app.example.com"
+    )
+    with serve(create_app(secure)) as url:
+        response = httpx.get(f"{url}/health")
+    assert response.headers["strict-transport-security"].startswith("max-age=")
