@@ -148,6 +148,10 @@ def register_commands(cli: click.Group) -> None:
     cli.add_command(seed_command)
     cli.add_command(dev_command)
     cli.add_command(outbox_group)
+    from saas.organizations.cli import operators, orgs
+
+    cli.add_command(orgs)
+    cli.add_command(operators)
     try:
         from saas.devidp.cli import devidp
     except ImportError:  # the dev IdP package is optional in slimmed-down forks

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     invitation_ttl_days: int = Field(default=7, ge=1, le=30)
     # Per client address, on /login and /callback.
     login_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # DNS server for domain verification ("host:port"); the system resolver when unset.
+    dns_nameserver: str | None = None
     # The outbox that keeps Auth0 in step (drained in-process unless disabled).
     outbox_worker_enabled: bool = True
     outbox_max_attempts: int = Field(default=8, ge=1, le=50)

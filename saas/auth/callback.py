@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor, AuditService
@@ -23,6 +24,8 @@ from saas.db.models import Membership, Organization, User
 from saas.errors import InvalidInput
 from saas.organizations.services import OrganizationRepository
 from saas.users.services import UserService
+
+logger = structlog.get_logger("saas.auth.callback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +67,27 @@ async def verified_claims(
         raise errors.TokenRejected from error
 
 
+# The IdP's own descriptions name internal user and organization ids: they go to the log,
+# and people get these instead.
+PROVIDER_MESSAGES = {
+    "access_denied": "Your account does not have access to this organization. If you think it "
+    "should, ask its administrator for an invitation.",
+    "login_required": "Please sign in again.",
+    "consent_required": "Access was not granted. Please sign in again and allow access.",
+    "interaction_required": "Please sign in again.",
+    "temporarily_unavailable": "The sign-in service is busy. Please try again in a minute.",
+}
+
+
 def _provider_message(params: CallbackParams) -> str:
-    # Shown to the user: Auth0's descriptions are written for end users ("user is blocked").
-    description = (params.error_description or "").strip()[:300]
-    return description or f"The identity provider answered {params.error!r}."
+    logger.info(
+        "provider_error",
+        error=params.error,
+        description=(params.error_description or "")[:300],
+    )
+    return PROVIDER_MESSAGES.get(
+        params.error or "", "The identity provider could not sign you in. Please start again."
+    )
 
 
 async def organization_from_claims(

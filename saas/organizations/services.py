@@ -9,13 +9,23 @@ from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import func, select
 
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role
 from saas.auth0.jobs import sync_organization_later
-from saas.db.models import EnterpriseConnection, Organization, OrganizationDomain
+from saas.db.models import (
+    EnterpriseConnection,
+    Membership,
+    Organization,
+    OrganizationDomain,
+    OrganizationStatus,
+)
+from saas.db.search import contains_any
 from saas.errors import Conflict, InvalidInput, NotFound
 from saas.members.services import parse_role
+from saas.organizations.consumer_domains import is_consumer_domain
+from saas.organizations.dns_verification import has_token, record_name
 from saas.organizations.domains import normalize_domain
 
 # Auth0 organization `name` rules: lowercase letters, digits, '-' and '_', 1-50 characters,
@@ -117,6 +127,11 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
     ) -> OrganizationDomain:
         """One domain belongs to one organization, whichever spelling it arrives in."""
         normalized = normalize_domain(domain)
+        if is_consumer_domain(normalized):
+            raise InvalidInput(
+                f"{normalized} is a public mailbox provider; it cannot route to one organization.",
+                field="domain",
+            )
         if await self._domains.exists(domain=normalized):
             raise Conflict(f"{normalized} is already claimed.", field="domain")
         record = await self._domains.add(
@@ -137,6 +152,86 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             details={"domain": normalized, "verified": verified},
         )
         return record
+
+    async def verify_domain(
+        self, *, organization_id: UUID, domain: str, actor: Actor, nameserver: str | None
+    ) -> OrganizationDomain:
+        """Mark the domain verified when its TXT record carries the token; only then does it
+        route logins."""
+        record = await self._domains.get_one_or_none(
+            organization_id=organization_id, domain=normalize_domain(domain)
+        )
+        if record is None:
+            raise NotFound("This organization has no such domain.", field="domain")
+        if record.verified_at is not None:
+            return record
+        if not await has_token(record.domain, record.verification_token, nameserver):
+            raise InvalidInput(
+                f"No TXT record {record_name(record.domain)} with the expected value was found. "
+                "DNS changes can take a few minutes to appear.",
+                field="domain",
+            )
+        record.verified_at = datetime.datetime.now(datetime.UTC)
+        record = await self._domains.update(record, auto_commit=False)
+        await self._audit.record(
+            "domain.verified",
+            actor=actor,
+            organization_id=organization_id,
+            target_type="domain",
+            target_id=record.id,
+            details={"domain": record.domain},
+        )
+        return record
+
+    async def set_status(
+        self, *, organization_id: UUID, status: OrganizationStatus, actor: Actor
+    ) -> Organization:
+        organization = await self.repository.get(organization_id)
+        if organization.status != status.value:
+            organization.status = status.value
+            organization = await self.repository.update(organization, auto_commit=False)
+            await self._audit.record(
+                "organization.suspended"
+                if status == OrganizationStatus.SUSPENDED
+                else "organization.reactivated",
+                actor=actor,
+                organization_id=organization_id,
+                target_type="organization",
+                target_id=organization_id,
+            )
+        return organization
+
+    async def overview(
+        self, *, search: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[tuple[Organization, int]], int]:
+        """Organizations with their member counts, for operators."""
+        members = (
+            select(Membership.organization_id, func.count().label("members"))
+            .group_by(Membership.organization_id)
+            .subquery()
+        )
+        statement = select(Organization, func.coalesce(members.c.members, 0)).outerjoin(
+            members, members.c.organization_id == Organization.id
+        )
+        if search:
+            statement = statement.where(
+                contains_any([Organization.slug, Organization.display_name], search.strip())
+            )
+        total = await self.repository.session.scalar(
+            select(func.count()).select_from(statement.subquery())
+        )
+        rows = await self.repository.session.execute(
+            statement.order_by(Organization.display_name, Organization.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [(org, int(count)) for org, count in rows.tuples()], int(total or 0)
+
+    async def domains_of(self, organization_id: UUID) -> list[OrganizationDomain]:
+        return list(await self._domains.get_many(organization_id=organization_id))
+
+    async def connections_of(self, organization_id: UUID) -> list[EnterpriseConnection]:
+        return list(await self._connections.get_many(organization_id=organization_id))
 
     async def add_connection(
         self,
