@@ -8,6 +8,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.di import Provide
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
+from saas.admin.controllers import AdminController
 from saas.api.controllers import API_CONTROLLERS
 from saas.api.openapi import create_openapi_config
 from saas.auth.controllers import AuthController
@@ -48,6 +49,7 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
                 OrganizationHomeController,
                 ProjectsController,
                 *DASHBOARD_CONTROLLERS,
+                AdminController,
                 *API_CONTROLLERS,
             ]
         )

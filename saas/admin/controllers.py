@@ -1,0 +1,359 @@
+"""The operator console at /admin: platform operators only; everyone else gets a 404."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery
+from litestar.response import Redirect, Template
+from msgspec import Struct
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.auth.context import actor_from, load_current_user, memberships_of
+from saas.auth.guards import requires_platform_operator
+from saas.auth.permissions import Role
+from saas.config import Settings
+from saas.db.models import Invitation, Organization, OrganizationStatus, OutboxJob, OutboxStatus
+from saas.errors import DomainError, InvalidInput
+from saas.invitations.services import InvitationService
+from saas.organizations.dns_verification import record_name
+from saas.organizations.services import CONNECTION_STRATEGIES, OrganizationService
+
+FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+class CreateOrganizationForm(Struct):
+    slug: str = ""
+    display_name: str = ""
+    default_role: str = "member"
+    jit_provisioning: str = ""
+    require_sso: str = ""
+    domains: str = ""
+    connection_name: str = ""
+    connection_strategy: str = ""
+    owner_email: str = ""
+
+
+class DomainForm(Struct):
+    domain: str = ""
+
+
+class ConnectionForm(Struct):
+    name: str = ""
+    strategy: str = ""
+    display_name: str = ""
+    auth0_connection_id: str = ""
+
+
+class OwnerForm(Struct):
+    email: str = ""
+
+
+class StatusForm(Struct):
+    status: str = ""
+
+
+def _checked(value: str) -> bool:
+    return value in {"on", "true", "1", "yes"}
+
+
+def _split(values: str) -> list[str]:
+    return [v.strip() for v in values.replace("\n", ",").split(",") if v.strip()]
+
+
+class AdminController(Controller):
+    path = "/admin"
+    include_in_schema = False
+    guards = [requires_platform_operator]
+
+    async def _layout(
+        self, request: Request[Any, Any, Any], db: AsyncSession, **extra: Any
+    ) -> dict[str, Any]:
+        user = await load_current_user(request, db)
+        assert user is not None  # the guard ran
+        return {"user": user, "memberships": await memberships_of(db, user), **extra}
+
+    @get("/", name="admin.home")
+    async def home(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        q: FromQuery[str | None] = None,
+    ) -> Template:
+        rows, total = await OrganizationService(session=db_session).overview(search=q, limit=200)
+        failed = await db_session.scalar(
+            select(OutboxJob.id).where(OutboxJob.status == OutboxStatus.FAILED.value).limit(1)
+        )
+        return Template(
+            "admin/home.html",
+            context=await self._layout(
+                request,
+                db_session,
+                rows=rows,
+                total=total,
+                q=q or "",
+                has_failed=failed is not None,
+            ),
+        )
+
+    @get("/organizations/new", name="admin.new_organization")
+    async def new_organization(
+        self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
+    ) -> Template:
+        return Template(
+            "admin/new_organization.html",
+            context=await self._layout(
+                request,
+                db_session,
+                form=CreateOrganizationForm(),
+                strategies=sorted(CONNECTION_STRATEGIES),
+            ),
+        )
+
+    @post("/organizations", name="admin.create_organization")
+    async def create_organization(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        data: Annotated[CreateOrganizationForm, FormBody],
+    ) -> Template | Redirect:
+        actor = actor_from(request, await load_current_user(request, db_session))
+        service = OrganizationService(session=db_session)
+        try:
+            org = await service.create_organization(
+                slug=data.slug,
+                display_name=data.display_name,
+                actor=actor,
+                default_role=data.default_role,
+                jit_provisioning=_checked(data.jit_provisioning),
+                require_sso=_checked(data.require_sso),
+            )
+            for domain in _split(data.domains):
+                await service.add_domain(organization_id=org.id, domain=domain, actor=actor)
+            if data.connection_name.strip():
+                await service.add_connection(
+                    organization_id=org.id,
+                    name=data.connection_name.strip(),
+                    strategy=data.connection_strategy,
+                    display_name=data.display_name,
+                    actor=actor,
+                )
+            if data.owner_email.strip():
+                await InvitationService(session=db_session).invite(
+                    organization_id=org.id,
+                    email=data.owner_email,
+                    role=Role.OWNER,
+                    actor=actor,
+                    actor_role=None,
+                    ttl=datetime.timedelta(days=settings.invitation_ttl_days),
+                )
+        except DomainError as error:
+            # Nothing of the half-built organization survives: the request's transaction rolls
+            # back on this non-2xx answer.
+            return Template(
+                "admin/new_organization.html",
+                context=await self._layout(
+                    request,
+                    db_session,
+                    form=data,
+                    error=error,
+                    strategies=sorted(CONNECTION_STRATEGIES),
+                ),
+                status_code=error.status_code,
+            )
+        return Redirect(path=f"/admin/organizations/{org.slug}", status_code=303)
+
+    async def _detail(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        org: Organization,
+        error: DomainError | None = None,
+        status_code: int = 200,
+    ) -> Template:
+        service = OrganizationService(session=db)
+        domains = await service.domains_of(org.id)
+        invitations = (
+            await db.execute(
+                select(Invitation)
+                .where(Invitation.organization_id == org.id, Invitation.role == Role.OWNER.value)
+                .order_by(Invitation.created_at.desc())
+            )
+        ).scalars()
+        now = datetime.datetime.now(datetime.UTC)
+        return Template(
+            "admin/organization.html",
+            context=await self._layout(
+                request,
+                db,
+                org=org,
+                domains=[(d, record_name(d.domain)) for d in domains],
+                connections=await service.connections_of(org.id),
+                owner_invitations=[(i, i.status(now)) for i in invitations],
+                strategies=sorted(CONNECTION_STRATEGIES),
+                error=error,
+            ),
+            status_code=status_code,
+        )
+
+    @get("/organizations/{slug:str}", name="admin.organization")
+    async def organization(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        slug: FromPath[str],
+    ) -> Template:
+        org = await OrganizationService(session=db_session).get_by_slug(slug)
+        return await self._detail(request, db_session, org)
+
+    async def _act(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        slug: str,
+        action: Any,
+    ) -> Template | Redirect:
+        org = await OrganizationService(session=db).get_by_slug(slug)
+        actor = actor_from(request, await load_current_user(request, db))
+        try:
+            await action(org, actor)
+        except DomainError as error:
+            if error.status_code == 404 and error.field is None:
+                raise
+            return await self._detail(request, db, org, error=error, status_code=error.status_code)
+        return Redirect(path=f"/admin/organizations/{org.slug}", status_code=303)
+
+    @post("/organizations/{slug:str}/domains", name="admin.add_domain")
+    async def add_domain(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        slug: FromPath[str],
+        data: Annotated[DomainForm, FormBody],
+    ) -> Template | Redirect:
+        service = OrganizationService(session=db_session)
+
+        async def action(org: Organization, actor: Any) -> None:
+            await service.add_domain(organization_id=org.id, domain=data.domain, actor=actor)
+
+        return await self._act(request, db_session, slug, action)
+
+    @post("/organizations/{slug:str}/domains/verify", name="admin.verify_domain")
+    async def verify_domain(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        slug: FromPath[str],
+        data: Annotated[DomainForm, FormBody],
+    ) -> Template | Redirect:
+        service = OrganizationService(session=db_session)
+
+        async def action(org: Organization, actor: Any) -> None:
+            await service.verify_domain(
+                organization_id=org.id,
+                domain=data.domain,
+                actor=actor,
+                nameserver=settings.dns_nameserver,
+            )
+
+        return await self._act(request, db_session, slug, action)
+
+    @post("/organizations/{slug:str}/connections", name="admin.add_connection")
+    async def add_connection(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        slug: FromPath[str],
+        data: Annotated[ConnectionForm, FormBody],
+    ) -> Template | Redirect:
+        service = OrganizationService(session=db_session)
+
+        async def action(org: Organization, actor: Any) -> None:
+            if not data.name.strip():
+                raise InvalidInput("Give the Auth0 connection's name.", field="name")
+            await service.add_connection(
+                organization_id=org.id,
+                name=data.name.strip(),
+                strategy=data.strategy,
+                display_name=data.display_name.strip() or data.name.strip(),
+                auth0_connection_id=data.auth0_connection_id.strip() or None,
+                actor=actor,
+            )
+
+        return await self._act(request, db_session, slug, action)
+
+    @post("/organizations/{slug:str}/invite-owner", name="admin.invite_owner")
+    async def invite_owner(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        slug: FromPath[str],
+        data: Annotated[OwnerForm, FormBody],
+    ) -> Template | Redirect:
+        async def action(org: Organization, actor: Any) -> None:
+            await InvitationService(session=db_session).invite(
+                organization_id=org.id,
+                email=data.email,
+                role=Role.OWNER,
+                actor=actor,
+                actor_role=None,
+                ttl=datetime.timedelta(days=settings.invitation_ttl_days),
+            )
+
+        return await self._act(request, db_session, slug, action)
+
+    @post("/organizations/{slug:str}/status", name="admin.set_status")
+    async def set_status(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        slug: FromPath[str],
+        data: Annotated[StatusForm, FormBody],
+    ) -> Template | Redirect:
+        async def action(org: Organization, actor: Any) -> None:
+            try:
+                status = OrganizationStatus(data.status)
+            except ValueError:
+                raise InvalidInput("Choose active or suspended.", field="status") from None
+            await OrganizationService(session=db_session).set_status(
+                organization_id=org.id, status=status, actor=actor
+            )
+
+        return await self._act(request, db_session, slug, action)
+
+    @get("/outbox", name="admin.outbox")
+    async def outbox(
+        self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
+    ) -> Template:
+        jobs = (
+            await db_session.execute(
+                select(OutboxJob)
+                .where(OutboxJob.status == OutboxStatus.FAILED.value)
+                .order_by(OutboxJob.updated_at.desc())
+                .limit(200)
+            )
+        ).scalars()
+        return Template(
+            "admin/outbox.html", context=await self._layout(request, db_session, jobs=list(jobs))
+        )
+
+    @post("/outbox/{job_id:uuid}/retry", name="admin.retry_job")
+    async def retry_job(
+        self, db_session: NamedDependency[AsyncSession], job_id: FromPath[UUID]
+    ) -> Redirect:
+        job = await db_session.get(OutboxJob, job_id)
+        if job is None or job.status != OutboxStatus.FAILED.value:
+            raise InvalidInput("Only failed jobs can be retried.")
+        job.status = OutboxStatus.PENDING.value
+        job.attempts = 0
+        job.next_attempt_at = datetime.datetime.now(datetime.UTC)
+        return Redirect(path="/admin/outbox", status_code=303)
