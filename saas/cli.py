@@ -68,7 +68,18 @@ def dev_command() -> None:
         sys.exit(2)
     host, port = _host_port(settings.app_base_url)
     commands = [
-        [sys.executable, "-m", "uvicorn", "saas.asgi:app", "--host", host, "--port", str(port)],
+        # The app writes its own one-line access log (with request ids), so uvicorn need not.
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "saas.asgi:app",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
     ]
     if settings.uses_dev_idp:
         commands.append([sys.executable, "-m", "saas.cli", "devidp", "serve"])
