@@ -196,3 +196,69 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
             details={"role": membership.role},
         )
         return membership
+
+    async def leave(self, *, organization_id: UUID, user_id: UUID, actor: Actor) -> Membership:
+        """The member leaves on their own. Same rules as `remove()` (the last owner cannot)."""
+        membership = await self.find(organization_id, user_id)
+        if membership is None:
+            raise NotFound("You are not a member of this organization.")
+        return await self.remove(
+            organization_id=organization_id,
+            membership_id=membership.id,
+            actor=actor,
+            actor_role=Role(membership.role),
+            action="member.left",
+        )
+
+    async def transfer_ownership(
+        self, *, organization_id: UUID, membership_id: UUID, actor: Actor
+    ) -> tuple[Membership, Membership]:
+        """Make another member owner and demote the acting owner to admin, in one transaction.
+
+        Returns (new owner, former owner). The organization never has zero owners: the new
+        owner is promoted before the actor is demoted, under the organization's lock.
+        """
+        if actor.user_id is None:
+            raise Forbidden("Only an owner can transfer ownership.")
+        await lock_organization(self.repository.session, organization_id)
+        current = await self.find(organization_id, actor.user_id)
+        if current is None:
+            raise Forbidden("Only an owner can transfer ownership.")
+        await self.repository.session.refresh(current)
+        if current.role != Role.OWNER:
+            raise Forbidden("Only an owner can transfer ownership.")
+        target = await self._get_in_org(organization_id, membership_id)
+        await self.repository.session.refresh(target)
+        if target.id == current.id:
+            raise InvalidInput("Choose another member to transfer ownership to.", field="member")
+        previous_role = target.role
+        target.role = Role.OWNER.value
+        target = await self.repository.update(target, auto_commit=False)
+        current.role = Role.ADMIN.value
+        current = await self.repository.update(current, auto_commit=False)
+        sync_member_later(self.repository.session, organization_id, target.user_id)
+        sync_member_later(self.repository.session, organization_id, current.user_id)
+        await self._audit.record(
+            "ownership.transferred",
+            actor=actor,
+            organization_id=organization_id,
+            target_type="user",
+            target_id=target.user_id,
+            details={
+                "from_user_id": str(current.user_id),
+                "previous_role": previous_role,
+                "former_owner_role": Role.ADMIN.value,
+            },
+        )
+        return target, current
+
+    async def member_emails(self, organization_id: UUID, emails: list[str]) -> set[str]:
+        """Which of these (normalized) addresses already belong to members: one query."""
+        if not emails:
+            return set()
+        stmt = (
+            select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.organization_id == organization_id, User.email.in_(emails))
+        )
+        return set((await self.repository.session.execute(stmt)).scalars())

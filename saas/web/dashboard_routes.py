@@ -4,4 +4,12 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-DASHBOARD_CONTROLLERS: list[ControllerRouterHandler] = []
+from saas.audit.controllers import AuditController
+from saas.invitations.controllers import InvitationsController
+from saas.members.controllers import MembersController
+
+DASHBOARD_CONTROLLERS: list[ControllerRouterHandler] = [
+    MembersController,
+    InvitationsController,
+    AuditController,
+]

@@ -18,7 +18,7 @@ from saas.auth.permissions import Role
 from saas.auth0.outbox import OutboxWorker
 from saas.auth0.runtime import build_worker
 from saas.db.config import create_sqlalchemy_config
-from saas.db.models import Invitation, Membership, Organization, OutboxJob, OutboxStatus, User
+from saas.db.models import Membership, Organization, OutboxJob, OutboxStatus, User
 from saas.members.services import MembershipService
 from tests.support.stack import Stack, running_stack, stack_settings
 from tests.support.tokens import access_token_for

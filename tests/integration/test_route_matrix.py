@@ -23,10 +23,11 @@ from litestar.handlers import HTTPRouteHandler
 
 from saas.app import create_app
 from saas.audit.services import Actor
+from saas.auth.guards import requires_platform_operator
 from saas.auth.permissions import Permission, Role, has_permission
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
-from saas.db.models import Organization, User
+from saas.db.models import Organization, OutboxJob, OutboxStatus, User
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.projects.services import ProjectService
@@ -98,6 +99,37 @@ class Tenant:
         return self.success if has_permission(ACME_ROLES[actor], self.permission) else 403
 
 
+@dataclass(frozen=True)
+class Operator:
+    """A platform-operator route: it does not exist for anyone else (404)."""
+
+    success: int
+    target: str | None = None  # "job": a failed outbox job
+    body: Callable[[], dict[str, str]] | None = None
+
+    def expected(self, actor: str) -> int:
+        if actor == "anonymous":
+            return 303
+        return self.success if actor == "operator" else 404
+
+
+def unique_slug_form() -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {"slug": f"org-{suffix}", "display_name": f"Org {suffix}", "connection_strategy": "oidc"}
+
+
+def unique_domain() -> dict[str, str]:
+    return {"domain": f"d{uuid.uuid4().hex[:8]}.example"}
+
+
+def unique_connection() -> dict[str, str]:
+    return {"name": f"conn-{uuid.uuid4().hex[:8]}", "strategy": "oidc"}
+
+
+def unique_owner() -> dict[str, str]:
+    return {"email": f"owner-{uuid.uuid4().hex[:8]}@acme.example"}
+
+
 def unique_name() -> dict[str, str]:
     return {"name": f"Project {uuid.uuid4().hex[:10]}"}
 
@@ -107,7 +139,25 @@ def unique_invitee() -> dict[str, str]:
 
 
 P = Permission
-ROUTES: dict[tuple[str, str], Public | Tenant] = {
+Rule = Public | Tenant | Operator
+ROUTES: dict[tuple[str, str], Rule] = {
+    # The operator console.
+    ("GET", "/admin"): Operator(200),
+    ("GET", "/admin/organizations/new"): Operator(200),
+    ("POST", "/admin/organizations"): Operator(303, body=unique_slug_form),
+    ("GET", "/admin/organizations/{slug:str}"): Operator(200),
+    ("POST", "/admin/organizations/{slug:str}/domains"): Operator(303, body=unique_domain),
+    ("POST", "/admin/organizations/{slug:str}/domains/verify"): Operator(
+        303,
+        body=lambda: {"domain": "acme.example"},  # verified already: a no-op
+    ),
+    ("POST", "/admin/organizations/{slug:str}/connections"): Operator(303, body=unique_connection),
+    ("POST", "/admin/organizations/{slug:str}/invite-owner"): Operator(303, body=unique_owner),
+    ("POST", "/admin/organizations/{slug:str}/status"): Operator(
+        303, body=lambda: {"status": "active"}
+    ),
+    ("GET", "/admin/outbox"): Operator(200),
+    ("POST", "/admin/outbox/{job_id:uuid}/retry"): Operator(303, target="job"),
     ("GET", "/health"): Public(200),
     ("GET", "/"): Public(200),
     ("GET", "/static/{file_path:path}"): Public(200, path_params={"file_path": "css/app.css"}),
@@ -135,6 +185,24 @@ ROUTES: dict[tuple[str, str], Public | Tenant] = {
     ("POST", "/o/{slug:str}/projects/{project_id:uuid}/delete"): Tenant(
         P.PROJECTS_WRITE, 303, target="project"
     ),
+    # The member-management dashboard (session, htmx or plain forms).
+    ("GET", "/o/{slug:str}/members"): Tenant(P.MEMBERS_READ, 200),
+    ("POST", "/o/{slug:str}/members/{member_id:uuid}/role"): Tenant(
+        P.MEMBERS_MANAGE, 303, target="member", body=lambda: {"role": "viewer"}
+    ),
+    ("POST", "/o/{slug:str}/members/{member_id:uuid}/remove"): Tenant(
+        P.MEMBERS_MANAGE, 303, target="member"
+    ),
+    ("POST", "/o/{slug:str}/members/invitations"): Tenant(
+        P.MEMBERS_INVITE, 303, body=unique_invitee
+    ),
+    ("POST", "/o/{slug:str}/members/invitations/{invitation_id:uuid}/resend"): Tenant(
+        P.MEMBERS_INVITE, 303, target="invitation"
+    ),
+    ("POST", "/o/{slug:str}/members/invitations/{invitation_id:uuid}/revoke"): Tenant(
+        P.MEMBERS_INVITE, 303, target="invitation"
+    ),
+    ("GET", "/o/{slug:str}/audit"): Tenant(P.AUDIT_READ, 200),
     # The JSON API (bearer tokens).
     ("GET", "/api/v1/orgs/{org:str}"): Tenant(P.ORG_READ, 200, api=True),
     ("GET", "/api/v1/orgs/{org:str}/members"): Tenant(P.MEMBERS_READ, 200, api=True),
@@ -164,13 +232,19 @@ ROUTES: dict[tuple[str, str], Public | Tenant] = {
     ("DELETE", "/api/v1/orgs/{org:str}/projects/{project_id:uuid}"): Tenant(
         P.PROJECTS_WRITE, 204, api=True, target="project"
     ),
+    # Near the end, because they change who belongs to acme. Ownership first: the owner hands
+    # acme to a fresh member (and becomes an admin), so that every acme actor may then leave.
+    ("POST", "/o/{slug:str}/members/{member_id:uuid}/transfer-ownership"): Tenant(
+        P.OWNERSHIP, 303, target="member"
+    ),
+    ("POST", "/o/{slug:str}/members/leave"): Tenant(P.MEMBERS_READ, 303),
     # Last, because it ends each actor's session.
     ("POST", "/logout"): Public(303),
 }
 
 
 def route_table(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
-    table = {}
+    table: dict[tuple[str, str], HTTPRouteHandler] = {}
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
             if not isinstance(handler, HTTPRouteHandler):
@@ -188,11 +262,14 @@ def test_every_route_is_declared_with_its_guard() -> None:
     stale = sorted(set(ROUTES) - set(table))
     assert not stale, f"declared routes that no longer exist: {stale}"
     for key, rule in ROUTES.items():
-        guards = [g for g in table[key].resolve_guards() if hasattr(g, "permission")]
+        resolved = table[key].resolve_guards()
+        guards = [g for g in resolved if hasattr(g, "permission")]
+        is_operator_route = requires_platform_operator in resolved
         if isinstance(rule, Tenant):
-            assert [g.permission for g in guards] == [rule.permission], key  # type: ignore[attr-defined]
+            assert [getattr(g, "permission", None) for g in guards] == [rule.permission], key
         else:
             assert not guards, f"{key} is declared public but has a permission guard"
+        assert is_operator_route == isinstance(rule, Operator), key
 
 
 # ---- exercising every cell -------------------------------------------------------------
@@ -221,6 +298,13 @@ def fresh_target(settings: Settings, kind: str) -> str:
                 name=f"Target {uuid.uuid4().hex[:10]}", actor=Actor.system()
             )
             return str(project.id)
+        if kind == "job":
+            job = OutboxJob(
+                kind="matrix.failed", payload={}, status=OutboxStatus.FAILED.value, attempts=8
+            )
+            session.add(job)
+            await session.flush()
+            return str(job.id)
         if kind == "member":
             user = User(
                 sub=f"auth0|matrix-{uuid.uuid4().hex}",
@@ -281,13 +365,17 @@ def sign_in_callers(stack: Stack) -> dict[str, Caller]:
 
 
 def request_cell(
-    stack: Stack, caller: Caller, method: str, path: str, rule: Public | Tenant
+    stack: Stack, caller: Caller, method: str, path: str, rule: Rule
 ) -> httpx.Response:
     params = {"slug": "acme", "org": "acme"}
     body: dict[str, str] | None = None
     if isinstance(rule, Public):
         params.update(rule.path_params)
         body = rule.data
+    elif isinstance(rule, Operator):
+        if rule.target:
+            params[f"{rule.target}_id"] = fresh_target(stack.settings, rule.target)
+        body = rule.body() if rule.body else None
     else:
         if rule.target:
             params[f"{rule.target}_id"] = fresh_target(stack.settings, rule.target)

@@ -1,0 +1,154 @@
+"""The audit log page: who did what to whom, and when; filtered by action and actor, loading
+older events as the reader scrolls (keyset pagination on (created_at, id), newest first)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.audit.services import AuditCursor, AuditEntry, AuditService
+from saas.auth.guards import provide_tenant, requires
+from saas.auth.permissions import Permission
+from saas.auth.tenant import TenantContext
+from saas.organizations.controllers import page_context
+
+PAGE_SIZE = 50
+VARY = {"Vary": "HX-Request, HX-History-Restore-Request"}
+
+# What each action reads like in the log ("Alice <verb> Bob").
+ACTION_LABELS: dict[str, str] = {
+    "member.added": "added member",
+    "member.role_changed": "changed the role of",
+    "member.removed": "removed member",
+    "member.left": "left the organization",
+    "ownership.transferred": "transferred ownership to",
+    "invitation.created": "invited",
+    "invitation.resent": "resent the invitation to",
+    "invitation.revoked": "revoked the invitation to",
+    "invitation.accepted": "accepted the invitation for",
+    "project.created": "created project",
+    "project.renamed": "renamed project",
+    "project.deleted": "deleted project",
+    "domain.added": "added domain",
+    "connection.added": "added connection",
+    "organization.created": "created the organization",
+    "auth.login": "signed in",
+}
+
+
+def describe_target(entry: AuditEntry) -> str:
+    """The object of the action, in words: a person, an address, a project."""
+    event = entry.event
+    details = event.details or {}
+    if entry.target_user is not None:
+        user = entry.target_user
+        return f"{user.name} ({user.email})" if user.name else user.email
+    if event.action == "member.left":
+        return ""
+    for key in ("email", "name", "domain", "connection"):
+        value = details.get(key)
+        if isinstance(value, str) and value:
+            return value
+    if event.target_type and event.target_id:
+        return f"{event.target_type} {event.target_id[:8]}"
+    return ""
+
+
+def describe_details(entry: AuditEntry) -> str:
+    details = entry.event.details or {}
+    action = entry.event.action
+    if action == "member.role_changed":
+        return f"{details.get('from', '?')} → {details.get('to', '?')}"
+    if action == "project.renamed":
+        return f"“{details.get('from', '')}” → “{details.get('to', '')}”"
+    if action == "ownership.transferred":
+        return "previous owner is now admin"
+    if "role" in details:
+        return f"as {details['role']}"
+    return ""
+
+
+@dataclass
+class AuditListing:
+    entries: list[AuditEntry]
+    cursor: AuditCursor | None
+    action: str
+    actor: str
+    base_url: str
+
+    def url(self, **changes: Any) -> str:
+        params = {"action": self.action, "actor": self.actor, **changes}
+        clean = {k: v for k, v in params.items() if v}
+        return self.base_url + ("?" + urlencode(clean) if clean else "")
+
+    @property
+    def more_url(self) -> str | None:
+        return self.url(before=self.cursor.encode()) if self.cursor else None
+
+
+class AuditController(Controller):
+    path = "/o/{slug:str}/audit"
+    include_in_schema = False
+    dependencies = {"tenant": Provide(provide_tenant)}
+
+    @get("/", name="audit.list", guards=[requires(Permission.AUDIT_READ)], cache=False)
+    async def audit_log(
+        self,
+        request: HTMXRequest,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        action: FromQuery[str | None] = None,
+        actor: FromQuery[str | None] = None,
+        before: FromQuery[str | None] = None,
+    ) -> Template:
+        action_filter = (action or "").strip()[:64]
+        actor_filter = (actor or "").strip()[:200]
+        cursor = AuditCursor.decode(before)
+        entries, next_cursor = await AuditService(session=db_session).page_for_organization(
+            tenant.organization.id,
+            action=action_filter or None,
+            actor=actor_filter or None,
+            before=cursor,
+            limit=PAGE_SIZE,
+        )
+        listing = AuditListing(
+            entries=entries,
+            cursor=next_cursor,
+            action=action_filter,
+            actor=actor_filter,
+            base_url=f"/o/{tenant.organization.slug}/audit",
+        )
+        context = {
+            "listing": listing,
+            "labels": ACTION_LABELS,
+            "describe_target": describe_target,
+            "describe_details": describe_details,
+            "is_more": cursor is not None,
+        }
+        if request.htmx and not request.htmx.history_restore_request:
+            # More rows for the scroll sentinel, or the filtered results for the filter form.
+            if cursor:
+                return Template(
+                    "partials/audit_rows.html", context={"tenant": tenant, **context}, headers=VARY
+                )
+            # The filter form pushes its URL; this one leaves out the empty filters.
+            return Template(
+                "partials/audit_results.html",
+                context={"tenant": tenant, **context},
+                headers={**VARY, "HX-Push-Url": listing.url()},
+            )
+        return Template(
+            "pages/audit.html",
+            context=await page_context(
+                tenant, db_session, actions=sorted(ACTION_LABELS), **context
+            ),
+            headers=VARY,
+        )

@@ -1,0 +1,97 @@
+// The dashboard's only script (no inline script anywhere, for a strict CSP):
+// - sends the CSRF token on every unsafe htmx request (X-CSRFToken, from <meta name="csrf-token">);
+// - swaps the inline-error fragments the server answers refusals with (403/409/422), but never
+//   a full error page into a part of the page: that one becomes a toast instead;
+// - shows toasts announced by the server in an `HX-Trigger: {"toast": {...}}` header;
+// - keeps tenant data out of localStorage (no htmx history cache: back/forward reload the URL,
+//   which the server renders as a full page).
+(function () {
+  "use strict";
+
+  // htmx's settings live in <meta name="htmx-config"> in the layout, so they hold from the
+  // first request on: no injected indicator styles (CSP), no history cache, 403/409/422
+  // fragments swapped.
+
+  var UNSAFE = /^(POST|PUT|PATCH|DELETE)$/i;
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function toastRegion() {
+    var region = document.getElementById("toast-region");
+    if (!region) {
+      region = document.createElement("div");
+      region.id = "toast-region";
+      region.className = "toast-region";
+      region.setAttribute("role", "status");
+      region.setAttribute("aria-live", "polite");
+      document.body.appendChild(region);
+    }
+    return region;
+  }
+
+  function showToast(message, level) {
+    if (!message) return;
+    var toast = document.createElement("div");
+    toast.className = "toast toast--" + (level || "success");
+    toast.setAttribute("data-testid", "toast");
+    var text = document.createElement("span");
+    text.className = "toast__text";
+    text.textContent = message;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast__close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", function () { toast.remove(); });
+    toast.appendChild(text);
+    toast.appendChild(close);
+    toastRegion().appendChild(toast);
+    window.setTimeout(function () {
+      toast.classList.add("toast--leaving");
+      window.setTimeout(function () { toast.remove(); }, 300);
+    }, level === "error" ? 9000 : 6000);
+  }
+
+  // A full error page (a guard's refusal, a 404, a 500): its message, not its layout.
+  function errorMessage(xhr) {
+    var fallback = "The request failed (" + xhr.status + "). Please reload the page.";
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+      var title = doc.querySelector(".error-card h1");
+      var detail = doc.querySelector(".error-card h1 + p");
+      if (title && detail) return title.textContent.trim() + ": " + detail.textContent.trim();
+    } catch (e) { /* fall through */ }
+    return fallback;
+  }
+
+  function isFullDocument(text) {
+    return /^\s*<!doctype html/i.test(text || "");
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (UNSAFE.test(event.detail.verb)) {
+      event.detail.headers["X-CSRFToken"] = csrfToken();
+    }
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status >= 400 && isFullDocument(xhr.responseText)) {
+      event.detail.shouldSwap = false;
+      event.detail.isError = false;
+      showToast(errorMessage(xhr), "error");
+    }
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    showToast("The server could not be reached. Check your connection and try again.", "error");
+  });
+
+  document.addEventListener("toast", function (event) {
+    var detail = event.detail || {};
+    showToast(detail.message || detail.value, detail.level);
+  });
+})();

@@ -1,0 +1,146 @@
+"""Browser fixtures: one Chromium per session, a fresh context and a fresh stack per test.
+
+The journeys run on SQLite only (a copy of the migrated template): the SQL behaviour is covered
+on both backends by the integration tests, the browser adds the parts only a browser sees.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from saas.db.demo_data import DEMO_PASSWORD
+from tests.support.browser import (
+    PageWatch,
+    assert_no_generic_error,
+    launch_chromium,
+    off_loop,
+    screenshot,
+)
+from tests.support.stack import Stack, running_stack, stack_settings
+
+TIMEOUT_MS = 10_000
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def sqlite_database_url(migrated_sqlite_template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "app.db"
+    shutil.copyfile(migrated_sqlite_template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+def stack_overrides() -> dict[str, object]:
+    """Settings for this test's stack; parametrize `stack_overrides` to change them."""
+    return {}
+
+
+@pytest.fixture
+def stack(
+    sqlite_database_url: str, tmp_path: Path, stack_overrides: dict[str, object]
+) -> Iterator[Stack]:
+    # Entered and left off the test's thread: see `off_loop`.
+    context = running_stack(stack_settings(sqlite_database_url, tmp_path, **stack_overrides))
+    running = off_loop(context.__enter__)
+    try:
+        yield running
+    finally:
+        off_loop(context.__exit__, None, None, None)
+
+
+@dataclass
+class Journey:
+    """One person's browser tab against one running stack, with what it noticed."""
+
+    stack: Stack
+    page: Page
+    watch: PageWatch
+    name: str
+
+    def goto(self, url: str) -> None:
+        absolute = url if url.startswith("http") else self.stack.app_url + url
+        self.page.goto(absolute)
+        self.check_page()
+
+    def check_page(self) -> None:
+        assert_no_generic_error(self.page)
+
+    def expect_url(self, url: str) -> None:
+        absolute = url if url.startswith("http") else self.stack.app_url + url
+        expect(self.page).to_have_url(absolute)
+        self.check_page()
+
+    def wait_for(self, url_prefix: str) -> None:
+        """Wait until the tab shows a URL starting with `url_prefix` (absolute, or app-relative)
+        and has loaded it, then check the page."""
+        prefix = url_prefix if url_prefix.startswith("http") else self.stack.app_url + url_prefix
+        self.page.wait_for_url(lambda url: url.startswith(prefix))
+        self.page.wait_for_load_state()
+        self.check_page()
+
+    def screenshot(self) -> Path:
+        return screenshot(self.page, self.name)
+
+    def start_login(self, email: str) -> None:
+        """Type the email on the app's sign-in page and continue to the IdP."""
+        self.goto("/login")
+        self.page.get_by_label("Work email").fill(email)
+        self.page.get_by_role("button", name="Continue").click()
+        self.wait_for(self.stack.idp_url + "/")
+
+    def choose_connection(self, label: str) -> None:
+        """On the IdP's chooser ("Choose how you sign in"), pick a connection."""
+        expect(self.page.get_by_text("Choose how you sign in")).to_be_visible()
+        self.page.get_by_role("link", name=label).click()
+        self.wait_for(self.stack.idp_url + "/u/login/")
+
+    def sign_in_at_idp(self, email: str, password: str = DEMO_PASSWORD) -> None:
+        """Fill the IdP's sign-in form (enterprise or password database) and submit it."""
+        form = self.page.locator("form").filter(has=self.page.locator("input[name=password]"))
+        form.locator("input[name=email]").fill(email)
+        form.locator("input[name=password]").fill(password)
+        form.locator("button[type=submit]").click()
+        self.wait_for(self.stack.app_url + "/")
+
+
+@pytest.fixture
+def journey(chromium: Browser, stack: Stack, request: pytest.FixtureRequest) -> Iterator[Journey]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    # The dev IdP serves no favicon (saas/devidp is not the browser tests' to change), so
+    # Chromium's automatic /favicon.ico request there logs a 404; the app has an icon.
+    watch = PageWatch(origin=stack.app_url, tolerated_urls={stack.idp_url + "/favicon.ico"})
+    watch.attach(page)
+    try:
+        yield Journey(stack=stack, page=page, watch=watch, name=request.node.name)
+        if request.node.stash.get(CALL_FAILED, False):
+            screenshot(page, request.node.name + "-failed")
+        else:
+            watch.check()
+    finally:
+        context.close()

@@ -1,0 +1,155 @@
+"""The member-management dashboard in a real headless Chromium (SQLite only).
+
+Journey 3's dashboard half: Alice invites Carol and sees the toast and the pending
+invitation, changes Bob's role inline, cannot demote herself as the last owner; search narrows
+the list and the back button restores it; Bob (a member) sees no admin controls. Full-page
+screenshots go to `test-artifacts/screenshots/dashboard-*.png`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Locator, expect
+
+from tests.e2e.conftest import Journey
+from tests.support.browser import screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def sign_in(journey: Journey, email: str) -> None:
+    journey.start_login(email)
+    journey.sign_in_at_idp(email)
+    journey.expect_url("/o/acme/")
+
+
+def member_row(journey: Journey, email: str) -> Locator:
+    return journey.page.locator(f'[data-testid="member-row"][data-email="{email}"]')
+
+
+def back(journey: Journey) -> None:
+    """The browser's back button (history.back(): htmx then reloads the page it restores)."""
+    journey.page.evaluate("history.back()")
+    journey.page.wait_for_load_state()
+
+
+def open_members(journey: Journey) -> None:
+    journey.page.get_by_role("link", name="Members").click()
+    journey.expect_url("/o/acme/members")
+    expect(journey.page.get_by_role("heading", name="Members", level=1)).to_be_visible()
+
+
+def test_dashboard_alice_invites_carol_and_manages_roles(journey: Journey) -> None:
+    page = journey.page
+    sign_in(journey, "alice@acme.example")
+    open_members(journey)
+    expect(page.get_by_role("link", name="Members")).to_have_attribute("aria-current", "page")
+    expect(member_row(journey, "bob@acme.example")).to_contain_text("acme-saml")
+    expect(page.get_by_text("No pending invitations.")).to_be_visible()
+    screenshot(page, "dashboard-members-owner")
+
+    # A malformed address is refused beside the field; nothing is sent.
+    journey.watch.expect_status("/o/acme/members/invitations", 422)
+    page.get_by_label("Email addresses").fill("carol@")
+    page.get_by_role("button", name="Send invitations").click()
+    error = page.get_by_test_id("invite-email-error")
+    expect(error).to_contain_text("is not a valid email address")
+    expect(page.get_by_label("Email addresses")).to_have_attribute("aria-invalid", "true")
+    screenshot(page, "dashboard-invite-error")
+
+    page.get_by_label("Email addresses").fill("carol@acme.example")
+    page.get_by_label("Role", exact=True).select_option("member")
+    page.get_by_role("button", name="Send invitations").click()
+    expect(page.get_by_test_id("toast")).to_contain_text("Invitation sent to carol@acme.example.")
+    invitation = page.locator('[data-testid="invitation"][data-email="carol@acme.example"]')
+    expect(invitation).to_be_visible()
+    expect(invitation).to_contain_text("member")
+    expect(page.get_by_label("Email addresses")).to_have_value("")
+    screenshot(page, "dashboard-invited")
+
+    # Bob's role, changed with the inline select, persists across a reload.
+    bob = member_row(journey, "bob@acme.example")
+    bob.get_by_test_id("role-select").select_option("admin")
+    expect(page.get_by_test_id("toast").last).to_contain_text("is now admin")
+    page.reload()
+    journey.check_page()
+    expect(member_row(journey, "bob@acme.example").get_by_test_id("role-select")).to_have_value(
+        "admin"
+    )
+
+    # The last owner cannot demote herself: a clear message beside the control.
+    alice = member_row(journey, "alice@acme.example")
+    alice_id = (alice.get_attribute("id") or "").removeprefix("member-")
+    journey.watch.expect_status(f"/o/acme/members/{alice_id}/role", 409)
+    alice.get_by_test_id("role-select").select_option("viewer")
+    message = member_row(journey, "alice@acme.example").get_by_test_id("row-error")
+    expect(message).to_contain_text("last owner")
+    expect(member_row(journey, "alice@acme.example").get_by_test_id("role-select")).to_have_value(
+        "owner"
+    )
+    screenshot(page, "dashboard-last-owner")
+    page.reload()
+    expect(member_row(journey, "alice@acme.example").get_by_test_id("role-select")).to_have_value(
+        "owner"
+    )
+
+    # The audit log tells the story.
+    page.get_by_role("link", name="Audit log").click()
+    journey.expect_url("/o/acme/audit")
+    expect(
+        page.locator('[data-testid="audit-row"][data-action="member.role_changed"]')
+    ).to_be_visible()
+    expect(
+        page.locator('[data-testid="audit-row"][data-action="invitation.created"]')
+    ).to_contain_text("carol@acme.example")
+    page.get_by_label("Action").select_option("invitation.created")
+    expect(page).to_have_url(re.compile(r"/o/acme/audit\?action=invitation.created$"))
+    expect(page.get_by_test_id("audit-row")).to_have_count(1)
+    screenshot(page, "dashboard-audit")
+
+
+def test_dashboard_search_narrows_and_back_restores(journey: Journey) -> None:
+    page = journey.page
+    sign_in(journey, "alice@acme.example")
+    open_members(journey)
+    rows = page.get_by_test_id("member-row")
+    everyone = rows.count()
+    assert everyone >= 4
+
+    page.get_by_label("Search members by name or email").press_sequentially("vera", delay=30)
+    expect(page).to_have_url(re.compile(r"/o/acme/members\?q=vera$"))
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-email", "vera@acme.example")
+    screenshot(page, "dashboard-search")
+
+    page.get_by_role("link", name="Email").click()  # sort by email, search kept
+    expect(page).to_have_url(re.compile(r"q=vera.*sort=email"))
+    expect(rows).to_have_count(1)
+
+    # htmx keeps no history snapshots (no tenant data in localStorage): going back reloads
+    # the previous URL, which the server renders as a full page.
+    back(journey)
+    expect(page).to_have_url(re.compile(r"/o/acme/members\?q=vera$"))
+    expect(rows).to_have_count(1)
+    back(journey)
+    expect(page).to_have_url(re.compile(r"/o/acme/members$"))
+    expect(rows).to_have_count(everyone)
+    expect(page.get_by_label("Search members by name or email")).to_have_value("")
+    journey.check_page()
+
+
+def test_dashboard_member_sees_no_admin_controls(journey: Journey) -> None:
+    page = journey.page
+    sign_in(journey, "bob@acme.example")
+    open_members(journey)
+    expect(member_row(journey, "alice@acme.example")).to_contain_text("owner")
+    expect(page.get_by_test_id("role-select")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^Remove"))).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("Transfer ownership"))).to_have_count(0)
+    expect(page.get_by_text("Invite people")).to_have_count(0)
+    expect(page.get_by_text("Pending invitations")).to_have_count(0)
+    expect(page.get_by_role("link", name="Audit log")).to_have_count(0)
+    expect(page.get_by_role("button", name="Leave organization")).to_be_visible()
+    screenshot(page, "dashboard-members-member")

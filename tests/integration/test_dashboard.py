@@ -1,0 +1,574 @@
+"""The member-management dashboard over real HTTP: the app and the dev IdP as real servers,
+signed in through the dev IdP, on SQLite and PostgreSQL.
+
+Full pages versus htmx fragments, search/sort/pages, invitations (and each inline refusal),
+role changes, removal, leaving, ownership transfer, the last-owner rule, CSRF, per-role
+refusals of forged requests, and the audit log. Tests are grouped (one stack each) to keep
+the file fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.audit.services import Actor, AuditService
+from saas.auth.permissions import Role
+from saas.db.config import create_sqlalchemy_config
+from saas.db.models import AuditEvent, Invitation, Membership, Organization, User
+from saas.members.services import MembershipService
+from tests.support.stack import Browser, Stack, running_stack, stack_settings
+
+T = TypeVar("T")
+HX = {"HX-Request": "true"}
+_META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+ROW = 'data-testid="member-row"'
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(stack_settings(database_url, tmp_path)) as running:
+        yield running
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def in_db(stack: Stack, work: Callable[[AsyncSession, Organization], Awaitable[T]]) -> T:
+    """Run `work` in its own session against acme, committed."""
+
+    async def run() -> T:
+        config = create_sqlalchemy_config(stack.settings)
+        try:
+            async with config.get_session() as session:
+                org = (
+                    await session.execute(select(Organization).where(Organization.slug == "acme"))
+                ).scalar_one()
+                result = await work(session, org)
+                await session.commit()
+                return result
+        finally:
+            await config.get_engine().dispose()
+
+    return asyncio.run(run())
+
+
+class Member:
+    """One signed-in person on acme's dashboard, sending requests the way htmx does."""
+
+    def __init__(self, stack: Stack, email: str) -> None:
+        self.browser: Browser = stack.browser()
+        page = self.browser.login(email)
+        assert str(page.url) == stack.app_url + "/o/acme/", (email, page.url)
+        token = _META_CSRF.search(page.text)
+        assert token, "the layout carries the CSRF token for htmx"
+        self.csrf = token[1]
+
+    def get(self, path: str, *, htmx: bool = False, **headers: str) -> httpx.Response:
+        return self.browser.get(path, headers={**(HX if htmx else {}), **headers})
+
+    def post(
+        self, path: str, data: dict[str, str] | None = None, *, htmx: bool = True, csrf: bool = True
+    ) -> httpx.Response:
+        headers = dict(HX) if htmx else {}
+        if csrf:
+            headers["X-CSRFToken"] = self.csrf
+        return self.browser.client.post(
+            self.browser.stack.app_url + path, data=data or {}, headers=headers
+        )
+
+
+def membership_of(stack: Stack, email: str) -> Membership | None:
+    async def work(session: AsyncSession, org: Organization) -> Membership | None:
+        stmt = (
+            select(Membership)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.organization_id == org.id, User.email == email)
+        )
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+    return in_db(stack, work)
+
+
+def member_id(stack: Stack, email: str) -> str:
+    membership = membership_of(stack, email)
+    assert membership is not None, email
+    return str(membership.id)
+
+
+def role_of(stack: Stack, email: str) -> str | None:
+    membership = membership_of(stack, email)
+    return membership.role if membership else None
+
+
+def invitations(stack: Stack) -> dict[str, Invitation]:
+    async def work(session: AsyncSession, org: Organization) -> dict[str, Invitation]:
+        rows = await session.execute(select(Invitation).where(Invitation.organization_id == org.id))
+        return {inv.email: inv for inv in rows.scalars()}
+
+    return in_db(stack, work)
+
+
+def audit_actions(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    async def work(session: AsyncSession, org: Organization) -> list[tuple[str, dict[str, Any]]]:
+        rows = await session.execute(
+            select(AuditEvent)
+            .where(AuditEvent.organization_id == org.id)
+            .order_by(AuditEvent.created_at, AuditEvent.id)
+        )
+        # Sign-ins are audited too; these tests look at what the dashboard changed.
+        return [(e.action, e.details) for e in rows.scalars() if e.action != "auth.login"]
+
+    return in_db(stack, work)
+
+
+def add_members(stack: Stack, count: int, prefix: str = "extra") -> None:
+    async def work(session: AsyncSession, org: Organization) -> None:
+        service = MembershipService(session=session)
+        for i in range(count):
+            user = User(
+                sub=f"auth0|{prefix}-{i}-{uuid.uuid4().hex[:6]}",
+                email=f"{prefix}{i:03d}@acme.example",
+                name=f"Zed {prefix.title()} {i:03d}",
+            )
+            session.add(user)
+            await session.flush()
+            await service.add(
+                organization_id=org.id, user_id=user.id, role=Role.VIEWER, actor=Actor.system()
+            )
+
+    in_db(stack, work)
+
+
+def rows_emails(html: str) -> list[str]:
+    return re.findall(r'data-testid="member-row" data-email="([^"]+)"', html)
+
+
+def toast_of(response: httpx.Response) -> str:
+    return str(json.loads(response.headers["HX-Trigger"])["toast"]["message"])
+
+
+# ---- the member list ----------------------------------------------------------------------
+
+
+def test_member_list_pages_fragments_search_sort_and_paging(stack: Stack) -> None:
+    alice = Member(stack, "alice@acme.example")
+
+    page = alice.get("/o/acme/members")
+    assert page.status_code == 200
+    assert "<html" in page.text
+    assert 'aria-current="page">Members' in page.text
+    assert 'href="/o/acme/audit"' in page.text  # owners see the audit tab
+    assert {"alice@acme.example", "bob@acme.example", "adam@acme.example"} <= set(
+        rows_emails(page.text)
+    )
+    assert "acme-saml" in page.text  # the connection, from the user's sub
+    assert "Invite people" in page.text
+    assert "Pending invitations" in page.text
+    assert page.headers["vary"].lower().startswith("hx-request")
+
+    fragment = alice.get("/o/acme/members", htmx=True)
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text
+    assert fragment.text.lstrip().startswith('<div id="members-results"')
+    # A history restore (htmx cache miss) gets the whole page.
+    restored = alice.get("/o/acme/members", htmx=True, **{"HX-History-Restore-Request": "true"})
+    assert "<html" in restored.text
+
+    search = alice.get("/o/acme/members?q=BOB", htmx=True)
+    assert rows_emails(search.text) == ["bob@acme.example"]
+    none = alice.get("/o/acme/members?q=nobody-like-this", htmx=True)
+    assert ROW not in none.text
+    assert "No member matches" in none.text
+    # Direct URL of a search renders the full page with the search box filled in.
+    direct = alice.get("/o/acme/members?q=bob")
+    assert "<html" in direct.text
+    assert 'value="bob"' in direct.text
+    assert rows_emails(direct.text) == ["bob@acme.example"]
+
+    by_email_desc = rows_emails(alice.get("/o/acme/members?sort=email&dir=desc", htmx=True).text)
+    assert by_email_desc == sorted(by_email_desc, reverse=True)
+    by_email = alice.get("/o/acme/members?sort=email", htmx=True)
+    assert rows_emails(by_email.text) == sorted(by_email_desc)
+    assert 'aria-sort="ascending"' in by_email.text
+    # The search box's sort state follows along (out-of-band), so searching keeps the order.
+    assert 'id="members-sort-state" hx-swap-oob="true"' in by_email.text
+    # Unknown sort keys and page numbers fall back instead of failing.
+    assert alice.get("/o/acme/members?sort=password&page=abc", htmx=True).status_code == 200
+
+    add_members(stack, 30)
+    first = alice.get("/o/acme/members?q=zed", htmx=True)
+    assert len(rows_emails(first.text)) == 25
+    assert "Page 1 of 2" in first.text
+    assert "Showing 1\u201325 of 30" in first.text
+    second = alice.get("/o/acme/members?q=zed&page=2", htmx=True)
+    assert len(rows_emails(second.text)) == 5
+    assert not set(rows_emails(first.text)) & set(rows_emails(second.text))
+    beyond = alice.get("/o/acme/members?q=zed&page=9", htmx=True)
+    assert "Page 2 of 2" in beyond.text
+
+
+def test_member_page_query_count_does_not_grow_with_the_page(stack: Stack) -> None:
+    add_members(stack, 40)
+
+    async def count_statements(session: AsyncSession, org: Organization) -> list[int]:
+        counts = []
+        for limit in (5, 25):
+            seen: list[str] = []
+
+            def record(*args: Any, seen: list[str] = seen) -> None:
+                seen.append(args[2])
+
+            sync_engine = session.get_bind()
+            event.listen(sync_engine, "before_cursor_execute", record)
+            try:
+                rows, total = await MembershipService(session=session).page(
+                    org.id, sort="joined", limit=limit
+                )
+                assert len(rows) == limit
+                assert total >= 40
+                for membership, user in rows:  # touching the rows loads nothing more
+                    assert membership.role
+                    assert user.email
+            finally:
+                event.remove(sync_engine, "before_cursor_execute", record)
+            counts.append(len(seen))
+        return counts
+
+    assert in_db(stack, count_statements) == [2, 2]
+
+
+# ---- invitations -----------------------------------------------------------------------
+
+
+def test_invite_success_and_every_inline_refusal(stack: Stack) -> None:
+    alice = Member(stack, "alice@acme.example")
+    url = "/o/acme/members/invitations"
+
+    ok = alice.post(url, {"emails": "Carol@ACME.example", "role": "member"})
+    assert ok.status_code == 200, ok.text
+    assert toast_of(ok) == "Invitation sent to carol@acme.example."
+    assert 'id="invitations-panel"' in ok.text
+    assert 'hx-swap-oob="true"' in ok.text
+    assert 'data-email="carol@acme.example"' in ok.text
+    carol = invitations(stack)["carol@acme.example"]
+    assert carol.role == "member"
+    ttl = carol.expires_at - datetime.datetime.now(datetime.UTC)
+    assert datetime.timedelta(days=6) < ttl <= datetime.timedelta(days=7)
+    assert ("invitation.created", {"email": "carol@acme.example", "role": "member"}) in (
+        audit_actions(stack)
+    )
+
+    batch = alice.post(url, {"emails": "dan@acme.example,\nerin@acme.example", "role": "viewer"})
+    assert batch.status_code == 200
+    assert toast_of(batch) == "2 invitations sent."
+    assert {"dan@acme.example", "erin@acme.example"} <= set(invitations(stack))
+
+    before = set(invitations(stack))
+    audit_before = len(audit_actions(stack))
+    refusals = [
+        ({"emails": "not-an-email", "role": "member"}, 422, "is not a valid email address"),
+        ({"emails": "bob@acme.example", "role": "member"}, 409, "is already a member"),
+        ({"emails": "carol@acme.example", "role": "member"}, 409, "already has a pending"),
+        ({"emails": "", "role": "member"}, 422, "Enter at least one email address"),
+        ({"emails": "x@acme.example", "role": "emperor"}, 422, "Unknown role"),
+        (
+            {"emails": ",".join(f"p{i}@acme.example" for i in range(21)), "role": "member"},
+            422,
+            "at most 20",
+        ),
+        # All or nothing: one bad address refuses the whole batch.
+        (
+            {"emails": "fresh1@acme.example, bob@acme.example, bad@", "role": "member"},
+            422,
+            "Nobody was invited",
+        ),
+    ]
+    for data, status, message in refusals:
+        response = alice.post(url, data)
+        assert response.status_code == status, (data, response.status_code, response.text)
+        assert message in response.text, (data, response.text)
+        assert "<html" not in response.text  # the invite card only, errors beside the field
+        assert 'aria-invalid="true"' in response.text
+        assert "HX-Trigger" not in response.headers
+    batch_refusal = alice.post(
+        url, {"emails": "fresh2@acme.example\nbob@acme.example", "role": "member"}
+    )
+    assert batch_refusal.status_code == 409
+    assert "bob@acme.example is already a member" in batch_refusal.text
+    assert "fresh2@acme.example" in batch_refusal.text  # the textarea keeps what was typed
+    assert set(invitations(stack)) == before
+    assert len(audit_actions(stack)) == audit_before
+
+    # An admin cannot invite above their own role: refused beside the role field.
+    adam = Member(stack, "adam@acme.example")
+    above = adam.post(url, {"emails": "boss@acme.example", "role": "owner"})
+    assert above.status_code == 403
+    assert 'data-testid="invite-role-error"' in above.text
+    assert "above your own" in above.text
+    assert "boss@acme.example" not in invitations(stack)
+    # ... and is not offered the owner role in the first place.
+    adam_page = adam.get("/o/acme/members").text
+    invite_select = adam_page.split('id="invite-role"', 1)[1].split("</select>", 1)[0]
+    assert 'value="owner"' not in invite_select
+    assert 'value="admin"' in invite_select
+
+    # A plain form (no htmx) posts, redirects, and shows the result on the next page.
+    plain = alice.post(url, {"emails": "plain@acme.example", "role": "member"}, htmx=False)
+    assert plain.status_code == 303
+    assert plain.headers["location"] == "/o/acme/members"
+    plain_refused = alice.post(url, {"emails": "bob@acme.example", "role": "member"}, htmx=False)
+    assert plain_refused.status_code == 409
+    assert "<html" in plain_refused.text
+    assert "is already a member" in plain_refused.text
+
+
+def test_pending_invitations_resend_revoke_and_expired(stack: Stack) -> None:
+    alice = Member(stack, "alice@acme.example")
+    alice.post("/o/acme/members/invitations", {"emails": "old@acme.example, new@acme.example"})
+    found = invitations(stack)
+    old, new = found["old@acme.example"], found["new@acme.example"]
+
+    async def expire(session: AsyncSession, _: Organization) -> None:
+        invitation = await session.get(Invitation, old.id)
+        assert invitation is not None
+        invitation.expires_at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+
+    in_db(stack, expire)
+    page = alice.get("/o/acme/members").text
+    panel = page.split('id="invitations-panel"', 1)[1].split("</section>", 1)[0]
+    old_item = panel.split('data-email="old@acme.example"', 1)[1].split("</li>", 1)[0]
+    new_item = panel.split('data-email="new@acme.example"', 1)[1].split("</li>", 1)[0]
+    assert "Expired" in old_item
+    assert "Expired" not in new_item
+
+    resent = alice.post(f"/o/acme/members/invitations/{old.id}/resend")
+    assert resent.status_code == 200, resent.text
+    assert toast_of(resent) == "Invitation sent again to old@acme.example."
+    assert resent.text.lstrip().startswith('<section id="invitations-panel"')
+    refreshed = invitations(stack)["old@acme.example"]
+    assert refreshed.expires_at > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=6)
+    assert (
+        "Expired" not in resent.text.split('data-email="old@acme.example"', 1)[1].split("</li>")[0]
+    )
+
+    revoked = alice.post(f"/o/acme/members/invitations/{new.id}/revoke")
+    assert revoked.status_code == 200
+    assert toast_of(revoked) == "Invitation for new@acme.example revoked."
+    assert 'data-email="new@acme.example"' not in revoked.text
+    assert invitations(stack)["new@acme.example"].revoked_at is not None
+    # Resending a revoked one is refused inline, in the panel.
+    again = alice.post(f"/o/acme/members/invitations/{new.id}/resend")
+    assert again.status_code == 409
+    assert "Only open invitations can be resent" in again.text
+    # Another tenant's (or a made-up) invitation id is simply not found.
+    assert alice.post(f"/o/acme/members/invitations/{uuid.uuid4()}/revoke").status_code == 404
+    actions = [action for action, _ in audit_actions(stack)]
+    assert "invitation.resent" in actions
+    assert "invitation.revoked" in actions
+
+
+# ---- CSRF and per-role refusals --------------------------------------------------------
+
+
+def test_csrf_and_forged_requests_by_members_and_viewers_change_nothing(stack: Stack) -> None:
+    alice = Member(stack, "alice@acme.example")
+    bob_id, vera_id = member_id(stack, "bob@acme.example"), member_id(stack, "vera@acme.example")
+
+    no_token = alice.post(f"/o/acme/members/{bob_id}/role", {"role": "admin"}, csrf=False)
+    assert no_token.status_code == 403
+    plain_no_token = alice.post(
+        "/o/acme/members/invitations", {"emails": "csrf@acme.example"}, htmx=False, csrf=False
+    )
+    assert plain_no_token.status_code == 403
+    assert role_of(stack, "bob@acme.example") == "member"
+    assert "csrf@acme.example" not in invitations(stack)
+
+    audit_before = len(audit_actions(stack))
+    for email in ("bob@acme.example", "vera@acme.example"):
+        person = Member(stack, email)
+        page = person.get("/o/acme/members")
+        assert page.status_code == 200
+        for control in (
+            'data-testid="role-select"',
+            "Invite people",
+            "Pending invitations",
+            "/remove",
+            "Make owner",
+            'href="/o/acme/audit"',
+        ):
+            assert control not in page.text, (email, control)
+        assert "Leave organization" in page.text  # everyone may leave
+        other = vera_id if email.startswith("bob") else bob_id
+        forged = [
+            (f"/o/acme/members/{other}/role", "admin"),
+            (f"/o/acme/members/{other}/remove", ""),
+            (f"/o/acme/members/{other}/transfer-ownership", ""),
+            ("/o/acme/members/invitations", "x"),
+        ]
+        for path, role in forged:
+            data = {"role": role, "emails": "forged@acme.example"}
+            assert person.post(path, data).status_code == 403, (email, path)
+        assert person.get("/o/acme/audit").status_code == 403
+        assert person.get("/o/acme/audit", htmx=True).status_code == 403
+    assert role_of(stack, "bob@acme.example") == "member"
+    assert role_of(stack, "vera@acme.example") == "viewer"
+    assert "forged@acme.example" not in invitations(stack)
+    assert len(audit_actions(stack)) == audit_before
+
+
+# ---- role changes, removal, leaving, transfer, the last owner ---------------------------
+
+
+def test_role_change_remove_leave_transfer_and_the_last_owner(stack: Stack) -> None:
+    alice = Member(stack, "alice@acme.example")
+    alice_id = member_id(stack, "alice@acme.example")
+    bob_id = member_id(stack, "bob@acme.example")
+    vera_id = member_id(stack, "vera@acme.example")
+
+    changed = alice.post(f"/o/acme/members/{bob_id}/role", {"role": "admin"})
+    assert changed.status_code == 200, changed.text
+    assert changed.text.lstrip().startswith(f'<tr id="member-{bob_id}"')
+    assert '<option value="admin" selected>' in changed.text
+    assert toast_of(changed) == "Bob Builder is now admin." or "is now admin." in toast_of(changed)
+    assert role_of(stack, "bob@acme.example") == "admin"
+    assert ("member.role_changed", {"from": "member", "to": "admin"}) in audit_actions(stack)
+
+    # The last owner cannot demote herself: the row comes back with the reason beside it.
+    last = alice.post(f"/o/acme/members/{alice_id}/role", {"role": "admin"})
+    assert last.status_code == 409
+    assert "last owner" in last.text
+    assert 'data-testid="row-error"' in last.text
+    assert '<option value="owner" selected>' in last.text
+    assert role_of(stack, "alice@acme.example") == "owner"
+    # ... nor leave.
+    leave = alice.post("/o/acme/members/leave")
+    assert leave.status_code == 409
+    assert "last owner" in leave.text
+    assert leave.text.lstrip().startswith('<section id="self-card"')
+    assert role_of(stack, "alice@acme.example") == "owner"
+
+    removed = alice.post(f"/o/acme/members/{vera_id}/remove")
+    assert removed.status_code == 200
+    assert removed.text == ""
+    assert "was removed" in toast_of(removed)
+    assert membership_of(stack, "vera@acme.example") is None
+    assert "member.removed" in [a for a, _ in audit_actions(stack)]
+
+    # An admin cannot touch an owner: no control is rendered, and a forged request is refused
+    # inline by the membership rules.
+    adam = Member(stack, "adam@acme.example")
+    adam_page = adam.get("/o/acme/members").text
+    alice_row = adam_page.split(f'id="member-{alice_id}"', 1)[1].split("</tr>", 1)[0]
+    assert "role-select" not in alice_row
+    assert "/remove" not in alice_row
+    refused = adam.post(f"/o/acme/members/{alice_id}/role", {"role": "viewer"})
+    assert refused.status_code == 403
+    assert "Only an owner" in refused.text
+    assert adam.post(f"/o/acme/members/{alice_id}/remove").status_code == 403
+    assert role_of(stack, "alice@acme.example") == "owner"
+
+    # Transfer: bob becomes owner, alice admin, in one step.
+    transferred = alice.post(f"/o/acme/members/{bob_id}/transfer-ownership")
+    assert transferred.status_code == 200
+    assert transferred.headers["HX-Refresh"] == "true"
+    assert role_of(stack, "bob@acme.example") == "owner"
+    assert role_of(stack, "alice@acme.example") == "admin"
+    assert "ownership.transferred" in [a for a, _ in audit_actions(stack)]
+    # Alice is an admin now: no more ownership powers.
+    assert alice.post(f"/o/acme/members/{bob_id}/transfer-ownership").status_code == 403
+
+    # Leaving as a non-owner works, and sends the browser away from the organization.
+    left = adam.post("/o/acme/members/leave")
+    assert left.status_code == 200
+    assert left.headers["HX-Redirect"] == "/select-organization"
+    assert membership_of(stack, "adam@acme.example") is None
+    assert "member.left" in [a for a, _ in audit_actions(stack)]
+    assert adam.get("/o/acme/members").status_code == 404
+    # A plain-form leave redirects.
+    plain = alice.post("/o/acme/members/leave", htmx=False)
+    assert plain.status_code == 303
+    assert plain.headers["location"] == "/select-organization"
+
+
+# ---- the audit log ----------------------------------------------------------------------
+
+
+def test_audit_log_page_filters_and_keyset_paging(stack: Stack) -> None:
+    alice = Member(stack, "alice@acme.example")
+    bob_id = member_id(stack, "bob@acme.example")
+    alice.post(f"/o/acme/members/{bob_id}/role", {"role": "viewer"})
+
+    async def many_events(session: AsyncSession, org: Organization) -> None:
+        bob = (
+            await session.execute(select(User).where(User.email == "bob@acme.example"))
+        ).scalar_one()
+        audit = AuditService(session=session)
+        for i in range(70):
+            await audit.record(
+                "project.created",
+                actor=Actor(user_id=bob.id),
+                organization_id=org.id,
+                target_type="project",
+                target_id=uuid.uuid4(),
+                details={"name": f"Project {i:03d}"},
+            )
+
+    in_db(stack, many_events)
+
+    async def total(session: AsyncSession, org: Organization) -> int:
+        stmt = select(func.count()).where(AuditEvent.organization_id == org.id)
+        return int((await session.execute(stmt)).scalar_one())
+
+    events_total = in_db(stack, total)
+
+    page = alice.get("/o/acme/audit")
+    assert page.status_code == 200
+    assert "<html" in page.text
+    assert 'aria-current="page">Audit log' in page.text
+    assert page.text.count('data-testid="audit-row"') == 50
+    more = re.search(r'<tr class="sentinel" hx-get="([^"]+)" hx-trigger="revealed"', page.text)
+    assert more
+    assert "bob@acme.example" in page.text
+    assert "Project 069" in page.text
+
+    seen = page.text.count('data-testid="audit-row"')
+    url: str | None = more[1].replace("&amp;", "&")
+    while url:
+        chunk = alice.get(url, htmx=True)
+        assert chunk.status_code == 200
+        assert "<html" not in chunk.text
+        assert chunk.text.lstrip().startswith("<tr")
+        seen += chunk.text.count('data-testid="audit-row"')
+        nxt = re.search(r'hx-get="([^"]+)" hx-trigger="revealed"', chunk.text)
+        url = nxt[1].replace("&amp;", "&") if nxt else None
+    assert seen == events_total
+
+    filtered = alice.get("/o/acme/audit?action=member.role_changed", htmx=True)
+    assert filtered.text.lstrip().startswith('<div id="audit-results"')
+    assert filtered.text.count('data-testid="audit-row"') == 1
+    # Who did what to whom: the role change names both people.
+    assert "alice@acme.example" in filtered.text
+    assert "Bob" in filtered.text
+    assert "member → viewer" in filtered.text
+    by_bob = alice.get("/o/acme/audit?actor=bob@acme", htmx=True)
+    assert by_bob.text.count('data-testid="audit-row"') == 50  # first page of bob's 70
+    assert 'data-action="member.role_changed"' not in by_bob.text
+    by_alice = alice.get("/o/acme/audit?actor=alice", htmx=True)
+    assert 'data-action="member.role_changed"' in by_alice.text
+    assert 'data-action="project.created"' not in by_alice.text
+    empty = alice.get("/o/acme/audit?action=member.left")
+    assert "No events match these filters" in empty.text
+    # A garbled cursor reads as "from the newest" instead of failing.
+    assert alice.get("/o/acme/audit?before=garbage", htmx=True).status_code == 200

@@ -1,0 +1,139 @@
+"""A real headless Chromium for journey tests, driven by Playwright's sync API.
+
+Playwright's own browser download is not used: the tests launch the distribution's Chromium
+(`/usr/bin/chromium`). `PageWatch` records what a person would notice as broken — console
+errors, failed requests and server errors from the app's own origin — so a journey can fail on
+them even when its own assertions pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Response
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+GENERIC_ERROR = "Something went wrong"
+
+T = TypeVar("T")
+
+
+def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """Call `function` in a worker thread. Playwright's sync API keeps an event loop marked as
+    running in the test's thread, so `asyncio.run` (seeding, database set-up) must run elsewhere."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    return off_loop(asyncio.run, coroutine)
+
+
+def require_chromium() -> Path:
+    """The Chromium binary, or a skip (a failure in CI, where browser tests must run)."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    reason = f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason + "; CI must not skip them", pytrace=False)
+    pytest.skip(reason)
+
+
+def launch_chromium(playwright: Playwright) -> Browser:
+    return playwright.chromium.launch(
+        executable_path=str(require_chromium()), headless=True, args=CHROMIUM_ARGS
+    )
+
+
+@dataclass
+class PageWatch:
+    """Collects console errors, failed requests and unexpected error statuses of one origin.
+
+    `expect_status(path, status)` declares an error status the journey provokes on purpose
+    (the browser then also logs it to the console, which is not a finding either).
+    """
+
+    origin: str
+    problems: list[str] = field(default_factory=list)
+    expected: dict[str, set[int]] = field(default_factory=dict)
+    # Console "failed to load" messages for these exact URLs are not findings.
+    tolerated_urls: set[str] = field(default_factory=set)
+
+    def attach(self, page: Page) -> None:
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.on("requestfailed", self._on_request_failed)
+        page.on("response", self._on_response)
+
+    def expect_status(self, path: str, status: int) -> None:
+        self.expected.setdefault(path, set()).add(status)
+
+    def _expected(self, url: str, status: int) -> bool:
+        return self._own(url) and status in self.expected.get(self._path(url), set())
+
+    def _own(self, url: str) -> bool:
+        return url == self.origin or url.startswith(self.origin + "/")
+
+    def _path(self, url: str) -> str:
+        return url[len(self.origin) :].split("?", 1)[0].split("#", 1)[0] or "/"
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type != "error":
+            return
+        text = message.text
+        status = re.search(r"status of (\d{3})", text)
+        location = message.location.get("url", "")
+        if location in self.tolerated_urls or (status and self._expected(location, int(status[1]))):
+            return
+        self.problems.append(
+            f"console error on {message.page.url if message.page else '?'}: {text} ({location})"
+        )
+
+    def _on_request_failed(self, request: Request) -> None:
+        if not self._own(request.url):
+            return
+        failure = request.failure or "unknown failure"
+        # A navigation that is superseded (a redirect followed by a click) is aborted, not broken.
+        if failure == "net::ERR_ABORTED" and request.is_navigation_request():
+            return
+        self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
+
+    def _on_response(self, response: Response) -> None:
+        if not self._own(response.url) or response.status < 400:
+            return
+        if self._expected(response.url, response.status):
+            return
+        self.problems.append(f"{response.status} from {response.request.method} {response.url}")
+
+    def check(self) -> None:
+        assert not self.problems, "the browser saw problems:\n" + "\n".join(self.problems)
+
+
+def assert_no_generic_error(page: Page) -> None:
+    body = page.locator("body").inner_text()
+    assert GENERIC_ERROR not in body, f"{page.url} shows {GENERIC_ERROR!r}:\n{body}"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
