@@ -36,15 +36,19 @@ class JWKSCache:
         self._max_age = max_age
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
+        self._refetched_at: float | None = None  # the last refetch for an unknown kid
         self._lock = asyncio.Lock()
         self.fetch_count = 0
 
     async def get_signing_key(self, kid: str) -> Any:
         """The public key for `kid`, or None when the issuer does not publish it."""
-        if self._is_stale():
+        fetched_now = self._is_stale()
+        if fetched_now:
             await self._refresh(force=True)
         key = self._keys.get(kid)
-        if key is None and await self._refresh(force=False):
+        if key is None and not fetched_now:
+            # The issuer may have rotated its keys since we fetched them: look once more.
+            await self._refresh(force=False)
             key = self._keys.get(kid)
         return key
 
@@ -55,12 +59,15 @@ class JWKSCache:
         """Fetch the key set; False when rate-limited. Concurrent callers share one fetch."""
         async with self._lock:
             now = time.monotonic()
-            if (
-                self._fetched_at is not None
-                and not force
-                and (now - self._fetched_at < self._min_refetch_interval)
-            ):
-                return False
+            if not force:
+                # Rate-limit refetches for unknown kids against each other, not against the
+                # regular fetch: a key rotated just after that fetch must still be found.
+                if (
+                    self._refetched_at is not None
+                    and now - self._refetched_at < self._min_refetch_interval
+                ):
+                    return False
+                self._refetched_at = now
             if force and not self._is_stale():
                 return True  # another task refreshed while we waited for the lock
             await self._fetch()
