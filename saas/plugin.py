@@ -22,6 +22,7 @@ from saas.auth0.runtime import lifecycle
 from saas.config import Settings
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
+from saas.sso.controllers import SsoController
 from saas.system.controllers import SystemController
 from saas.web.dashboard_routes import DASHBOARD_CONTROLLERS
 from saas.web.errors import EXCEPTION_HANDLERS
@@ -50,6 +51,7 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
                 ProjectsController,
                 *DASHBOARD_CONTROLLERS,
                 AdminController,
+                SsoController,
                 *API_CONTROLLERS,
             ]
         )

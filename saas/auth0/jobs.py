@@ -11,6 +11,8 @@ from saas.auth0.outbox import enqueue
 ORGANIZATION = "organization.sync"
 MEMBER = "member.sync"
 INVITATION = "invitation.sync"
+CONNECTION = "connection.sync"
+CONNECTION_DISABLE = "connection.disable"
 
 Session = AsyncSession | async_scoped_session[AsyncSession]
 

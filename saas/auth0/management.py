@@ -161,6 +161,45 @@ class ManagementClient:
             if error.status != 409:  # already enabled
                 raise
 
+    async def connection_by_name(self, name: str) -> dict[str, Any] | None:
+        found = await self.call("GET", "/connections", params={"name": name})
+        items = found.get("connections", []) if isinstance(found, dict) else found
+        return next((c for c in items if c.get("name") == name), None)
+
+    async def ensure_connection(
+        self, *, name: str, strategy: str, display_name: str, options: dict[str, Any]
+    ) -> str:
+        """Create the connection, or bring an existing one (same name) up to date."""
+        existing = await self.connection_by_name(name)
+        if existing is None:
+            created = await self.call(
+                "POST",
+                "/connections",
+                json={
+                    "name": name,
+                    "strategy": strategy,
+                    "display_name": display_name,
+                    "options": options,
+                    "enabled_clients": [self.settings.auth0_client_id],
+                },
+            )
+            return str(created["id"])
+        await self.call(
+            "PATCH",
+            f"/connections/{existing['id']}",
+            json={"display_name": display_name, "options": options},
+        )
+        return str(existing["id"])
+
+    async def disable_connection(self, org_id: str, connection_id: str) -> None:
+        try:
+            await self.call(
+                "DELETE", f"/organizations/{org_id}/enabled_connections/{connection_id}"
+            )
+        except ManagementError as error:
+            if error.status != 404:
+                raise
+
     async def role_id(self, name: str) -> str:
         if name not in self._role_ids:
             roles = await self.call("GET", "/roles", params={"name_filter": name})

@@ -12,10 +12,23 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth0.jobs import INVITATION, MEMBER, ORGANIZATION
+from saas.auth0.jobs import CONNECTION, CONNECTION_DISABLE, INVITATION, MEMBER, ORGANIZATION
 from saas.auth0.management import ManagementClient, ManagementError
-from saas.db.models import EnterpriseConnection, Invitation, Membership, Organization, User
+from saas.db.models import (
+    EnterpriseConnection,
+    Invitation,
+    Membership,
+    Organization,
+    OrganizationDomain,
+    User,
+)
 from saas.invitations.tickets import hash_ticket
+from saas.sso.secrets import decrypt_secret
+
+
+def assigns_membership(organization: Organization, connection: EnterpriseConnection) -> bool:
+    # Just-in-time provisioning only works if Auth0 lets non-members through this connection.
+    return connection.assign_membership_on_login or organization.jit_provisioning
 
 
 def _not_yet(what: str) -> ManagementError:
@@ -45,7 +58,7 @@ async def sync_organization(
         await client.enable_connection(
             organization.auth0_org_id,
             str(connection.auth0_connection_id),
-            assign_on_login=organization.jit_provisioning,
+            assign_on_login=assigns_membership(organization, connection),
         )
 
 
@@ -115,4 +128,53 @@ async def sync_invitation(
     invitation.token_hash = hash_ticket(str(created["ticket_id"]))
 
 
-HANDLERS = {ORGANIZATION: sync_organization, MEMBER: sync_member, INVITATION: sync_invitation}
+async def sync_connection(
+    session: AsyncSession, client: ManagementClient, payload: dict[str, Any]
+) -> None:
+    connection = await session.get(EnterpriseConnection, UUID(payload["connection_id"]))
+    if connection is None:
+        return
+    organization = await session.get(Organization, connection.organization_id)
+    if organization is None:
+        return
+    if organization.auth0_org_id is None:
+        raise _not_yet("the organization")
+    options = dict(connection.options)
+    domains = await session.execute(
+        select(OrganizationDomain.domain).where(
+            OrganizationDomain.organization_id == organization.id,
+            OrganizationDomain.verified_at.is_not(None),
+        )
+    )
+    options["domain_aliases"] = list(domains.scalars())
+    if connection.secret_ciphertext:
+        options["client_secret"] = decrypt_secret(client.settings, connection.secret_ciphertext)
+    connection.auth0_connection_id = await client.ensure_connection(
+        name=connection.auth0_connection_name,
+        strategy=connection.strategy,
+        display_name=connection.display_name,
+        options=options,
+    )
+    await client.enable_connection(
+        organization.auth0_org_id,
+        connection.auth0_connection_id,
+        assign_on_login=assigns_membership(organization, connection),
+    )
+
+
+async def disable_connection(
+    session: AsyncSession, client: ManagementClient, payload: dict[str, Any]
+) -> None:
+    organization = await session.get(Organization, UUID(payload["organization_id"]))
+    if organization is None or organization.auth0_org_id is None:
+        return
+    await client.disable_connection(organization.auth0_org_id, str(payload["auth0_connection_id"]))
+
+
+HANDLERS = {
+    ORGANIZATION: sync_organization,
+    MEMBER: sync_member,
+    INVITATION: sync_invitation,
+    CONNECTION: sync_connection,
+    CONNECTION_DISABLE: disable_connection,
+}

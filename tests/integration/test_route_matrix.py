@@ -27,10 +27,11 @@ from saas.auth.guards import requires_platform_operator
 from saas.auth.permissions import Permission, Role, has_permission
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
-from saas.db.models import Organization, OutboxJob, OutboxStatus, User
+from saas.db.models import EnterpriseConnection, Organization, OutboxJob, OutboxStatus, User
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.projects.services import ProjectService
+from saas.sso.services import SsoService
 from tests.support.stack import Browser, Stack, running_stack, stack_settings
 from tests.support.tokens import access_token_for
 
@@ -232,6 +233,13 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/orgs/{org:str}/projects/{project_id:uuid}"): Tenant(
         P.PROJECTS_WRITE, 204, api=True, target="project"
     ),
+    # Self-service SSO (each cell first makes sure acme has its SAML connection).
+    ("GET", "/o/{slug:str}/settings/sso"): Tenant(P.ORG_MANAGE, 200),
+    ("POST", "/o/{slug:str}/settings/sso"): Tenant(
+        P.ORG_MANAGE, 422, body=lambda: {"strategy": "oidc", "discovery_url": "ftp://nope"}
+    ),
+    ("GET", "/o/{slug:str}/settings/sso/test"): Tenant(P.ORG_MANAGE, 303, target="sso"),
+    ("POST", "/o/{slug:str}/settings/sso/delete"): Tenant(P.ORG_MANAGE, 303, target="sso"),
     # Near the end, because they change who belongs to acme. Ownership first: the owner hands
     # acme to a fresh member (and becomes an admin), so that every acme actor may then leave.
     ("POST", "/o/{slug:str}/members/{member_id:uuid}/transfer-ownership"): Tenant(
@@ -298,6 +306,18 @@ def fresh_target(settings: Settings, kind: str) -> str:
                 name=f"Target {uuid.uuid4().hex[:10]}", actor=Actor.system()
             )
             return str(project.id)
+        if kind == "sso":
+            if not await SsoService(session, org, settings).current():
+                session.add(
+                    EnterpriseConnection(
+                        organization_id=org.id,
+                        auth0_connection_name="acme-saml",
+                        auth0_connection_id="con_AcmeSamlDemo0001",
+                        strategy="samlp",
+                        display_name="Acme Corp SAML",
+                    )
+                )
+            return ""
         if kind == "job":
             job = OutboxJob(
                 kind="matrix.failed", payload={}, status=OutboxStatus.FAILED.value, attempts=8

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from advanced_alchemy.base import UUIDv7AuditBase
 from advanced_alchemy.types import JsonB
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 if TYPE_CHECKING:
@@ -27,5 +27,9 @@ class EnterpriseConnection(UUIDv7AuditBase):
     display_name: Mapped[str] = mapped_column(String(255))
     # Non-secret connection options (metadata URL, discovery URL, client id, ...).
     options: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    # A client secret (OIDC), Fernet-encrypted with a key derived from SECRET_KEY; never shown.
+    secret_ciphertext: Mapped[str | None] = mapped_column(Text, default=None)
+    # Whether signing in through this connection makes the user a member (Auth0's setting).
+    assign_membership_on_login: Mapped[bool] = mapped_column(Boolean, default=False)
 
     organization: Mapped[Organization] = relationship(back_populates="connections", lazy="noload")

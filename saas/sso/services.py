@@ -1,0 +1,111 @@
+"""Self-service SSO: an organization's own SAML or OIDC connection, saved only once validated,
+created at Auth0 and enabled on the organization through the outbox."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.audit.services import Actor, AuditService
+from saas.auth0.jobs import CONNECTION, CONNECTION_DISABLE
+from saas.auth0.outbox import enqueue
+from saas.config import Settings
+from saas.db.models import EnterpriseConnection, Organization
+from saas.errors import NotFound
+from saas.sso.secrets import encrypt_secret
+from saas.sso.validation import ValidatedConnection
+
+SELF_SERVICE_STRATEGIES = ("samlp", "oidc")
+
+
+def connection_name(organization: Organization, strategy: str) -> str:
+    # Auth0 connection names: letters, digits and hyphens; unique per tenant.
+    return f"{organization.slug.replace('_', '-')}-{'saml' if strategy == 'samlp' else strategy}"
+
+
+class SsoService:
+    def __init__(
+        self, session: AsyncSession, organization: Organization, settings: Settings
+    ) -> None:
+        self.session = session
+        self.organization = organization
+        self.settings = settings
+
+    async def current(self) -> EnterpriseConnection | None:
+        statement = (
+            select(EnterpriseConnection)
+            .where(
+                EnterpriseConnection.organization_id == self.organization.id,
+                EnterpriseConnection.strategy.in_(SELF_SERVICE_STRATEGIES),
+            )
+            .order_by(EnterpriseConnection.created_at)
+            .limit(1)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def save(
+        self,
+        validated: ValidatedConnection,
+        *,
+        display_name: str,
+        assign_membership_on_login: bool,
+        actor: Actor,
+    ) -> EnterpriseConnection:
+        connection = await self.current()
+        created = connection is None
+        if connection is None or connection.strategy != validated.strategy:
+            if connection is not None:
+                await self._remove(connection)
+            connection = EnterpriseConnection(
+                organization_id=self.organization.id,
+                auth0_connection_name=connection_name(self.organization, validated.strategy),
+                strategy=validated.strategy,
+            )
+            self.session.add(connection)
+        connection.display_name = display_name.strip()[:255] or self.organization.display_name
+        connection.options = validated.options
+        connection.assign_membership_on_login = assign_membership_on_login
+        if validated.secret:
+            connection.secret_ciphertext = encrypt_secret(self.settings, validated.secret)
+        await self.session.flush()
+        enqueue(self.session, CONNECTION, connection_id=connection.id)
+        await AuditService(session=self.session).record(
+            "sso.created" if created else "sso.updated",
+            actor=actor,
+            organization_id=self.organization.id,
+            target_type="connection",
+            target_id=connection.id,
+            details={"strategy": validated.strategy, **validated.summary},
+        )
+        return connection
+
+    async def _remove(self, connection: EnterpriseConnection) -> None:
+        if connection.auth0_connection_id:
+            enqueue(
+                self.session,
+                CONNECTION_DISABLE,
+                organization_id=self.organization.id,
+                auth0_connection_id=connection.auth0_connection_id,
+            )
+        await self.session.delete(connection)
+        await self.session.flush()
+
+    async def delete(self, *, actor: Actor) -> None:
+        connection = await self.current()
+        if connection is None:
+            raise NotFound("This organization has no SSO connection.")
+        await self._remove(connection)
+        await AuditService(session=self.session).record(
+            "sso.deleted",
+            actor=actor,
+            organization_id=self.organization.id,
+            target_type="connection",
+            target_id=connection.id,
+            details={"name": connection.auth0_connection_name},
+        )
+
+
+def connection_id_of(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)

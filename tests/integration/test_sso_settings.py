@@ -1,0 +1,243 @@
+"""Self-service SSO over real HTTP: validation before saving, secrets encrypted and never shown,
+the connection created at Auth0 (the dev IdP) and enabled on the organization."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from sqlalchemy import func, select
+
+from saas.db.config import create_sqlalchemy_config
+from saas.db.models import EnterpriseConnection, Organization, OutboxJob
+from saas.sso.secrets import decrypt_secret
+from tests.support.stack import Browser, Stack, running_stack, stack_settings
+
+CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+INITECH = "org_InitechDemo00003"
+
+
+def certificate_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.initech.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def metadata_xml(cert_pem: str) -> str:
+    body = "".join(line for line in cert_pem.splitlines() if "CERTIFICATE" not in line)
+    return f"""<?xml version="1.0"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.initech.example/saml">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">
+      <ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.initech.example/sso"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>"""
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(stack_settings(database_url, tmp_path, outbox_poll_seconds=0.2)) as running:
+        yield running
+
+
+def olivia_on_initech(stack: Stack) -> Browser:
+    browser = stack.browser()
+    browser.login("olivia@ops.example")
+    assert browser.follow(browser.get("/o/initech/login?silent=true")).status_code == 200
+    return browser
+
+
+def save(browser: Browser, form: dict[str, str]) -> httpx.Response:
+    page = browser.get("/o/initech/settings/sso/")
+    token = CSRF.search(page.text)
+    assert token, page.text
+    return browser.client.post(
+        browser.stack.app_url + "/o/initech/settings/sso/", data={"_csrf_token": token[1], **form}
+    )
+
+
+async def rows(stack: Stack, statement: Any) -> list[Any]:
+    config = create_sqlalchemy_config(stack.settings)
+    try:
+        async with config.get_session() as session:
+            return list((await session.execute(statement)).scalars())
+    finally:
+        await config.get_engine().dispose()
+
+
+def initech_connections(stack: Stack) -> list[EnterpriseConnection]:
+    return asyncio.run(
+        rows(
+            stack,
+            select(EnterpriseConnection)
+            .join(Organization, Organization.id == EnterpriseConnection.organization_id)
+            .where(Organization.slug == "initech"),
+        )
+    )
+
+
+def management(stack: Stack) -> httpx.Client:
+    settings = stack.settings
+    token = httpx.post(
+        stack.idp_url + "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": settings.auth0_management_client_id,
+            "client_secret": settings.auth0_management_client_secret.get_secret_value(),
+            "audience": settings.auth0_management_audience,
+        },
+    ).json()["access_token"]
+    return httpx.Client(
+        base_url=stack.idp_url + "/api/v2", headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def test_oidc_connection_is_validated_encrypted_and_created_at_auth0(stack: Stack) -> None:
+    browser = olivia_on_initech(stack)
+    saved = save(
+        browser,
+        {
+            "strategy": "oidc",
+            "display_name": "Initech Okta",
+            "discovery_url": stack.idp_url + "/.well-known/openid-configuration",
+            "client_id": "initech-client",
+            "client_secret": "s3cret-value-never-shown",
+            "assign_membership_on_login": "on",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    page = browser.get("/o/initech/settings/sso/")
+    assert "Initech Okta" in page.text
+    assert "s3cret-value-never-shown" not in page.text
+    assert "client secret is stored" in page.text
+    (connection,) = initech_connections(stack)
+    assert connection.strategy == "oidc"
+    assert connection.secret_ciphertext
+    assert "s3cret" not in connection.secret_ciphertext
+    assert (
+        decrypt_secret(stack.settings, connection.secret_ciphertext) == "s3cret-value-never-shown"
+    )
+
+    with management(stack) as mgmt:
+        deadline = time.monotonic() + 15
+        while True:
+            found = mgmt.get("/connections", params={"name": "initech-oidc"}).json()
+            items = found["connections"] if isinstance(found, dict) else found
+            enabled = mgmt.get(f"/organizations/{INITECH}/enabled_connections").json()
+            enabled_ids = {
+                e["connection_id"]
+                for e in (
+                    enabled if isinstance(enabled, list) else enabled.get("enabled_connections", [])
+                )
+            }
+            if items and items[0]["id"] in enabled_ids:
+                break
+            assert time.monotonic() < deadline, (items, enabled)
+            time.sleep(0.2)
+        assert items[0]["strategy"] == "oidc"
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        (
+            {"strategy": "oidc", "discovery_url": "ftp://idp.example/x", "client_id": "c"},
+            "https:// URL",
+        ),
+        (
+            {
+                "strategy": "oidc",
+                "discovery_url": "{idp}/nope/.well-known/openid-configuration",
+                "client_id": "c",
+            },
+            "could not be fetched",
+        ),
+        (
+            {
+                "strategy": "oidc",
+                "discovery_url": "{idp}/.well-known/openid-configuration",
+                "client_id": "",
+            },
+            "client id",
+        ),
+        ({"strategy": "samlp", "metadata_xml": "<not-xml"}, "not well-formed XML"),
+        (
+            {
+                "strategy": "samlp",
+                "metadata_xml": "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'>]><x>&a;</x>",
+            },
+            "not well-formed XML",
+        ),
+        (
+            {"strategy": "samlp", "sign_in_url": "https://idp.example/sso", "signing_cert": "nope"},
+            "not an X.509 certificate",
+        ),
+        ({"strategy": "ldap"}, "Choose SAML or OpenID Connect"),
+    ],
+)
+def test_bad_configuration_is_refused_and_nothing_saved(
+    stack: Stack, form: dict[str, str], message: str
+) -> None:
+    browser = olivia_on_initech(stack)
+    jobs_before = len(asyncio.run(rows(stack, select(OutboxJob.id))))
+    response = save(browser, {k: v.replace("{idp}", stack.idp_url) for k, v in form.items()})
+    assert response.status_code == 422, response.status_code
+    assert message in response.text
+    assert initech_connections(stack) == []
+    assert len(asyncio.run(rows(stack, select(OutboxJob.id)))) == jobs_before
+
+
+def test_saml_metadata_and_delete(stack: Stack) -> None:
+    browser = olivia_on_initech(stack)
+    saved = save(
+        browser,
+        {
+            "strategy": "samlp",
+            "display_name": "Initech SAML",
+            "metadata_xml": metadata_xml(certificate_pem()),
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    (connection,) = initech_connections(stack)
+    assert connection.options["signInEndpoint"] == "https://idp.initech.example/sso"
+    page = browser.get("/o/initech/settings/sso/")
+    token = CSRF.search(page.text)
+    assert token
+    deleted = browser.client.post(
+        stack.app_url + "/o/initech/settings/sso/delete", data={"_csrf_token": token[1]}
+    )
+    assert deleted.status_code == 303
+    assert initech_connections(stack) == []
+    kinds = asyncio.run(rows(stack, select(OutboxJob.kind)))
+    assert "connection.sync" in kinds
+
+
+def test_members_without_org_manage_cannot_configure(stack: Stack) -> None:
+    bob = stack.browser()
+    bob.login("bob@acme.example")
+    assert bob.get("/o/acme/settings/sso/").status_code == 403
+    count = asyncio.run(rows(stack, select(func.count()).select_from(EnterpriseConnection)))
+    assert count == [2]
