@@ -63,7 +63,13 @@ class Settings(BaseSettings):
         DEV_SECRET_PREFIX + "management-client-secret"
     )
 
+    # Operator status from configuration is granted only to a *verified* email that signed in
+    # through one of these connections (Auth0 user-id prefixes): the platform's own database by
+    # default, never a tenant's enterprise IdP, which can assert any address it likes.
     platform_operator_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    platform_operator_connections: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["auth0"]
+    )
 
     # Sessions and invitations.
     session_idle_timeout_seconds: int = Field(default=30 * 60, ge=60)
@@ -86,7 +92,7 @@ class Settings(BaseSettings):
     devidp_database_url: str = Field(default_factory=lambda: _default_sqlite_url("devidp.db"))
     devidp_key_path: Path = VAR_DIR / "devidp-signing-keys.json"
 
-    @field_validator("platform_operator_emails", mode="before")
+    @field_validator("platform_operator_emails", "platform_operator_connections", mode="before")
     @classmethod
     def _split_emails(cls, value: object) -> object:
         if isinstance(value, str):
@@ -139,7 +145,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:
-        if self.app_env != "production":
+        # A real (non-loopback) Auth0 tenant means real users: refuse the public development
+        # secrets then too, even if APP_ENV was forgotten.
+        real_auth0 = self.auth0_domain is not None and not is_loopback_host(
+            urlsplit(self.auth0_domain).hostname
+        )
+        if self.app_env != "production" and not real_auth0:
             return self
         problems: list[str] = []
         for name in ("secret_key", "auth0_client_secret", "auth0_management_client_secret"):
@@ -148,10 +159,13 @@ class Settings(BaseSettings):
                 problems.append(f"{name.upper()} is a development default")
         if len(self.secret_key.get_secret_value()) < 32:
             problems.append("SECRET_KEY must be at least 32 characters")
-        if self.auth0_domain is None:
-            problems.append("AUTH0_DOMAIN is required (the development IdP is not for production)")
-        if urlsplit(self.app_base_url).scheme != "https":
-            problems.append("APP_BASE_URL must be https://")
+        if self.app_env == "production":
+            if self.auth0_domain is None:
+                problems.append(
+                    "AUTH0_DOMAIN is required (the development IdP is not for production)"
+                )
+            if urlsplit(self.app_base_url).scheme != "https":
+                problems.append("APP_BASE_URL must be https://")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -24,6 +24,8 @@ from saas.errors import DomainError, InvalidInput
 from saas.invitations.services import InvitationService
 from saas.organizations.dns_verification import record_name
 from saas.organizations.services import CONNECTION_STRATEGIES, OrganizationService
+from saas.sso.controllers import SsoForm, validate_form
+from saas.sso.services import SsoService
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -35,8 +37,12 @@ class CreateOrganizationForm(Struct):
     jit_provisioning: str = ""
     require_sso: str = ""
     domains: str = ""
-    connection_name: str = ""
-    connection_strategy: str = ""
+    # A new enterprise connection, validated and created at Auth0 (as in self-service SSO):
+    sso_strategy: str = ""  # "", "oidc" or "samlp"
+    discovery_url: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    metadata_xml: str = ""
     owner_email: str = ""
 
 
@@ -137,12 +143,21 @@ class AdminController(Controller):
             )
             for domain in _split(data.domains):
                 await service.add_domain(organization_id=org.id, domain=domain, actor=actor)
-            if data.connection_name.strip():
-                await service.add_connection(
-                    organization_id=org.id,
-                    name=data.connection_name.strip(),
-                    strategy=data.connection_strategy,
-                    display_name=data.display_name,
+            if data.sso_strategy:
+                validated = await validate_form(
+                    SsoForm(
+                        strategy=data.sso_strategy,
+                        discovery_url=data.discovery_url,
+                        client_id=data.client_id,
+                        client_secret=data.client_secret,
+                        metadata_xml=data.metadata_xml,
+                    ),
+                    settings,
+                )
+                await SsoService(db_session, org, settings).save(
+                    validated,
+                    display_name=f"{org.display_name} SSO",
+                    assign_membership_on_login=org.jit_provisioning,
                     actor=actor,
                 )
             if data.owner_email.strip():

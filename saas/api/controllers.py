@@ -220,6 +220,7 @@ class InvitationsApi(Controller):
             organization_id=tenant.organization.id,
             invitation_id=invitation_id,
             actor=actor_from(request, tenant.user),
+            actor_role=tenant.role,
         )
 
 

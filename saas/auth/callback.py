@@ -23,7 +23,7 @@ from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import InvalidInput
 from saas.organizations.services import OrganizationRepository
-from saas.users.services import UserService
+from saas.users.services import UserService, may_become_operator
 
 logger = structlog.get_logger("saas.auth.callback")
 
@@ -129,7 +129,12 @@ async def complete_login(
             email=email,
             name=str(claims.get("name") or ""),
             picture=claims.get("picture") if isinstance(claims.get("picture"), str) else None,
-            platform_operator_emails=frozenset(settings.platform_operator_emails),
+            grant_platform_operator=may_become_operator(
+                settings,
+                sub=claims["sub"],
+                email=email,
+                email_verified=claims.get("email_verified") is True,
+            ),
             signed_in=True,
         )
     except InvalidInput as error:

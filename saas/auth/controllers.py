@@ -107,7 +107,7 @@ class AuthController(Controller):
                 "pages/login.html",
                 context={
                     "email": data.email[:320],
-                    "next": data.next,
+                    "next": data.next[:2048],
                     "error": "Enter a valid email address, like name@company.com.",
                 },
                 status_code=422,

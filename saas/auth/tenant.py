@@ -122,7 +122,7 @@ async def resolve_api_tenant(
     )
     if organization is None:
         raise NotFound("No such organization.")
-    if claims.get("org_id") != organization.auth0_org_id:
+    if not organization.auth0_org_id or claims.get("org_id") != organization.auth0_org_id:
         raise Forbidden("The access token was issued for another organization.")
     if not organization.is_active:
         raise Forbidden("This organization is suspended.")

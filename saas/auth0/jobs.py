@@ -21,6 +21,10 @@ def sync_organization_later(session: Session, organization_id: UUID) -> None:
     enqueue(session, ORGANIZATION, organization_id=organization_id)
 
 
+def sync_connection_later(session: Session, connection_id: UUID) -> None:
+    enqueue(session, CONNECTION, connection_id=connection_id)
+
+
 def sync_member_later(session: Session, organization_id: UUID, user_id: UUID) -> None:
     enqueue(session, MEMBER, organization_id=organization_id, user_id=user_id)
 

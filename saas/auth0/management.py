@@ -167,9 +167,17 @@ class ManagementClient:
         return next((c for c in items if c.get("name") == name), None)
 
     async def ensure_connection(
-        self, *, name: str, strategy: str, display_name: str, options: dict[str, Any]
+        self,
+        *,
+        name: str,
+        strategy: str,
+        display_name: str,
+        options: dict[str, Any],
+        owner: str,
     ) -> str:
-        """Create the connection, or bring an existing one (same name) up to date."""
+        """Create the connection, or bring our existing one (same name) up to date. `owner`
+        (our organization id) is stored in the connection's metadata: a connection some other
+        organization created is never adopted, or its users would be handed over."""
         existing = await self.connection_by_name(name)
         if existing is None:
             created = await self.call(
@@ -181,9 +189,15 @@ class ManagementClient:
                     "display_name": display_name,
                     "options": options,
                     "enabled_clients": [self.settings.auth0_client_id],
+                    "metadata": {"saas_organization_id": owner},
                 },
             )
             return str(created["id"])
+        if (existing.get("metadata") or {}).get("saas_organization_id") != owner:
+            raise ManagementError(
+                f"the Auth0 connection {name!r} belongs to someone else; refusing to change it",
+                status=409,
+            )
         await self.call(
             "PATCH",
             f"/connections/{existing['id']}",

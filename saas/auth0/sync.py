@@ -154,6 +154,7 @@ async def sync_connection(
         strategy=connection.strategy,
         display_name=connection.display_name,
         options=options,
+        owner=str(organization.id),
     )
     await client.enable_connection(
         organization.auth0_org_id,

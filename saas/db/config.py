@@ -31,9 +31,10 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
 
 
 def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
-    engine_options: dict[str, Any] = {}
+    # Bound parameters (emails, names) stay out of exception text, and so out of the logs.
+    engine_options: dict[str, Any] = {"hide_parameters": settings.is_production}
     if settings.is_postgres:
-        engine_options = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+        engine_options |= {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
     config = SQLAlchemyAsyncConfig(
         connection_string=settings.database_url,
         engine_config=EngineConfig(**engine_options),

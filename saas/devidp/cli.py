@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from saas.config import load_settings
+from saas.config import is_loopback_host, load_settings
 from saas.devidp.keys import DEFAULT_GRACE_SECONDS, KeyStore
 
 
@@ -26,6 +26,9 @@ def serve(reload: bool) -> None:
     parts = urlsplit(settings.devidp_base_url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    if not is_loopback_host(host):
+        # Every enterprise account here shares one demo password: never listen beyond loopback.
+        raise click.ClickException(f"the development IdP only listens on loopback, not {host!r}")
     if reload:
         uvicorn.run("saas.devidp.cli:_app_factory", host=host, port=port, reload=True, factory=True)
         return

@@ -277,6 +277,7 @@ class InvitationsController(Controller):
                 organization_id=tenant.organization.id,
                 invitation_id=invitation_id,
                 actor=actor_from(request, tenant.user),
+                actor_role=tenant.role,
                 ttl=datetime.timedelta(days=settings.invitation_ttl_days),
             )
         except DomainError as error:
@@ -305,6 +306,7 @@ class InvitationsController(Controller):
                 organization_id=tenant.organization.id,
                 invitation_id=invitation_id,
                 actor=actor_from(request, tenant.user),
+                actor_role=tenant.role,
             )
         except DomainError as error:
             if error.status_code == 404:

@@ -129,9 +129,16 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         return invitation
 
     async def revoke(
-        self, *, organization_id: UUID, invitation_id: UUID, actor: Actor
+        self,
+        *,
+        organization_id: UUID,
+        invitation_id: UUID,
+        actor: Actor,
+        actor_role: Role | None = None,
     ) -> Invitation:
         invitation = await self._get_in_org(organization_id, invitation_id)
+        # An admin may neither re-arm nor withdraw an invitation above their own role.
+        check_may_grant(actor_role, Role(invitation.role))
         if invitation.accepted_at is not None:
             raise Conflict("This invitation was already accepted.")
         if invitation.revoked_at is None:
@@ -155,9 +162,11 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         invitation_id: UUID,
         actor: Actor,
         ttl: datetime.timedelta,
+        actor_role: Role | None = None,
     ) -> tuple[Invitation, str]:
         """A new ticket and a fresh expiry; the old ticket stops working at once."""
         invitation = await self._get_in_org(organization_id, invitation_id)
+        check_may_grant(actor_role, Role(invitation.role))
         if invitation.accepted_at is not None or invitation.revoked_at is not None:
             raise Conflict("Only open invitations can be resent.")
         ticket = new_ticket()

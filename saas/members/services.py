@@ -84,7 +84,13 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         limit: int = 25,
         offset: int = 0,
     ) -> tuple[list[tuple[Membership, User]], int]:
-        """One organization's members with their users, searched, sorted and paginated."""
+        """One organization's members with their users, searched, sorted and paginated.
+
+        Two statements whatever the page: the count, then the page. Without a search the count
+        reads `memberships` alone (an index-only scan), not the join. A page in the second half
+        is read from the other end in reverse order (same rows, same order once flipped back),
+        so the last page costs what the first does instead of skipping `offset` sorted rows.
+        """
         statement = (
             select(Membership, User)
             .join(User, User.id == Membership.user_id)
@@ -92,13 +98,26 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         )
         if search:
             statement = statement.where(contains_any([User.name, User.email], search.strip()))
+            counted = select(func.count()).select_from(statement.subquery())
+        else:
+            counted = select(func.count()).where(Membership.organization_id == organization_id)
         column = MEMBER_SORT_COLUMNS.get(sort, MEMBER_SORT_COLUMNS["name"])
-        total = await self.repository.session.scalar(
-            select(func.count()).select_from(statement.subquery())
+        total = int(await self.repository.session.scalar(counted) or 0)
+        if offset >= total:
+            return [], total
+        # Membership.id breaks ties, so the order is total and reversing it is exact.
+        forward = (column.desc() if descending else column.asc(), Membership.id.asc())
+        backward = (column.asc() if descending else column.desc(), Membership.id.desc())
+        from_end = total - offset - limit
+        if from_end < offset:
+            page = statement.order_by(*backward).limit(limit + min(from_end, 0))
+            rows = await self.repository.session.execute(page.offset(max(from_end, 0)))
+            found = [(membership, user) for membership, user in rows.tuples()]
+            return found[::-1], total
+        rows = await self.repository.session.execute(
+            statement.order_by(*forward).limit(limit).offset(offset)
         )
-        ordered = statement.order_by(column.desc() if descending else column.asc(), Membership.id)
-        rows = await self.repository.session.execute(ordered.limit(limit).offset(offset))
-        return [(membership, user) for membership, user in rows.tuples()], int(total or 0)
+        return [(membership, user) for membership, user in rows.tuples()], total
 
     async def count_owners(self, organization_id: UUID) -> int:
         stmt = select(func.count()).where(

@@ -224,17 +224,33 @@ def operators() -> None:
 
 @operators.command(name="add")
 @click.argument("email")
-def add_operator(email: str) -> None:
-    async def work(session: AsyncSession, _: Settings) -> None:
+@click.option(
+    "--sub", default=None, help="The Auth0 user id, when several accounts share the email."
+)
+def add_operator(email: str, sub: str | None) -> None:
+    async def work(session: AsyncSession, _: Settings) -> str:
         users = UserRepository(session=session)
-        user = await users.get_one_or_none(email=email.strip().lower())
-        if user is None:
+        matches = await users.get_many(email=email.strip().lower())
+        if not matches:
             raise DomainError(
                 f"No user {email} has signed in yet. Ask them to sign in once, or add the "
                 "address to PLATFORM_OPERATOR_EMAILS."
             )
+        if sub:
+            matches = [user for user in matches if user.sub == sub]
+        if len(matches) != 1:
+            subs = ", ".join(
+                sorted(user.sub for user in await users.get_many(email=email.strip().lower()))
+            )
+            raise DomainError(
+                f"Several accounts use {email} ({subs}); say which one with --sub."
+                if not sub
+                else f"No account {sub} uses {email}."
+            )
+        user = matches[0]
         user.is_platform_operator = True
         await users.update(user, auto_commit=False)
+        return user.sub
 
-    run_in_transaction(work)
-    click.echo(f"{email} is now a platform operator")
+    granted = run_in_transaction(work)
+    click.echo(f"{email} ({granted}) is now a platform operator")

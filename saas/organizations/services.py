@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role
-from saas.auth0.jobs import sync_organization_later
+from saas.auth0.jobs import sync_connection_later, sync_organization_later
 from saas.db.models import (
     EnterpriseConnection,
     Membership,
@@ -173,6 +173,9 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             )
         record.verified_at = datetime.datetime.now(datetime.UTC)
         record = await self._domains.update(record, auto_commit=False)
+        for connection in await self.connections_of(organization_id):
+            if connection.strategy in {"samlp", "oidc"}:
+                sync_connection_later(self.repository.session, connection.id)
         await self._audit.record(
             "domain.verified",
             actor=actor,

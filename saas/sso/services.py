@@ -3,13 +3,14 @@ created at Auth0 and enabled on the organization through the outbox."""
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor, AuditService
-from saas.auth0.jobs import CONNECTION, CONNECTION_DISABLE
+from saas.auth0.jobs import CONNECTION_DISABLE, sync_connection_later
 from saas.auth0.outbox import enqueue
 from saas.config import Settings
 from saas.db.models import EnterpriseConnection, Organization
@@ -21,8 +22,13 @@ SELF_SERVICE_STRATEGIES = ("samlp", "oidc")
 
 
 def connection_name(organization: Organization, strategy: str) -> str:
-    # Auth0 connection names: letters, digits and hyphens; unique per tenant.
-    return f"{organization.slug.replace('_', '-')}-{'saml' if strategy == 'samlp' else strategy}"
+    """Auth0 connection names are unique per Auth0 tenant, letters and digits with single
+    hyphens. Slugs like `acme_corp` and `acme-corp` would collide, so a piece of the
+    organization's id makes the name its own (and the outbox refuses to adopt a connection
+    that another organization created)."""
+    base = re.sub(r"[^a-z0-9]+", "-", organization.slug.lower()).strip("-") or "org"
+    kind = "saml" if strategy == "samlp" else "oidc"
+    return f"{base[:100]}-{kind}-{organization.id.hex[-6:]}"
 
 
 class SsoService:
@@ -70,7 +76,7 @@ class SsoService:
         if validated.secret:
             connection.secret_ciphertext = encrypt_secret(self.settings, validated.secret)
         await self.session.flush()
-        enqueue(self.session, CONNECTION, connection_id=connection.id)
+        sync_connection_later(self.session, connection.id)
         await AuditService(session=self.session).record(
             "sso.created" if created else "sso.updated",
             actor=actor,

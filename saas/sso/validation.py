@@ -3,8 +3,11 @@ and signing certificate, or an OIDC provider's discovery document (fetched and c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
+import json
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +24,7 @@ from saas.errors import InvalidInput
 MD = "{urn:oasis:names:tc:SAML:2.0:metadata}"
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 MAX_METADATA_BYTES = 512 * 1024
+MAX_DISCOVERY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,18 +39,50 @@ def check_url(value: str, field_name: str, *, allow_loopback_http: bool) -> str:
     url = value.strip()
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
-        host = parts.hostname
-        try:
-            if ipaddress.ip_address(host).is_private and not allow_loopback_http:
-                raise InvalidInput(
-                    "Use a public address for the identity provider.", field=field_name
-                )
-        except ValueError:
-            pass
         return url
     if parts.scheme == "http" and allow_loopback_http and is_loopback_host(parts.hostname):
         return url
     raise InvalidInput("Enter an https:// URL.", field=field_name)
+
+
+def _internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return not ip.is_global or ip.is_multicast
+
+
+async def refuse_internal_hosts(url: str, field_name: str, *, allow_loopback: bool) -> None:
+    """Server-side fetches of tenant-supplied URLs must not reach the platform's own network:
+    every address the name resolves to has to be public (loopback allowed only outside
+    production, for local development and tests)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if allow_loopback and is_loopback_host(host):
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise InvalidInput("That host name does not resolve.", field=field_name) from error
+    if any(_internal(str(info[4][0])) for info in infos):
+        raise InvalidInput("Use a public address for the identity provider.", field=field_name)
+
+
+async def fetch_json(http: httpx.AsyncClient, url: str, field_name: str) -> Any:
+    """GET with a size cap: a hostile endpoint cannot make us buffer gigabytes."""
+    try:
+        async with http.stream("GET", url, timeout=5.0, follow_redirects=False) as response:
+            response.raise_for_status()
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > MAX_DISCOVERY_BYTES:
+                    raise InvalidInput("The discovery document is too large.", field=field_name)
+        return json.loads(body)
+    except (httpx.HTTPError, ValueError) as error:
+        raise InvalidInput(
+            f"The discovery document could not be fetched ({type(error).__name__}).",
+            field=field_name,
+        ) from error
 
 
 def _certificate(pem_or_b64: str, field_name: str) -> x509.Certificate:
@@ -122,15 +158,8 @@ async def validate_oidc(
         raise InvalidInput(
             "Enter the client id registered at the identity provider.", field="client_id"
         )
-    try:
-        response = await http.get(url, timeout=5.0, follow_redirects=False)
-        response.raise_for_status()
-        document = response.json()
-    except (httpx.HTTPError, ValueError) as error:
-        raise InvalidInput(
-            f"The discovery document could not be fetched ({type(error).__name__}).",
-            field="discovery_url",
-        ) from error
+    await refuse_internal_hosts(url, "discovery_url", allow_loopback=allow_loopback_http)
+    document = await fetch_json(http, url, "discovery_url")
     if not isinstance(document, dict):
         raise InvalidInput("The discovery document is not a JSON object.", field="discovery_url")
     missing = [

@@ -5,8 +5,20 @@ import datetime
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
+from saas.config import Settings
 from saas.db.models import User
 from saas.organizations.domains import normalize_email
+
+
+def may_become_operator(settings: Settings, *, sub: str, email: str, email_verified: bool) -> bool:
+    """PLATFORM_OPERATOR_EMAILS counts only for a verified address from a platform-owned
+    connection: a tenant's own IdP could otherwise claim an operator's email."""
+    connection = sub.partition("|")[0]
+    return (
+        email_verified
+        and connection in settings.platform_operator_connections
+        and normalize_email(email) in settings.platform_operator_emails
+    )
 
 
 class UserRepository(SQLAlchemyAsyncRepository[User]):
@@ -23,7 +35,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         email: str,
         name: str = "",
         picture: str | None = None,
-        platform_operator_emails: frozenset[str] = frozenset(),
+        grant_platform_operator: bool = False,
         signed_in: bool = False,
     ) -> User:
         """Identity is the Auth0 `sub`; profile fields follow what the IdP says last."""
@@ -35,9 +47,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         user.email = email
         user.name = name or user.name or email.partition("@")[0]
         user.picture = picture
-        if email in platform_operator_emails:
-            # Operator status is granted from configuration, never revoked implicitly here:
-            # `saas operators` manages removal explicitly.
+        if grant_platform_operator:
+            # Granted from configuration (see `may_become_operator`), never revoked implicitly.
             user.is_platform_operator = True
         if signed_in:
             user.last_login_at = datetime.datetime.now(datetime.UTC)

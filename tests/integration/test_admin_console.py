@@ -14,7 +14,14 @@ from sqlalchemy import func, select
 
 from saas.config import Settings
 from saas.db.config import create_sqlalchemy_config
-from saas.db.models import Invitation, Organization, OrganizationDomain, OutboxJob, OutboxStatus
+from saas.db.models import (
+    EnterpriseConnection,
+    Invitation,
+    Organization,
+    OrganizationDomain,
+    OutboxJob,
+    OutboxStatus,
+)
 from tests.support.dns_server import TxtZone, dns_server
 from tests.support.stack import Browser, Stack, running_stack, stack_settings
 
@@ -76,8 +83,10 @@ def test_operator_onboards_an_organization(stack: Stack, dns: tuple[str, TxtZone
             "default_role": "member",
             "jit_provisioning": "on",
             "domains": "initrode.example",
-            "connection_name": "initrode-oidc",
-            "connection_strategy": "oidc",
+            "sso_strategy": "oidc",
+            "discovery_url": stack.idp_url + "/.well-known/openid-configuration",
+            "client_id": "initrode-client",
+            "client_secret": "initrode-secret",
             "owner_email": "peter@initrode.example",
         },
     )
@@ -117,7 +126,15 @@ def test_operator_onboards_an_organization(stack: Stack, dns: tuple[str, TxtZone
             )
         )
         inv = asyncio.run(scalar(stack.settings, select(Invitation.auth0_invitation_id)))
-        return bool(org_id) and bool(inv)
+        connection = asyncio.run(
+            scalar(
+                stack.settings,
+                select(EnterpriseConnection.auth0_connection_id).where(
+                    EnterpriseConnection.auth0_connection_name.startswith("initrode-oidc-")
+                ),
+            )
+        )
+        return bool(org_id) and bool(inv) and bool(connection)
 
     deadline = time.monotonic() + 15
     while not synced():
@@ -138,6 +155,16 @@ def test_operator_onboards_an_organization(stack: Stack, dns: tuple[str, TxtZone
         ),
         ({"slug": "okslug", "display_name": "X", "domains": "acme.example"}, "already claimed"),
         ({"slug": "okslug", "display_name": "X", "owner_email": "not-an-email"}, "not an email"),
+        (
+            {
+                "slug": "okslug",
+                "display_name": "X",
+                "sso_strategy": "oidc",
+                "client_id": "c",
+                "discovery_url": "https://localhost.invalid/.well-known/openid-configuration",
+            },
+            "does not resolve",
+        ),
     ],
 )
 def test_bad_onboarding_input_writes_nothing(
@@ -152,7 +179,7 @@ def test_bad_onboarding_input_writes_nothing(
         browser,
         "/admin/organizations/new",
         "/admin/organizations",
-        {"connection_strategy": "oidc", **form},
+        form,
     )
     assert response.status_code in (409, 422), response.status_code
     assert message in response.text

@@ -95,3 +95,34 @@ async def test_revoked_expired_and_foreign_tickets_are_not_valid(
             await service.get_pending_by_ticket(org_id, ticket)
     # A revoked invitation no longer blocks a fresh one.
     await invite(session, org_id, "r@acme.example")
+
+
+async def test_admins_cannot_rearm_or_withdraw_owner_invitations(
+    session: AsyncSession, org_id
+) -> None:  # type: ignore[no-untyped-def]
+    service = InvitationService(session=session)
+    owner_invitation, _ = await invite(
+        session, org_id, "boss@acme.example", role=Role.OWNER, actor_role=None
+    )
+    with pytest.raises(Forbidden):
+        await service.resend(
+            organization_id=org_id,
+            invitation_id=owner_invitation.id,
+            actor=SYSTEM,
+            ttl=WEEK,
+            actor_role=Role.ADMIN,
+        )
+    with pytest.raises(Forbidden):
+        await service.revoke(
+            organization_id=org_id,
+            invitation_id=owner_invitation.id,
+            actor=SYSTEM,
+            actor_role=Role.ADMIN,
+        )
+    revoked = await service.revoke(
+        organization_id=org_id,
+        invitation_id=owner_invitation.id,
+        actor=SYSTEM,
+        actor_role=Role.OWNER,
+    )
+    assert revoked.revoked_at is not None

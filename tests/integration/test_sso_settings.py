@@ -135,6 +135,7 @@ def test_oidc_connection_is_validated_encrypted_and_created_at_auth0(stack: Stac
     assert "client secret is stored" in page.text
     (connection,) = initech_connections(stack)
     assert connection.strategy == "oidc"
+    assert connection.auth0_connection_name.startswith("initech-oidc-")
     assert connection.secret_ciphertext
     assert "s3cret" not in connection.secret_ciphertext
     assert (
@@ -144,7 +145,9 @@ def test_oidc_connection_is_validated_encrypted_and_created_at_auth0(stack: Stac
     with management(stack) as mgmt:
         deadline = time.monotonic() + 15
         while True:
-            found = mgmt.get("/connections", params={"name": "initech-oidc"}).json()
+            found = mgmt.get(
+                "/connections", params={"name": connection.auth0_connection_name}
+            ).json()
             items = found["connections"] if isinstance(found, dict) else found
             enabled = mgmt.get(f"/organizations/{INITECH}/enabled_connections").json()
             enabled_ids = {

@@ -102,3 +102,15 @@ def test_bad_settings_fail_the_cli_with_one_clear_line() -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: invalid configuration:")
     assert "Traceback" not in result.stderr
+
+
+def test_a_real_auth0_tenant_refuses_development_secrets_without_app_env() -> None:
+    with pytest.raises(ConfigurationError, match="SECRET_KEY is a development default"):
+        load_settings(auth0_domain="tenant.eu.auth0.com")
+    settings = load_settings(
+        auth0_domain="tenant.eu.auth0.com",
+        secret_key="k" * 40,
+        auth0_client_secret="real",
+        auth0_management_client_secret="real",
+    )
+    assert settings.app_env == "development"
