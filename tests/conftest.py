@@ -26,6 +26,12 @@ from tests.support.migrations import upgrade
 BACKENDS = ("sqlite", "postgresql")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API leaves an event loop marked as running in
+    the main thread while it is up, which breaks `asyncio.run()` in tests that follow it."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 

@@ -36,8 +36,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    # Module scope: Playwright's loop is stopped between modules, never outliving the e2e tests.
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
