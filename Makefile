@@ -35,6 +35,11 @@ run: migrate seed ## Install, migrate, seed, and start the app (:8000) and the d
 test: install ## Run every test: unit, SQL on SQLite and PostgreSQL, HTTP, browser
 	@$(UV) run pytest $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: install ## Benchmark the app under wrk on a 100k-member tenant (PostgreSQL + Redis, ~4 min)
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y wrk >/dev/null; }; }
+	@$(UV) run python -m bench.run $(BENCH_ARGS)
+
 .PHONY: lint
 lint: install ## ruff and mypy
 	@$(UV) run ruff check .

@@ -51,6 +51,20 @@ def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             render_as_batch=True,
         ),
     )
+    _release_key_registrations(config)
     if not settings.is_postgres:
         event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
     return config
+
+
+def _release_key_registrations(config: SQLAlchemyAsyncConfig) -> None:
+    """Advanced Alchemy registers each config's state keys process-wide and renames later
+    configs' keys (`db_engine_1`, `_2`, ...) recursively, which ends in a RecursionError after
+    about a thousand configs (test suites, CLIs that build several apps). Keys only need to be
+    unique within one application, and each of ours has exactly one config: release them."""
+    for registry, key in (
+        ("_SESSION_SCOPE_KEY_REGISTRY", config.session_scope_key),
+        ("_ENGINE_APP_STATE_KEY_REGISTRY", config.engine_app_state_key),
+        ("_SESSIONMAKER_APP_STATE_KEY_REGISTRY", config.session_maker_app_state_key),
+    ):
+        getattr(type(config), registry, set()).discard(key)
