@@ -18,21 +18,26 @@ sa.DateTimeUTC = DateTimeUTC  # type: ignore[attr-defined]
 sa.JsonB = JsonB  # type: ignore[attr-defined]
 sa.ORA_JSONB = ORA_JSONB  # type: ignore[attr-defined]
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('enterprise_connections', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('secret_ciphertext', sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column('assign_membership_on_login', sa.Boolean(), nullable=False, server_default=sa.false()))
-
+    with op.batch_alter_table("enterprise_connections", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("secret_ciphertext", sa.Text(), nullable=True))
+        batch_op.add_column(
+            sa.Column(
+                "assign_membership_on_login",
+                sa.Boolean(),
+                nullable=False,
+                server_default=sa.false(),
+            )
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('enterprise_connections', schema=None) as batch_op:
-        batch_op.drop_column('assign_membership_on_login')
-        batch_op.drop_column('secret_ciphertext')
-
+    with op.batch_alter_table("enterprise_connections", schema=None) as batch_op:
+        batch_op.drop_column("assign_membership_on_login")
+        batch_op.drop_column("secret_ciphertext")

@@ -15,20 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+from uuid import UUID
 
 from litestar.connection import ASGIConnection
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.context import active_organization_id, load_current_user
+from saas.auth.context import active_organization_id
 from saas.auth.permissions import Permission, Role, has_permission
 from saas.auth.provider import OIDCProvider
+from saas.auth.sessions import USER_ID
 from saas.auth.tokens import InvalidToken, verify_access_token
 from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import DomainError, Forbidden, NotFound
-from saas.members.services import MembershipService
-from saas.organizations.services import OrganizationRepository
-from saas.users.services import UserRepository
 
 TENANT_STATE_KEY = "tenant"
 
@@ -74,13 +74,29 @@ def _login_location(
 async def resolve_tenant(
     slug: str, connection: ASGIConnection[Any, Any, Any, Any], db: AsyncSession
 ) -> TenantContext:
-    user = await load_current_user(connection, db)
-    if user is None:
-        raise SignInRequired(_login_location(slug, connection, silent=False))
-    organization = await OrganizationRepository(session=db).get_one_or_none(slug=slug)
-    membership = (
-        await MembershipService(session=db).find(organization.id, user.id) if organization else None
+    # One statement for the user, the organization and the membership: this runs on every
+    # tenant request.
+    user_id = _session_user_id(connection)
+    row = (
+        await db.execute(
+            select(User, Organization, Membership)
+            .select_from(User)
+            .outerjoin(Organization, Organization.slug == slug)
+            .outerjoin(
+                Membership,
+                and_(Membership.organization_id == Organization.id, Membership.user_id == User.id),
+            )
+            .where(User.id == user_id)
+        )
+        if user_id is not None
+        else None
     )
+    found = row.first() if row is not None else None
+    if found is None:
+        if user_id is not None:
+            connection.clear_session()  # the account is gone; so is the session
+        raise SignInRequired(_login_location(slug, connection, silent=False))
+    user, organization, membership = found
     if organization is None or membership is None:
         raise NotFound("There is nothing here, or you do not have access to it.")
     if not organization.is_active:
@@ -88,6 +104,13 @@ async def resolve_tenant(
     if active_organization_id(connection) != organization.id:
         raise SignInRequired(_login_location(slug, connection, silent=True))
     return TenantContext(organization=organization, membership=membership, user=user)
+
+
+def _session_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> UUID | None:
+    try:
+        return UUID(str(connection.session.get(USER_ID)))
+    except ValueError:
+        return None
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -114,22 +137,31 @@ async def resolve_api_tenant(
         )
     except InvalidToken as error:
         raise SignInRequired("", f"The access token is not valid ({error}).") from error
-    organizations = OrganizationRepository(session=db)
-    organization = await (
-        organizations.get_one_or_none(auth0_org_id=org_ref)
+    # One statement: the organization, and the token subject's user and membership in it.
+    org_match = (
+        Organization.auth0_org_id == org_ref
         if org_ref.startswith("org_")
-        else organizations.get_one_or_none(slug=org_ref)
+        else Organization.slug == org_ref
     )
-    if organization is None:
+    found = (
+        await db.execute(
+            select(Organization, User, Membership)
+            .select_from(Organization)
+            .outerjoin(User, User.sub == claims["sub"])
+            .outerjoin(
+                Membership,
+                and_(Membership.organization_id == Organization.id, Membership.user_id == User.id),
+            )
+            .where(org_match)
+        )
+    ).first()
+    if found is None:
         raise NotFound("No such organization.")
+    organization, user, membership = found
     if not organization.auth0_org_id or claims.get("org_id") != organization.auth0_org_id:
         raise Forbidden("The access token was issued for another organization.")
     if not organization.is_active:
         raise Forbidden("This organization is suspended.")
-    user = await UserRepository(session=db).get_one_or_none(sub=claims["sub"])
-    membership = (
-        await MembershipService(session=db).find(organization.id, user.id) if user else None
-    )
     if user is None or membership is None:
         raise Forbidden("The token's subject is not a member of this organization.")
     permissions = claims.get("permissions")

@@ -19,6 +19,7 @@ class Membership(UUIDv7AuditBase):
     __table_args__ = (
         UniqueConstraint("organization_id", "user_id", name="uq_memberships_org_user"),
         Index("ix_memberships_org_role", "organization_id", "role"),
+        Index("ix_memberships_org_created", "organization_id", "created_at", "id"),
     )
 
     organization_id: Mapped[UUID] = mapped_column(
