@@ -27,17 +27,13 @@ def _settings_or_exit() -> Settings:
 
 
 async def _run_seed(settings: Settings) -> list[str]:
-    from saas.db.config import create_sqlalchemy_config
+    from saas.db.config import standalone_session
     from saas.db.seed import seed_demo_data
 
-    config = create_sqlalchemy_config(settings)
-    try:
-        async with config.get_session() as session:
-            report = await seed_demo_data(session)
-            await session.commit()
-        return report.created
-    finally:
-        await config.get_engine().dispose()
+    async with standalone_session(settings) as session:
+        report = await seed_demo_data(session)
+        await session.commit()
+    return report.created
 
 
 @click.command(name="seed", help="Insert the demo organizations and users (idempotent).")

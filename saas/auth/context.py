@@ -32,10 +32,14 @@ def _uuid(value: object) -> UUID | None:
         return None
 
 
+def session_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> UUID | None:
+    return _uuid(connection.session.get(USER_ID))
+
+
 async def load_current_user(
     request: ASGIConnection[Any, Any, Any, Any], db: AsyncSession
 ) -> User | None:
-    user_id = _uuid(request.session.get(USER_ID))
+    user_id = session_user_id(request)
     if user_id is None:
         return None
     user = await db.get(User, user_id)

@@ -15,16 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
-from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.context import active_organization_id
+from saas.auth.context import active_organization_id, session_user_id
 from saas.auth.permissions import Permission, Role, has_permission
 from saas.auth.provider import OIDCProvider
-from saas.auth.sessions import USER_ID
 from saas.auth.tokens import InvalidToken, verify_access_token
 from saas.config import Settings
 from saas.db.models import Membership, Organization, User
@@ -76,7 +74,7 @@ async def resolve_tenant(
 ) -> TenantContext:
     # One statement for the user, the organization and the membership: this runs on every
     # tenant request.
-    user_id = _session_user_id(connection)
+    user_id = session_user_id(connection)
     row = (
         await db.execute(
             select(User, Organization, Membership)
@@ -104,13 +102,6 @@ async def resolve_tenant(
     if active_organization_id(connection) != organization.id:
         raise SignInRequired(_login_location(slug, connection, silent=True))
     return TenantContext(organization=organization, membership=membership, user=user)
-
-
-def _session_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> UUID | None:
-    try:
-        return UUID(str(connection.session.get(USER_ID)))
-    except ValueError:
-        return None
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

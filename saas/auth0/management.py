@@ -163,7 +163,7 @@ class ManagementClient:
 
     async def connection_by_name(self, name: str) -> dict[str, Any] | None:
         found = await self.call("GET", "/connections", params={"name": name})
-        items = found.get("connections", []) if isinstance(found, dict) else found
+        items = _listed(found, "connections")
         return next((c for c in items if c.get("name") == name), None)
 
     async def ensure_connection(
@@ -217,7 +217,7 @@ class ManagementClient:
     async def role_id(self, name: str) -> str:
         if name not in self._role_ids:
             roles = await self.call("GET", "/roles", params={"name_filter": name})
-            items = roles["roles"] if isinstance(roles, dict) else roles
+            items = _listed(roles, "roles")
             match = next((r for r in items if r.get("name") == name), None)
             if match is None:
                 raise ManagementError(f"no Auth0 role named {name!r}", status=404)
@@ -226,7 +226,7 @@ class ManagementClient:
 
     async def member_role_ids(self, org_id: str, user_id: str) -> set[str]:
         roles = await self.call("GET", f"/organizations/{org_id}/members/{quote(user_id)}/roles")
-        items = roles["roles"] if isinstance(roles, dict) else roles
+        items = _listed(roles, "roles")
         return {str(r["id"]) for r in items}
 
     async def add_member(self, org_id: str, user_id: str) -> None:
@@ -247,12 +247,14 @@ class ManagementClient:
     async def find_invitation(self, org_id: str, app_invitation_id: str) -> dict[str, Any] | None:
         page = 0
         while True:
-            items = await self.call(
-                "GET",
-                f"/organizations/{org_id}/invitations",
-                params={"page": page, "per_page": 100},
+            items = _listed(
+                await self.call(
+                    "GET",
+                    f"/organizations/{org_id}/invitations",
+                    params={"page": page, "per_page": 100},
+                ),
+                "invitations",
             )
-            items = items.get("invitations", []) if isinstance(items, dict) else items
             for item in items:
                 if (item.get("app_metadata") or {}).get("saas_invitation_id") == app_invitation_id:
                     return item
@@ -290,6 +292,12 @@ class ManagementClient:
         except ManagementError as error:
             if error.status != 404:  # already gone is what we wanted
                 raise
+
+
+def _listed(body: Any, key: str) -> list[dict[str, Any]]:
+    """Auth0 lists come bare, or wrapped as {key: [...], "total": ...} with include_totals."""
+    items = body.get(key, []) if isinstance(body, dict) else body
+    return list(items or [])
 
 
 def _message(response: httpx.Response) -> str:

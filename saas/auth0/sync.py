@@ -31,6 +31,19 @@ def assigns_membership(organization: Organization, connection: EnterpriseConnect
     return connection.assign_membership_on_login or organization.jit_provisioning
 
 
+async def _organization_at_auth0(
+    session: AsyncSession, organization_id: UUID
+) -> tuple[Organization, str] | None:
+    """The organization a job is about and its Auth0 id (None if it is gone). Until the
+    organization's own sync has given it an Auth0 id, wait for that job rather than fail."""
+    organization = await session.get(Organization, organization_id)
+    if organization is None:
+        return None
+    if organization.auth0_org_id is None:
+        raise _not_yet("the organization")
+    return organization, organization.auth0_org_id
+
+
 def _not_yet(what: str) -> ManagementError:
     # The organization's own sync job has not run yet: wait for it rather than fail.
     return ManagementError(f"{what} is not at Auth0 yet", retry_after=2.0)
@@ -65,12 +78,13 @@ async def sync_organization(
 async def sync_member(
     session: AsyncSession, client: ManagementClient, payload: dict[str, Any]
 ) -> None:
-    organization = await session.get(Organization, UUID(payload["organization_id"]))
     user = await session.get(User, UUID(payload["user_id"]))
-    if organization is None or user is None:
+    found = (
+        await _organization_at_auth0(session, UUID(payload["organization_id"])) if user else None
+    )
+    if user is None or found is None:
         return
-    if organization.auth0_org_id is None:
-        raise _not_yet("the organization")
+    organization, auth0_org_id = found
     membership = (
         await session.execute(
             select(Membership).where(
@@ -80,13 +94,13 @@ async def sync_member(
     ).scalar_one_or_none()
     if membership is None:
         try:
-            await client.remove_member(organization.auth0_org_id, user.sub)
+            await client.remove_member(auth0_org_id, user.sub)
         except ManagementError as error:
             if error.status != 404:
                 raise
         return
-    await client.add_member(organization.auth0_org_id, user.sub)
-    await client.set_member_roles(organization.auth0_org_id, user.sub, [membership.role])
+    await client.add_member(auth0_org_id, user.sub)
+    await client.set_member_roles(auth0_org_id, user.sub, [membership.role])
 
 
 async def sync_invitation(
@@ -95,29 +109,26 @@ async def sync_invitation(
     invitation = await session.get(Invitation, UUID(payload["invitation_id"]))
     if invitation is None:
         return
-    organization = await session.get(Organization, invitation.organization_id)
-    if organization is None:
+    found = await _organization_at_auth0(session, invitation.organization_id)
+    if found is None:
         return
-    if organization.auth0_org_id is None:
-        raise _not_yet("the organization")
+    organization, auth0_org_id = found
     stale = [str(i) for i in payload.get("delete_auth0_ids", [])]
     for auth0_id in stale:
-        await client.delete_invitation(organization.auth0_org_id, auth0_id)
+        await client.delete_invitation(auth0_org_id, auth0_id)
     now = datetime.datetime.now(datetime.UTC)
     if not invitation.is_pending(now):
         if invitation.auth0_invitation_id and invitation.accepted_at is None:
-            await client.delete_invitation(
-                organization.auth0_org_id, invitation.auth0_invitation_id
-            )
+            await client.delete_invitation(auth0_org_id, invitation.auth0_invitation_id)
         return
     if invitation.auth0_invitation_id is not None:
         return
     # After a crash between Auth0's answer and our commit, the invitation exists already.
-    created = await client.find_invitation(organization.auth0_org_id, str(invitation.id))
+    created = await client.find_invitation(auth0_org_id, str(invitation.id))
     if created is None or created.get("id") in stale:
         inviter = await session.get(User, invitation.inviter_id) if invitation.inviter_id else None
         created = await client.create_invitation(
-            org_id=organization.auth0_org_id,
+            org_id=auth0_org_id,
             app_invitation_id=str(invitation.id),
             inviter_name=(inviter.name or inviter.email) if inviter else organization.display_name,
             email=invitation.email,
@@ -134,11 +145,10 @@ async def sync_connection(
     connection = await session.get(EnterpriseConnection, UUID(payload["connection_id"]))
     if connection is None:
         return
-    organization = await session.get(Organization, connection.organization_id)
-    if organization is None:
+    found = await _organization_at_auth0(session, connection.organization_id)
+    if found is None:
         return
-    if organization.auth0_org_id is None:
-        raise _not_yet("the organization")
+    organization, auth0_org_id = found
     options = dict(connection.options)
     domains = await session.execute(
         select(OrganizationDomain.domain).where(
@@ -157,7 +167,7 @@ async def sync_connection(
         owner=str(organization.id),
     )
     await client.enable_connection(
-        organization.auth0_org_id,
+        auth0_org_id,
         connection.auth0_connection_id,
         assign_on_login=assigns_membership(organization, connection),
     )

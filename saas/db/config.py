@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import (
@@ -12,6 +14,7 @@ from advanced_alchemy.extensions.litestar import (
 )
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from saas.config import PROJECT_ROOT, Settings
@@ -55,6 +58,18 @@ def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     if not settings.is_postgres:
         event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
     return config
+
+
+@asynccontextmanager
+async def standalone_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session outside any request (CLI commands, seeds): its own engine, disposed after.
+    The caller commits."""
+    config = create_sqlalchemy_config(settings)
+    try:
+        async with config.get_session() as session:
+            yield session
+    finally:
+        await config.get_engine().dispose()
 
 
 def _release_key_registrations(config: SQLAlchemyAsyncConfig) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.audit.services import Actor
 from saas.auth.permissions import Role
 from saas.config import ConfigurationError, Settings, load_settings
+from saas.db.config import standalone_session
 from saas.db.models import OrganizationStatus
 from saas.errors import DomainError
 from saas.invitations.services import InvitationService
@@ -41,16 +42,10 @@ def run_in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -
     settings = _settings()
 
     async def runner() -> T:
-        from saas.db.config import create_sqlalchemy_config
-
-        config = create_sqlalchemy_config(settings)
-        try:
-            async with config.get_session() as session:
-                result = await work(session, settings)
-                await session.commit()
-                return result
-        finally:
-            await config.get_engine().dispose()
+        async with standalone_session(settings) as session:
+            result = await work(session, settings)
+            await session.commit()
+            return result
 
     try:
         return asyncio.run(runner())

@@ -36,22 +36,6 @@ def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.2) -> An
     raise AssertionError("condition not met in time")
 
 
-def management(stack: Stack) -> httpx.Client:
-    settings = stack.settings
-    token = httpx.post(
-        stack.idp_url + "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": settings.auth0_management_client_id,
-            "client_secret": settings.auth0_management_client_secret.get_secret_value(),
-            "audience": settings.auth0_management_audience,
-        },
-    ).json()["access_token"]
-    return httpx.Client(
-        base_url=stack.idp_url + "/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
-
-
 def auth0_roles(mgmt: httpx.Client, user_sub: str) -> list[str]:
     response = mgmt.get(f"/organizations/{ACME}/members/{user_sub}/roles")
     if response.status_code == 404:
@@ -125,7 +109,7 @@ def test_role_changes_and_removals_reach_auth0(stack: Stack) -> None:
         stack.app_url + f"/api/v1/orgs/acme/members/{vera['id']}", headers=headers
     )
     assert removed.status_code == 204
-    with management(stack) as mgmt:
+    with stack.management() as mgmt:
         wait_for(lambda: auth0_roles(mgmt, "samlp|acme-saml|bob@acme.example") == ["admin"])
         wait_for(lambda: "samlp|acme-saml|vera@acme.example" not in auth0_members(mgmt))
 
@@ -271,6 +255,6 @@ def test_burst_with_faults_converges_with_two_workers(database_url: str, tmp_pat
         assert len(completed) == len(set(completed)), "a job completed twice"
         assert len(completed) == statuses[OutboxStatus.DONE.value] >= 200
         assert all(w.completed for w in workers), "both workers should have taken jobs"
-        with management(stack) as mgmt:
+        with stack.management() as mgmt:
             for sub, role in final.items():
                 assert auth0_roles(mgmt, sub) == [role], sub

@@ -99,22 +99,6 @@ def initech_connections(stack: Stack) -> list[EnterpriseConnection]:
     )
 
 
-def management(stack: Stack) -> httpx.Client:
-    settings = stack.settings
-    token = httpx.post(
-        stack.idp_url + "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": settings.auth0_management_client_id,
-            "client_secret": settings.auth0_management_client_secret.get_secret_value(),
-            "audience": settings.auth0_management_audience,
-        },
-    ).json()["access_token"]
-    return httpx.Client(
-        base_url=stack.idp_url + "/api/v2", headers={"Authorization": f"Bearer {token}"}
-    )
-
-
 def test_oidc_connection_is_validated_encrypted_and_created_at_auth0(stack: Stack) -> None:
     browser = olivia_on_initech(stack)
     saved = save(
@@ -142,7 +126,7 @@ def test_oidc_connection_is_validated_encrypted_and_created_at_auth0(stack: Stac
         decrypt_secret(stack.settings, connection.secret_ciphertext) == "s3cret-value-never-shown"
     )
 
-    with management(stack) as mgmt:
+    with stack.management() as mgmt:
         deadline = time.monotonic() + 15
         while True:
             found = mgmt.get(

@@ -19,7 +19,7 @@ import httpx
 
 from saas.app import create_app
 from saas.config import Settings, load_settings
-from saas.db.config import create_sqlalchemy_config
+from saas.db.config import standalone_session
 from saas.db.demo_data import DEMO_PASSWORD
 from saas.db.seed import seed_demo_data
 from saas.devidp.app import create_devidp_app
@@ -38,6 +38,24 @@ class Stack:
 
     def browser(self) -> Browser:
         return Browser(self)
+
+    def management(self) -> httpx.Client:
+        """A Management API client with the M2M client's token, as the outbox has."""
+        settings = self.settings
+        token = httpx.post(
+            self.idp_url + "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": settings.auth0_management_client_id,
+                "client_secret": settings.auth0_management_client_secret.get_secret_value(),
+                "audience": settings.auth0_management_audience,
+            },
+        ).json()["access_token"]
+        return httpx.Client(
+            base_url=self.idp_url + "/api/v2",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
 
 
 def stack_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
@@ -59,13 +77,9 @@ def stack_settings(database_url: str, tmp_path: Path, **overrides: object) -> Se
 
 
 async def seed(settings: Settings) -> None:
-    config = create_sqlalchemy_config(settings)
-    try:
-        async with config.get_session() as session:
-            await seed_demo_data(session)
-            await session.commit()
-    finally:
-        await config.get_engine().dispose()
+    async with standalone_session(settings) as session:
+        await seed_demo_data(session)
+        await session.commit()
 
 
 @contextmanager
