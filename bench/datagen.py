@@ -283,6 +283,7 @@ def build_rows(sizes: Sizes, seed: int = 7) -> dict[str, list[dict[str, Any]]]:
             "require_sso": False,
             "default_role": "member",
             "jit_provisioning": False,
+            "member_count": 0,  # counted by member() below, as MembershipService.add does
             "created_at": created,
             "updated_at": created,
         }
@@ -307,6 +308,7 @@ def build_rows(sizes: Sizes, seed: int = 7) -> dict[str, list[dict[str, Any]]]:
 
     def member(org_row: dict[str, Any], user_row: dict[str, Any], role: str) -> None:
         joined = _stamp(now, rng, 600)
+        org_row["member_count"] += 1
         memberships.append(
             {
                 "id": uuid7(),

@@ -299,10 +299,12 @@ def settle(database_url: str, timeout: float = 60.0) -> None:
 # ---- identities: a session and an access token, as a real sign-in would have made them ---------
 
 
-async def bench_identity(database_url: str) -> dict[str, str]:
+async def bench_identity(database_url: str, depths: tuple[int, int]) -> dict[str, str]:
+    """Who the benchmark signs in as, and cursors at two depths of the big org's name order."""
     from sqlalchemy import select
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from saas.db.keyset import Cursor
     from saas.db.models import Membership, Organization, User
 
     engine = create_async_engine(datagen.async_url(database_url))
@@ -322,6 +324,20 @@ async def bench_identity(database_url: str) -> dict[str, str]:
                     .where(Organization.slug == "tenant-0001", Membership.role == "owner")
                 )
             ).one()
+            cursors = []
+            for depth in depths:  # the member at this position, sorted by name as the page is
+                name, user_id = (
+                    await conn.execute(
+                        select(User.name, User.id)
+                        .join(Membership, Membership.user_id == User.id)
+                        .where(Membership.organization_id == org.id)
+                        .order_by(User.name, User.id)
+                        .offset(depth - 1)
+                        .limit(1)
+                    )
+                ).one()
+                cursor = Cursor(sort="name", descending=False, value=name, id=user_id)
+                cursors.append(cursor.encode())
     finally:
         await engine.dispose()
     return {
@@ -332,6 +348,8 @@ async def bench_identity(database_url: str) -> dict[str, str]:
         "small_slug": small[0],
         "small_user_id": str(small[1]),
         "small_org_id": str(small[2]),
+        "mid_cursor": cursors[0],
+        "end_cursor": cursors[1],
     }
 
 
@@ -711,7 +729,9 @@ def main() -> None:
 
         with _environ(app_env):
             settings = load_settings()
-        ident = asyncio.run(bench_identity(args.database_url))
+        mid = args.members // 2  # as far from both ends as it gets
+        end = args.members - 25
+        ident = asyncio.run(bench_identity(args.database_url, (mid, end)))
         session_id = asyncio.run(create_session(settings, ident["user_id"], ident["org_id"]))
         small_session = asyncio.run(
             create_session(settings, ident["small_user_id"], ident["small_org_id"])
@@ -728,8 +748,8 @@ def main() -> None:
         )  # type: ignore[index]
 
         big = datagen.BIG_SLUG
-        deep = max(1, args.members // 25 - 1)  # the last page
-        mid = deep // 2  # the worst case: as far from both ends as it gets
+        after_mid = f"after={ident['mid_cursor']}"
+        after_end = f"after={ident['end_cursor']}"
         fragment_headers = {"Cookie": f"{cookie_name}={session_id}", "HX-Request": "true"}
         small_headers = {"Cookie": f"{cookie_name}={small_session}", "HX-Request": "true"}
         api_headers = {"Authorization": f"Bearer {token}"}
@@ -755,14 +775,10 @@ def main() -> None:
                 ("fragment_p1", "members fragment, page 1 (100k org)", ""),
                 (
                     "fragment_mid",
-                    f"members fragment, page {mid + 1:,} (100k org)",
-                    f"?page={mid + 1}",
+                    f"members fragment, after member {mid:,} (100k org)",
+                    f"?{after_mid}",
                 ),
-                (
-                    "fragment_deep",
-                    f"members fragment, page {deep + 1:,} (100k org)",
-                    f"?page={deep + 1}",
-                ),
+                ("fragment_deep", "members fragment, last page (100k org)", "?at=last"),
                 (
                     "fragment_search",
                     f"members fragment, search '{SEARCH_TERM}' (100k org)",
@@ -783,13 +799,13 @@ def main() -> None:
             ("api_p1", "API members, page 1 (100k org)", "?limit=25"),
             (
                 "api_mid",
-                f"API members, offset {mid * 25:,} (100k org)",
-                f"?limit=25&offset={mid * 25}",
+                f"API members, after member {mid:,} (100k org)",
+                f"?limit=25&{after_mid}",
             ),
             (
                 "api_deep",
-                f"API members, offset {deep * 25:,} (100k org)",
-                f"?limit=25&offset={deep * 25}",
+                f"API members, after member {end:,} (100k org)",
+                f"?limit=25&{after_end}",
             ),
             (
                 "api_search",

@@ -16,6 +16,7 @@ from saas.db.config import create_sqlalchemy_config
 from saas.plugin import ApplicationCore
 from saas.web.logging import access_log_middleware, create_logging_config
 from saas.web.security import security_headers_middleware_factory
+from saas.web.sql_timing import count_statements_of, sql_timing_middleware
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -24,6 +25,10 @@ STATIC_DIR = PROJECT_ROOT / "static"
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     db_config = create_sqlalchemy_config(settings)
+    middleware = [access_log_middleware, security_headers_middleware_factory(settings)]
+    if not settings.is_production:
+        count_statements_of(db_config.get_engine())
+        middleware.insert(0, sql_timing_middleware)
     return Litestar(
         route_handlers=[create_static_files_router(path="/static", directories=[Path(STATIC_DIR)])],
         plugins=[
@@ -32,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ApplicationCore(settings, db_config),
         ],
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
-        middleware=[access_log_middleware, security_headers_middleware_factory(settings)],
+        middleware=middleware,
         logging_config=create_logging_config(settings),
         debug=False,
     )

@@ -22,6 +22,7 @@ from saas.api.schemas import (
     InvitationOut,
     Limit,
     MemberOut,
+    MemberPageOut,
     Offset,
     OrganizationOut,
     Page,
@@ -34,9 +35,16 @@ from saas.auth.guards import provide_tenant, requires
 from saas.auth.permissions import Permission
 from saas.auth.tenant import TenantContext
 from saas.config import Settings
+from saas.db.keyset import Cursor, InvalidCursor
 from saas.db.models import Invitation, Membership, Project, User
+from saas.errors import InvalidInput
 from saas.invitations.services import InvitationService
-from saas.members.services import MEMBER_SORT_COLUMNS, MembershipService
+from saas.members.services import (
+    MATCH_COUNT_CAP,
+    MEMBER_SORT_KEYS,
+    MembershipService,
+    PageStart,
+)
 from saas.projects.services import ProjectService
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
@@ -111,17 +119,47 @@ class MembersApi(Controller):
         sort: FromQuery[SortKey] = "name",
         descending: FromQuery[bool] = False,
         limit: FromQuery[Limit] = 25,
-        offset: FromQuery[Offset] = 0,
-    ) -> Page[MemberOut]:
-        rows, total = await MembershipService(session=db_session).page(
-            tenant.organization.id,
-            search=q,
-            sort=sort if sort in MEMBER_SORT_COLUMNS else "name",
-            descending=descending,
-            limit=limit,
-            offset=offset,
+        after: FromQuery[str | None] = None,
+        before: FromQuery[str | None] = None,
+    ) -> MemberPageOut:
+        """Cursor-paginated: every page costs the same, however deep into a large organization."""
+        if sort not in MEMBER_SORT_KEYS:
+            raise InvalidInput(
+                f"Unknown sort {sort!r}; choose one of {', '.join(MEMBER_SORT_KEYS)}", field="sort"
+            )
+        if after and before:
+            raise InvalidInput("Give `after` or `before`, not both.", field="after")
+        search = (q or "").strip()[:200] or None
+        service = MembershipService(session=db_session)
+        try:
+            page = await service.page(
+                tenant.organization.id,
+                search=search,
+                sort=sort,
+                descending=descending,
+                limit=limit,
+                start=PageStart.AFTER if after else PageStart.BEFORE if before else PageStart.FIRST,
+                cursor=Cursor.decode(after or before or "") if after or before else None,
+            )
+        except InvalidCursor as error:
+            raise InvalidInput(str(error), field="after" if after else "before") from None
+        total = (
+            await service.count_matches(tenant.organization.id, search)
+            if search
+            else tenant.organization.member_count
         )
-        return Page(items=[_member(m, u) for m, u in rows], total=total, limit=limit, offset=offset)
+        return MemberPageOut(
+            items=[_member(m, u) for m, u in page.rows],
+            limit=limit,
+            total=total,
+            total_is_lower_bound=search is not None and total > MATCH_COUNT_CAP,
+            next_cursor=page.next_cursor.encode() if page.has_next and page.next_cursor else None,
+            previous_cursor=(
+                page.previous_cursor.encode()
+                if page.has_previous and page.previous_cursor
+                else None
+            ),
+        )
 
     @patch(
         "/{member_id:uuid}", guards=[requires(Permission.MEMBERS_MANAGE)], summary="Change a role"

@@ -11,9 +11,11 @@ Tenant API. Authenticate with an Auth0 access token for this API's audience, iss
 organization in the path (`Authorization: Bearer <token>`; the token's `org_id` must match).
 
 `{org}` is the organization's slug (`acme`) or its Auth0 organization id (`org_...`).
-Members are addressed by their membership id (`id` in the member list). List endpoints take
-`limit` (1-100) and `offset`; members and projects also take `q` (search). Errors are RFC 9457
-problem details (`application/problem+json`).
+Members are addressed by their membership id (`id` in the member list). The member list is
+cursor-paginated (`limit` 1-100, then `after=<next_cursor>` or `before=<previous_cursor>`), so
+every page costs the same however large the organization; invitations and projects take `limit`
+and `offset`. Members and projects also take `q` (search). Errors are RFC 9457 problem details
+(`application/problem+json`).
 """
 
 

@@ -21,6 +21,19 @@ class Page(Struct, Generic[T]):
     offset: int
 
 
+class MemberPageOut(Struct):
+    """A page of members. Pass `next_cursor` as `after` (or `previous_cursor` as `before`) with
+    the same `q`, `sort` and `descending` to read the next (previous) page; null at either end."""
+
+    items: list[MemberOut]
+    limit: int
+    # Members of the organization; with `q`, the matches, counted no further than 1,001.
+    total: int
+    total_is_lower_bound: bool
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
 class OrganizationOut(Struct):
     id: UUID
     slug: str

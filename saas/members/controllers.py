@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -31,10 +30,17 @@ from saas.auth.context import actor_from
 from saas.auth.guards import provide_tenant, requires
 from saas.auth.permissions import ROLE_RANK, Permission, Role
 from saas.auth.tenant import TenantContext
+from saas.db.keyset import Cursor, InvalidCursor
 from saas.db.models import Invitation, Membership, User
 from saas.errors import DomainError
 from saas.invitations.services import InvitationService
-from saas.members.services import MEMBER_SORT_COLUMNS, MembershipService
+from saas.members.services import (
+    MATCH_COUNT_CAP,
+    MEMBER_SORT_KEYS,
+    MemberPage,
+    MembershipService,
+    PageStart,
+)
 from saas.organizations.controllers import page_context
 
 PAGE_SIZE = 25
@@ -124,33 +130,54 @@ def member_row(
 @dataclass
 class MemberListing:
     rows: list[MemberRow]
+    page: MemberPage
+    # Members of the organization, or (searching) matches counted up to MATCH_COUNT_CAP + 1.
     total: int
     q: str
     sort: str
     descending: bool
-    page: int
-    pages: int
     base_url: str
 
-    def url(self, **changes: Any) -> str:
+    # Where this page starts, as query parameters: {"after": cursor}, {"before": cursor},
+    # {"at": "last"}, or {} for the first page. Its URL reproduces these rows on reload.
+    position: dict[str, str] = field(default_factory=dict)
+
+    def url(self, *, at: dict[str, str] | None = None, **changes: Any) -> str:
+        """This listing's URL with `changes`, at this page or (`at`) another position."""
         params: dict[str, Any] = {
             "q": self.q,
             "sort": self.sort,
             "dir": "desc" if self.descending else "asc",
-            "page": self.page,
+            **(self.position if at is None else at),
+            **changes,
         }
-        params.update(changes)
         clean = {k: v for k, v in params.items() if v not in ("", None)}
-        if clean.get("page") == 1:
-            clean.pop("page")
         if clean.get("sort") == "name" and clean.get("dir") == "asc":
             clean.pop("sort")
             clean.pop("dir")
         return self.base_url + ("?" + urlencode(clean) if clean else "")
 
+    @property
+    def first_url(self) -> str:
+        return self.url(at={})
+
+    @property
+    def previous_url(self) -> str:
+        cursor = self.page.previous_cursor
+        return self.url(at={"before": cursor.encode()}) if cursor else self.first_url
+
+    @property
+    def next_url(self) -> str:
+        cursor = self.page.next_cursor
+        return self.url(at={"after": cursor.encode()}) if cursor else self.first_url
+
+    @property
+    def last_url(self) -> str:
+        return self.url(at={"at": "last"})
+
     def sort_url(self, column: str) -> str:
         descending = not self.descending if column == self.sort else False
-        return self.url(sort=column, dir="desc" if descending else "asc", page=1)
+        return self.url(at={}, sort=column, dir="desc" if descending else "asc")
 
     def aria_sort(self, column: str) -> str | None:
         if column != self.sort:
@@ -158,19 +185,15 @@ class MemberListing:
         return "descending" if self.descending else "ascending"
 
     @property
-    def first_index(self) -> int:
-        return (self.page - 1) * PAGE_SIZE + 1 if self.total else 0
-
-    @property
-    def last_index(self) -> int:
-        return min(self.page * PAGE_SIZE, self.total)
-
-
-def _positive_int(value: str | None) -> int:
-    try:
-        return max(1, int(value or 1))
-    except ValueError:
-        return 1
+    def total_label(self) -> str:
+        """ "100,000 members", or "1,000+ members matching “x”", counted no further than the cap."""
+        count = (
+            f"{MATCH_COUNT_CAP:,}+"
+            if self.q and self.total > MATCH_COUNT_CAP
+            else f"{self.total:,}"
+        )
+        noun = "member" if self.total == 1 else "members"
+        return f"{count} {noun}" + (f" matching \u201c{self.q}\u201d" if self.q else "")
 
 
 async def member_listing(
@@ -180,44 +203,66 @@ async def member_listing(
     q: str | None = None,
     sort: str | None = None,
     direction: str | None = None,
-    page: str | None = None,
+    after: str | None = None,
+    before: str | None = None,
+    at: str | None = None,
 ) -> MemberListing:
-    """One page of members: exactly two SQL statements (the page and the count)."""
+    """One page of members. The organization's member count comes with the tenant, so a
+    listing is one SQL statement (two when searching: the capped match count)."""
     search = (q or "").strip()[:200]
-    sort_key = sort if sort in MEMBER_SORT_COLUMNS else "name"
+    sort_key = sort if sort in MEMBER_SORT_KEYS else "name"
     descending = direction == "desc"
-    page_number = _positive_int(page)
+    start, cursor = _page_position(after, before, at)
     service = MembershipService(session=db)
-    rows, total = await service.page(
-        tenant.organization.id,
-        search=search or None,
-        sort=sort_key,
-        descending=descending,
-        limit=PAGE_SIZE,
-        offset=(page_number - 1) * PAGE_SIZE,
-    )
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    if page_number > pages and total:
-        # A page past the end (the list shrank): show the last one instead of nothing.
-        page_number = pages
-        rows, total = await service.page(
+    try:
+        page = await service.page(
             tenant.organization.id,
             search=search or None,
             sort=sort_key,
             descending=descending,
             limit=PAGE_SIZE,
-            offset=(page_number - 1) * PAGE_SIZE,
+            start=start,
+            cursor=cursor,
         )
+    except InvalidCursor:
+        # A stale or edited link (another sort, a mangled cursor): the first page, not an error.
+        page = await service.page(
+            tenant.organization.id, search=search or None, sort=sort_key, descending=descending
+        )
+    total = (
+        await service.count_matches(tenant.organization.id, search)
+        if search
+        else tenant.organization.member_count
+    )
+    position = {
+        PageStart.FIRST: {},
+        PageStart.AFTER: {"after": after or ""},
+        PageStart.BEFORE: {"before": before or ""},
+        PageStart.LAST: {"at": "last"},
+    }[page.start]
     return MemberListing(
-        rows=[member_row(tenant, membership, user) for membership, user in rows],
+        rows=[member_row(tenant, membership, user) for membership, user in page.rows],
+        page=page,
         total=total,
         q=search,
         sort=sort_key,
         descending=descending,
-        page=page_number,
-        pages=pages,
         base_url=members_url(tenant),
+        position=position,
     )
+
+
+def _page_position(
+    after: str | None, before: str | None, at: str | None
+) -> tuple[PageStart, Cursor | None]:
+    try:
+        if after:
+            return PageStart.AFTER, Cursor.decode(after)
+        if before:
+            return PageStart.BEFORE, Cursor.decode(before)
+    except InvalidCursor:
+        return PageStart.FIRST, None
+    return (PageStart.LAST if at == "last" else PageStart.FIRST), None
 
 
 @dataclass
@@ -295,9 +340,13 @@ class MembersController(Controller):
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
         dir: FromQuery[str | None] = None,
-        page: FromQuery[str | None] = None,
+        after: FromQuery[str | None] = None,
+        before: FromQuery[str | None] = None,
+        at: FromQuery[str | None] = None,
     ) -> Template:
-        listing = await member_listing(tenant, db_session, q=q, sort=sort, direction=dir, page=page)
+        listing = await member_listing(
+            tenant, db_session, q=q, sort=sort, direction=dir, after=after, before=before, at=at
+        )
         if is_fragment(request):
             return Template(
                 "partials/members_results.html",

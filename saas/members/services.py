@@ -8,17 +8,20 @@
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select, update
 
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role, outranks_or_equals
 from saas.auth0.jobs import sync_member_later
-from saas.db.models import Membership, User
+from saas.db.keyset import Cursor, InvalidCursor, SortKey
+from saas.db.models import Membership, Organization, User
 from saas.db.search import contains_any
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.organizations.locks import lock_organization
@@ -40,13 +43,43 @@ def check_may_grant(actor_role: Role | None, role: Role) -> None:
         raise Forbidden(f"You cannot grant the {role} role: it is above your own.", field="role")
 
 
-MEMBER_SORT_COLUMNS: dict[str, Any] = {
-    "name": User.name,
-    "email": User.email,
-    "role": Membership.role,
-    "joined": Membership.created_at,
-    "last_login": User.last_login_at,
+def _from_user(attribute: str) -> Any:
+    return lambda row: (getattr(row[1], attribute), row[1].id)
+
+
+def _from_membership(attribute: str) -> Any:
+    return lambda row: (getattr(row[0], attribute), row[0].id)
+
+
+# Each sort is served by an index ending in its tie-breaker (see the models): a user's id is
+# unique within one organization's member list, as is the membership's.
+MEMBER_SORT_KEYS: dict[str, SortKey] = {
+    "name": SortKey(User.name, User.id, _from_user("name")),
+    "email": SortKey(User.email, User.id, _from_user("email")),
+    "role": SortKey(Membership.role, Membership.id, _from_membership("role")),
+    "joined": SortKey(Membership.created_at, Membership.id, _from_membership("created_at")),
+    "last_login": SortKey(User.last_login_at, User.id, _from_user("last_login_at"), nullable=True),
 }
+# Counting a search's matches stops here: "1,000+ matches" says enough, and costs no more
+# for a term that matches everyone.
+MATCH_COUNT_CAP = 1000
+
+
+class PageStart(enum.StrEnum):
+    FIRST = "first"
+    AFTER = "after"  # the rows after a cursor: "next"
+    BEFORE = "before"  # the rows before a cursor: "previous"
+    LAST = "last"
+
+
+@dataclass
+class MemberPage:
+    rows: list[tuple[Membership, User]]
+    start: PageStart
+    has_previous: bool
+    has_next: bool
+    previous_cursor: Cursor | None
+    next_cursor: Cursor | None
 
 
 class MembershipRepository(SQLAlchemyAsyncRepository[Membership]):
@@ -82,42 +115,92 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         sort: str = "name",
         descending: bool = False,
         limit: int = 25,
-        offset: int = 0,
-    ) -> tuple[list[tuple[Membership, User]], int]:
-        """One organization's members with their users, searched, sorted and paginated.
+        start: PageStart = PageStart.FIRST,
+        cursor: Cursor | None = None,
+    ) -> MemberPage:
+        """One page of an organization's members with their users, searched and sorted.
 
-        Two statements whatever the page: the count, then the page. Without a search the count
-        reads `memberships` alone (an index-only scan), not the join. A page in the second half
-        is read from the other end in reverse order (same rows, same order once flipped back),
-        so the last page costs what the first does instead of skipping `offset` sorted rows.
+        Keyset pagination (saas/db/keyset.py): the first page, the page after or before a
+        cursor, or the last page, each read by seeking an index, so page depth and organization
+        size cost nothing. One statement, two when a nullable sort column's page spans the NULL
+        block. Raises `InvalidCursor` for a cursor made for another sort.
         """
+        key = MEMBER_SORT_KEYS[sort]
+        if (cursor is None) != (start in (PageStart.FIRST, PageStart.LAST)):
+            raise ValueError(f"a {start} page takes {'a' if cursor is None else 'no'} cursor")
+        if cursor is not None and (cursor.sort != sort or cursor.descending != descending):
+            raise InvalidCursor("The page cursor belongs to another sort order.")
+        # "before" and "last" read backwards from their edge, then flip the rows.
+        backwards = start in (PageStart.BEFORE, PageStart.LAST)
+        order_descending = descending != backwards
+        statement = self._member_rows(organization_id, search).order_by(
+            *key.order_by(order_descending)
+        )
+        ranges = key.after(cursor, order_descending) if cursor is not None else [None]
+        found: list[tuple[Membership, User]] = []
+        for where in ranges:
+            bounded = statement if where is None else statement.where(where)
+            result = await self.repository.session.execute(bounded.limit(limit + 1 - len(found)))
+            found.extend((membership, user) for membership, user in result.tuples())
+            if len(found) > limit:
+                break
+        more = len(found) > limit
+        if start == PageStart.AFTER and not found:
+            # Past the end (the list shrank since the link was made): the last page instead.
+            return await self.page(
+                organization_id,
+                search=search,
+                sort=sort,
+                descending=descending,
+                limit=limit,
+                start=PageStart.LAST,
+            )
+        if start == PageStart.BEFORE and not more and len(found) < limit:
+            # Back at the start, short: the first page, full.
+            return await self.page(
+                organization_id, search=search, sort=sort, descending=descending, limit=limit
+            )
+        rows = found[:limit][::-1] if backwards else found[:limit]
+        has_previous = more if backwards else start == PageStart.AFTER
+        has_next = more if not backwards else start == PageStart.BEFORE
+        return MemberPage(
+            rows=rows,
+            start=start,
+            has_previous=has_previous and bool(rows),
+            has_next=has_next and bool(rows),
+            previous_cursor=key.cursor(sort, descending, rows[0]) if rows else None,
+            next_cursor=key.cursor(sort, descending, rows[-1]) if rows else None,
+        )
+
+    async def count_matches(self, organization_id: UUID, search: str) -> int:
+        """How many members a search matches, counted up to `MATCH_COUNT_CAP + 1`."""
+        matching = (
+            self._member_rows(organization_id, search)
+            .with_only_columns(Membership.id)
+            .limit(MATCH_COUNT_CAP + 1)
+        )
+        counted = select(func.count()).select_from(matching.subquery())
+        return int(await self.repository.session.scalar(counted) or 0)
+
+    @staticmethod
+    def _member_rows(organization_id: UUID, search: str | None) -> Select[tuple[Membership, User]]:
         statement = (
             select(Membership, User)
             .join(User, User.id == Membership.user_id)
             .where(Membership.organization_id == organization_id)
         )
-        if search:
+        if search and search.strip():
             statement = statement.where(contains_any([User.name, User.email], search.strip()))
-            counted = select(func.count()).select_from(statement.subquery())
-        else:
-            counted = select(func.count()).where(Membership.organization_id == organization_id)
-        column = MEMBER_SORT_COLUMNS.get(sort, MEMBER_SORT_COLUMNS["name"])
-        total = int(await self.repository.session.scalar(counted) or 0)
-        if offset >= total:
-            return [], total
-        # Membership.id breaks ties, so the order is total and reversing it is exact.
-        forward = (column.desc() if descending else column.asc(), Membership.id.asc())
-        backward = (column.asc() if descending else column.desc(), Membership.id.desc())
-        from_end = total - offset - limit
-        if from_end < offset:
-            page = statement.order_by(*backward).limit(limit + min(from_end, 0))
-            rows = await self.repository.session.execute(page.offset(max(from_end, 0)))
-            found = [(membership, user) for membership, user in rows.tuples()]
-            return found[::-1], total
-        rows = await self.repository.session.execute(
-            statement.order_by(*forward).limit(limit).offset(offset)
+        return statement
+
+    async def _count_member(self, organization_id: UUID, change: int) -> None:
+        # Atomic in the database (`member_count + 1`), so concurrent joins cannot lose a count;
+        # in the same transaction as the membership row it counts.
+        await self.repository.session.execute(
+            update(Organization)
+            .where(Organization.id == organization_id)
+            .values(member_count=Organization.member_count + change)
         )
-        return [(membership, user) for membership, user in rows.tuples()], total
 
     async def count_owners(self, organization_id: UUID) -> int:
         stmt = select(func.count()).where(
@@ -143,6 +226,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
             Membership(organization_id=organization_id, user_id=user_id, role=role.value),
             auto_commit=False,
         )
+        await self._count_member(organization_id, +1)
         sync_member_later(self.repository.session, organization_id, user_id)
         await self._audit.record(
             "member.added",
@@ -205,6 +289,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         if membership.role == Role.OWNER and await self.count_owners(organization_id) <= 1:
             raise LastOwnerError
         await self.repository.delete(membership.id, auto_commit=False)
+        await self._count_member(organization_id, -1)
         sync_member_later(self.repository.session, organization_id, membership.user_id)
         await self._audit.record(
             action,

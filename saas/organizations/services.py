@@ -16,7 +16,6 @@ from saas.auth.permissions import Role
 from saas.auth0.jobs import sync_connection_later, sync_organization_later
 from saas.db.models import (
     EnterpriseConnection,
-    Membership,
     Organization,
     OrganizationDomain,
     OrganizationStatus,
@@ -207,15 +206,8 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
     async def overview(
         self, *, search: str | None = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[tuple[Organization, int]], int]:
-        """Organizations with their member counts, for operators."""
-        members = (
-            select(Membership.organization_id, func.count().label("members"))
-            .group_by(Membership.organization_id)
-            .subquery()
-        )
-        statement = select(Organization, func.coalesce(members.c.members, 0)).outerjoin(
-            members, members.c.organization_id == Organization.id
-        )
+        """Organizations with their member counts (kept on the organization), for operators."""
+        statement = select(Organization)
         if search:
             statement = statement.where(
                 contains_any([Organization.slug, Organization.display_name], search.strip())
@@ -228,7 +220,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             .limit(limit)
             .offset(offset)
         )
-        return [(org, int(count)) for org, count in rows.tuples()], int(total or 0)
+        return [(org, org.member_count) for org in rows.scalars()], int(total or 0)
 
     async def domains_of(self, organization_id: UUID) -> list[OrganizationDomain]:
         return list(await self._domains.get_many(organization_id=organization_id))

@@ -16,9 +16,11 @@ class Membership(UUIDv7AuditBase):
     """A user's role in one organization. `created_at` is when they joined."""
 
     __tablename__ = "memberships"
+    # Each member-list sort reads its page from an index that ends in the tie-breaker
+    # (see saas/db/keyset.py): by role, by join date.
     __table_args__ = (
         UniqueConstraint("organization_id", "user_id", name="uq_memberships_org_user"),
-        Index("ix_memberships_org_role", "organization_id", "role"),
+        Index("ix_memberships_org_role", "organization_id", "role", "id"),
         Index("ix_memberships_org_created", "organization_id", "created_at", "id"),
     )
 

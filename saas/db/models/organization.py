@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from advanced_alchemy.base import UUIDv7AuditBase
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from saas.auth.permissions import Role
@@ -27,6 +27,9 @@ class Organization(UUIDv7AuditBase):
     require_sso: Mapped[bool] = mapped_column(Boolean, default=False)
     default_role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER.value)
     jit_provisioning: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Kept by MembershipService.add/remove in the membership's own transaction, so the members
+    # page shows "100,000 members" without counting 100,000 rows on every view.
+    member_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     domains: Mapped[list[OrganizationDomain]] = relationship(
         back_populates="organization", lazy="noload", cascade="all, delete-orphan"
