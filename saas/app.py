@@ -36,7 +36,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HTMXPlugin(),
             ApplicationCore(settings, db_config),
         ],
-        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=TEMPLATES_DIR,
+            engine=JinjaTemplateEngine,
+            # Outside development, templates do not change under a running server: skip the
+            # file-modification check Jinja otherwise makes on every render.
+            engine_callback=lambda engine: setattr(
+                engine.engine, "auto_reload", settings.is_development
+            ),
+        ),
         middleware=middleware,
         logging_config=create_logging_config(settings),
         debug=False,

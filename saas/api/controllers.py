@@ -131,6 +131,11 @@ class MembersApi(Controller):
             raise InvalidInput("Give `after` or `before`, not both.", field="after")
         search = (q or "").strip()[:200] or None
         service = MembershipService(session=db_session)
+        total = (
+            await service.count_matches(tenant.organization.id, search)
+            if search
+            else tenant.organization.member_count
+        )
         try:
             page = await service.page(
                 tenant.organization.id,
@@ -140,14 +145,10 @@ class MembersApi(Controller):
                 limit=limit,
                 start=PageStart.AFTER if after else PageStart.BEFORE if before else PageStart.FIRST,
                 cursor=Cursor.decode(after or before or "") if after or before else None,
+                search_matches=total if search else None,
             )
         except InvalidCursor as error:
             raise InvalidInput(str(error), field="after" if after else "before") from None
-        total = (
-            await service.count_matches(tenant.organization.id, search)
-            if search
-            else tenant.organization.member_count
-        )
         return MemberPageOut(
             items=[_member(m, u) for m, u in page.rows],
             limit=limit,

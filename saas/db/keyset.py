@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, literal, tuple_
+from sqlalchemy import ColumnElement, and_, func, literal, tuple_
 
 
 class InvalidCursor(ValueError):
@@ -67,11 +67,16 @@ class SortKey:
     read: Callable[[Any], tuple[Any, UUID]]
     nullable: bool = False
 
-    def order_by(self, descending: bool) -> tuple[Any, Any]:
+    def order_by(self, descending: bool, *, use_index: bool = True) -> tuple[Any, Any]:
+        """`use_index=False` orders by `coalesce(column, column)`: the same order, which the
+        planner cannot read from the sort index, so it finds a few filtered rows another way
+        (a search's trigram index) and sorts them, instead of walking the index past every row
+        that does not match."""
+        column = self.column if use_index else func.coalesce(self.column, self.column)
         if descending:
-            column = self.column.desc().nulls_first() if self.nullable else self.column.desc()
+            column = column.desc().nulls_first() if self.nullable else column.desc()
             return column, self.tiebreak.desc()
-        column = self.column.asc().nulls_last() if self.nullable else self.column.asc()
+        column = column.asc().nulls_last() if self.nullable else column.asc()
         return column, self.tiebreak.asc()
 
     def cursor(self, sort: str, descending: bool, row: Any) -> Cursor:

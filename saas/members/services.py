@@ -117,6 +117,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         limit: int = 25,
         start: PageStart = PageStart.FIRST,
         cursor: Cursor | None = None,
+        search_matches: int | None = None,
     ) -> MemberPage:
         """One page of an organization's members with their users, searched and sorted.
 
@@ -124,6 +125,10 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         cursor, or the last page, each read by seeking an index, so page depth and organization
         size cost nothing. One statement, two when a nullable sort column's page spans the NULL
         block. Raises `InvalidCursor` for a cursor made for another sort.
+
+        `search_matches` (from `count_matches`) picks the plan for a search: a few matches are
+        fetched through the trigram index and sorted; many are found by walking the sort order,
+        where they are dense enough to fill a page quickly.
         """
         key = MEMBER_SORT_KEYS[sort]
         if (cursor is None) != (start in (PageStart.FIRST, PageStart.LAST)):
@@ -133,8 +138,9 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         # "before" and "last" read backwards from their edge, then flip the rows.
         backwards = start in (PageStart.BEFORE, PageStart.LAST)
         order_descending = descending != backwards
+        few_matches = search_matches is not None and search_matches <= MATCH_COUNT_CAP
         statement = self._member_rows(organization_id, search).order_by(
-            *key.order_by(order_descending)
+            *key.order_by(order_descending, use_index=not (search and few_matches))
         )
         ranges = key.after(cursor, order_descending) if cursor is not None else [None]
         found: list[tuple[Membership, User]] = []
@@ -154,11 +160,17 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
                 descending=descending,
                 limit=limit,
                 start=PageStart.LAST,
+                search_matches=search_matches,
             )
         if start == PageStart.BEFORE and not more and len(found) < limit:
             # Back at the start, short: the first page, full.
             return await self.page(
-                organization_id, search=search, sort=sort, descending=descending, limit=limit
+                organization_id,
+                search=search,
+                sort=sort,
+                descending=descending,
+                limit=limit,
+                search_matches=search_matches,
             )
         rows = found[:limit][::-1] if backwards else found[:limit]
         has_previous = more if backwards else start == PageStart.AFTER

@@ -68,10 +68,22 @@ async def reference(
 
 
 async def walk_forward(
-    service: MembershipService, org_id: UUID, sort: str, descending: bool, search: str | None
+    service: MembershipService,
+    org_id: UUID,
+    sort: str,
+    descending: bool,
+    search: str | None,
+    search_matches: int | None = None,
 ) -> list[UUID]:
     seen: list[UUID] = []
-    page = await service.page(org_id, sort=sort, descending=descending, limit=LIMIT, search=search)
+    page = await service.page(
+        org_id,
+        sort=sort,
+        descending=descending,
+        limit=LIMIT,
+        search=search,
+        search_matches=search_matches,
+    )
     assert not page.has_previous
     while True:
         assert len(page.rows) <= LIMIT
@@ -87,6 +99,7 @@ async def walk_forward(
             search=search,
             start=PageStart.AFTER,
             cursor=page.next_cursor,
+            search_matches=search_matches,
         )
         assert page.has_previous
 
@@ -134,6 +147,10 @@ async def test_pages_forward_and_backward_reproduce_the_full_order(
     searched = await reference(session, acme.id, sort, descending, "bob")
     assert 0 < len(searched) < MEMBERS
     assert await walk_forward(service, acme.id, sort, descending, "bob") == searched
+    # With few matches counted, the search is sorted without the sort index: same pages.
+    few = await service.count_matches(acme.id, "bob")
+    assert few == len(searched)
+    assert await walk_forward(service, acme.id, sort, descending, "bob", few) == searched
     # Another organization's pages hold only its own members.
     others = await walk_forward(service, other.id, sort, descending, None)
     assert others == await reference(session, other.id, sort, descending)
