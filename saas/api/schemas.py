@@ -27,7 +27,7 @@ class MemberPageOut(Struct):
 
     items: list[MemberOut]
     limit: int
-    # Members of the organization; with `q`, the matches, counted no further than 1,001.
+    # Members of the organization; with `q`, the matches, counted no further than 5,001.
     total: int
     total_is_lower_bound: bool
     next_cursor: str | None

@@ -186,7 +186,7 @@ class MemberListing:
 
     @property
     def total_label(self) -> str:
-        """ "100,000 members", or "1,000+ members matching “x”", counted no further than the cap."""
+        """ "100,000 members", or "5,000+ members matching “x”", counted no further than the cap."""
         count = (
             f"{MATCH_COUNT_CAP:,}+"
             if self.q and self.total > MATCH_COUNT_CAP

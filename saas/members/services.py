@@ -60,9 +60,12 @@ MEMBER_SORT_KEYS: dict[str, SortKey] = {
     "joined": SortKey(Membership.created_at, Membership.id, _from_membership("created_at")),
     "last_login": SortKey(User.last_login_at, User.id, _from_user("last_login_at"), nullable=True),
 }
-# Counting a search's matches stops here: "1,000+ matches" says enough, and costs no more
-# for a term that matches everyone.
-MATCH_COUNT_CAP = 1000
+# Counting a search's matches stops here ("5,000+ matches"). The count also picks the page's
+# plan: up to this many matches are fetched through the trigram index and sorted (cost grows with
+# the matches, at most a few tens of ms); beyond it, matches are dense enough that walking the
+# sort order finds a page quickly. Without the switch a first name matching 2% of a 100,000-member
+# organization, all together in name order, walked ~60,000 rows (150 ms) per page.
+MATCH_COUNT_CAP = 5000
 
 
 class PageStart(enum.StrEnum):

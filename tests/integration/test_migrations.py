@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from advanced_alchemy.base import metadata_registry
@@ -66,3 +67,103 @@ def test_history_is_linear() -> None:
     scripts = ScriptDirectory.from_config(config)
     assert len(scripts.get_heads()) == 1
     assert len(scripts.get_bases()) == 1
+
+
+async def _fill_0003_schema(url: str) -> None:
+    """Two organizations (3 members, none) written against the 0003 schema: no member_count."""
+    import datetime
+    import uuid
+
+    from advanced_alchemy.types import GUID, DateTimeUTC
+    from sqlalchemy import Boolean, String, column, insert, table
+
+    def stamped(name: str, *columns: Any) -> Any:
+        return table(
+            name,
+            column("id", GUID()),
+            column("created_at", DateTimeUTC()),
+            column("updated_at", DateTimeUTC()),
+            *columns,
+        )
+
+    organizations = stamped(
+        "organizations",
+        *(column(c, String()) for c in ("slug", "display_name", "status", "default_role")),
+        column("require_sso", Boolean()),
+        column("jit_provisioning", Boolean()),
+    )
+    users = stamped(
+        "users",
+        *(column(c, String()) for c in ("sub", "email", "name")),
+        column("is_platform_operator", Boolean()),
+    )
+    memberships = stamped(
+        "memberships",
+        column("organization_id", GUID()),
+        column("user_id", GUID()),
+        column("role", String()),
+    )
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    stamps = {"created_at": now, "updated_at": now}
+    big, empty = uuid.uuid4(), uuid.uuid4()
+    engine = create_sqlalchemy_config(load_settings(database_url=url)).get_engine()
+    try:
+        async with engine.begin() as connection:
+            for org_id, slug in ((big, "big"), (empty, "empty")):
+                await connection.execute(
+                    insert(organizations).values(
+                        id=org_id,
+                        slug=slug,
+                        display_name=slug,
+                        status="active",
+                        default_role="member",
+                        require_sso=False,
+                        jit_provisioning=False,
+                        **stamps,
+                    )
+                )
+            for i in range(3):
+                user_id = uuid.uuid4()
+                await connection.execute(
+                    insert(users).values(
+                        id=user_id,
+                        sub=f"auth0|{i}",
+                        email=f"u{i}@x.example",
+                        name=f"U{i}",
+                        is_platform_operator=False,
+                        **stamps,
+                    )
+                )
+                await connection.execute(
+                    insert(memberships).values(
+                        id=uuid.uuid4(),
+                        organization_id=big,
+                        user_id=user_id,
+                        role="member",
+                        **stamps,
+                    )
+                )
+    finally:
+        await engine.dispose()
+
+
+async def _member_counts(url: str) -> list[tuple[str, int]]:
+    from sqlalchemy import text
+
+    engine = create_sqlalchemy_config(load_settings(database_url=url)).get_engine()
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text("SELECT slug, member_count FROM organizations ORDER BY slug")
+            )
+            return [(slug, int(count)) for slug, count in rows]
+    finally:
+        await engine.dispose()
+
+
+def test_member_count_is_backfilled_from_existing_memberships(empty_database_url: str) -> None:
+    """0004 adds organizations.member_count: existing organizations get their real counts."""
+    run_in_thread(lambda: alembic_for(empty_database_url).upgrade("0003"))
+    asyncio.run(_fill_0003_schema(empty_database_url))
+    run_in_thread(lambda: alembic_for(empty_database_url).upgrade("head"))
+    assert asyncio.run(_member_counts(empty_database_url)) == [("big", 3), ("empty", 0)]
