@@ -12,9 +12,16 @@ import re
 
 import pytest
 from playwright.sync_api import Locator, expect
+from sqlalchemy import select
 
+from saas.audit.services import Actor
+from saas.auth.permissions import Role
+from saas.db.config import standalone_session
+from saas.db.models import Organization, User
+from saas.members.services import MembershipService
 from tests.e2e.conftest import Journey
-from tests.support.browser import screenshot
+from tests.support.browser import run_async, screenshot
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.browser
 
@@ -137,6 +144,66 @@ def test_dashboard_search_narrows_and_back_restores(journey: Journey) -> None:
     expect(page).to_have_url(re.compile(r"/o/acme/members$"))
     expect(rows).to_have_count(everyone)
     expect(page.get_by_label("Search members by name or email")).to_have_value("")
+    journey.check_page()
+
+
+async def add_viewers(stack: Stack, count: int) -> None:
+    async with standalone_session(stack.settings) as session:
+        acme = (
+            await session.execute(select(Organization).where(Organization.slug == "acme"))
+        ).scalar_one()
+        members = MembershipService(session=session)
+        for i in range(count):
+            user = User(
+                sub=f"auth0|page-{i}", email=f"page{i:02d}@acme.example", name=f"Page {i:02d}"
+            )
+            session.add(user)
+            await session.flush()
+            await members.add(
+                organization_id=acme.id, user_id=user.id, role=Role.VIEWER, actor=Actor.system()
+            )
+        await session.commit()
+
+
+def test_dashboard_pages_forward_back_and_last(journey: Journey) -> None:
+    """Cursor pages in the browser: Next, Last, First, and the back button between them."""
+    run_async(add_viewers(journey.stack, 30))
+    page = journey.page
+    sign_in(journey, "alice@acme.example")
+    open_members(journey)
+    rows = page.get_by_test_id("member-row")
+    summary = page.get_by_test_id("members-summary")
+    expect(rows).to_have_count(25)
+    expect(summary).to_have_text(re.compile(r"Showing 25 of \d+ members"))
+    total = int(re.search(r"of (\d+) members", summary.inner_text())[1])  # type: ignore[index]
+    assert total >= 34
+    first_emails = [rows.nth(i).get_attribute("data-email") for i in range(25)]
+
+    page.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"/o/acme/members\?after="))
+    expect(rows).to_have_count(total - 25)
+    second_emails = [rows.nth(i).get_attribute("data-email") for i in range(total - 25)]
+    assert not set(first_emails) & set(second_emails)
+    expect(page.get_by_role("link", name="Next →")).to_have_count(0)
+    screenshot(page, "dashboard-pages-next")
+
+    # Back restores page one; forward again (a reload of the pushed URL) shows the same rows.
+    back(journey)
+    expect(page).to_have_url(re.compile(r"/o/acme/members$"))
+    expect(rows).to_have_count(25)
+    expect(rows.first).to_have_attribute("data-email", first_emails[0] or "")
+    page.evaluate("history.forward()")
+    page.wait_for_load_state()
+    expect(page).to_have_url(re.compile(r"after="))
+    expect(rows.first).to_have_attribute("data-email", second_emails[0] or "")
+
+    page.get_by_role("link", name="« First").click()
+    expect(page).to_have_url(re.compile(r"/o/acme/members$"))
+    expect(rows).to_have_count(25)
+    page.get_by_role("link", name="Last »").click()
+    expect(page).to_have_url(re.compile(r"at=last"))
+    expect(rows).to_have_count(25)
+    expect(rows.last).to_have_attribute("data-email", second_emails[-1] or "")
     journey.check_page()
 
 
