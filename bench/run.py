@@ -275,9 +275,10 @@ def run_wrk(
     )
 
 
-def settle(database_url: str, timeout: float = 60.0) -> None:
-    """Wait until the previous scenario's queries have drained from PostgreSQL, so a slow
-    scenario's backlog is not billed to the next one."""
+def settle(database_url: str, app_url: str, timeout: float = 60.0) -> None:
+    """Wait until the previous scenario's backlog has drained, so it is not billed to the next
+    one: wrk gives up on slow requests, but the app still serves them (and runs their queries).
+    Drained means PostgreSQL idle on four checks in a row and the app answering at once."""
     import asyncpg
 
     async def active() -> int:
@@ -293,7 +294,15 @@ def settle(database_url: str, timeout: float = 60.0) -> None:
             await conn.close()
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and asyncio.run(active()) > 0:
+    idle_checks = 0
+    while time.monotonic() < deadline and idle_checks < 4:
+        idle_checks = idle_checks + 1 if asyncio.run(active()) == 0 else 0
+        time.sleep(0.25)
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        httpx.get(app_url + "/health", timeout=30)
+        if time.perf_counter() - started < 0.05:
+            break
         time.sleep(0.25)
     time.sleep(0.5)
 
@@ -868,7 +877,7 @@ def main() -> None:
 
         results: list[Result] = []
         for s in scenarios:
-            settle(args.database_url)
+            settle(args.database_url, app_url)
             log(f"wrk: {s.label}")
             results.append(
                 run_wrk(

@@ -37,7 +37,16 @@ def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     # Bound parameters (emails, names) stay out of exception text, and so out of the logs.
     engine_options: dict[str, Any] = {"hide_parameters": settings.is_production}
     if settings.is_postgres:
-        engine_options |= {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+        engine_options |= {
+            "pool_size": 10,
+            "max_overflow": 10,
+            "pool_pre_ping": True,
+            # asyncpg prepares every statement, and after five runs PostgreSQL may switch to a
+            # generic plan that ignores the parameters' values. For a search (`ILIKE $2`) that
+            # plan cannot see the pattern and scans: 435 ms instead of 30 ms for one first
+            # name in a 100,000-member organization. Planning each run costs ~0.3 ms.
+            "connect_args": {"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+        }
     config = SQLAlchemyAsyncConfig(
         connection_string=settings.database_url,
         engine_config=EngineConfig(**engine_options),
