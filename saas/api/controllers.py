@@ -130,22 +130,15 @@ class MembersApi(Controller):
         if after and before:
             raise InvalidInput("Give `after` or `before`, not both.", field="after")
         search = (q or "").strip()[:200] or None
-        service = MembershipService(session=db_session)
-        total = (
-            await service.count_matches(tenant.organization.id, search)
-            if search
-            else tenant.organization.member_count
-        )
         try:
-            page = await service.page(
-                tenant.organization.id,
+            page, total = await MembershipService(session=db_session).listing(
+                tenant.organization,
                 search=search,
                 sort=sort,
                 descending=descending,
                 limit=limit,
                 start=PageStart.AFTER if after else PageStart.BEFORE if before else PageStart.FIRST,
                 cursor=Cursor.decode(after or before or "") if after or before else None,
-                search_matches=total if search else None,
             )
         except InvalidCursor as error:
             raise InvalidInput(str(error), field="after" if after else "before") from None
@@ -154,12 +147,8 @@ class MembersApi(Controller):
             limit=limit,
             total=total,
             total_is_lower_bound=search is not None and total > MATCH_COUNT_CAP,
-            next_cursor=page.next_cursor.encode() if page.has_next and page.next_cursor else None,
-            previous_cursor=(
-                page.previous_cursor.encode()
-                if page.has_previous and page.previous_cursor
-                else None
-            ),
+            next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+            previous_cursor=page.previous_cursor.encode() if page.previous_cursor else None,
         )
 
     @patch(

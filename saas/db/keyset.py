@@ -85,6 +85,13 @@ class SortKey:
             value = value.isoformat()
         return Cursor(sort=sort, descending=descending, value=value, id=row_id)
 
+    def check(self, cursor: Cursor, sort: str, descending: bool) -> None:
+        """Refuse a cursor made for another sort order, or whose value this sort cannot hold:
+        before any query runs."""
+        if cursor.sort != sort or cursor.descending != descending:
+            raise InvalidCursor("The page cursor belongs to another sort order.")
+        self._value(cursor)
+
     def _value(self, cursor: Cursor) -> Any:
         if cursor.value is None:
             if not self.nullable:

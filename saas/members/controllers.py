@@ -214,24 +214,19 @@ async def member_listing(
     descending = direction == "desc"
     start, cursor = _page_position(after, before, at)
     service = MembershipService(session=db)
-    # Searching, count the matches first (capped): how many there are decides the page's plan.
-    total = (
-        await service.count_matches(tenant.organization.id, search)
-        if search
-        else tenant.organization.member_count
-    )
     query: dict[str, Any] = {
         "search": search or None,
         "sort": sort_key,
         "descending": descending,
         "limit": PAGE_SIZE,
-        "search_matches": total if search else None,
     }
     try:
-        page = await service.page(tenant.organization.id, start=start, cursor=cursor, **query)
+        page, total = await service.listing(
+            tenant.organization, start=start, cursor=cursor, **query
+        )
     except InvalidCursor:
         # A stale or edited link (another sort, a mangled cursor): the first page, not an error.
-        page = await service.page(tenant.organization.id, **query)
+        page, total = await service.listing(tenant.organization, **query)
     position = {
         PageStart.FIRST: {},
         PageStart.AFTER: {"after": after or ""},

@@ -20,7 +20,7 @@ from sqlalchemy import Select, func, select, update
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role, outranks_or_equals
 from saas.auth0.jobs import sync_member_later
-from saas.db.keyset import Cursor, InvalidCursor, SortKey
+from saas.db.keyset import Cursor, SortKey
 from saas.db.models import Membership, Organization, User
 from saas.db.search import contains_any
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
@@ -79,10 +79,17 @@ class PageStart(enum.StrEnum):
 class MemberPage:
     rows: list[tuple[Membership, User]]
     start: PageStart
-    has_previous: bool
-    has_next: bool
+    # Set only where there is a page that way: the cursor of the first / last row.
     previous_cursor: Cursor | None
     next_cursor: Cursor | None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.previous_cursor is not None
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_cursor is not None
 
 
 class MembershipRepository(SQLAlchemyAsyncRepository[Membership]):
@@ -136,8 +143,8 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         key = MEMBER_SORT_KEYS[sort]
         if (cursor is None) != (start in (PageStart.FIRST, PageStart.LAST)):
             raise ValueError(f"a {start} page takes {'a' if cursor is None else 'no'} cursor")
-        if cursor is not None and (cursor.sort != sort or cursor.descending != descending):
-            raise InvalidCursor("The page cursor belongs to another sort order.")
+        if cursor is not None:
+            key.check(cursor, sort, descending)
         # "before" and "last" read backwards from their edge, then flip the rows.
         backwards = start in (PageStart.BEFORE, PageStart.LAST)
         order_descending = descending != backwards
@@ -154,38 +161,67 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
             if len(found) > limit:
                 break
         more = len(found) > limit
-        if start == PageStart.AFTER and not found:
-            # Past the end (the list shrank since the link was made): the last page instead.
+        # Past the end (the list shrank since the link was made): the last page instead. Back
+        # at the start with a short page: the first page, full.
+        restart = (
+            PageStart.LAST
+            if start == PageStart.AFTER and not found
+            else PageStart.FIRST
+            if start == PageStart.BEFORE and not more and len(found) < limit
+            else None
+        )
+        if restart is not None:
             return await self.page(
                 organization_id,
                 search=search,
                 sort=sort,
                 descending=descending,
                 limit=limit,
-                start=PageStart.LAST,
-                search_matches=search_matches,
-            )
-        if start == PageStart.BEFORE and not more and len(found) < limit:
-            # Back at the start, short: the first page, full.
-            return await self.page(
-                organization_id,
-                search=search,
-                sort=sort,
-                descending=descending,
-                limit=limit,
+                start=restart,
                 search_matches=search_matches,
             )
         rows = found[:limit][::-1] if backwards else found[:limit]
-        has_previous = more if backwards else start == PageStart.AFTER
-        has_next = more if not backwards else start == PageStart.BEFORE
+        has_previous = bool(rows) and (more if backwards else start == PageStart.AFTER)
+        has_next = bool(rows) and (more if not backwards else start == PageStart.BEFORE)
         return MemberPage(
             rows=rows,
             start=start,
-            has_previous=has_previous and bool(rows),
-            has_next=has_next and bool(rows),
-            previous_cursor=key.cursor(sort, descending, rows[0]) if rows else None,
-            next_cursor=key.cursor(sort, descending, rows[-1]) if rows else None,
+            previous_cursor=key.cursor(sort, descending, rows[0]) if has_previous else None,
+            next_cursor=key.cursor(sort, descending, rows[-1]) if has_next else None,
         )
+
+    async def listing(
+        self,
+        organization: Organization,
+        *,
+        search: str | None,
+        sort: str,
+        descending: bool,
+        limit: int,
+        start: PageStart = PageStart.FIRST,
+        cursor: Cursor | None = None,
+    ) -> tuple[MemberPage, int]:
+        """A page and its total, for the dashboard and the API: the organization's member
+        count, or (searching) the matches counted first, which also choose the page's plan.
+        A bad cursor raises `InvalidCursor` before any query runs."""
+        if cursor is not None:
+            MEMBER_SORT_KEYS[sort].check(cursor, sort, descending)
+        total = (
+            await self.count_matches(organization.id, search)
+            if search
+            else organization.member_count
+        )
+        page = await self.page(
+            organization.id,
+            search=search,
+            sort=sort,
+            descending=descending,
+            limit=limit,
+            start=start,
+            cursor=cursor,
+            search_matches=total if search else None,
+        )
+        return page, total
 
     async def count_matches(self, organization_id: UUID, search: str) -> int:
         """How many members a search matches, counted up to `MATCH_COUNT_CAP + 1`."""

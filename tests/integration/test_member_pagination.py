@@ -75,56 +75,44 @@ async def walk_forward(
     search: str | None,
     search_matches: int | None = None,
 ) -> list[UUID]:
+    """Page 1, then `next_cursor` until the end: the ids in the order read."""
     seen: list[UUID] = []
-    page = await service.page(
-        org_id,
-        sort=sort,
-        descending=descending,
-        limit=LIMIT,
-        search=search,
-        search_matches=search_matches,
-    )
-    assert not page.has_previous
+    start, cursor = PageStart.FIRST, None
     while True:
-        assert len(page.rows) <= LIMIT
-        seen.extend(m.id for m, _ in page.rows)
-        if not page.has_next:
-            return seen
-        assert len(page.rows) == LIMIT
         page = await service.page(
             org_id,
             sort=sort,
             descending=descending,
             limit=LIMIT,
             search=search,
-            start=PageStart.AFTER,
-            cursor=page.next_cursor,
+            start=start,
+            cursor=cursor,
             search_matches=search_matches,
         )
-        assert page.has_previous
+        assert page.has_previous == (start == PageStart.AFTER)
+        assert len(page.rows) <= LIMIT
+        seen.extend(m.id for m, _ in page.rows)
+        if not page.has_next:
+            return seen
+        assert len(page.rows) == LIMIT
+        start, cursor = PageStart.AFTER, page.next_cursor
 
 
 async def walk_backward(
     service: MembershipService, org_id: UUID, sort: str, descending: bool
 ) -> list[UUID]:
+    """The last page, then `previous_cursor` until the start: the ids in display order."""
     pages: list[list[UUID]] = []
-    page = await service.page(
-        org_id, sort=sort, descending=descending, limit=LIMIT, start=PageStart.LAST
-    )
-    assert not page.has_next
+    start, cursor = PageStart.LAST, None
     while True:
+        page = await service.page(
+            org_id, sort=sort, descending=descending, limit=LIMIT, start=start, cursor=cursor
+        )
+        assert page.has_next == (start == PageStart.BEFORE)
         pages.append([m.id for m, _ in page.rows])
         if not page.has_previous:
             break
-        page = await service.page(
-            org_id,
-            sort=sort,
-            descending=descending,
-            limit=LIMIT,
-            start=PageStart.BEFORE,
-            cursor=page.previous_cursor,
-        )
-        assert page.has_next
+        start, cursor = PageStart.BEFORE, page.previous_cursor
     # Read backwards, the first page comes out full (not the short remainder).
     assert len(pages[-1]) == LIMIT
     ids: list[UUID] = []
