@@ -14,6 +14,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import AuditCursor, AuditEntry, AuditService
 from saas.auth.guards import provide_tenant, requires
 from saas.auth.permissions import Permission
@@ -23,25 +24,8 @@ from saas.organizations.controllers import page_context
 PAGE_SIZE = 50
 VARY = {"Vary": "HX-Request, HX-History-Restore-Request"}
 
-# What each action reads like in the log ("Alice <verb> Bob").
-ACTION_LABELS: dict[str, str] = {
-    "member.added": "added member",
-    "member.role_changed": "changed the role of",
-    "member.removed": "removed member",
-    "member.left": "left the organization",
-    "ownership.transferred": "transferred ownership to",
-    "invitation.created": "invited",
-    "invitation.resent": "resent the invitation to",
-    "invitation.revoked": "revoked the invitation to",
-    "invitation.accepted": "accepted the invitation for",
-    "project.created": "created project",
-    "project.renamed": "renamed project",
-    "project.deleted": "deleted project",
-    "domain.added": "added domain",
-    "connection.added": "added connection",
-    "organization.created": "created the organization",
-    "auth.login": "signed in",
-}
+# What each action reads like in the log ("Alice <verb> Bob"), by stored value.
+ACTION_LABELS: dict[str, str] = {action.value: action.label for action in AuditAction}
 
 
 def describe_target(entry: AuditEntry) -> str:
@@ -109,7 +93,9 @@ class AuditController(Controller):
         actor: FromQuery[str | None] = None,
         before: FromQuery[str | None] = None,
     ) -> Template:
-        action_filter = (action or "").strip()[:64]
+        # Only a known action filters; anything else shows every action.
+        known_action = AuditAction.parse((action or "").strip())
+        action_filter = known_action.value if known_action else ""
         actor_filter = (actor or "").strip()[:200]
         cursor = AuditCursor.decode(before)
         entries, next_cursor = await AuditService(session=db_session).page_for_organization(
@@ -147,8 +133,6 @@ class AuditController(Controller):
             )
         return Template(
             "pages/audit.html",
-            context=await page_context(
-                tenant, db_session, actions=sorted(ACTION_LABELS), **context
-            ),
+            context=await page_context(tenant, db_session, actions=sorted(AuditAction), **context),
             headers=VARY,
         )

@@ -11,6 +11,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import and_, or_, select
 
+from saas.audit.actions import AuditAction
 from saas.db.models import AuditEvent, User
 from saas.db.search import contains_any
 
@@ -71,7 +72,7 @@ class AuditService(SQLAlchemyAsyncRepositoryService[AuditEvent, AuditEventReposi
 
     async def record(
         self,
-        action: str,
+        action: AuditAction,
         *,
         actor: Actor,
         organization_id: UUID | None,
@@ -79,10 +80,13 @@ class AuditService(SQLAlchemyAsyncRepositoryService[AuditEvent, AuditEventReposi
         target_id: str | UUID | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditEvent:
+        # A plain string that merely looks like an action would be written without a label.
+        if not isinstance(action, AuditAction):
+            raise TypeError(f"audit actions are AuditAction members, not {action!r}")
         event = AuditEvent(
             organization_id=organization_id,
             actor_id=actor.user_id,
-            action=action,
+            action=action.value,
             target_type=target_type,
             target_id=str(target_id) if target_id is not None else None,
             details=details or {},

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth import errors
 from saas.auth.membership import enforce_required_sso, resolve_membership
@@ -153,7 +154,7 @@ async def complete_login(
             actor=Actor(user.id, actor.ip_address, actor.user_agent),
         )
     await AuditService(session=db).record(
-        "auth.login",
+        AuditAction.AUTH_LOGIN,
         actor=Actor(user.id, actor.ip_address, actor.user_agent),
         organization_id=organization.id if organization else None,
         target_type="user",

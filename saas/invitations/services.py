@@ -10,6 +10,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func, select
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role
 from saas.auth0.jobs import sync_invitation_later
@@ -101,7 +102,7 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         )
         sync_invitation_later(self.repository.session, invitation.id)
         await self._audit.record(
-            "invitation.created",
+            AuditAction.INVITATION_CREATED,
             actor=actor,
             organization_id=organization_id,
             target_type="invitation",
@@ -146,7 +147,7 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
             invitation = await self.repository.update(invitation, auto_commit=False)
             sync_invitation_later(self.repository.session, invitation.id)
             await self._audit.record(
-                "invitation.revoked",
+                AuditAction.INVITATION_REVOKED,
                 actor=actor,
                 organization_id=organization_id,
                 target_type="invitation",
@@ -178,7 +179,7 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         # Auth0 gets a new invitation (a new ticket, emailed again) and loses the old one.
         sync_invitation_later(self.repository.session, invitation.id, delete_auth0_ids=stale)
         await self._audit.record(
-            "invitation.resent",
+            AuditAction.INVITATION_RESENT,
             actor=actor,
             organization_id=organization_id,
             target_type="invitation",
@@ -205,7 +206,7 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         invitation.accepted_at = utcnow()
         await self.repository.update(invitation, auto_commit=False)
         await self._audit.record(
-            "invitation.accepted",
+            AuditAction.INVITATION_ACCEPTED,
             actor=actor,
             organization_id=organization_id,
             target_type="invitation",

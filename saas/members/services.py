@@ -17,6 +17,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Select, func, select, update
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role, outranks_or_equals
 from saas.auth0.jobs import sync_member_later
@@ -280,7 +281,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         await self._count_member(organization_id, +1)
         sync_member_later(self.repository.session, organization_id, user_id)
         await self._audit.record(
-            "member.added",
+            AuditAction.MEMBER_ADDED,
             actor=actor,
             organization_id=organization_id,
             target_type="user",
@@ -314,7 +315,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         membership = await self.repository.update(membership, auto_commit=False)
         sync_member_later(self.repository.session, organization_id, membership.user_id)
         await self._audit.record(
-            "member.role_changed",
+            AuditAction.MEMBER_ROLE_CHANGED,
             actor=actor,
             organization_id=organization_id,
             target_type="user",
@@ -330,7 +331,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         membership_id: UUID,
         actor: Actor,
         actor_role: Role | None = None,
-        action: str = "member.removed",
+        action: AuditAction = AuditAction.MEMBER_REMOVED,
     ) -> Membership:
         await lock_organization(self.repository.session, organization_id)
         membership = await self._get_in_org(organization_id, membership_id)
@@ -362,7 +363,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
             membership_id=membership.id,
             actor=actor,
             actor_role=Role(membership.role),
-            action="member.left",
+            action=AuditAction.MEMBER_LEFT,
         )
 
     async def transfer_ownership(
@@ -394,7 +395,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         sync_member_later(self.repository.session, organization_id, target.user_id)
         sync_member_later(self.repository.session, organization_id, current.user_id)
         await self._audit.record(
-            "ownership.transferred",
+            AuditAction.OWNERSHIP_TRANSFERRED,
             actor=actor,
             organization_id=organization_id,
             target_type="user",

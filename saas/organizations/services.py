@@ -11,6 +11,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func, select
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role
 from saas.auth0.jobs import sync_connection_later, sync_organization_later
@@ -112,7 +113,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
         if auth0_org_id is None:
             sync_organization_later(self.repository.session, organization.id)
         await self._audit.record(
-            "organization.created",
+            AuditAction.ORGANIZATION_CREATED,
             actor=actor,
             organization_id=organization.id,
             target_type="organization",
@@ -143,7 +144,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             auto_commit=False,
         )
         await self._audit.record(
-            "domain.added",
+            AuditAction.DOMAIN_ADDED,
             actor=actor,
             organization_id=organization_id,
             target_type="domain",
@@ -176,7 +177,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             if connection.strategy in {"samlp", "oidc"}:
                 sync_connection_later(self.repository.session, connection.id)
         await self._audit.record(
-            "domain.verified",
+            AuditAction.DOMAIN_VERIFIED,
             actor=actor,
             organization_id=organization_id,
             target_type="domain",
@@ -193,9 +194,9 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             organization.status = status.value
             organization = await self.repository.update(organization, auto_commit=False)
             await self._audit.record(
-                "organization.suspended"
+                AuditAction.ORGANIZATION_SUSPENDED
                 if status == OrganizationStatus.SUSPENDED
-                else "organization.reactivated",
+                else AuditAction.ORGANIZATION_REACTIVATED,
                 actor=actor,
                 organization_id=organization_id,
                 target_type="organization",
@@ -254,7 +255,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
         )
         sync_organization_later(self.repository.session, organization_id)
         await self._audit.record(
-            "connection.added",
+            AuditAction.CONNECTION_ADDED,
             actor=actor,
             organization_id=organization_id,
             target_type="connection",

@@ -10,6 +10,7 @@ from advanced_alchemy.exceptions import NotFoundError
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func, select
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.db.models import Project
 from saas.db.search import contains
@@ -72,7 +73,7 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         project = await self.repository.add(
             Project(name=name, created_by_id=actor.user_id), auto_commit=False
         )
-        await self._audit("project.created", actor, project, {"name": name})
+        await self._audit(AuditAction.PROJECT_CREATED, actor, project, {"name": name})
         return project
 
     async def rename_project(self, *, project_id: UUID, name: str, actor: Actor) -> Project:
@@ -82,17 +83,17 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         old = project.name
         project.name = name
         project = await self.repository.update(project, auto_commit=False)
-        await self._audit("project.renamed", actor, project, {"from": old, "to": name})
+        await self._audit(AuditAction.PROJECT_RENAMED, actor, project, {"from": old, "to": name})
         return project
 
     async def delete_project(self, *, project_id: UUID, actor: Actor) -> Project:
         project = await self.get_project(project_id)
         await self.repository.delete(project.id, auto_commit=False)
-        await self._audit("project.deleted", actor, project, {"name": project.name})
+        await self._audit(AuditAction.PROJECT_DELETED, actor, project, {"name": project.name})
         return project
 
     async def _audit(
-        self, action: str, actor: Actor, project: Project, details: dict[str, str]
+        self, action: AuditAction, actor: Actor, project: Project, details: dict[str, str]
     ) -> None:
         await AuditService(session=self.repository.session).record(
             action,

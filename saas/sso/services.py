@@ -9,6 +9,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import CONNECTION_DISABLE, sync_connection_later
 from saas.auth0.outbox import enqueue
@@ -78,7 +79,7 @@ class SsoService:
         await self.session.flush()
         sync_connection_later(self.session, connection.id)
         await AuditService(session=self.session).record(
-            "sso.created" if created else "sso.updated",
+            AuditAction.SSO_CREATED if created else AuditAction.SSO_UPDATED,
             actor=actor,
             organization_id=self.organization.id,
             target_type="connection",
@@ -104,7 +105,7 @@ class SsoService:
             raise NotFound("This organization has no SSO connection.")
         await self._remove(connection)
         await AuditService(session=self.session).record(
-            "sso.deleted",
+            AuditAction.SSO_DELETED,
             actor=actor,
             organization_id=self.organization.id,
             target_type="connection",

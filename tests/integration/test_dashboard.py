@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth.permissions import Role
 from saas.db.config import create_sqlalchemy_config
@@ -533,7 +534,7 @@ def test_audit_log_page_filters_and_keyset_paging(stack: Stack) -> None:
         audit = AuditService(session=session)
         for i in range(70):
             await audit.record(
-                "project.created",
+                AuditAction.PROJECT_CREATED,
                 actor=Actor(user_id=bob.id),
                 organization_id=org.id,
                 target_type="project",
@@ -588,3 +589,26 @@ def test_audit_log_page_filters_and_keyset_paging(stack: Stack) -> None:
     assert "No events match these filters" in empty.text
     # A garbled cursor reads as "from the newest" instead of failing.
     assert alice.get("/o/acme/audit?before=garbage", htmx=True).status_code == 200
+
+
+def test_every_audit_action_reads_as_words_and_can_be_filtered(stack: Stack) -> None:
+    """Each action the services can write shows its verb in the log and is offered as a filter,
+    including those an operator or the SSO settings write (they once showed a bare code)."""
+
+    async def one_of_each(session: AsyncSession, org: Organization) -> None:
+        audit = AuditService(session=session)
+        for action in AuditAction:
+            await audit.record(action, actor=Actor.system(), organization_id=org.id)
+
+    in_db(stack, one_of_each)
+    alice = Member(stack, "alice@acme.example")
+    page = alice.get("/o/acme/audit")
+    assert page.status_code == 200
+    for action in AuditAction:
+        assert f'<option value="{action.value}"' in page.text, action
+        rows = alice.get(f"/o/acme/audit?action={action.value}", htmx=True).text
+        assert f'data-action="{action.value}"' in rows, action
+        assert f'<span class="muted small block">{action.label}</span>' in rows, action
+    # A filter naming no known action shows everything rather than an invented option.
+    unknown = alice.get("/o/acme/audit?action=no.such", htmx=True).text
+    assert unknown.count('data-testid="audit-row"') >= len(AuditAction)

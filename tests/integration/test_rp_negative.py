@@ -30,7 +30,7 @@ from saas.app import create_app
 from saas.auth import errors
 from saas.auth.callback import PROVIDER_MESSAGES
 from saas.auth.jwks import JWKSCache
-from saas.auth.tokens import InvalidToken, verify_id_token
+from saas.auth.tokens import InvalidToken, verify_access_token, verify_id_token
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
 from saas.db.demo_data import organization, user
@@ -388,6 +388,16 @@ CASES: tuple[Case, ...] = (
          token_reason="MissingRequiredClaimError"),
     Case("expired", _s(iat_offset=-7200, exp_offset=-3600), TOKEN,
          token_reason="ExpiredSignatureError"),
+    Case("exp-as-a-numeric-string", _s(as_strings=frozenset({"exp"})), TOKEN,
+         token_reason="claim 'exp' is not a NumericDate"),
+    Case("iat-as-a-numeric-string", _s(as_strings=frozenset({"iat"})), TOKEN,
+         token_reason="claim 'iat' is not a NumericDate"),
+    Case("auth-time-as-a-numeric-string", _s(as_strings=frozenset({"auth_time"})), TOKEN,
+         token_reason="claim 'auth_time' is not a NumericDate"),
+    Case("nbf-as-a-boolean", _s(claims={"nbf": True}), TOKEN,
+         token_reason="claim 'nbf' is not a NumericDate"),
+    Case("issued-too-long-ago-but-unexpired", _s(iat_offset=-3600, exp_offset=3600), TOKEN,
+         token_reason="issued more than 300 s ago"),
     # Nonce.
     Case("nonce-mismatch", _s(claims={"nonce": "not-the-nonce-we-sent"}), TOKEN,
          token_reason="nonce mismatch"),
@@ -584,3 +594,23 @@ def test_code_already_redeemed_at_the_op_is_refused(rp: RP) -> None:
         assert_signed_out(rp, browser)
     assert [request.error for request in rp.op.code_redemptions[1:]] == ["invalid_grant"] * 2
     assert rp.db.snapshot() == before
+
+
+def test_access_token_with_a_string_expiry_is_refused(op: ControlledOP) -> None:
+    """The API's tokens go through the same NumericDate rule as ID tokens."""
+    op.reset()
+    op.use(Scenario(claims={"aud": "https://api.example/"}, as_strings=frozenset({"exp"})))
+    token = op.mint_id_token(nonce=None)
+
+    async def verify() -> None:
+        async with httpx.AsyncClient() as http:
+            await verify_access_token(
+                token,
+                JWKSCache(op.jwks_uri, http),
+                issuer=op.issuer,
+                audience="https://api.example/",
+            )
+
+    with pytest.raises(InvalidToken, match="claim 'exp' is not a NumericDate"):
+        asyncio.run(verify())
+    op.reset()

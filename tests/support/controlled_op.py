@@ -95,6 +95,8 @@ class Scenario:
     # Claims to set (after the defaults), then claims to remove.
     claims: Mapping[str, Any] = field(default_factory=dict)
     drop: frozenset[str] = frozenset()
+    # Claims sent as JSON strings instead of numbers ("1999999999" rather than 1999999999).
+    as_strings: frozenset[str] = frozenset()
     # Relative to the time the token is minted.
     iat_offset: int = 0
     exp_offset: int = 600
@@ -240,6 +242,8 @@ class ControlledOP:
         claims.update(scenario.claims)
         for name in scenario.drop:
             claims.pop(name, None)
+        for name in scenario.as_strings:
+            claims[name] = str(claims[name])
         return claims
 
     def mint_id_token(self, *, nonce: str | None, organization: str | None = None) -> str:

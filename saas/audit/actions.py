@@ -1,0 +1,49 @@
+"""Every action the audit log can record, with the words the log shows for it.
+
+One enumeration: services pass an `AuditAction` to `AuditService.record`, the log page reads
+its labels and offers its members as filters, so an action cannot be written without a label.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    """The stored value is the dotted name; `label` reads as "Alice <label> Bob"."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str) -> AuditAction:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    AUTH_LOGIN = "auth.login", "signed in"
+    ORGANIZATION_CREATED = "organization.created", "created the organization"
+    ORGANIZATION_SUSPENDED = "organization.suspended", "suspended the organization"
+    ORGANIZATION_REACTIVATED = "organization.reactivated", "reactivated the organization"
+    DOMAIN_ADDED = "domain.added", "added domain"
+    DOMAIN_VERIFIED = "domain.verified", "verified domain"
+    CONNECTION_ADDED = "connection.added", "added connection"
+    SSO_CREATED = "sso.created", "set up single sign-on with"
+    SSO_UPDATED = "sso.updated", "changed the single sign-on settings of"
+    SSO_DELETED = "sso.deleted", "removed single sign-on with"
+    MEMBER_ADDED = "member.added", "added member"
+    MEMBER_ROLE_CHANGED = "member.role_changed", "changed the role of"
+    MEMBER_REMOVED = "member.removed", "removed member"
+    MEMBER_LEFT = "member.left", "left the organization"
+    OWNERSHIP_TRANSFERRED = "ownership.transferred", "transferred ownership to"
+    INVITATION_CREATED = "invitation.created", "invited"
+    INVITATION_RESENT = "invitation.resent", "resent the invitation to"
+    INVITATION_REVOKED = "invitation.revoked", "revoked the invitation to"
+    INVITATION_ACCEPTED = "invitation.accepted", "accepted the invitation for"
+    PROJECT_CREATED = "project.created", "created project"
+    PROJECT_RENAMED = "project.renamed", "renamed project"
+    PROJECT_DELETED = "project.deleted", "deleted project"
+
+    @classmethod
+    def parse(cls, value: str | None) -> AuditAction | None:
+        """The action a filter names, or None for an empty or unknown one."""
+        return next((action for action in cls if action.value == value), None)
