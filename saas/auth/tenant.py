@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.auth.context import active_organization_id, session_user_id
 from saas.auth.permissions import Permission, Role, has_permission
 from saas.auth.provider import OIDCProvider
+from saas.auth.redirects import sign_in_location
 from saas.auth.tokens import InvalidToken, verify_access_token
 from saas.config import Settings
 from saas.db.models import Membership, Organization, User
@@ -64,9 +65,9 @@ class TenantContext:
 def _login_location(
     slug: str, connection: ASGIConnection[Any, Any, Any, Any], *, silent: bool
 ) -> str:
-    target = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
     suffix = "&silent=true" if silent else ""
-    return f"/o/{quote(slug)}/login?next={quote(target, safe='')}{suffix}"
+    login_path = f"/o/{quote(slug)}/login"
+    return sign_in_location(login_path, connection.url.path, connection.url.query) + suffix
 
 
 async def resolve_tenant(
