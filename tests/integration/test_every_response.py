@@ -64,8 +64,11 @@ def served(tmp_path: Path) -> Iterator[Served]:
     env.pop("REDIS_URL", None)
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "saas.asgi:app", "--port", str(port)],
-            cwd=PROJECT_ROOT,
+            [
+                *(sys.executable, "-m", "uvicorn", "saas.asgi:app"),
+                *("--port", str(port), "--app-dir", str(PROJECT_ROOT)),
+            ],
+            cwd=tmp_path,  # away from any .env of the checkout
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
