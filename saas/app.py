@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
@@ -18,18 +19,43 @@ from saas.web.logging import access_log_middleware, create_logging_config
 from saas.web.security import security_headers_middleware_factory
 from saas.web.sql_timing import count_statements_of, sql_timing_middleware
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from litestar.types import ASGIApp, Receive, Scope, Send
+
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
+
+
+class Application(Litestar):
+    """Litestar with one layer around the whole application, outside its router.
+
+    Litestar runs middleware per route: the router's own 404 and 405 never pass through it, and
+    neither do answers to exceptions raised by the middleware Litestar places around a handler
+    (CSRF, rate limiting, the session store), which its outermost exception handler makes. The
+    request id, the security headers and the access log belong to every answer, so they wrap
+    everything here, where each `http.response.start` that reaches the server passes.
+    """
+
+    def __init__(self, *args: Any, edge: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._edge = edge(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        await self._edge(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     db_config = create_sqlalchemy_config(settings)
-    middleware = [access_log_middleware, security_headers_middleware_factory(settings)]
+    middleware = []
     if not settings.is_production:
         count_statements_of(db_config.get_engine())
-        middleware.insert(0, sql_timing_middleware)
-    return Litestar(
+        middleware.append(sql_timing_middleware)
+    add_security_headers = security_headers_middleware_factory(settings)
+    return Application(
+        edge=lambda app: access_log_middleware(add_security_headers(app)),
         route_handlers=[create_static_files_router(path="/static", directories=[Path(STATIC_DIR)])],
         plugins=[
             SQLAlchemyPlugin(config=db_config),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import structlog
 from litestar import Controller, Request, get, post
@@ -38,25 +39,28 @@ class LoginForm(Struct):
     next: str = ""
 
 
-def _landing(organization: Organization) -> str:
-    return f"/o/{organization.slug}/"
+def _landing(slug: str) -> str:
+    return f"/o/{quote(slug)}/"
 
 
 async def _login_to(
     request: Request[Any, Any, Any],
     db: AsyncSession,
     provider: OIDCProvider,
-    organization: Organization,
+    organization: Organization | None,
     *,
     next_url: str | None,
     silent: bool = False,
 ) -> Redirect:
     """A login for one organization. The enterprise connection is only forced on users whose
     own email domain routes to it: an invited outsider (or an operator switching in) chooses
-    among the organization's enabled connections at the IdP instead."""
+    among the organization's enabled connections at the IdP instead.
+
+    For a name no organization has, the same redirect without one, as `POST /login` does for an
+    unknown domain: the answer does not tell which organizations exist."""
     user = await load_current_user(request, db)
     connection = None
-    if user is not None:
+    if user is not None and organization is not None:
         route = await route_email(db, user.email)
         if route.organization is not None and route.organization.id == organization.id:
             connection = route.connection
@@ -87,8 +91,6 @@ class AuthController(Controller):
             org = await OrganizationRepository(session=db_session).get_one_or_none(
                 slug=organization
             )
-            if org is None:
-                raise errors.UnknownOrganization
             return await _login_to(request, db_session, provider, org, next_url=next_url)
         return Template("pages/login.html", context={"email": "", "next": next_url or ""})
 
@@ -134,10 +136,8 @@ class AuthController(Controller):
         silent: FromQuery[bool] = False,
     ) -> Redirect:
         org = await OrganizationRepository(session=db_session).get_one_or_none(slug=slug)
-        if org is None:
-            raise errors.UnknownOrganization
         return await _login_to(
-            request, db_session, provider, org, next_url=next_url or _landing(org), silent=silent
+            request, db_session, provider, org, next_url=next_url or _landing(slug), silent=silent
         )
 
     @get("/invitation", name="invitation")
@@ -174,7 +174,7 @@ class AuthController(Controller):
             connection=connection,
             login_hint=pending.email,
             invitation=invitation,
-            next_url=_landing(org),
+            next_url=_landing(org.slug),
         )
 
     @get("/callback", name="callback")
@@ -194,11 +194,13 @@ class AuthController(Controller):
             raise errors.StateMismatch
         if pending.silent and error in SILENT_LOGIN_FAILURES:
             # Silent switching found no IdP session: fall back to an interactive sign-in.
-            org = await OrganizationRepository(session=db_session).get_one_or_none(
-                auth0_org_id=pending.auth0_org_id
-            )
-            if org is None:
-                raise errors.UnknownOrganization
+            org = None
+            if pending.auth0_org_id is not None:
+                org = await OrganizationRepository(session=db_session).get_one_or_none(
+                    auth0_org_id=pending.auth0_org_id
+                )
+                if org is None:
+                    raise errors.UnknownOrganization
             return await _login_to(request, db_session, provider, org, next_url=pending.next_url)
         completed = await complete_login(
             db_session,
@@ -223,7 +225,7 @@ class AuthController(Controller):
             return Redirect(path="/select-organization", status_code=303)
         next_url = completed.next_url
         if next_url == "/":
-            next_url = _landing(organization)
+            next_url = _landing(organization.slug)
         return Redirect(path=next_url, status_code=303)
 
     @get("/select-organization", name="select_organization")

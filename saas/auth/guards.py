@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.auth.context import load_current_user
 from saas.auth.permissions import Permission
+from saas.auth.redirects import sign_in_location
 from saas.auth.tenant import (
     TENANT_STATE_KEY,
     SignInRequired,
@@ -72,7 +73,7 @@ async def requires_platform_operator(
 ) -> None:
     user = await load_current_user(connection, db_session_of(connection))
     if user is None:
-        raise SignInRequired(f"/login?next={connection.url.path}")
+        raise SignInRequired(sign_in_location("/login", connection.url.path, connection.url.query))
     if not user.is_platform_operator:
         # Operator routes do not exist for anyone else.
         raise NotFound("There is nothing here.")

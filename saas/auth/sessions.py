@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
@@ -39,6 +40,8 @@ CREATED_AT = "created_at"
 LAST_SEEN_AT = "last_seen_at"
 PENDING_LOGIN = "pending_login"
 
+ONE_YEAR_SECONDS = 365 * 24 * 3600
+
 
 def session_cookie_name(settings: Settings) -> str:
     # Cookies ignore ports: the dev IdP on :8001 must never share our cookie's name.
@@ -60,8 +63,11 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     ) -> None:
         if not scope_session or scope_session is Empty:
             # Anonymous visitors get no store entry and no cookie; a cleared session is deleted.
-            if connection.cookies.get(self.config.key):
-                await super().store_in_message(Empty, message, connection)
+            if session_id := connection.cookies.get(self.config.key):
+                await self.delete(
+                    session_id, store=self.config.get_store_from_app(connection.scope["app"])
+                )
+                self._expire_cookie(message)
             return
         if isinstance(scope_session, dict) and scope_session.pop(_ROTATE, False):
             old_id = connection.cookies.get(self.config.key)
@@ -71,6 +77,24 @@ class RotatingSessionBackend(ServerSideSessionBackend):
                 )
             connection.scope[_ROTATED_ID] = self.generate_session_id()  # type: ignore[literal-required]
         await super().store_in_message(scope_session, message, connection)
+
+    def _expire_cookie(self, message: Message) -> None:
+        # Litestar's own "cleared" cookie is `null` with the configured Max-Age, which outlives
+        # its Expires: the browser kept sending a dead id for the idle timeout. Max-Age=0 (and
+        # an Expires in the past) drop it now; name, path and flags must match to replace it.
+        config = self.config
+        cookie = Cookie(
+            key=config.key,
+            value="",
+            max_age=0,
+            expires=-ONE_YEAR_SECONDS,
+            path=config.path,
+            domain=config.domain,
+            secure=config.secure,
+            httponly=config.httponly,
+            samesite=config.samesite,
+        )
+        MutableScopeHeaders.from_message(message).add("Set-Cookie", cookie.to_header(header=""))
 
 
 class RotatingSessionConfig(ServerSideSessionConfig):

@@ -23,12 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.auth.context import active_organization_id, session_user_id
 from saas.auth.permissions import Permission, Role, has_permission
 from saas.auth.provider import OIDCProvider
+from saas.auth.redirects import sign_in_location
 from saas.auth.tokens import InvalidToken, verify_access_token
 from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import DomainError, Forbidden, NotFound
 
 TENANT_STATE_KEY = "tenant"
+# One answer for an organization that does not exist and for one the caller may not see.
+NOT_VISIBLE = "There is nothing here, or you do not have access to it."
 
 
 class SignInRequired(DomainError):
@@ -64,9 +67,9 @@ class TenantContext:
 def _login_location(
     slug: str, connection: ASGIConnection[Any, Any, Any, Any], *, silent: bool
 ) -> str:
-    target = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
     suffix = "&silent=true" if silent else ""
-    return f"/o/{quote(slug)}/login?next={quote(target, safe='')}{suffix}"
+    login_path = f"/o/{quote(slug)}/login"
+    return sign_in_location(login_path, connection.url.path, connection.url.query) + suffix
 
 
 async def resolve_tenant(
@@ -96,7 +99,7 @@ async def resolve_tenant(
         raise SignInRequired(_login_location(slug, connection, silent=False))
     user, organization, membership = found
     if organization is None or membership is None:
-        raise NotFound("There is nothing here, or you do not have access to it.")
+        raise NotFound(NOT_VISIBLE)
     if not organization.is_active:
         raise Forbidden("This organization is suspended. Contact your administrator.")
     if active_organization_id(connection) != organization.id:
@@ -146,11 +149,13 @@ async def resolve_api_tenant(
             .where(org_match)
         )
     ).first()
+    # A token issued for another organization is told exactly what a name that does not exist
+    # is told: answering otherwise would let any token holder list the organizations.
     if found is None:
-        raise NotFound("No such organization.")
+        raise NotFound(NOT_VISIBLE)
     organization, user, membership = found
     if not organization.auth0_org_id or claims.get("org_id") != organization.auth0_org_id:
-        raise Forbidden("The access token was issued for another organization.")
+        raise NotFound(NOT_VISIBLE)
     if not organization.is_active:
         raise Forbidden("This organization is suspended.")
     if user is None or membership is None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.auth.sessions import SESSION_STORE
 from saas.config import Settings
 
 logger = structlog.get_logger("saas.health")
@@ -22,15 +25,20 @@ class SystemController(Controller):
     include_in_schema = False
 
     @get("/health", cache=False, opt={"public": True})
-    async def health(self, db_session: NamedDependency[AsyncSession]) -> Response[dict[str, Any]]:
-        try:
-            await db_session.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError) as error:
-            logger.warning("health_database_failed", error=type(error).__name__)
-            body = {"status": "unavailable", "checks": {"database": "failed"}}
-            return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-        body = {"status": "ok", "checks": {"database": "ok"}}
-        return Response(body, status_code=HTTP_200_OK)
+    async def health(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> Response[dict[str, Any]]:
+        checks = {"database": await _database_check(db_session)}
+        if settings.redis_url:
+            # Sessions and sign-in rate limits live there: without it no page that needs a
+            # session, and no sign-in, can be served.
+            checks["redis"] = await _store_check(request, "redis")
+        healthy = all(result == "ok" for result in checks.values())
+        body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+        return Response(body, status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE)
 
     @get("/", opt={"public": True})
     async def home(self, settings: NamedDependency[Settings]) -> Template:
@@ -38,3 +46,27 @@ class SystemController(Controller):
             template_name="pages/home.html",
             context={"show_demo_hint": settings.uses_dev_idp, "idp_url": settings.auth0_base_url},
         )
+
+
+# A store that does not answer in this time is as good as down for a page waiting on it.
+STORE_CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def _database_check(db_session: AsyncSession) -> str:
+    try:
+        await db_session.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as error:
+        logger.warning("health_database_failed", error=type(error).__name__)
+        return "failed"
+    return "ok"
+
+
+async def _store_check(request: Request[Any, Any, Any], name: str) -> str:
+    try:
+        # A round trip through the store's own client, as every session load makes.
+        async with asyncio.timeout(STORE_CHECK_TIMEOUT_SECONDS):
+            await request.app.stores.get(SESSION_STORE).exists("health")
+    except (RedisError, OSError, TimeoutError) as error:
+        logger.warning("health_store_failed", store=name, error=type(error).__name__)
+        return "failed"
+    return "ok"

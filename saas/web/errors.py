@@ -13,6 +13,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from saas.auth.errors import LoginRefused
 from saas.auth.provider import ProviderUnavailable
@@ -97,6 +99,18 @@ def handle_provider_unavailable(
     )
 
 
+def handle_store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # Sessions and sign-in rate limits live in Redis when REDIS_URL is set: without it the
+    # request cannot be served, and the person should know that it is not their doing.
+    logger.error("session_store_unavailable", error=type(exc).__name__)
+    return error_response(
+        request,
+        503,
+        "Sign-in and sessions are not reachable right now. Please try again in a minute.",
+        title="Temporarily unavailable",
+    )
+
+
 def handle_sign_in_required(request: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
     if wants_json(request):
         challenge = 'Bearer realm="api"'
@@ -150,6 +164,8 @@ EXCEPTION_HANDLERS = {
     SignInRequired: handle_sign_in_required,
     ProviderUnavailable: handle_provider_unavailable,
     DomainError: handle_domain_error,
+    RedisConnectionError: handle_store_unavailable,
+    RedisTimeoutError: handle_store_unavailable,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

@@ -49,6 +49,9 @@ def _request_id_from(scope: Scope) -> str:
 
 
 def access_log_middleware(app: ASGIApp) -> ASGIApp:
+    """Wraps the whole application (see `saas.app.Application`): a middleware in Litestar's
+    route stack would miss the router's answers and those made for exceptions raised around it."""
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -61,12 +64,15 @@ def access_log_middleware(app: ASGIApp) -> ASGIApp:
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                message["headers"] = headers
+            if message["type"] != "http.response.start":
+                await send(message)
+                return
+            headers = list(message.get("headers", []))
+            headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+            message["headers"] = headers
             await send(message)
+            # Recorded once the server took it: one it refuses is answered with its own 500.
+            status_code = message["status"]
 
         try:
             await app(scope, receive, send_with_request_id)

@@ -96,7 +96,9 @@ class Tenant:
         if actor == "anonymous":
             return 401 if self.api else 303
         if actor not in ACME_ROLES:
-            return 403 if self.api else 404
+            # Outsiders, with a session or with a token for their own organization, learn
+            # nothing about acme: the same 404 as for an organization that does not exist.
+            return 404
         return self.success if has_permission(ACME_ROLES[actor], self.permission) else 403
 
 
