@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request
 from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import Cookie
+from litestar.middleware.csrf import generate_csrf_token
 from litestar.middleware.rate_limit import RateLimitConfig
 
 from saas.auth.sessions import RATE_LIMIT_STORE
@@ -29,6 +31,25 @@ def create_csrf_config(settings: Settings) -> CSRFConfig:
         header_name=CSRF_HEADER,
         # The JSON API authenticates with bearer tokens, which browsers never attach by themselves.
         exclude=["^/api/"],
+    )
+
+
+def fresh_csrf_cookie(settings: Settings) -> Cookie:
+    """A new CSRF token for the browser, to send when the person behind it changes.
+
+    The middleware accepts a token equal to the cookie's and keeps whatever cookie the browser
+    has, so a token read before sign-in (or by the previous person, before sign-out) would stay
+    valid; replacing the cookie makes every earlier token fail.
+    """
+    config = create_csrf_config(settings)
+    return Cookie(
+        key=config.cookie_name,
+        value=generate_csrf_token(secret=config.secret),
+        path=config.cookie_path,
+        secure=config.cookie_secure,
+        httponly=config.cookie_httponly,
+        samesite=config.cookie_samesite,
+        domain=config.cookie_domain,
     )
 
 
