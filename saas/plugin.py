@@ -26,6 +26,7 @@ from saas.sso.controllers import SsoController
 from saas.system.controllers import SystemController
 from saas.web.dashboard_routes import DASHBOARD_CONTROLLERS
 from saas.web.errors import EXCEPTION_HANDLERS
+from saas.web.rate_limit import SignInRateLimited, handle_sign_in_rate_limited
 from saas.web.security import create_csrf_config, create_login_rate_limit
 
 if TYPE_CHECKING:
@@ -69,11 +70,12 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
             [
                 create_session_config(settings).middleware,
                 session_timeout_middleware_factory(settings),
-                create_login_rate_limit(settings).middleware,
+                create_login_rate_limit(settings),
             ]
         )
         app_config.csrf_config = create_csrf_config(settings)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+        app_config.exception_handlers[SignInRateLimited] = handle_sign_in_rate_limited
         app_config.state["settings"] = settings
         return app_config
 

@@ -19,10 +19,10 @@ from litestar.middleware.session.server_side import (
 )
 from litestar.stores.base import Store
 from litestar.stores.file import FileStore
-from litestar.stores.redis import RedisStore
 from litestar.types import Empty
 
 from saas.config import Settings
+from saas.stores import CountingFileStore, CountingRedisStore
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, ScopeSession, Send
@@ -93,7 +93,7 @@ def create_session_config(settings: Settings) -> RotatingSessionConfig:
 
 def create_stores(settings: Settings) -> dict[str, Store]:
     if settings.redis_url:
-        redis = RedisStore.with_client(url=settings.redis_url, namespace="saas")
+        redis = CountingRedisStore.with_client(url=settings.redis_url, namespace="saas")
         return {
             SESSION_STORE: redis.with_namespace(SESSION_STORE),
             RATE_LIMIT_STORE: redis.with_namespace(RATE_LIMIT_STORE),
@@ -101,8 +101,8 @@ def create_stores(settings: Settings) -> dict[str, Store]:
     root = settings.state_dir / "stores"
     # FileStore.with_namespace() drops create_directories, so build each store directly.
     return {
-        name: FileStore(root / name, create_directories=True)
-        for name in (SESSION_STORE, RATE_LIMIT_STORE)
+        SESSION_STORE: FileStore(root / SESSION_STORE, create_directories=True),
+        RATE_LIMIT_STORE: CountingFileStore(root / RATE_LIMIT_STORE, create_directories=True),
     }
 
 

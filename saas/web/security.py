@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.middleware.csrf import generate_csrf_token
-from litestar.middleware.rate_limit import RateLimitConfig
 
 from saas.auth.sessions import RATE_LIMIT_STORE
 from saas.config import Settings
+from saas.web.rate_limit import sign_in_rate_limit_middleware
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,19 +53,17 @@ def fresh_csrf_cookie(settings: Settings) -> Cookie:
     )
 
 
-def _is_sign_in_path(request: Request[Any, Any, Any]) -> bool:
-    path = request.url.path
+def _is_sign_in_path(path: str) -> bool:
     return path in {"/login", "/callback", "/invitation"} or (
         path.startswith("/o/") and path.endswith("/login")
     )
 
 
-def create_login_rate_limit(settings: Settings) -> RateLimitConfig:
-    return RateLimitConfig(
-        rate_limit=("minute", settings.login_rate_limit_per_minute),
+def create_login_rate_limit(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
+    return sign_in_rate_limit_middleware(
+        limit=settings.login_rate_limit_per_minute,
         store=RATE_LIMIT_STORE,
-        check_throttle_handler=_is_sign_in_path,
-        set_rate_limit_headers=True,
+        applies_to=_is_sign_in_path,
     )
 
 
