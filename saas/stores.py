@@ -1,25 +1,41 @@
-"""The key-value stores kept outside SQL (sessions, sign-in counters).
+"""The key-value stores kept outside SQL (sessions, sign-in counters), and their upkeep.
 
 Redis when REDIS_URL is set; files under STATE_DIR otherwise. Both kinds can count requests in
 a fixed window atomically (`WindowCounter`): Redis for every process sharing it, files only
 within one process, so without Redis the sign-in limit holds per app process.
+
+Files are deleted only when read after they expired; `sweep_expired_entries` deletes the rest
+on a timer, so sessions nobody returns to and stale counters do not pile up on the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
+import os
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 import msgspec
+import structlog
+from litestar.concurrency import sync_to_thread
+from litestar.stores.base import StorageObject, Store
 from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
 
 if TYPE_CHECKING:
-    from os import PathLike
+    from litestar import Litestar
+
+logger = structlog.get_logger("saas.stores")
+
+# An interrupted write leaves its mkstemp() file behind; one this old is no write in progress.
+_ORPHAN_TEMP_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +81,47 @@ class CountingRedisStore(RedisStore):
         return WindowCount(count=int(count), resets_in=int(ttl_ms) / 1000)
 
 
-class CountingFileStore(FileStore):
+class SweptFileStore(FileStore):
+    """Litestar's file store, with a sweep that survives other processes writing meanwhile."""
+
+    __slots__ = ()
+
+    async def delete_expired(self) -> None:
+        # FileStore.delete_expired() stops at the first file it cannot decode, such as a
+        # temporary file another request is writing at that moment, and leaves the rest.
+        await sync_to_thread(self._delete_expired_sync)
+
+    def _delete_expired_sync(self) -> int:
+        deleted = 0
+        try:
+            entries = list(os.scandir(self.path))
+        except FileNotFoundError:
+            return 0
+        now = time.time()
+        for entry in entries:
+            try:
+                before = entry.stat()
+                if ".tmp" in entry.name:
+                    if now - before.st_mtime > _ORPHAN_TEMP_SECONDS:
+                        Path(entry.path).unlink(missing_ok=True)
+                    continue
+                stored = StorageObject.from_bytes(Path(entry.path).read_bytes())
+                # A request may have replaced the file since it was read (a new window, a new
+                # session under the same id): delete only the very file that was read.
+                if stored.expired and os.stat(entry.path).st_ino == before.st_ino:
+                    Path(entry.path).unlink(missing_ok=True)
+                    deleted += 1
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                continue
+        return deleted
+
+
+class CountingFileStore(SweptFileStore):
     """A file store with a fixed-window counter that is atomic within this process only."""
 
     __slots__ = ("_lock",)
 
-    def __init__(self, path: PathLike[str], *, create_directories: bool = False) -> None:
+    def __init__(self, path: os.PathLike[str], *, create_directories: bool = False) -> None:
         super().__init__(path, create_directories=create_directories)
         # One lock for every caller in the process (Litestar builds a middleware per route).
         self._lock = anyio.Lock()
@@ -92,3 +143,34 @@ class CountingFileStore(FileStore):
                 expires_in=max(1, math.ceil(reset_at - now)),
             )
             return WindowCount(count=count, resets_in=reset_at - now)
+
+
+def sweep_expired_entries(
+    stores: Iterable[Store], interval_seconds: float
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan task that deletes expired entries from the file stores every interval."""
+    swept = [store for store in stores if isinstance(store, FileStore)]
+
+    async def sweep_forever() -> None:
+        while True:
+            for store in swept:
+                try:
+                    await store.delete_expired()
+                except Exception:  # a full or unreadable disk must not end the sweeping
+                    logger.exception("store_sweep_failed", path=str(store.path))
+            await asyncio.sleep(interval_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if not swept:
+            yield
+            return
+        task = asyncio.create_task(sweep_forever(), name="store-sweep")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan

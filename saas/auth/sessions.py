@@ -1,6 +1,7 @@
 """Server-side sessions: only an opaque id in the cookie, everything else in the store.
 
-- Redis when REDIS_URL is set (any number of app processes share it), a file store otherwise.
+- Redis when REDIS_URL is set (any number of app processes share it), a file store otherwise
+  (one process only; expired files are swept by `saas.stores.sweep_expired_entries`).
 - Cookie: HttpOnly, SameSite=Lax; Secure and the `__Host-` prefix outside development.
 - The id is rotated at login (no session fixation) and the data carries its own idle and
   absolute deadlines, checked on every request.
@@ -12,20 +13,22 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from litestar.connection import ASGIConnection
 from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
 )
 from litestar.stores.base import Store
-from litestar.stores.file import FileStore
 from litestar.types import Empty
 
 from saas.config import Settings
-from saas.stores import CountingFileStore, CountingRedisStore
+from saas.stores import CountingFileStore, CountingRedisStore, SweptFileStore
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, ScopeSession, Send
+
+logger = structlog.get_logger("saas.sessions")
 
 SESSION_STORE = "sessions"
 RATE_LIMIT_STORE = "ratelimit"
@@ -98,10 +101,19 @@ def create_stores(settings: Settings) -> dict[str, Store]:
             SESSION_STORE: redis.with_namespace(SESSION_STORE),
             RATE_LIMIT_STORE: redis.with_namespace(RATE_LIMIT_STORE),
         }
+    if settings.is_production:
+        # Configuration refuses this unless ALLOW_FILE_STORES_IN_PRODUCTION says it is meant.
+        logger.warning(
+            "file_stores_in_production",
+            reason="ALLOW_FILE_STORES_IN_PRODUCTION is set and REDIS_URL is not: sessions and "
+            "the sign-in rate limit live in files of this one process; a second app process "
+            "would neither see these sessions nor share the limit",
+            state_dir=str(settings.state_dir),
+        )
     root = settings.state_dir / "stores"
     # FileStore.with_namespace() drops create_directories, so build each store directly.
     return {
-        SESSION_STORE: FileStore(root / SESSION_STORE, create_directories=True),
+        SESSION_STORE: SweptFileStore(root / SESSION_STORE, create_directories=True),
         RATE_LIMIT_STORE: CountingFileStore(root / RATE_LIMIT_STORE, create_directories=True),
     }
 
