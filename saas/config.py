@@ -84,8 +84,13 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=8, ge=1, le=50)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     auth0_request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    # Where file-backed stores (sessions, rate limits) live when REDIS_URL is not set.
+    # Where file-backed stores (sessions, rate limits) live when REDIS_URL is not set, and how
+    # often their expired entries are deleted (files are otherwise only deleted when read).
     state_dir: Path = VAR_DIR
+    store_sweep_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # Production needs REDIS_URL: files are private to one process. A deployment that runs
+    # exactly one app process may say so here and keep the file stores (logged as a warning).
+    allow_file_stores_in_production: bool = False
 
     # The embedded development IdP (never used when APP_ENV=production).
     devidp_base_url: str = "http://127.0.0.1:8001"
@@ -166,6 +171,13 @@ class Settings(BaseSettings):
                 )
             if urlsplit(self.app_base_url).scheme != "https":
                 problems.append("APP_BASE_URL must be https://")
+            if self.redis_url is None and not self.allow_file_stores_in_production:
+                problems.append(
+                    "REDIS_URL is required: without it sessions and the sign-in rate limit are "
+                    "files private to one app process, so a second process neither sees those "
+                    "sessions nor shares the limit (set ALLOW_FILE_STORES_IN_PRODUCTION=true "
+                    "only if exactly one app process runs)"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -23,9 +23,11 @@ from saas.config import Settings
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
 from saas.sso.controllers import SsoController
+from saas.stores import sweep_expired_entries
 from saas.system.controllers import SystemController
 from saas.web.dashboard_routes import DASHBOARD_CONTROLLERS
 from saas.web.errors import EXCEPTION_HANDLERS
+from saas.web.rate_limit import SignInRateLimited, handle_sign_in_rate_limited
 from saas.web.security import create_csrf_config, create_login_rate_limit
 
 if TYPE_CHECKING:
@@ -64,16 +66,21 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
         start_outbox, stop_outbox = lifecycle(settings, self.db_config)
         app_config.on_startup.append(start_outbox)  # type: ignore[arg-type]
         app_config.on_shutdown.append(stop_outbox)  # type: ignore[arg-type]
-        app_config.stores = create_stores(settings)
+        stores = create_stores(settings)
+        app_config.stores = stores
+        app_config.lifespan.append(
+            sweep_expired_entries(stores.values(), settings.store_sweep_interval_seconds)
+        )
         app_config.middleware.extend(
             [
                 create_session_config(settings).middleware,
                 session_timeout_middleware_factory(settings),
-                create_login_rate_limit(settings).middleware,
+                create_login_rate_limit(settings),
             ]
         )
         app_config.csrf_config = create_csrf_config(settings)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+        app_config.exception_handlers[SignInRateLimited] = handle_sign_in_rate_limited
         app_config.state["settings"] = settings
         return app_config
 

@@ -27,6 +27,7 @@ from saas.db.models import Organization
 from saas.errors import InvalidInput, NotFound
 from saas.invitations.services import InvitationService
 from saas.organizations.services import OrganizationRepository
+from saas.web.security import fresh_csrf_cookie
 
 logger = structlog.get_logger("saas.auth")
 
@@ -221,12 +222,14 @@ class AuthController(Controller):
             user_id=str(completed.user.id),
             organization=organization.slug if organization else None,
         )
+        # A token read before sign-in must not be accepted for the signed-in person.
+        rotated = [fresh_csrf_cookie(settings)]
         if organization is None:
-            return Redirect(path="/select-organization", status_code=303)
+            return Redirect(path="/select-organization", status_code=303, cookies=rotated)
         next_url = completed.next_url
         if next_url == "/":
             next_url = _landing(organization.slug)
-        return Redirect(path=next_url, status_code=303)
+        return Redirect(path=next_url, status_code=303, cookies=rotated)
 
     @get("/select-organization", name="select_organization")
     async def select_organization(
@@ -260,7 +263,10 @@ class AuthController(Controller):
     ) -> Redirect:
         request.clear_session()
         return Redirect(
-            path=await provider.logout_url(f"{settings.app_base_url}/logged-out"), status_code=303
+            path=await provider.logout_url(f"{settings.app_base_url}/logged-out"),
+            status_code=303,
+            # The next person on this browser must not inherit a token the last one could read.
+            cookies=[fresh_csrf_cookie(settings)],
         )
 
     @get("/logged-out", name="logged_out")

@@ -1,6 +1,7 @@
 """Server-side sessions: only an opaque id in the cookie, everything else in the store.
 
-- Redis when REDIS_URL is set (any number of app processes share it), a file store otherwise.
+- Redis when REDIS_URL is set (any number of app processes share it), a file store otherwise
+  (one process only; expired files are swept by `saas.stores.sweep_expired_entries`).
 - Cookie: HttpOnly, SameSite=Lax; Secure and the `__Host-` prefix outside development.
 - The id is rotated at login (no session fixation) and the data carries its own idle and
   absolute deadlines, checked on every request.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.middleware.session.server_side import (
@@ -19,14 +21,15 @@ from litestar.middleware.session.server_side import (
     ServerSideSessionConfig,
 )
 from litestar.stores.base import Store
-from litestar.stores.file import FileStore
-from litestar.stores.redis import RedisStore
 from litestar.types import Empty
 
 from saas.config import Settings
+from saas.stores import CountingFileStore, CountingRedisStore, SweptFileStore
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, ScopeSession, Send
+
+logger = structlog.get_logger("saas.sessions")
 
 SESSION_STORE = "sessions"
 RATE_LIMIT_STORE = "ratelimit"
@@ -117,16 +120,25 @@ def create_session_config(settings: Settings) -> RotatingSessionConfig:
 
 def create_stores(settings: Settings) -> dict[str, Store]:
     if settings.redis_url:
-        redis = RedisStore.with_client(url=settings.redis_url, namespace="saas")
+        redis = CountingRedisStore.with_client(url=settings.redis_url, namespace="saas")
         return {
             SESSION_STORE: redis.with_namespace(SESSION_STORE),
             RATE_LIMIT_STORE: redis.with_namespace(RATE_LIMIT_STORE),
         }
+    if settings.is_production:
+        # Configuration refuses this unless ALLOW_FILE_STORES_IN_PRODUCTION says it is meant.
+        logger.warning(
+            "file_stores_in_production",
+            reason="ALLOW_FILE_STORES_IN_PRODUCTION is set and REDIS_URL is not: sessions and "
+            "the sign-in rate limit live in files of this one process; a second app process "
+            "would neither see these sessions nor share the limit",
+            state_dir=str(settings.state_dir),
+        )
     root = settings.state_dir / "stores"
     # FileStore.with_namespace() drops create_directories, so build each store directly.
     return {
-        name: FileStore(root / name, create_directories=True)
-        for name in (SESSION_STORE, RATE_LIMIT_STORE)
+        SESSION_STORE: SweptFileStore(root / SESSION_STORE, create_directories=True),
+        RATE_LIMIT_STORE: CountingFileStore(root / RATE_LIMIT_STORE, create_directories=True),
     }
 
 

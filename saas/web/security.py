@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request
 from litestar.config.csrf import CSRFConfig
-from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.datastructures import Cookie
+from litestar.middleware.csrf import generate_csrf_token
 
 from saas.auth.sessions import RATE_LIMIT_STORE
 from saas.config import Settings
+from saas.web.rate_limit import sign_in_rate_limit_middleware
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,19 +34,36 @@ def create_csrf_config(settings: Settings) -> CSRFConfig:
     )
 
 
-def _is_sign_in_path(request: Request[Any, Any, Any]) -> bool:
-    path = request.url.path
+def fresh_csrf_cookie(settings: Settings) -> Cookie:
+    """A new CSRF token for the browser, to send when the person behind it changes.
+
+    The middleware accepts a token equal to the cookie's and keeps whatever cookie the browser
+    has, so a token read before sign-in (or by the previous person, before sign-out) would stay
+    valid; replacing the cookie makes every earlier token fail.
+    """
+    config = create_csrf_config(settings)
+    return Cookie(
+        key=config.cookie_name,
+        value=generate_csrf_token(secret=config.secret),
+        path=config.cookie_path,
+        secure=config.cookie_secure,
+        httponly=config.cookie_httponly,
+        samesite=config.cookie_samesite,
+        domain=config.cookie_domain,
+    )
+
+
+def _is_sign_in_path(path: str) -> bool:
     return path in {"/login", "/callback", "/invitation"} or (
         path.startswith("/o/") and path.endswith("/login")
     )
 
 
-def create_login_rate_limit(settings: Settings) -> RateLimitConfig:
-    return RateLimitConfig(
-        rate_limit=("minute", settings.login_rate_limit_per_minute),
+def create_login_rate_limit(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
+    return sign_in_rate_limit_middleware(
+        limit=settings.login_rate_limit_per_minute,
         store=RATE_LIMIT_STORE,
-        check_throttle_handler=_is_sign_in_path,
-        set_rate_limit_headers=True,
+        applies_to=_is_sign_in_path,
     )
 
 

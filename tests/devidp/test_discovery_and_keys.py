@@ -66,6 +66,7 @@ def test_refuses_production() -> None:
         auth0_client_secret="prod-secret",
         auth0_management_client_secret="prod-secret-2",
         app_base_url="https://app.example.com",
+        redis_url="redis://127.0.0.1:6379/0",
     )
     with pytest.raises(RuntimeError, match="production"):
         create_devidp_app(settings)

@@ -40,6 +40,7 @@ def test_seed_is_refused_in_production(empty_sqlite_url: str) -> None:
         "AUTH0_CLIENT_SECRET": "real",
         "AUTH0_MANAGEMENT_CLIENT_SECRET": "real",
         "APP_BASE_URL": "https://app.example.com",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
     }
     result = subprocess.run(
         [sys.executable, "-m", "saas.cli", "seed"],

@@ -123,5 +123,5 @@ def test_sign_in_paths_are_rate_limited(tmp_path: Path, migrated_sqlite_template
         assert statuses[:5] == [200] * 5
         assert statuses[5] == 429
         limited = browser.get("/login", headers={"accept": "text/html"})
-        assert "Too many requests" in limited.text
+        assert "Too many sign-in attempts" in limited.text
         assert browser.get("/health").status_code == 200  # other paths are not limited

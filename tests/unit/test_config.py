@@ -3,9 +3,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import structlog
+from litestar.stores.file import FileStore
 
+from saas.auth.sessions import create_stores
 from saas.config import ConfigurationError, load_settings
 
 STRONG = "x" * 40
@@ -19,6 +23,7 @@ def production(**overrides: object) -> dict[str, object]:
         "auth0_client_secret": "real-client-secret",
         "auth0_management_client_secret": "real-m2m-secret",
         "app_base_url": "https://app.example.com",
+        "redis_url": "redis://redis.internal:6379/0",
     }
     values.update(overrides)
     return values
@@ -49,6 +54,7 @@ def test_valid_production_settings_are_accepted() -> None:
         ({"auth0_management_client_secret": "dev-insecure-x"}, "AUTH0_MANAGEMENT_CLIENT_SECRET"),
         ({"auth0_domain": None}, "AUTH0_DOMAIN is required"),
         ({"app_base_url": "http://app.example.com"}, "APP_BASE_URL must be https://"),
+        ({"redis_url": None}, "REDIS_URL is required: without it sessions and the sign-in"),
     ],
 )
 def test_production_refuses_development_values(override: dict[str, object], message: str) -> None:
@@ -114,3 +120,27 @@ def test_a_real_auth0_tenant_refuses_development_secrets_without_app_env() -> No
         auth0_management_client_secret="real",
     )
     assert settings.app_env == "development"
+
+
+def test_production_without_redis_says_why_it_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(**production(redis_url=None))
+    message = str(refused.value)
+    assert "REDIS_URL is required" in message
+    assert "a second process neither sees those sessions nor shares the limit" in message
+    assert "ALLOW_FILE_STORES_IN_PRODUCTION=true" in message
+
+
+def test_file_stores_in_production_only_when_asked_for_and_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        **production(redis_url=None, allow_file_stores_in_production=True, state_dir=tmp_path)
+    )
+    with structlog.testing.capture_logs() as logs:
+        stores = create_stores(settings)
+    assert all(isinstance(store, FileStore) for store in stores.values())
+    warnings = [entry for entry in logs if entry["event"] == "file_stores_in_production"]
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning"
+    assert "this one process" in warnings[0]["reason"]

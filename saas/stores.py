@@ -1,0 +1,176 @@
+"""The key-value stores kept outside SQL (sessions, sign-in counters), and their upkeep.
+
+Redis when REDIS_URL is set; files under STATE_DIR otherwise. Both kinds can count requests in
+a fixed window atomically (`WindowCounter`): Redis for every process sharing it, files only
+within one process, so without Redis the sign-in limit holds per app process.
+
+Files are deleted only when read after they expired; `sweep_expired_entries` deletes the rest
+on a timer, so sessions nobody returns to and stale counters do not pile up on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import anyio
+import msgspec
+import structlog
+from litestar.concurrency import sync_to_thread
+from litestar.stores.base import StorageObject, Store
+from litestar.stores.file import FileStore
+from litestar.stores.redis import RedisStore
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+logger = structlog.get_logger("saas.stores")
+
+# An interrupted write leaves its mkstemp() file behind; one this old is no write in progress.
+_ORPHAN_TEMP_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCount:
+    count: int  # requests in the current window, this one included
+    resets_in: float  # seconds until the window closes and the count starts again
+
+
+@runtime_checkable
+class WindowCounter(Protocol):
+    async def hit(self, key: str, window_seconds: int) -> WindowCount:
+        """Count one request against `key` in its current fixed window, atomically."""
+        ...
+
+
+# INCR and the expiry in one script: Redis runs it without interleaving any other command, so
+# concurrent callers on any number of processes each get a distinct count. The expiry is set
+# when the key has none (a new window), never moved, so the window stays fixed.
+_HIT_SCRIPT = b"""
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+
+class CountingRedisStore(RedisStore):
+    """Litestar's Redis store plus an atomic fixed-window counter."""
+
+    __slots__ = ("_hit_script",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hit_script = self._redis.register_script(_HIT_SCRIPT)
+
+    async def hit(self, key: str, window_seconds: int) -> WindowCount:
+        count, ttl_ms = await self._hit_script(
+            keys=[self._make_key(key)], args=[window_seconds * 1000]
+        )
+        return WindowCount(count=int(count), resets_in=int(ttl_ms) / 1000)
+
+
+class SweptFileStore(FileStore):
+    """Litestar's file store, with a sweep that survives other processes writing meanwhile."""
+
+    __slots__ = ()
+
+    async def delete_expired(self) -> None:
+        # FileStore.delete_expired() stops at the first file it cannot decode, such as a
+        # temporary file another request is writing at that moment, and leaves the rest.
+        await sync_to_thread(self._delete_expired_sync)
+
+    def _delete_expired_sync(self) -> int:
+        deleted = 0
+        try:
+            entries = list(os.scandir(self.path))
+        except FileNotFoundError:
+            return 0
+        now = time.time()
+        for entry in entries:
+            try:
+                before = entry.stat()
+                if ".tmp" in entry.name:
+                    if now - before.st_mtime > _ORPHAN_TEMP_SECONDS:
+                        Path(entry.path).unlink(missing_ok=True)
+                    continue
+                stored = StorageObject.from_bytes(Path(entry.path).read_bytes())
+                # A request may have replaced the file since it was read (a new window, a new
+                # session under the same id): delete only the very file that was read.
+                if stored.expired and os.stat(entry.path).st_ino == before.st_ino:
+                    Path(entry.path).unlink(missing_ok=True)
+                    deleted += 1
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                continue
+        return deleted
+
+
+class CountingFileStore(SweptFileStore):
+    """A file store with a fixed-window counter that is atomic within this process only."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, path: os.PathLike[str], *, create_directories: bool = False) -> None:
+        super().__init__(path, create_directories=create_directories)
+        # One lock for every caller in the process (Litestar builds a middleware per route).
+        self._lock = anyio.Lock()
+
+    async def hit(self, key: str, window_seconds: int) -> WindowCount:
+        async with self._lock:
+            now = time.time()
+            count, reset_at = 0, now + window_seconds
+            raw = await self.get(key)
+            if raw is not None:
+                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                    stored_count, stored_reset = msgspec.json.decode(raw, type=tuple[int, float])
+                    if stored_reset > now:
+                        count, reset_at = stored_count, stored_reset
+            count += 1
+            await self.set(
+                key,
+                msgspec.json.encode((count, reset_at)),
+                expires_in=max(1, math.ceil(reset_at - now)),
+            )
+            return WindowCount(count=count, resets_in=reset_at - now)
+
+
+def sweep_expired_entries(
+    stores: Iterable[Store], interval_seconds: float
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan task that deletes expired entries from the file stores every interval."""
+    swept = [store for store in stores if isinstance(store, FileStore)]
+
+    async def sweep_forever() -> None:
+        while True:
+            for store in swept:
+                try:
+                    await store.delete_expired()
+                except Exception:  # a full or unreadable disk must not end the sweeping
+                    logger.exception("store_sweep_failed", path=str(store.path))
+            await asyncio.sleep(interval_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if not swept:
+            yield
+            return
+        task = asyncio.create_task(sweep_forever(), name="store-sweep")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
