@@ -1,6 +1,8 @@
 """Invitation rules: one pending invitation per email per organization, never for an
 existing member, never for a role above the inviter's, accepted only by the invitee's email.
 
+"One open invitation per address" is the database's rule too (a partial unique index, see the
+model): two racing requests cannot both pass the check below; the loser gets the same 409.
 The inviter's own role is re-read inside the write's transaction (saas/auth/authority.py)."""
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import datetime
 from uuid import UUID
 
+from advanced_alchemy.exceptions import IntegrityError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
@@ -92,7 +95,10 @@ class InvitationService:
         authority: ActingMember | None,
         ttl: datetime.timedelta,
     ) -> tuple[Invitation, str]:
-        """Create an invitation; returns it with the plain ticket (shown once, never stored)."""
+        """Create an invitation; returns it with the plain ticket (shown once, never stored).
+
+        An expired invitation to the same address is closed (revoked) in the same transaction,
+        so that the new one is the address's only open invitation."""
         email = normalize_email(email)
         parsed_role = parse_role(role)
         actor_role = await acting_role(
@@ -101,27 +107,44 @@ class InvitationService:
         check_may_grant(actor_role, parsed_role)
         if await self._is_member(organization_id, email):
             raise Conflict(f"{email} is already a member of this organization.", field="email")
-        if await self.find_pending(organization_id, email) is not None:
+        now = utcnow()
+        open_invitations = await self._open_for(organization_id, email)
+        if any(inv.is_pending(now) for inv in open_invitations):
             raise _pending_conflict(email)
+        repository = self.repository_for(organization_id)
         ticket = new_ticket()
-        invitation = await self.repository_for(organization_id).add(
-            Invitation(
-                email=email,
-                role=parsed_role.value,
-                inviter_id=actor.user_id,
-                token_hash=hash_ticket(ticket),
-                expires_at=utcnow() + ttl,
-            ),
-            auto_commit=False,
-        )
+        try:
+            # A savepoint, so that losing the race leaves the request's transaction usable
+            # (PostgreSQL aborts a transaction on a failed statement) for the refusal page.
+            async with self.session.begin_nested():
+                for expired in open_invitations:
+                    expired.revoked_at = now
+                    await repository.update(expired, auto_commit=False)
+                    sync_invitation_later(self.session, expired.id)
+                invitation = await repository.add(
+                    Invitation(
+                        email=email,
+                        role=parsed_role.value,
+                        inviter_id=actor.user_id,
+                        token_hash=hash_ticket(ticket),
+                        expires_at=now + ttl,
+                    ),
+                    auto_commit=False,
+                )
+        except IntegrityError:
+            # uq_invitations_open_email: a concurrent request invited this address first.
+            raise _pending_conflict(email) from None
         sync_invitation_later(self.session, invitation.id)
+        details: dict[str, object] = {"email": email, "role": parsed_role.value}
+        if open_invitations:
+            details["replaces"] = [str(inv.id) for inv in open_invitations]
         await self._audit.record(
             "invitation.created",
             actor=actor,
             organization_id=organization_id,
             target_type="invitation",
             target_id=invitation.id,
-            details={"email": email, "role": parsed_role.value},
+            details=details,
         )
         return invitation, ticket
 
