@@ -166,7 +166,7 @@ class AdminController(Controller):
                     email=data.owner_email,
                     role=Role.OWNER,
                     actor=actor,
-                    actor_role=None,
+                    authority=None,
                     ttl=datetime.timedelta(days=settings.invitation_ttl_days),
                 )
         except DomainError as error:
@@ -320,7 +320,7 @@ class AdminController(Controller):
                 email=data.email,
                 role=Role.OWNER,
                 actor=actor,
-                actor_role=None,
+                authority=None,
                 ttl=datetime.timedelta(days=settings.invitation_ttl_days),
             )
 

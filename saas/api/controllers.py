@@ -167,7 +167,7 @@ class MembersApi(Controller):
             membership_id=member_id,
             role=data.role,
             actor=actor_from(request, tenant.user),
-            actor_role=tenant.role,
+            authority=tenant.acting,
         )
         user = await db_session.get_one(User, membership.user_id)
         return _member(membership, user)
@@ -189,7 +189,7 @@ class MembersApi(Controller):
             organization_id=tenant.organization.id,
             membership_id=member_id,
             actor=actor_from(request, tenant.user),
-            actor_role=tenant.role,
+            authority=tenant.acting,
         )
 
 
@@ -226,7 +226,7 @@ class InvitationsApi(Controller):
             email=data.email,
             role=data.role,
             actor=actor_from(request, tenant.user),
-            actor_role=tenant.role,
+            authority=tenant.acting,
             ttl=datetime.timedelta(days=settings.invitation_ttl_days),
         )
         return _invitation(invitation)
@@ -248,7 +248,7 @@ class InvitationsApi(Controller):
             organization_id=tenant.organization.id,
             invitation_id=invitation_id,
             actor=actor_from(request, tenant.user),
-            actor_role=tenant.role,
+            authority=tenant.acting,
         )
 
 
@@ -294,7 +294,7 @@ class ProjectsApi(Controller):
         data: ProjectIn,
     ) -> ProjectOut:
         project = await self._service(db_session, tenant).create_project(
-            name=data.name, actor=actor_from(request, tenant.user)
+            name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
         )
         return _project(project)
 
@@ -312,7 +312,10 @@ class ProjectsApi(Controller):
         data: ProjectIn,
     ) -> ProjectOut:
         project = await self._service(db_session, tenant).rename_project(
-            project_id=project_id, name=data.name, actor=actor_from(request, tenant.user)
+            project_id=project_id,
+            name=data.name,
+            actor=actor_from(request, tenant.user),
+            authority=tenant.acting,
         )
         return _project(project)
 
@@ -330,7 +333,7 @@ class ProjectsApi(Controller):
         project_id: FromPath[UUID],
     ) -> None:
         await self._service(db_session, tenant).delete_project(
-            project_id=project_id, actor=actor_from(request, tenant.user)
+            project_id=project_id, actor=actor_from(request, tenant.user), authority=tenant.acting
         )
 
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.db.models import AuditEvent, User
 from saas.db.search import contains_any
+from saas.db.tenant_repository import TenantScopedRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +63,19 @@ class AuditCursor:
             return None
 
 
-class AuditEventRepository(SQLAlchemyAsyncRepository[AuditEvent]):
+class AuditEventRepository(TenantScopedRepository[AuditEvent]):
     model_type = AuditEvent
 
 
-class AuditService(SQLAlchemyAsyncRepositoryService[AuditEvent, AuditEventRepository]):
-    repository_type = AuditEventRepository
+class AuditService:
+    """An organization's events go through a repository scoped to it; platform events (no
+    organization: a failed sign-in, an operator's action) are the only ones written without."""
+
+    def __init__(self, *, session: AsyncSession | async_scoped_session[AsyncSession]) -> None:
+        self.session = session
+
+    def repository_for(self, organization_id: UUID) -> AuditEventRepository:
+        return AuditEventRepository(session=self.session, organization_id=organization_id)
 
     async def record(
         self,
@@ -93,7 +100,11 @@ class AuditService(SQLAlchemyAsyncRepositoryService[AuditEvent, AuditEventReposi
             ip_address=actor.ip_address,
             user_agent=(actor.user_agent or "")[:512] or None,
         )
-        return await self.repository.add(event, auto_commit=False)
+        if organization_id is None:
+            self.session.add(event)
+            await self.session.flush()
+            return event
+        return await self.repository_for(organization_id).add(event, auto_commit=False)
 
     async def page_for_organization(
         self,
@@ -106,11 +117,11 @@ class AuditService(SQLAlchemyAsyncRepositoryService[AuditEvent, AuditEventReposi
     ) -> tuple[list[AuditEntry], AuditCursor | None]:
         """Newest first, keyset-paginated on (created_at, id). Two queries whatever the page
         size: the events with their actors, then the target users of the page."""
-        session = self.repository.session
+        session = self.session
         statement = (
-            select(AuditEvent, User)
+            self.repository_for(organization_id)
+            .statement.add_columns(User)
             .outerjoin(User, User.id == AuditEvent.actor_id)
-            .where(AuditEvent.organization_id == organization_id)
         )
         if action:
             statement = statement.where(AuditEvent.action == action)

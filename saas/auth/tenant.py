@@ -20,6 +20,7 @@ from litestar.connection import ASGIConnection
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.auth.authority import ActingMember
 from saas.auth.context import active_organization_id, session_user_id
 from saas.auth.permissions import Permission, Role, has_permission
 from saas.auth.provider import OIDCProvider
@@ -56,6 +57,11 @@ class TenantContext:
     @property
     def role(self) -> Role:
         return Role(self.membership.role)
+
+    @property
+    def acting(self) -> ActingMember:
+        """Who writes: services re-read this member's role inside the write's transaction."""
+        return ActingMember(user_id=self.user.id, token_permissions=self.token_permissions)
 
     def can(self, permission: Permission | str) -> bool:
         allowed_by_role = has_permission(self.role, permission)

@@ -14,11 +14,7 @@ from saas.audit.services import Actor
 from saas.db import demo_data
 from saas.db.models import Organization
 from saas.members.services import MembershipService
-from saas.organizations.services import (
-    ConnectionRepository,
-    DomainRepository,
-    OrganizationService,
-)
+from saas.organizations.services import OrganizationService
 from saas.users.services import UserService
 
 
@@ -49,15 +45,13 @@ async def _seed_organization(
         )
         report.created.append(f"organization {spec.slug}")
     for domain in spec.domains:
-        if not await DomainRepository(session=session).exists(domain=domain):
+        if not await orgs.domain_is_claimed(domain):
             await orgs.add_domain(
                 organization_id=organization.id, domain=domain, actor=actor, verified=True
             )
             report.created.append(f"domain {domain}")
     connection = spec.connection
-    if connection and not await ConnectionRepository(session=session).exists(
-        auth0_connection_name=connection.name
-    ):
+    if connection and not await orgs.connection_name_is_taken(connection.name):
         await orgs.add_connection(
             organization_id=organization.id,
             name=connection.name,

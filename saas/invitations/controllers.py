@@ -20,6 +20,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.auth.authority import AuthorityRefused
 from saas.auth.context import actor_from
 from saas.auth.guards import provide_tenant, requires
 from saas.auth.permissions import Permission
@@ -190,10 +191,12 @@ class InvitationsController(Controller):
                         email=email,
                         role=data.role,
                         actor=actor,
-                        actor_role=tenant.role,
+                        authority=tenant.acting,
                         ttl=ttl,
                     )
                     invited.append(invitation.email)
+                except AuthorityRefused:
+                    raise  # answered like the guard would have, not as a form error
                 except DomainError as error:
                     failures.append(error)
         if failures:
@@ -277,11 +280,11 @@ class InvitationsController(Controller):
                 organization_id=tenant.organization.id,
                 invitation_id=invitation_id,
                 actor=actor_from(request, tenant.user),
-                actor_role=tenant.role,
+                authority=tenant.acting,
                 ttl=datetime.timedelta(days=settings.invitation_ttl_days),
             )
         except DomainError as error:
-            if error.status_code == 404:
+            if isinstance(error, AuthorityRefused) or error.status_code == 404:
                 raise
             return await self._panel(request, tenant, db_session, error=error)
         return await self._panel(
@@ -306,10 +309,10 @@ class InvitationsController(Controller):
                 organization_id=tenant.organization.id,
                 invitation_id=invitation_id,
                 actor=actor_from(request, tenant.user),
-                actor_role=tenant.role,
+                authority=tenant.acting,
             )
         except DomainError as error:
-            if error.status_code == 404:
+            if isinstance(error, AuthorityRefused) or error.status_code == 404:
                 raise
             return await self._panel(request, tenant, db_session, error=error)
         return await self._panel(

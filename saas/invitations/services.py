@@ -1,20 +1,26 @@
 """Invitation rules: one pending invitation per email per organization, never for an
-existing member, never for a role above the inviter's, accepted only by the invitee's email."""
+existing member, never for a role above the inviter's, accepted only by the invitee's email.
+
+"One open invitation per address" is the database's rule too (a partial unique index, see the
+model): two racing requests cannot both pass the check below; the loser gets the same 409.
+The inviter's own role is re-read inside the write's transaction (saas/auth/authority.py)."""
 
 from __future__ import annotations
 
 import datetime
 from uuid import UUID
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from advanced_alchemy.exceptions import IntegrityError
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth.permissions import Role
+from saas.auth.authority import ActingMember, acting_role
+from saas.auth.permissions import Permission, Role
 from saas.auth0.jobs import sync_invitation_later
 from saas.db.models import Invitation, Membership, User
+from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, NotFound
 from saas.invitations.tickets import hash_ticket, new_ticket
 from saas.members.services import MembershipService, check_may_grant, parse_role
@@ -25,49 +31,59 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class InvitationRepository(SQLAlchemyAsyncRepository[Invitation]):
+class InvitationRepository(TenantScopedRepository[Invitation]):
     model_type = Invitation
 
 
-class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationRepository]):
-    repository_type = InvitationRepository
+def _pending_conflict(email: str) -> Conflict:
+    return Conflict(f"{email} already has a pending invitation.", field="email")
+
+
+class InvitationService:
+    """Every method names its organization and works through a repository scoped to it."""
+
+    def __init__(self, *, session: AsyncSession | async_scoped_session[AsyncSession]) -> None:
+        self.session = session
+
+    def repository_for(self, organization_id: UUID) -> InvitationRepository:
+        return InvitationRepository(session=self.session, organization_id=organization_id)
 
     @property
     def _audit(self) -> AuditService:
-        return AuditService(session=self.repository.session)
+        return AuditService(session=self.session)
 
     async def _is_member(self, organization_id: UUID, email: str) -> bool:
-        stmt = (
-            select(Membership.id)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.organization_id == organization_id, User.email == email)
-            .limit(1)
+        return bool(
+            await MembershipService(session=self.session).member_emails(organization_id, [email])
         )
-        return (await self.repository.session.execute(stmt)).first() is not None
 
     async def page(
         self, organization_id: UUID, *, open_only: bool, limit: int, offset: int
     ) -> tuple[list[Invitation], int]:
         """Newest first. `open_only`: neither accepted nor revoked (expired ones stay visible,
         marked, so an admin can resend them)."""
-        statement = select(Invitation).where(Invitation.organization_id == organization_id)
+        statement = self.repository_for(organization_id).statement
         if open_only:
             statement = statement.where(
                 Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)
             )
-        total = await self.repository.session.scalar(
-            select(func.count()).select_from(statement.subquery())
-        )
-        rows = await self.repository.session.execute(
+        total = await self.session.scalar(select(func.count()).select_from(statement.subquery()))
+        rows = await self.session.execute(
             statement.order_by(Invitation.created_at.desc(), Invitation.id)
             .limit(limit)
             .offset(offset)
         )
         return list(rows.scalars()), int(total or 0)
 
+    async def _open_for(self, organization_id: UUID, email: str) -> list[Invitation]:
+        """Neither accepted nor revoked: what the unique index allows one of per address."""
+        return await self.repository_for(organization_id).get_many(
+            Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), email=email
+        )
+
     async def find_pending(self, organization_id: UUID, email: str) -> Invitation | None:
-        candidates = await self.repository.get_many(organization_id=organization_id, email=email)
         now = utcnow()
+        candidates = await self._open_for(organization_id, email)
         return next((inv for inv in candidates if inv.is_pending(now)), None)
 
     async def invite(
@@ -77,37 +93,59 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         email: str,
         role: Role | str,
         actor: Actor,
-        actor_role: Role | None,
+        authority: ActingMember | None,
         ttl: datetime.timedelta,
     ) -> tuple[Invitation, str]:
-        """Create an invitation; returns it with the plain ticket (shown once, never stored)."""
+        """Create an invitation; returns it with the plain ticket (shown once, never stored).
+
+        An expired invitation to the same address is closed (revoked) in the same transaction,
+        so that the new one is the address's only open invitation."""
         email = normalize_email(email)
         parsed_role = parse_role(role)
+        actor_role = await acting_role(
+            self.session, organization_id, authority, Permission.MEMBERS_INVITE
+        )
         check_may_grant(actor_role, parsed_role)
         if await self._is_member(organization_id, email):
             raise Conflict(f"{email} is already a member of this organization.", field="email")
-        if await self.find_pending(organization_id, email) is not None:
-            raise Conflict(f"{email} already has a pending invitation.", field="email")
+        now = utcnow()
+        open_invitations = await self._open_for(organization_id, email)
+        if any(inv.is_pending(now) for inv in open_invitations):
+            raise _pending_conflict(email)
+        repository = self.repository_for(organization_id)
         ticket = new_ticket()
-        invitation = await self.repository.add(
-            Invitation(
-                organization_id=organization_id,
-                email=email,
-                role=parsed_role.value,
-                inviter_id=actor.user_id,
-                token_hash=hash_ticket(ticket),
-                expires_at=utcnow() + ttl,
-            ),
-            auto_commit=False,
-        )
-        sync_invitation_later(self.repository.session, invitation.id)
+        try:
+            # A savepoint, so that losing the race leaves the request's transaction usable
+            # (PostgreSQL aborts a transaction on a failed statement) for the refusal page.
+            async with self.session.begin_nested():
+                for expired in open_invitations:
+                    expired.revoked_at = now
+                    await repository.update(expired, auto_commit=False)
+                    sync_invitation_later(self.session, expired.id)
+                invitation = await repository.add(
+                    Invitation(
+                        email=email,
+                        role=parsed_role.value,
+                        inviter_id=actor.user_id,
+                        token_hash=hash_ticket(ticket),
+                        expires_at=now + ttl,
+                    ),
+                    auto_commit=False,
+                )
+        except IntegrityError:
+            # uq_invitations_open_email: a concurrent request invited this address first.
+            raise _pending_conflict(email) from None
+        sync_invitation_later(self.session, invitation.id)
+        details: dict[str, object] = {"email": email, "role": parsed_role.value}
+        if open_invitations:
+            details["replaces"] = [str(inv.id) for inv in open_invitations]
         await self._audit.record(
             AuditAction.INVITATION_CREATED,
             actor=actor,
             organization_id=organization_id,
             target_type="invitation",
             target_id=invitation.id,
-            details={"email": email, "role": parsed_role.value},
+            details=details,
         )
         return invitation, ticket
 
@@ -116,15 +154,15 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
     ) -> Invitation:
         """Auth0 issues the ticket that its invitation link carries; from then on that ticket,
         not ours, is what /invitation checks (still only as a hash)."""
-        invitation = await self.repository.get(invitation_id)
+        invitation = await self.session.get_one(Invitation, invitation_id)
         invitation.auth0_invitation_id = auth0_invitation_id
         invitation.token_hash = hash_ticket(ticket)
-        return await self.repository.update(invitation, auto_commit=False)
+        return await self.repository_for(invitation.organization_id).update(
+            invitation, auto_commit=False
+        )
 
     async def _get_in_org(self, organization_id: UUID, invitation_id: UUID) -> Invitation:
-        invitation = await self.repository.get_one_or_none(
-            id=invitation_id, organization_id=organization_id
-        )
+        invitation = await self.repository_for(organization_id).get_one_or_none(id=invitation_id)
         if invitation is None:
             raise NotFound("No such invitation in this organization.")
         return invitation
@@ -135,8 +173,11 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         organization_id: UUID,
         invitation_id: UUID,
         actor: Actor,
-        actor_role: Role | None = None,
+        authority: ActingMember | None = None,
     ) -> Invitation:
+        actor_role = await acting_role(
+            self.session, organization_id, authority, Permission.MEMBERS_INVITE
+        )
         invitation = await self._get_in_org(organization_id, invitation_id)
         # An admin may neither re-arm nor withdraw an invitation above their own role.
         check_may_grant(actor_role, Role(invitation.role))
@@ -144,8 +185,10 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
             raise Conflict("This invitation was already accepted.")
         if invitation.revoked_at is None:
             invitation.revoked_at = utcnow()
-            invitation = await self.repository.update(invitation, auto_commit=False)
-            sync_invitation_later(self.repository.session, invitation.id)
+            invitation = await self.repository_for(organization_id).update(
+                invitation, auto_commit=False
+            )
+            sync_invitation_later(self.session, invitation.id)
             await self._audit.record(
                 AuditAction.INVITATION_REVOKED,
                 actor=actor,
@@ -163,9 +206,12 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         invitation_id: UUID,
         actor: Actor,
         ttl: datetime.timedelta,
-        actor_role: Role | None = None,
+        authority: ActingMember | None = None,
     ) -> tuple[Invitation, str]:
         """A new ticket and a fresh expiry; the old ticket stops working at once."""
+        actor_role = await acting_role(
+            self.session, organization_id, authority, Permission.MEMBERS_INVITE
+        )
         invitation = await self._get_in_org(organization_id, invitation_id)
         check_may_grant(actor_role, Role(invitation.role))
         if invitation.accepted_at is not None or invitation.revoked_at is not None:
@@ -175,9 +221,11 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         invitation.token_hash = hash_ticket(ticket)
         invitation.auth0_invitation_id = None
         invitation.expires_at = utcnow() + ttl
-        invitation = await self.repository.update(invitation, auto_commit=False)
+        invitation = await self.repository_for(organization_id).update(
+            invitation, auto_commit=False
+        )
         # Auth0 gets a new invitation (a new ticket, emailed again) and loses the old one.
-        sync_invitation_later(self.repository.session, invitation.id, delete_auth0_ids=stale)
+        sync_invitation_later(self.session, invitation.id, delete_auth0_ids=stale)
         await self._audit.record(
             AuditAction.INVITATION_RESENT,
             actor=actor,
@@ -189,8 +237,8 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         return invitation, ticket
 
     async def get_pending_by_ticket(self, organization_id: UUID, ticket: str) -> Invitation:
-        invitation = await self.repository.get_one_or_none(
-            token_hash=hash_ticket(ticket), organization_id=organization_id
+        invitation = await self.repository_for(organization_id).get_one_or_none(
+            token_hash=hash_ticket(ticket)
         )
         if invitation is None or not invitation.is_pending(utcnow()):
             # One message for unknown, expired, revoked and used: nothing to probe.
@@ -204,7 +252,7 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
         if normalize_email(user.email) != invitation.email:
             raise Forbidden("This invitation was sent to a different email address.")
         invitation.accepted_at = utcnow()
-        await self.repository.update(invitation, auto_commit=False)
+        await self.repository_for(organization_id).update(invitation, auto_commit=False)
         await self._audit.record(
             AuditAction.INVITATION_ACCEPTED,
             actor=actor,
@@ -213,7 +261,7 @@ class InvitationService(SQLAlchemyAsyncRepositoryService[Invitation, InvitationR
             target_id=invitation.id,
             details={"email": invitation.email, "role": invitation.role},
         )
-        members = MembershipService(session=self.repository.session)
+        members = MembershipService(session=self.session)
         existing = await members.find(organization_id, user.id)
         if existing is not None:
             return existing

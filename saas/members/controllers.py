@@ -26,6 +26,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.auth.authority import AuthorityRefused
 from saas.auth.context import actor_from
 from saas.auth.guards import provide_tenant, requires
 from saas.auth.permissions import ROLE_RANK, Permission, Role
@@ -360,8 +361,8 @@ class MembersController(Controller):
         """A refusal: the row again, unchanged, with the reason beside its controls."""
         if not is_fragment(request):
             return await members_page(tenant, db, alert=error.detail, status_code=error.status_code)
-        membership = await MembershipService(session=db).get_one_or_none(
-            id=membership_id, organization_id=tenant.organization.id
+        membership = await MembershipService(session=db).find_by_id(
+            tenant.organization.id, membership_id
         )
         if membership is None:
             raise error
@@ -395,10 +396,10 @@ class MembersController(Controller):
                 membership_id=member_id,
                 role=data.role,
                 actor=actor_from(request, tenant.user),
-                actor_role=tenant.role,
+                authority=tenant.acting,
             )
         except DomainError as error:
-            if error.status_code == 404:
+            if isinstance(error, AuthorityRefused) or error.status_code == 404:
                 raise
             return await self._row_response(request, tenant, db_session, member_id, error)
         if not is_fragment(request):
@@ -434,10 +435,10 @@ class MembersController(Controller):
                 organization_id=tenant.organization.id,
                 membership_id=member_id,
                 actor=actor_from(request, tenant.user),
-                actor_role=tenant.role,
+                authority=tenant.acting,
             )
         except DomainError as error:
-            if error.status_code == 404:
+            if isinstance(error, AuthorityRefused) or error.status_code == 404:
                 raise
             return await self._row_response(request, tenant, db_session, member_id, error)
         if not is_fragment(request):
@@ -470,7 +471,7 @@ class MembersController(Controller):
                 actor=actor_from(request, tenant.user),
             )
         except DomainError as error:
-            if error.status_code == 404:
+            if isinstance(error, AuthorityRefused) or error.status_code == 404:
                 raise
             return await self._row_response(request, tenant, db_session, member_id, error)
         if not is_fragment(request):
@@ -497,6 +498,8 @@ class MembersController(Controller):
                 user_id=tenant.user.id,
                 actor=actor_from(request, tenant.user),
             )
+        except AuthorityRefused:
+            raise
         except DomainError as error:
             if not is_fragment(request):
                 return await members_page(

@@ -4,6 +4,9 @@
 - The last owner of an organization can never be removed or demoted, even by racing requests:
   every owner-affecting change takes the organization's lock first, then re-reads.
 - Every change writes its audit event in the same transaction.
+- A member's change re-reads the actor's own role inside that transaction, under the same lock
+  (saas/auth/authority.py): a role lost while the request was arriving is not used.
+- Every read and write of memberships goes through a repository scoped to one organization.
 """
 
 from __future__ import annotations
@@ -13,19 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth.permissions import Role, outranks_or_equals
+from saas.auth.authority import ActingMember, acting_role, require_permission_in_txn
+from saas.auth.permissions import Permission, Role, outranks_or_equals
 from saas.auth0.jobs import sync_member_later
 from saas.db.keyset import Cursor, SortKey
 from saas.db.models import Membership, Organization, User
 from saas.db.search import contains_any
+from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
-from saas.organizations.locks import lock_organization
 
 
 def parse_role(value: str) -> Role:
@@ -93,27 +96,32 @@ class MemberPage:
         return self.next_cursor is not None
 
 
-class MembershipRepository(SQLAlchemyAsyncRepository[Membership]):
+class MembershipRepository(TenantScopedRepository[Membership]):
     model_type = Membership
 
 
-class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipRepository]):
-    repository_type = MembershipRepository
+class MembershipService:
+    """Every method names its organization and works through a repository scoped to it."""
+
+    def __init__(self, *, session: AsyncSession | async_scoped_session[AsyncSession]) -> None:
+        self.session = session
+
+    def repository_for(self, organization_id: UUID) -> MembershipRepository:
+        return MembershipRepository(session=self.session, organization_id=organization_id)
 
     @property
     def _audit(self) -> AuditService:
-        return AuditService(session=self.repository.session)
+        return AuditService(session=self.session)
 
     async def find(self, organization_id: UUID, user_id: UUID) -> Membership | None:
-        return await self.repository.get_one_or_none(
-            organization_id=organization_id, user_id=user_id
-        )
+        return await self.repository_for(organization_id).get_one_or_none(user_id=user_id)
+
+    async def find_by_id(self, organization_id: UUID, membership_id: UUID) -> Membership | None:
+        # An id from another tenant is simply not found.
+        return await self.repository_for(organization_id).get_one_or_none(id=membership_id)
 
     async def _get_in_org(self, organization_id: UUID, membership_id: UUID) -> Membership:
-        # Always filtered by organization: an id from another tenant is simply not found.
-        membership = await self.repository.get_one_or_none(
-            id=membership_id, organization_id=organization_id
-        )
+        membership = await self.find_by_id(organization_id, membership_id)
         if membership is None:
             raise NotFound("No such member in this organization.")
         return membership
@@ -157,7 +165,7 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         found: list[tuple[Membership, User]] = []
         for where in ranges:
             bounded = statement if where is None else statement.where(where)
-            result = await self.repository.session.execute(bounded.limit(limit + 1 - len(found)))
+            result = await self.session.execute(bounded.limit(limit + 1 - len(found)))
             found.extend((membership, user) for membership, user in result.tuples())
             if len(found) > limit:
                 break
@@ -232,14 +240,15 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
             .limit(MATCH_COUNT_CAP + 1)
         )
         counted = select(func.count()).select_from(matching.subquery())
-        return int(await self.repository.session.scalar(counted) or 0)
+        return int(await self.session.scalar(counted) or 0)
 
-    @staticmethod
-    def _member_rows(organization_id: UUID, search: str | None) -> Select[tuple[Membership, User]]:
+    def _member_rows(
+        self, organization_id: UUID, search: str | None
+    ) -> Select[tuple[Membership, User]]:
         statement = (
-            select(Membership, User)
+            self.repository_for(organization_id)
+            .statement.add_columns(User)
             .join(User, User.id == Membership.user_id)
-            .where(Membership.organization_id == organization_id)
         )
         if search and search.strip():
             statement = statement.where(contains_any([User.name, User.email], search.strip()))
@@ -248,17 +257,14 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
     async def _count_member(self, organization_id: UUID, change: int) -> None:
         # Atomic in the database (`member_count + 1`), so concurrent joins cannot lose a count;
         # in the same transaction as the membership row it counts.
-        await self.repository.session.execute(
+        await self.session.execute(
             update(Organization)
             .where(Organization.id == organization_id)
             .values(member_count=Organization.member_count + change)
         )
 
     async def count_owners(self, organization_id: UUID) -> int:
-        stmt = select(func.count()).where(
-            Membership.organization_id == organization_id, Membership.role == Role.OWNER.value
-        )
-        return int((await self.repository.session.execute(stmt)).scalar_one())
+        return await self.repository_for(organization_id).count(Membership.role == Role.OWNER.value)
 
     async def add(
         self,
@@ -274,12 +280,12 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         check_may_grant(actor_role, role)
         if await self.find(organization_id, user_id) is not None:
             raise Conflict("This user is already a member of the organization.")
-        membership = await self.repository.add(
-            Membership(organization_id=organization_id, user_id=user_id, role=role.value),
+        membership = await self.repository_for(organization_id).add(
+            Membership(user_id=user_id, role=role.value),
             auto_commit=False,
         )
         await self._count_member(organization_id, +1)
-        sync_member_later(self.repository.session, organization_id, user_id)
+        sync_member_later(self.session, organization_id, user_id)
         await self._audit.record(
             AuditAction.MEMBER_ADDED,
             actor=actor,
@@ -297,13 +303,19 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         membership_id: UUID,
         role: Role | str,
         actor: Actor,
-        actor_role: Role | None = None,
+        authority: ActingMember | None = None,
     ) -> Membership:
         new_role = parse_role(role)
+        actor_role = await acting_role(
+            self.session,
+            organization_id,
+            authority,
+            Permission.MEMBERS_MANAGE,
+            lock_organization=True,
+        )
         check_may_grant(actor_role, new_role)
-        await lock_organization(self.repository.session, organization_id)
         membership = await self._get_in_org(organization_id, membership_id)
-        await self.repository.session.refresh(membership)
+        await self.session.refresh(membership)
         old_role = Role(membership.role)
         if old_role == new_role:
             return membership
@@ -312,8 +324,10 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         if old_role == Role.OWNER and await self.count_owners(organization_id) <= 1:
             raise LastOwnerError
         membership.role = new_role.value
-        membership = await self.repository.update(membership, auto_commit=False)
-        sync_member_later(self.repository.session, organization_id, membership.user_id)
+        membership = await self.repository_for(organization_id).update(
+            membership, auto_commit=False
+        )
+        sync_member_later(self.session, organization_id, membership.user_id)
         await self._audit.record(
             AuditAction.MEMBER_ROLE_CHANGED,
             actor=actor,
@@ -330,19 +344,38 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         organization_id: UUID,
         membership_id: UUID,
         actor: Actor,
-        actor_role: Role | None = None,
+        authority: ActingMember | None = None,
+    ) -> Membership:
+        actor_role = await acting_role(
+            self.session,
+            organization_id,
+            authority,
+            Permission.MEMBERS_MANAGE,
+            lock_organization=True,
+        )
+        return await self._remove_locked(
+            organization_id, membership_id, actor=actor, actor_role=actor_role
+        )
+
+    async def _remove_locked(
+        self,
+        organization_id: UUID,
+        membership_id: UUID,
+        *,
+        actor: Actor,
+        actor_role: Role | None,
         action: AuditAction = AuditAction.MEMBER_REMOVED,
     ) -> Membership:
-        await lock_organization(self.repository.session, organization_id)
+        """`remove()` once the organization lock is held and the actor's role is known."""
         membership = await self._get_in_org(organization_id, membership_id)
-        await self.repository.session.refresh(membership)
+        await self.session.refresh(membership)
         if membership.role == Role.OWNER and actor_role not in (None, Role.OWNER):
             raise Forbidden("Only an owner can remove another owner.")
         if membership.role == Role.OWNER and await self.count_owners(organization_id) <= 1:
             raise LastOwnerError
-        await self.repository.delete(membership.id, auto_commit=False)
+        await self.repository_for(organization_id).delete(membership.id, auto_commit=False)
         await self._count_member(organization_id, -1)
-        sync_member_later(self.repository.session, organization_id, membership.user_id)
+        sync_member_later(self.session, organization_id, membership.user_id)
         await self._audit.record(
             action,
             actor=actor,
@@ -355,12 +388,12 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
 
     async def leave(self, *, organization_id: UUID, user_id: UUID, actor: Actor) -> Membership:
         """The member leaves on their own. Same rules as `remove()` (the last owner cannot)."""
-        membership = await self.find(organization_id, user_id)
-        if membership is None:
-            raise NotFound("You are not a member of this organization.")
-        return await self.remove(
-            organization_id=organization_id,
-            membership_id=membership.id,
+        membership = await require_permission_in_txn(
+            self.session, organization_id, user_id, Permission.MEMBERS_READ, lock_organization=True
+        )
+        return await self._remove_locked(
+            organization_id,
+            membership.id,
             actor=actor,
             actor_role=Role(membership.role),
             action=AuditAction.MEMBER_LEFT,
@@ -376,24 +409,25 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         """
         if actor.user_id is None:
             raise Forbidden("Only an owner can transfer ownership.")
-        await lock_organization(self.repository.session, organization_id)
-        current = await self.find(organization_id, actor.user_id)
-        if current is None:
-            raise Forbidden("Only an owner can transfer ownership.")
-        await self.repository.session.refresh(current)
-        if current.role != Role.OWNER:
-            raise Forbidden("Only an owner can transfer ownership.")
+        current = await require_permission_in_txn(
+            self.session,
+            organization_id,
+            actor.user_id,
+            Permission.OWNERSHIP,
+            lock_organization=True,
+        )
         target = await self._get_in_org(organization_id, membership_id)
-        await self.repository.session.refresh(target)
+        await self.session.refresh(target)
         if target.id == current.id:
             raise InvalidInput("Choose another member to transfer ownership to.", field="member")
         previous_role = target.role
         target.role = Role.OWNER.value
-        target = await self.repository.update(target, auto_commit=False)
+        repository = self.repository_for(organization_id)
+        target = await repository.update(target, auto_commit=False)
         current.role = Role.ADMIN.value
-        current = await self.repository.update(current, auto_commit=False)
-        sync_member_later(self.repository.session, organization_id, target.user_id)
-        sync_member_later(self.repository.session, organization_id, current.user_id)
+        current = await repository.update(current, auto_commit=False)
+        sync_member_later(self.session, organization_id, target.user_id)
+        sync_member_later(self.session, organization_id, current.user_id)
         await self._audit.record(
             AuditAction.OWNERSHIP_TRANSFERRED,
             actor=actor,
@@ -413,8 +447,9 @@ class MembershipService(SQLAlchemyAsyncRepositoryService[Membership, MembershipR
         if not emails:
             return set()
         stmt = (
-            select(User.email)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.organization_id == organization_id, User.email.in_(emails))
+            self.repository_for(organization_id)
+            .statement.with_only_columns(User.email, maintain_column_froms=True)
+            .join(User, User.id == Membership.user_id)
+            .where(User.email.in_(emails))
         )
-        return set((await self.repository.session.execute(stmt)).scalars())
+        return set((await self.session.execute(stmt)).scalars())

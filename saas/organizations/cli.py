@@ -188,7 +188,7 @@ def invite_owner(slug: str, email: str) -> None:
             email=email,
             role=Role.OWNER,
             actor=CLI_ACTOR,
-            actor_role=None,
+            authority=None,
             ttl=datetime.timedelta(days=settings.invitation_ttl_days),
         )
         return invitation.email

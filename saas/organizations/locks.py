@@ -15,12 +15,19 @@ async def lock_organization(
 ) -> None:
     """Hold the organization's row lock until the transaction ends.
 
-    PostgreSQL: SELECT ... FOR UPDATE, so a second transaction that wants the same lock waits
-    and then reads the first one's committed rows. SQLite has no row locks; a no-op UPDATE
-    takes its database write lock instead, which serializes writers the same way.
+    PostgreSQL: SELECT ... FOR NO KEY UPDATE, so a second transaction that wants the same lock
+    waits and then reads the first one's committed rows. Not FOR UPDATE: that also blocks the
+    key-share lock every insert referencing the organization takes for its foreign key, and a
+    write that holds a member's row (saas/auth/authority.py) would deadlock with a removal of
+    that member holding this lock. SQLite has no row locks; a no-op UPDATE takes its database
+    write lock instead, which serializes writers the same way.
     """
     if session.get_bind().dialect.name == "postgresql":
-        stmt = select(Organization.id).where(Organization.id == organization_id).with_for_update()
+        stmt = (
+            select(Organization.id)
+            .where(Organization.id == organization_id)
+            .with_for_update(key_share=True)
+        )
         await session.execute(stmt)
     else:
         await session.execute(

@@ -1,4 +1,9 @@
-"""Organizations and their email domains."""
+"""Organizations, and their email domains and connections.
+
+Domains and connections are tenant rows, read and written through repositories scoped to their
+organization. Two questions are deliberately asked across organizations, by name: whether a
+domain is claimed anywhere (one domain routes to one organization) and whether an Auth0
+connection name is taken (names are unique per Auth0 tenant)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
@@ -22,6 +27,7 @@ from saas.db.models import (
     OrganizationStatus,
 )
 from saas.db.search import contains_any
+from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, InvalidInput, NotFound
 from saas.members.services import parse_role
 from saas.organizations.consumer_domains import is_consumer_domain
@@ -48,11 +54,11 @@ class OrganizationRepository(SQLAlchemyAsyncRepository[Organization]):
     model_type = Organization
 
 
-class DomainRepository(SQLAlchemyAsyncRepository[OrganizationDomain]):
+class DomainRepository(TenantScopedRepository[OrganizationDomain]):
     model_type = OrganizationDomain
 
 
-class ConnectionRepository(SQLAlchemyAsyncRepository[EnterpriseConnection]):
+class ConnectionRepository(TenantScopedRepository[EnterpriseConnection]):
     model_type = EnterpriseConnection
 
 
@@ -63,13 +69,23 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
     def _audit(self) -> AuditService:
         return AuditService(session=self.repository.session)
 
-    @property
-    def _domains(self) -> DomainRepository:
-        return DomainRepository(session=self.repository.session)
+    def _domains(self, organization_id: UUID) -> DomainRepository:
+        return DomainRepository(session=self.repository.session, organization_id=organization_id)
 
-    @property
-    def _connections(self) -> ConnectionRepository:
-        return ConnectionRepository(session=self.repository.session)
+    def _connections(self, organization_id: UUID) -> ConnectionRepository:
+        return ConnectionRepository(
+            session=self.repository.session, organization_id=organization_id
+        )
+
+    async def domain_is_claimed(self, domain: str) -> bool:
+        """By any organization: a domain routes sign-ins to one organization only."""
+        statement = select(exists().where(OrganizationDomain.domain == normalize_domain(domain)))
+        return bool(await self.repository.session.scalar(statement))
+
+    async def connection_name_is_taken(self, name: str) -> bool:
+        """By any organization: Auth0 connection names are unique per Auth0 tenant."""
+        statement = select(exists().where(EnterpriseConnection.auth0_connection_name == name))
+        return bool(await self.repository.session.scalar(statement))
 
     async def get_by_slug(self, slug: str) -> Organization:
         organization = await self.repository.get_one_or_none(slug=slug)
@@ -132,11 +148,10 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
                 f"{normalized} is a public mailbox provider; it cannot route to one organization.",
                 field="domain",
             )
-        if await self._domains.exists(domain=normalized):
+        if await self.domain_is_claimed(normalized):
             raise Conflict(f"{normalized} is already claimed.", field="domain")
-        record = await self._domains.add(
+        record = await self._domains(organization_id).add(
             OrganizationDomain(
-                organization_id=organization_id,
                 domain=normalized,
                 verification_token=secrets.token_urlsafe(24),
                 verified_at=datetime.datetime.now(datetime.UTC) if verified else None,
@@ -158,9 +173,8 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
     ) -> OrganizationDomain:
         """Mark the domain verified when its TXT record carries the token; only then does it
         route logins."""
-        record = await self._domains.get_one_or_none(
-            organization_id=organization_id, domain=normalize_domain(domain)
-        )
+        domains = self._domains(organization_id)
+        record = await domains.get_one_or_none(domain=normalize_domain(domain))
         if record is None:
             raise NotFound("This organization has no such domain.", field="domain")
         if record.verified_at is not None:
@@ -172,7 +186,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
                 field="domain",
             )
         record.verified_at = datetime.datetime.now(datetime.UTC)
-        record = await self._domains.update(record, auto_commit=False)
+        record = await domains.update(record, auto_commit=False)
         for connection in await self.connections_of(organization_id):
             if connection.strategy in {"samlp", "oidc"}:
                 sync_connection_later(self.repository.session, connection.id)
@@ -224,10 +238,10 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
         return [(org, org.member_count) for org in rows.scalars()], int(total or 0)
 
     async def domains_of(self, organization_id: UUID) -> list[OrganizationDomain]:
-        return list(await self._domains.get_many(organization_id=organization_id))
+        return await self._domains(organization_id).get_many()
 
     async def connections_of(self, organization_id: UUID) -> list[EnterpriseConnection]:
-        return list(await self._connections.get_many(organization_id=organization_id))
+        return await self._connections(organization_id).get_many()
 
     async def add_connection(
         self,
@@ -241,11 +255,10 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
     ) -> EnterpriseConnection:
         if strategy not in CONNECTION_STRATEGIES:
             raise InvalidInput(f"Unsupported strategy {strategy!r}.", field="strategy")
-        if await self._connections.exists(auth0_connection_name=name):
+        if await self.connection_name_is_taken(name):
             raise Conflict(f"A connection named {name!r} exists already.", field="name")
-        connection = await self._connections.add(
+        connection = await self._connections(organization_id).add(
             EnterpriseConnection(
-                organization_id=organization_id,
                 auth0_connection_name=name,
                 auth0_connection_id=auth0_connection_id,
                 strategy=strategy,

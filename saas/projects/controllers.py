@@ -17,6 +17,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.auth.authority import AuthorityRefused
 from saas.auth.context import actor_from
 from saas.auth.guards import provide_tenant, requires
 from saas.auth.permissions import Permission
@@ -92,7 +93,11 @@ class ProjectsController(Controller):
     ) -> Template | Redirect:
         service = ProjectService(session=db_session, organization_id=tenant.organization.id)
         try:
-            await service.create_project(name=data.name, actor=actor_from(request, tenant.user))
+            await service.create_project(
+                name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
+            )
+        except AuthorityRefused:
+            raise
         except DomainError as error:
             return await self._list_response(
                 request, tenant, db_session, error=error, name=data.name[:200]
@@ -115,10 +120,13 @@ class ProjectsController(Controller):
         service = ProjectService(session=db_session, organization_id=tenant.organization.id)
         try:
             await service.rename_project(
-                project_id=project_id, name=data.name, actor=actor_from(request, tenant.user)
+                project_id=project_id,
+                name=data.name,
+                actor=actor_from(request, tenant.user),
+                authority=tenant.acting,
             )
         except DomainError as error:
-            if error.status_code == 404:
+            if isinstance(error, AuthorityRefused) or error.status_code == 404:
                 raise
             return await self._list_response(request, tenant, db_session, error=error)
         return await self._after_change(request, tenant, db_session)
@@ -136,7 +144,9 @@ class ProjectsController(Controller):
         project_id: FromPath[UUID],
     ) -> Template | Redirect:
         service = ProjectService(session=db_session, organization_id=tenant.organization.id)
-        await service.delete_project(project_id=project_id, actor=actor_from(request, tenant.user))
+        await service.delete_project(
+            project_id=project_id, actor=actor_from(request, tenant.user), authority=tenant.acting
+        )
         return await self._after_change(request, tenant, db_session)
 
     async def _after_change(

@@ -1,6 +1,7 @@
 """Projects: the sample tenant-scoped resource. The pattern to copy for your own tenant data:
-a TenantScopedRepository, a service built with the organization id, audit in the same
-transaction, and names validated here rather than in controllers."""
+a TenantScopedRepository, a service built with the organization id, the writer's permission
+re-read inside the write's transaction, audit in the same transaction, and names validated
+here rather than in controllers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from sqlalchemy import func, select
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
+from saas.auth.authority import ActingMember, acting_role
+from saas.auth.permissions import Permission
 from saas.db.models import Project
 from saas.db.search import contains
 from saas.db.tenant_repository import TenantScopedRepository
@@ -67,8 +70,16 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         if (await self.repository.session.execute(statement.limit(1))).first() is not None:
             raise Conflict(f"A project named {name!r} exists already.", field="name")
 
-    async def create_project(self, *, name: str, actor: Actor) -> Project:
+    async def _authorize(self, authority: ActingMember | None) -> None:
+        await acting_role(
+            self.repository.session, self.organization_id, authority, Permission.PROJECTS_WRITE
+        )
+
+    async def create_project(
+        self, *, name: str, actor: Actor, authority: ActingMember | None = None
+    ) -> Project:
         name = clean_name(name)
+        await self._authorize(authority)
         await self._ensure_unique(name)
         project = await self.repository.add(
             Project(name=name, created_by_id=actor.user_id), auto_commit=False
@@ -76,7 +87,15 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         await self._audit(AuditAction.PROJECT_CREATED, actor, project, {"name": name})
         return project
 
-    async def rename_project(self, *, project_id: UUID, name: str, actor: Actor) -> Project:
+    async def rename_project(
+        self,
+        *,
+        project_id: UUID,
+        name: str,
+        actor: Actor,
+        authority: ActingMember | None = None,
+    ) -> Project:
+        await self._authorize(authority)
         project = await self.get_project(project_id)
         name = clean_name(name)
         await self._ensure_unique(name, exclude=project.id)
@@ -86,7 +105,10 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         await self._audit(AuditAction.PROJECT_RENAMED, actor, project, {"from": old, "to": name})
         return project
 
-    async def delete_project(self, *, project_id: UUID, actor: Actor) -> Project:
+    async def delete_project(
+        self, *, project_id: UUID, actor: Actor, authority: ActingMember | None = None
+    ) -> Project:
+        await self._authorize(authority)
         project = await self.get_project(project_id)
         await self.repository.delete(project.id, auto_commit=False)
         await self._audit(AuditAction.PROJECT_DELETED, actor, project, {"name": project.name})

@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.auth.authority import AuthorityRefused
 from saas.auth.authorize import begin_login
 from saas.auth.context import actor_from
 from saas.auth.guards import provide_tenant, requires
@@ -138,7 +139,10 @@ class SsoController(Controller):
                 display_name=data.display_name,
                 assign_membership_on_login=data.assign_membership_on_login in {"on", "true"},
                 actor=actor_from(request, tenant.user),
+                authority=tenant.acting,
             )
+        except AuthorityRefused:
+            raise
         except DomainError as error:
             return await self._page(
                 tenant, db_session, settings, form=data, error=error, status_code=error.status_code
@@ -154,7 +158,7 @@ class SsoController(Controller):
         settings: NamedDependency[Settings],
     ) -> Redirect:
         await SsoService(db_session, tenant.organization, settings).delete(
-            actor=actor_from(request, tenant.user)
+            actor=actor_from(request, tenant.user), authority=tenant.acting
         )
         return Redirect(path=f"/o/{tenant.organization.slug}/settings/sso/", status_code=303)
 

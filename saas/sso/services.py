@@ -1,21 +1,24 @@
 """Self-service SSO: an organization's own SAML or OIDC connection, saved only once validated,
-created at Auth0 and enabled on the organization through the outbox."""
+created at Auth0 and enabled on the organization through the outbox. The admin's `org:manage`
+is re-read inside the write's transaction, after any network call validation made."""
 
 from __future__ import annotations
 
 import re
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
+from saas.auth.authority import ActingMember, acting_role
+from saas.auth.permissions import Permission
 from saas.auth0.jobs import CONNECTION_DISABLE, sync_connection_later
 from saas.auth0.outbox import enqueue
 from saas.config import Settings
 from saas.db.models import EnterpriseConnection, Organization
 from saas.errors import NotFound
+from saas.organizations.services import ConnectionRepository
 from saas.sso.secrets import encrypt_secret
 from saas.sso.validation import ValidatedConnection
 
@@ -40,17 +43,22 @@ class SsoService:
         self.organization = organization
         self.settings = settings
 
+    @property
+    def _connections(self) -> ConnectionRepository:
+        return ConnectionRepository(session=self.session, organization_id=self.organization.id)
+
     async def current(self) -> EnterpriseConnection | None:
         statement = (
-            select(EnterpriseConnection)
-            .where(
-                EnterpriseConnection.organization_id == self.organization.id,
-                EnterpriseConnection.strategy.in_(SELF_SERVICE_STRATEGIES),
+            self._connections.statement.where(
+                EnterpriseConnection.strategy.in_(SELF_SERVICE_STRATEGIES)
             )
             .order_by(EnterpriseConnection.created_at)
             .limit(1)
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def _authorize(self, authority: ActingMember | None) -> None:
+        await acting_role(self.session, self.organization.id, authority, Permission.ORG_MANAGE)
 
     async def save(
         self,
@@ -59,24 +67,27 @@ class SsoService:
         display_name: str,
         assign_membership_on_login: bool,
         actor: Actor,
+        authority: ActingMember | None = None,
     ) -> EnterpriseConnection:
+        await self._authorize(authority)
         connection = await self.current()
         created = connection is None
+        # Another strategy is another Auth0 connection: the old one goes, a new one is made.
+        fresh = connection is None or connection.strategy != validated.strategy
         if connection is None or connection.strategy != validated.strategy:
             if connection is not None:
                 await self._remove(connection)
             connection = EnterpriseConnection(
-                organization_id=self.organization.id,
                 auth0_connection_name=connection_name(self.organization, validated.strategy),
                 strategy=validated.strategy,
             )
-            self.session.add(connection)
         connection.display_name = display_name.strip()[:255] or self.organization.display_name
         connection.options = validated.options
         connection.assign_membership_on_login = assign_membership_on_login
         if validated.secret:
             connection.secret_ciphertext = encrypt_secret(self.settings, validated.secret)
-        await self.session.flush()
+        write = self._connections.add if fresh else self._connections.update
+        connection = await write(connection, auto_commit=False)
         sync_connection_later(self.session, connection.id)
         await AuditService(session=self.session).record(
             AuditAction.SSO_CREATED if created else AuditAction.SSO_UPDATED,
@@ -96,10 +107,10 @@ class SsoService:
                 organization_id=self.organization.id,
                 auth0_connection_id=connection.auth0_connection_id,
             )
-        await self.session.delete(connection)
-        await self.session.flush()
+        await self._connections.delete(connection.id, auto_commit=False)
 
-    async def delete(self, *, actor: Actor) -> None:
+    async def delete(self, *, actor: Actor, authority: ActingMember | None = None) -> None:
+        await self._authorize(authority)
         connection = await self.current()
         if connection is None:
             raise NotFound("This organization has no SSO connection.")

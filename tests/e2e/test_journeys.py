@@ -110,7 +110,7 @@ async def _invite(settings: Settings, email: str, role: Role) -> tuple[object, s
                 email=email,
                 role=role,
                 actor=Actor.system(),
-                actor_role=None,
+                authority=None,
                 ttl=datetime.timedelta(days=7),
             )
             await session.commit()

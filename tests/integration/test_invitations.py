@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import datetime
+from uuid import UUID
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
+from saas.auth.authority import ActingMember
 from saas.auth.permissions import Role
 from saas.db.models import AuditEvent, Invitation
 from saas.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -28,8 +30,21 @@ async def org_id(session: AsyncSession):  # type: ignore[no-untyped-def]
     return org.id
 
 
+async def member_of(session: AsyncSession, org_id: UUID, role: Role) -> ActingMember:
+    """A member of the organization with `role`, as a request acting for them names them."""
+    name = f"{role}-{org_id.hex[:8]}"
+    user = await UserService(session=session).upsert_by_sub(
+        sub=f"auth0|{name}", email=f"{name}@acme.example"
+    )
+    members = MembershipService(session=session)
+    if await members.find(org_id, user.id) is None:
+        await members.add(organization_id=org_id, user_id=user.id, role=role, actor=SYSTEM)
+    return ActingMember(user.id)
+
+
 async def invite(session: AsyncSession, org_id, email: str, role: Role = Role.MEMBER, **kw):  # type: ignore[no-untyped-def]
-    kw.setdefault("actor_role", Role.ADMIN)
+    if "authority" not in kw:
+        kw["authority"] = await member_of(session, org_id, Role.ADMIN)
     return await InvitationService(session=session).invite(
         organization_id=org_id, email=email, role=role, actor=SYSTEM, ttl=kw.pop("ttl", WEEK), **kw
     )
@@ -101,8 +116,10 @@ async def test_admins_cannot_rearm_or_withdraw_owner_invitations(
     session: AsyncSession, org_id
 ) -> None:  # type: ignore[no-untyped-def]
     service = InvitationService(session=session)
+    admin = await member_of(session, org_id, Role.ADMIN)
+    owner = await member_of(session, org_id, Role.OWNER)
     owner_invitation, _ = await invite(
-        session, org_id, "boss@acme.example", role=Role.OWNER, actor_role=None
+        session, org_id, "boss@acme.example", role=Role.OWNER, authority=None
     )
     with pytest.raises(Forbidden):
         await service.resend(
@@ -110,19 +127,19 @@ async def test_admins_cannot_rearm_or_withdraw_owner_invitations(
             invitation_id=owner_invitation.id,
             actor=SYSTEM,
             ttl=WEEK,
-            actor_role=Role.ADMIN,
+            authority=admin,
         )
     with pytest.raises(Forbidden):
         await service.revoke(
             organization_id=org_id,
             invitation_id=owner_invitation.id,
             actor=SYSTEM,
-            actor_role=Role.ADMIN,
+            authority=admin,
         )
     revoked = await service.revoke(
         organization_id=org_id,
         invitation_id=owner_invitation.id,
         actor=SYSTEM,
-        actor_role=Role.OWNER,
+        authority=owner,
     )
     assert revoked.revoked_at is not None

@@ -62,7 +62,8 @@ async def reference(
 ) -> list[UUID]:
     """The whole list in the database's own order, in one statement, no cursors."""
     key = MEMBER_SORT_KEYS[sort]
-    statement = MembershipService._member_rows(org_id, search).order_by(*key.order_by(descending))
+    rows_of = MembershipService(session=session)._member_rows
+    statement = rows_of(org_id, search).order_by(*key.order_by(descending))
     rows = await session.execute(statement)
     return [membership.id for membership, _user in rows.tuples()]
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
+from saas.auth.authority import ActingMember
 from saas.auth.permissions import Role
 from saas.db.models import AuditEvent, Membership, Organization, User
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
@@ -77,6 +78,8 @@ async def test_admin_cannot_touch_owners_or_grant_above_own_role(session: AsyncS
     owner = await add(session, org, await make_user(session, "alice"), Role.OWNER)
     await add(session, org, await make_user(session, "dave"), Role.OWNER)
     bob = await add(session, org, await make_user(session, "bob"), Role.MEMBER)
+    ann = await add(session, org, await make_user(session, "ann"), Role.ADMIN)
+    admin = ActingMember(ann.user_id)
     members = MembershipService(session=session)
     with pytest.raises(Forbidden):
         await members.change_role(
@@ -84,11 +87,11 @@ async def test_admin_cannot_touch_owners_or_grant_above_own_role(session: AsyncS
             membership_id=owner.id,
             role=Role.MEMBER,
             actor=SYSTEM,
-            actor_role=Role.ADMIN,
+            authority=admin,
         )
     with pytest.raises(Forbidden):
         await members.remove(
-            organization_id=org.id, membership_id=owner.id, actor=SYSTEM, actor_role=Role.ADMIN
+            organization_id=org.id, membership_id=owner.id, actor=SYSTEM, authority=admin
         )
     with pytest.raises(Forbidden):
         await members.change_role(
@@ -96,14 +99,14 @@ async def test_admin_cannot_touch_owners_or_grant_above_own_role(session: AsyncS
             membership_id=bob.id,
             role=Role.OWNER,
             actor=SYSTEM,
-            actor_role=Role.ADMIN,
+            authority=admin,
         )
     promoted = await members.change_role(
         organization_id=org.id,
         membership_id=bob.id,
         role=Role.ADMIN,
         actor=SYSTEM,
-        actor_role=Role.ADMIN,
+        authority=admin,
     )
     assert promoted.role == Role.ADMIN
 
@@ -154,7 +157,10 @@ async def test_removal_writes_audit_with_actor(session: AsyncSession) -> None:
     bob = await add(session, org, await make_user(session, "bob"), Role.MEMBER)
     actor = Actor(user_id=alice_user.id, ip_address="203.0.113.5", user_agent="pytest")
     await MembershipService(session=session).remove(
-        organization_id=org.id, membership_id=bob.id, actor=actor, actor_role=Role.OWNER
+        organization_id=org.id,
+        membership_id=bob.id,
+        actor=actor,
+        authority=ActingMember(alice_user.id),
     )
     event = (
         await session.execute(select(AuditEvent).where(AuditEvent.action == "member.removed"))

@@ -343,7 +343,7 @@ def fresh_target(settings: Settings, kind: str) -> str:
             email=f"i-{uuid.uuid4().hex[:8]}@acme.example",
             role=Role.MEMBER,
             actor=Actor.system(),
-            actor_role=None,
+            authority=None,
             ttl=datetime.timedelta(days=1),
         )
         return str(invitation.id)

@@ -5,8 +5,10 @@ from uuid import UUID
 
 from advanced_alchemy.base import UUIDv7AuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
+
+OPEN_PREDICATE = "accepted_at IS NULL AND revoked_at IS NULL"
 
 
 class Invitation(UUIDv7AuditBase):
@@ -17,7 +19,21 @@ class Invitation(UUIDv7AuditBase):
     """
 
     __tablename__ = "invitations"
-    __table_args__ = (Index("ix_invitations_org_email", "organization_id", "email"),)
+    __table_args__ = (
+        Index("ix_invitations_org_email", "organization_id", "email"),
+        # One open (neither accepted nor revoked) invitation per address and organization,
+        # held by the database so that two racing requests cannot both invite. Expiry is not
+        # in the predicate (an index cannot read the clock): inviting again closes the expired
+        # one first (InvitationService.invite).
+        Index(
+            "uq_invitations_open_email",
+            "organization_id",
+            text("lower(email)"),
+            unique=True,
+            sqlite_where=text(OPEN_PREDICATE),
+            postgresql_where=text(OPEN_PREDICATE),
+        ),
+    )
 
     organization_id: Mapped[UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE")
