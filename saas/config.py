@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     outbox_worker_enabled: bool = True
     outbox_max_attempts: int = Field(default=8, ge=1, le=50)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long a worker holds a job it claimed. A job that has not finished by 80% of it is
+    # cut short and retried, so a lease never runs out under a live worker; one left by a
+    # worker that stopped expires, and the job runs again.
+    outbox_lease_seconds: float = Field(default=300.0, ge=1, le=3600)
     auth0_request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Where file-backed stores (sessions, rate limits) live when REDIS_URL is not set, and how
     # often their expired entries are deleted (files are otherwise only deleted when read).

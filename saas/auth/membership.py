@@ -19,6 +19,7 @@ from saas.errors import DomainError
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.organizations.domains import email_domain
+from saas.organizations.locks import lock_organization
 
 
 def connection_of_sub(sub: str) -> str | None:
@@ -75,6 +76,11 @@ async def resolve_membership(
         # The invitation ticket proves the mailbox; just-in-time needs the IdP's word for it.
         if not email_verified:
             raise EmailNotVerified
+        # Two tabs signing the same person in race here: under the organization's lock the
+        # second waits for the first and then finds its membership, rather than adding another.
+        await lock_organization(db, organization.id)
+        if (existing := await members.find(organization.id, user.id)) is not None:
+            return existing
         return await members.add(
             organization_id=organization.id,
             user_id=user.id,

@@ -3,8 +3,22 @@ worker with retries, so nothing is lost when Auth0 is slow or down.
 
 Jobs are *state sync* jobs ("make Auth0's view of this membership match ours"), read the
 database when they run, and are idempotent: retries, duplicates and reordering all converge.
-On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several workers share the queue; each job is
-claimed, executed and completed in its own short transaction.
+
+No database transaction is open while Auth0 is called (on SQLite one would hold the database's
+only write lock for the whole call; on PostgreSQL a pooled connection would sit idle in
+transaction). A job runs in four steps:
+
+1. claim: one short transaction leases the next due job (`lease_token`, `leased_until`,
+   `attempts + 1`). On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several workers take different
+   jobs at once; on SQLite the UPDATE itself takes the write lock, so claims are serialized.
+2. read: a short read-only transaction copies what the call needs into plain values.
+3. push: the Auth0 calls, with no session and no connection held, cut short at 80% of the
+   lease so that a lease never runs out under a live worker.
+4. record: one short transaction marks the job done (or schedules its retry) only if the lease
+   is still ours, and makes the writes the answers call for (an Auth0 id to keep). If the rows
+   changed while Auth0 was called, those writes are not made and the job is enqueued again.
+
+A worker that stops after claiming leaves a lease that expires; the job then runs again.
 """
 
 from __future__ import annotations
@@ -13,12 +27,14 @@ import asyncio
 import contextlib
 import datetime
 import random
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import structlog
-from sqlalchemy import false, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.auth0.management import ManagementClient, ManagementError
@@ -27,7 +43,36 @@ from saas.db.models import OutboxJob, OutboxStatus
 logger = structlog.get_logger("saas.outbox")
 
 MAX_BACKOFF_SECONDS = 300.0
-Handler = Callable[[AsyncSession, ManagementClient, dict[str, Any]], Awaitable[None]]
+# The share of its lease a job may run for before it is cut short and retried.
+RUN_SHARE_OF_LEASE = 0.8
+
+StateT = TypeVar("StateT")
+Apply = Callable[[AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class JobHandler(Generic[StateT]):
+    """One kind of job in two steps, so that no transaction is open while Auth0 is called.
+
+    `read` copies what the call needs out of the database (plain values, no ORM objects) in a
+    short read-only transaction; it runs again when the result is recorded, and a different
+    answer means the rows changed during the call. `push` makes Auth0 match that state with no
+    session at all, and returns the database writes its answers call for, if any, which the
+    worker makes in the transaction that records the job."""
+
+    read: Callable[[AsyncSession, dict[str, Any]], Awaitable[StateT]]
+    push: Callable[[ManagementClient, StateT], Awaitable[Apply | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job this worker holds the lease of."""
+
+    id: UUID
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    token: str
 
 
 def utcnow() -> datetime.datetime:
@@ -56,86 +101,178 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
     return max(delay, retry_after or 0.0)
 
 
+def _due(now: datetime.datetime) -> ColumnElement[bool]:
+    return (
+        (OutboxJob.status == OutboxStatus.PENDING.value)
+        & (OutboxJob.next_attempt_at <= now)
+        & or_(OutboxJob.leased_until.is_(None), OutboxJob.leased_until <= now)
+    )
+
+
 class OutboxWorker:
     def __init__(
         self,
         session_maker: Callable[[], AsyncSession],
         client: ManagementClient,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, JobHandler[Any]],
         *,
         max_attempts: int = 8,
         poll_seconds: float = 1.0,
+        lease_seconds: float = 300.0,
     ) -> None:
         self.session_maker = session_maker
         self.client = client
         self.handlers = handlers
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
-    async def _claim(self, session: AsyncSession) -> OutboxJob | None:
-        dialect = session.get_bind().dialect.name
-        if dialect == "sqlite":
-            # SQLite cannot upgrade a read transaction once another writer has committed, so
-            # take the write lock first (a no-op write), as BEGIN IMMEDIATE would.
-            await session.execute(
-                update(OutboxJob).where(false()).values(attempts=OutboxJob.attempts)
-            )
-        statement = (
-            select(OutboxJob)
-            .where(
-                OutboxJob.status == OutboxStatus.PENDING.value,
-                OutboxJob.next_attempt_at <= utcnow(),
-            )
-            .order_by(OutboxJob.next_attempt_at, OutboxJob.id)
-            .limit(1)
-        )
-        if dialect == "postgresql":
-            statement = statement.with_for_update(skip_locked=True)
-        return (await session.execute(statement)).scalar_one_or_none()
+    # ---- 1. claim ----------------------------------------------------------------------
+
+    async def claim(self) -> Claim | None:
+        """Lease the next due job in a transaction of its own (committed on return)."""
+        async with self.session_maker() as session, session.begin():
+            while True:
+                now = utcnow()
+                token = uuid.uuid4().hex
+                next_due = (
+                    select(OutboxJob.id)
+                    .where(_due(now))
+                    .order_by(OutboxJob.next_attempt_at, OutboxJob.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has no row locks
+                    .scalar_subquery()
+                )
+                # `_due` again on the UPDATE itself: PostgreSQL re-checks it against the row as
+                # another worker may just have committed it, so a job is never leased twice.
+                statement = (
+                    update(OutboxJob)
+                    .where(OutboxJob.id == next_due, _due(now))
+                    .values(
+                        lease_token=token,
+                        leased_until=now + datetime.timedelta(seconds=self.lease_seconds),
+                        attempts=OutboxJob.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(OutboxJob.id, OutboxJob.kind, OutboxJob.payload, OutboxJob.attempts)
+                    .execution_options(synchronize_session=False)
+                )
+                row = (await session.execute(statement)).one_or_none()
+                if row is None:
+                    return None
+                claim = Claim(row.id, row.kind, dict(row.payload), row.attempts, token)
+                if claim.attempts <= self.max_attempts:
+                    return claim
+                # Claimed again and again, never recorded: each worker stopped while running
+                # it. Give up on it rather than take workers down with it forever.
+                await self._release(
+                    session,
+                    claim,
+                    status=OutboxStatus.FAILED.value,
+                    last_error="No result was recorded for its last attempts: the worker "
+                    "running it stopped each time.",
+                )
+                logger.error("outbox_job_abandoned", kind=claim.kind, job_id=str(claim.id))
+
+    # ---- 2-4. read, push, record -------------------------------------------------------
 
     async def run_one(self) -> bool:
         """Claim and run one due job; False when none is due."""
-        async with self.session_maker() as session, session.begin():
-            job = await self._claim(session)
-            if job is None:
-                return False
-            await self._execute(session, job)
-            return True
+        claim = await self.claim()
+        if claim is None:
+            return False
+        await self.run(claim)
+        return True
 
-    async def _execute(self, session: AsyncSession, job: OutboxJob) -> None:
-        handler = self.handlers.get(job.kind)
-        job.attempts += 1
+    async def run(self, claim: Claim) -> str | None:
+        """Run a claimed job; the status it was recorded with, None if the lease was lost."""
+        handler = self.handlers.get(claim.kind)
         try:
             if handler is None:
-                raise ManagementError(f"no handler for job kind {job.kind!r}")
-            async with session.begin_nested():
-                await handler(session, self.client, dict(job.payload))
+                raise ManagementError(f"no handler for job kind {claim.kind!r}")
+            async with asyncio.timeout(self.lease_seconds * RUN_SHARE_OF_LEASE):
+                async with self.session_maker() as session, session.begin():
+                    state = await handler.read(session, dict(claim.payload))
+                # The session is closed here: no transaction, no pooled connection held.
+                apply = await handler.push(self.client, state)
         except ManagementError as error:
-            self._record_failure(job, error)
-            return
+            return await self._record_failure(claim, error)
+        except TimeoutError:
+            return await self._record_failure(
+                claim, ManagementError("took longer than its lease allows", retry_after=1.0)
+            )
         except Exception as error:  # a bug or a database hiccup: counted, retried, then failed
-            logger.exception("outbox_handler_crashed", kind=job.kind, job_id=str(job.id))
-            self._record_failure(
-                job, ManagementError(f"{type(error).__name__}: {error}", retry_after=1.0)
+            logger.exception("outbox_handler_crashed", kind=claim.kind, job_id=str(claim.id))
+            return await self._record_failure(
+                claim, ManagementError(f"{type(error).__name__}: {error}", retry_after=1.0)
             )
-            return
-        job.status = OutboxStatus.DONE.value
-        job.done_at = utcnow()
-        job.last_error = None
-        logger.info("outbox_job_done", kind=job.kind, job_id=str(job.id), attempts=job.attempts)
+        return await self._record_success(claim, handler, state, apply)
 
-    def _record_failure(self, job: OutboxJob, error: ManagementError) -> None:
-        job.last_error = str(error)[:2000]
-        if error.transient and job.attempts < self.max_attempts:
-            job.next_attempt_at = utcnow() + datetime.timedelta(
-                seconds=backoff_seconds(job.attempts, error.retry_after)
+    async def _release(self, session: AsyncSession, claim: Claim, **values: Any) -> bool:
+        """End the lease with `values`, if it is still ours. False: it expired and another
+        worker has the job now (or has finished it), so this worker records nothing."""
+        result = await session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id == claim.id, OutboxJob.lease_token == claim.token)
+            .values(lease_token=None, leased_until=None, updated_at=utcnow(), **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def _record_success(
+        self, claim: Claim, handler: JobHandler[Any], state: Any, apply: Apply | None
+    ) -> str | None:
+        async with self.session_maker() as session, session.begin():
+            done = OutboxStatus.DONE.value
+            if not await self._release(
+                session, claim, status=done, done_at=utcnow(), last_error=None
+            ):
+                # Our calls may have reached Auth0 after those of the worker that took over:
+                # one more run from the current rows settles it.
+                self._enqueue_again(session, claim, "outbox_lease_lost")
+                return None
+            try:
+                unchanged = await handler.read(session, dict(claim.payload)) == state
+            except ManagementError:
+                unchanged = False
+            if not unchanged:
+                # Auth0 now reflects rows as they were: make it match them as they are.
+                self._enqueue_again(session, claim, "outbox_rows_changed_during_call")
+            elif apply is not None:
+                await apply(session)
+        logger.info(
+            "outbox_job_done", kind=claim.kind, job_id=str(claim.id), attempts=claim.attempts
+        )
+        return done
+
+    def _enqueue_again(self, session: AsyncSession, claim: Claim, event: str) -> None:
+        logger.info(event, kind=claim.kind, job_id=str(claim.id))
+        enqueue(session, claim.kind, **claim.payload)
+
+    async def _record_failure(self, claim: Claim, error: ManagementError) -> str | None:
+        values: dict[str, Any] = {"last_error": str(error)[:2000]}
+        if error.transient and claim.attempts < self.max_attempts:
+            values["next_attempt_at"] = utcnow() + datetime.timedelta(
+                seconds=backoff_seconds(claim.attempts, error.retry_after)
             )
-            logger.warning("outbox_job_retry", kind=job.kind, job_id=str(job.id), error=str(error))
+            status = OutboxStatus.PENDING.value
+            logger.warning(
+                "outbox_job_retry", kind=claim.kind, job_id=str(claim.id), error=str(error)
+            )
         else:
-            job.status = OutboxStatus.FAILED.value
-            logger.error("outbox_job_failed", kind=job.kind, job_id=str(job.id), error=str(error))
+            status = values["status"] = OutboxStatus.FAILED.value
+            logger.error(
+                "outbox_job_failed", kind=claim.kind, job_id=str(claim.id), error=str(error)
+            )
+        async with self.session_maker() as session, session.begin():
+            if not await self._release(session, claim, **values):
+                logger.warning("outbox_lease_lost", kind=claim.kind, job_id=str(claim.id))
+                return None
+        return status
+
+    # ---- running -----------------------------------------------------------------------
 
     async def drain(self, *, max_jobs: int = 10_000) -> int:
         """Run due jobs until none is due (used by `saas outbox run --once` and tests)."""
@@ -148,7 +285,7 @@ class OutboxWorker:
         while not self._stopping.is_set():
             try:
                 worked = await self.run_one()
-            except Exception:  # keep the worker alive; the job's transaction rolled back
+            except Exception:  # keep the worker alive; an unrecorded lease expires
                 logger.exception("outbox_worker_error")
                 worked = False
             if not worked:

@@ -20,6 +20,7 @@ def build_worker(settings: Settings, db_config: SQLAlchemyAsyncConfig) -> Outbox
         HANDLERS,
         max_attempts=settings.outbox_max_attempts,
         poll_seconds=settings.outbox_poll_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
     )
 
 

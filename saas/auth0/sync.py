@@ -1,19 +1,24 @@
 """Outbox job handlers: make Auth0's view of one thing match the app's database.
 
-Each reads the current rows when it runs, so retries, duplicates and reordering converge.
+Each is a `JobHandler` (saas/auth0/outbox.py): `read` copies the current rows into a frozen
+value in a short transaction, `push` makes Auth0 match that value with no database session
+open, and returns the writes Auth0's answers call for (an id to keep). Because each run reads
+the rows as they are, retries, duplicates and reordering converge.
 """
 
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.auth0.jobs import CONNECTION, CONNECTION_DISABLE, INVITATION, MEMBER, ORGANIZATION
 from saas.auth0.management import ManagementClient, ManagementError
+from saas.auth0.outbox import Apply, JobHandler
 from saas.db.models import (
     EnterpriseConnection,
     Invitation,
@@ -49,143 +54,300 @@ def _not_yet(what: str) -> ManagementError:
     return ManagementError(f"{what} is not at Auth0 yet", retry_after=2.0)
 
 
-async def sync_organization(
-    session: AsyncSession, client: ManagementClient, payload: dict[str, Any]
-) -> None:
+# ---- organizations ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationState:
+    id: UUID
+    slug: str
+    display_name: str
+    auth0_org_id: str | None
+    # (Auth0 connection id, assign membership on login) for each connection at Auth0.
+    connections: tuple[tuple[str, bool], ...]
+
+
+async def read_organization(
+    session: AsyncSession, payload: dict[str, Any]
+) -> OrganizationState | None:
     organization = await session.get(Organization, UUID(payload["organization_id"]))
     if organization is None:
-        return
-    if organization.auth0_org_id is None:
-        organization.auth0_org_id = await client.ensure_organization(
-            organization.slug, organization.display_name
-        )
-    else:
-        await client.update_organization(organization.auth0_org_id, organization.display_name)
+        return None
     connections = await session.execute(
-        select(EnterpriseConnection).where(
+        select(EnterpriseConnection)
+        .where(
             EnterpriseConnection.organization_id == organization.id,
             EnterpriseConnection.auth0_connection_id.is_not(None),
         )
+        .order_by(EnterpriseConnection.id)
     )
-    for connection in connections.scalars():
-        await client.enable_connection(
-            organization.auth0_org_id,
-            str(connection.auth0_connection_id),
-            assign_on_login=assigns_membership(organization, connection),
+    return OrganizationState(
+        id=organization.id,
+        slug=organization.slug,
+        display_name=organization.display_name,
+        auth0_org_id=organization.auth0_org_id,
+        connections=tuple(
+            (str(c.auth0_connection_id), assigns_membership(organization, c))
+            for c in connections.scalars()
+        ),
+    )
+
+
+async def push_organization(
+    client: ManagementClient, state: OrganizationState | None
+) -> Apply | None:
+    if state is None:
+        return None
+    auth0_org_id = state.auth0_org_id
+    if auth0_org_id is None:
+        auth0_org_id = await client.ensure_organization(state.slug, state.display_name)
+    else:
+        await client.update_organization(auth0_org_id, state.display_name)
+    for connection_id, assign_on_login in state.connections:
+        await client.enable_connection(auth0_org_id, connection_id, assign_on_login=assign_on_login)
+    if state.auth0_org_id is not None:
+        return None
+    created = auth0_org_id
+
+    async def keep_auth0_id(session: AsyncSession) -> None:
+        await session.execute(
+            update(Organization)
+            .where(Organization.id == state.id, Organization.auth0_org_id.is_(None))
+            .values(auth0_org_id=created)
         )
 
+    return keep_auth0_id
 
-async def sync_member(
-    session: AsyncSession, client: ManagementClient, payload: dict[str, Any]
-) -> None:
+
+# ---- members ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    auth0_org_id: str
+    user_sub: str
+    role: str | None  # None: not a member (any more)
+
+
+async def read_member(session: AsyncSession, payload: dict[str, Any]) -> MemberState | None:
     user = await session.get(User, UUID(payload["user_id"]))
     found = (
         await _organization_at_auth0(session, UUID(payload["organization_id"])) if user else None
     )
     if user is None or found is None:
-        return
+        return None
     organization, auth0_org_id = found
-    membership = (
-        await session.execute(
-            select(Membership).where(
-                Membership.organization_id == organization.id, Membership.user_id == user.id
-            )
+    role = await session.scalar(
+        select(Membership.role).where(
+            Membership.organization_id == organization.id, Membership.user_id == user.id
         )
-    ).scalar_one_or_none()
-    if membership is None:
+    )
+    return MemberState(auth0_org_id=auth0_org_id, user_sub=user.sub, role=role)
+
+
+async def push_member(client: ManagementClient, state: MemberState | None) -> Apply | None:
+    if state is None:
+        return None
+    if state.role is None:
         try:
-            await client.remove_member(auth0_org_id, user.sub)
+            await client.remove_member(state.auth0_org_id, state.user_sub)
         except ManagementError as error:
             if error.status != 404:
                 raise
-        return
-    await client.add_member(auth0_org_id, user.sub)
-    await client.set_member_roles(auth0_org_id, user.sub, [membership.role])
+        return None
+    await client.add_member(state.auth0_org_id, state.user_sub)
+    await client.set_member_roles(state.auth0_org_id, state.user_sub, [state.role])
+    return None
 
 
-async def sync_invitation(
-    session: AsyncSession, client: ManagementClient, payload: dict[str, Any]
-) -> None:
+# ---- invitations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationState:
+    id: UUID
+    auth0_org_id: str
+    email: str
+    role: str
+    inviter_name: str
+    expires_at: datetime.datetime
+    accepted_at: datetime.datetime | None
+    revoked_at: datetime.datetime | None
+    token_hash: str | None
+    auth0_invitation_id: str | None
+    # Auth0 invitations this one replaces (a resend), to delete there.
+    delete_auth0_ids: tuple[str, ...]
+
+    def is_pending(self, now: datetime.datetime) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
+
+
+async def read_invitation(session: AsyncSession, payload: dict[str, Any]) -> InvitationState | None:
     invitation = await session.get(Invitation, UUID(payload["invitation_id"]))
     if invitation is None:
-        return
+        return None
     found = await _organization_at_auth0(session, invitation.organization_id)
     if found is None:
-        return
+        return None
     organization, auth0_org_id = found
-    stale = [str(i) for i in payload.get("delete_auth0_ids", [])]
-    for auth0_id in stale:
-        await client.delete_invitation(auth0_org_id, auth0_id)
+    inviter = await session.get(User, invitation.inviter_id) if invitation.inviter_id else None
+    return InvitationState(
+        id=invitation.id,
+        auth0_org_id=auth0_org_id,
+        email=invitation.email,
+        role=invitation.role,
+        inviter_name=(inviter.name or inviter.email) if inviter else organization.display_name,
+        expires_at=invitation.expires_at,
+        accepted_at=invitation.accepted_at,
+        revoked_at=invitation.revoked_at,
+        token_hash=invitation.token_hash,
+        auth0_invitation_id=invitation.auth0_invitation_id,
+        delete_auth0_ids=tuple(str(i) for i in payload.get("delete_auth0_ids", [])),
+    )
+
+
+async def push_invitation(client: ManagementClient, state: InvitationState | None) -> Apply | None:
+    if state is None:
+        return None
+    org_id = state.auth0_org_id
+    for auth0_id in state.delete_auth0_ids:
+        await client.delete_invitation(org_id, auth0_id)
     now = datetime.datetime.now(datetime.UTC)
-    if not invitation.is_pending(now):
-        if invitation.auth0_invitation_id and invitation.accepted_at is None:
-            await client.delete_invitation(auth0_org_id, invitation.auth0_invitation_id)
-        return
-    if invitation.auth0_invitation_id is not None:
-        return
+    if not state.is_pending(now):
+        if state.auth0_invitation_id and state.accepted_at is None:
+            await client.delete_invitation(org_id, state.auth0_invitation_id)
+        return None
+    if state.auth0_invitation_id is not None:
+        return None
     # After a crash between Auth0's answer and our commit, the invitation exists already.
-    created = await client.find_invitation(auth0_org_id, str(invitation.id))
-    if created is None or created.get("id") in stale:
-        inviter = await session.get(User, invitation.inviter_id) if invitation.inviter_id else None
+    created = await client.find_invitation(org_id, str(state.id))
+    if created is None or created.get("id") in state.delete_auth0_ids:
         created = await client.create_invitation(
-            org_id=auth0_org_id,
-            app_invitation_id=str(invitation.id),
-            inviter_name=(inviter.name or inviter.email) if inviter else organization.display_name,
-            email=invitation.email,
-            role_names=[invitation.role],
-            ttl_seconds=max(60, int((invitation.expires_at - now).total_seconds())),
+            org_id=org_id,
+            app_invitation_id=str(state.id),
+            inviter_name=state.inviter_name,
+            email=state.email,
+            role_names=[state.role],
+            ttl_seconds=max(60, int((state.expires_at - now).total_seconds())),
         )
-    invitation.auth0_invitation_id = str(created["id"])
-    invitation.token_hash = hash_ticket(str(created["ticket_id"]))
+    auth0_invitation_id = str(created["id"])
+    token_hash = hash_ticket(str(created["ticket_id"]))
+
+    async def keep_ticket(session: AsyncSession) -> None:
+        await session.execute(
+            update(Invitation)
+            .where(Invitation.id == state.id, Invitation.auth0_invitation_id.is_(None))
+            .values(auth0_invitation_id=auth0_invitation_id, token_hash=token_hash)
+        )
+
+    return keep_ticket
 
 
-async def sync_connection(
-    session: AsyncSession, client: ManagementClient, payload: dict[str, Any]
-) -> None:
+# ---- connections ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    id: UUID
+    organization_id: UUID
+    auth0_org_id: str
+    name: str
+    strategy: str
+    display_name: str
+    options: dict[str, Any]
+    secret_ciphertext: str | None
+    domain_aliases: tuple[str, ...]
+    assign_on_login: bool
+    auth0_connection_id: str | None
+
+
+async def read_connection(session: AsyncSession, payload: dict[str, Any]) -> ConnectionState | None:
     connection = await session.get(EnterpriseConnection, UUID(payload["connection_id"]))
     if connection is None:
-        return
+        return None
     found = await _organization_at_auth0(session, connection.organization_id)
     if found is None:
-        return
+        return None
     organization, auth0_org_id = found
-    options = dict(connection.options)
     domains = await session.execute(
-        select(OrganizationDomain.domain).where(
+        select(OrganizationDomain.domain)
+        .where(
             OrganizationDomain.organization_id == organization.id,
             OrganizationDomain.verified_at.is_not(None),
         )
+        .order_by(OrganizationDomain.domain)
     )
-    options["domain_aliases"] = list(domains.scalars())
-    if connection.secret_ciphertext:
-        options["client_secret"] = decrypt_secret(client.settings, connection.secret_ciphertext)
-    connection.auth0_connection_id = await client.ensure_connection(
+    return ConnectionState(
+        id=connection.id,
+        organization_id=organization.id,
+        auth0_org_id=auth0_org_id,
         name=connection.auth0_connection_name,
         strategy=connection.strategy,
         display_name=connection.display_name,
+        options=dict(connection.options),
+        secret_ciphertext=connection.secret_ciphertext,
+        domain_aliases=tuple(domains.scalars()),
+        assign_on_login=assigns_membership(organization, connection),
+        auth0_connection_id=connection.auth0_connection_id,
+    )
+
+
+async def push_connection(client: ManagementClient, state: ConnectionState | None) -> Apply | None:
+    if state is None:
+        return None
+    options = dict(state.options)
+    options["domain_aliases"] = list(state.domain_aliases)
+    if state.secret_ciphertext:
+        options["client_secret"] = decrypt_secret(client.settings, state.secret_ciphertext)
+    auth0_connection_id = await client.ensure_connection(
+        name=state.name,
+        strategy=state.strategy,
+        display_name=state.display_name,
         options=options,
-        owner=str(organization.id),
+        owner=str(state.organization_id),
     )
     await client.enable_connection(
-        auth0_org_id,
-        connection.auth0_connection_id,
-        assign_on_login=assigns_membership(organization, connection),
+        state.auth0_org_id, auth0_connection_id, assign_on_login=state.assign_on_login
     )
+    if auth0_connection_id == state.auth0_connection_id:
+        return None
+
+    async def keep_auth0_id(session: AsyncSession) -> None:
+        await session.execute(
+            update(EnterpriseConnection)
+            .where(EnterpriseConnection.id == state.id)
+            .values(auth0_connection_id=auth0_connection_id)
+        )
+
+    return keep_auth0_id
 
 
-async def disable_connection(
-    session: AsyncSession, client: ManagementClient, payload: dict[str, Any]
-) -> None:
+# ---- disabling a connection -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DisableState:
+    auth0_org_id: str
+    auth0_connection_id: str
+
+
+async def read_disable(session: AsyncSession, payload: dict[str, Any]) -> DisableState | None:
     organization = await session.get(Organization, UUID(payload["organization_id"]))
     if organization is None or organization.auth0_org_id is None:
-        return
-    await client.disable_connection(organization.auth0_org_id, str(payload["auth0_connection_id"]))
+        return None
+    return DisableState(organization.auth0_org_id, str(payload["auth0_connection_id"]))
 
 
-HANDLERS = {
-    ORGANIZATION: sync_organization,
-    MEMBER: sync_member,
-    INVITATION: sync_invitation,
-    CONNECTION: sync_connection,
-    CONNECTION_DISABLE: disable_connection,
+async def push_disable(client: ManagementClient, state: DisableState | None) -> Apply | None:
+    if state is not None:
+        await client.disable_connection(state.auth0_org_id, state.auth0_connection_id)
+    return None
+
+
+HANDLERS: dict[str, JobHandler[Any]] = {
+    ORGANIZATION: JobHandler(read_organization, push_organization),
+    MEMBER: JobHandler(read_member, push_member),
+    INVITATION: JobHandler(read_invitation, push_invitation),
+    CONNECTION: JobHandler(read_connection, push_connection),
+    CONNECTION_DISABLE: JobHandler(read_disable, push_disable),
 }

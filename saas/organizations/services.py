@@ -28,6 +28,7 @@ from saas.db.models import (
 )
 from saas.db.search import contains_any
 from saas.db.tenant_repository import TenantScopedRepository
+from saas.db.unique import insert_unless_taken
 from saas.errors import Conflict, InvalidInput, NotFound
 from saas.members.services import parse_role
 from saas.organizations.consumer_domains import is_consumer_domain
@@ -113,19 +114,26 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
         role = parse_role(default_role)
         if role == Role.OWNER:
             raise InvalidInput("The default role cannot be owner.", field="default_role")
+        taken = Conflict(f"The slug {slug!r} is taken.", field="slug")
         if await self.repository.exists(slug=slug):
-            raise Conflict(f"The slug {slug!r} is taken.", field="slug")
-        organization = await self.repository.add(
-            Organization(
-                slug=slug,
-                display_name=display_name,
-                default_role=role.value,
-                jit_provisioning=jit_provisioning,
-                require_sso=require_sso,
-                auth0_org_id=auth0_org_id,
-            ),
-            auto_commit=False,
+            raise taken
+        # Two onboardings of one slug can both pass the check above: the unique constraint
+        # decides, and the second is refused as if it had come later (see saas/db/unique.py).
+        organization = await insert_unless_taken(
+            self.repository.session,
+            Organization,
+            {
+                "slug": slug,
+                "display_name": display_name,
+                "default_role": role.value,
+                "jit_provisioning": jit_provisioning,
+                "require_sso": require_sso,
+                "auth0_org_id": auth0_org_id,
+            },
+            unique=("slug",),
         )
+        if organization is None:
+            raise taken
         if auth0_org_id is None:
             sync_organization_later(self.repository.session, organization.id)
         await self._audit.record(
@@ -148,16 +156,22 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
                 f"{normalized} is a public mailbox provider; it cannot route to one organization.",
                 field="domain",
             )
+        claimed = Conflict(f"{normalized} is already claimed.", field="domain")
         if await self.domain_is_claimed(normalized):
-            raise Conflict(f"{normalized} is already claimed.", field="domain")
-        record = await self._domains(organization_id).add(
-            OrganizationDomain(
-                domain=normalized,
-                verification_token=secrets.token_urlsafe(24),
-                verified_at=datetime.datetime.now(datetime.UTC) if verified else None,
-            ),
-            auto_commit=False,
+            raise claimed
+        record = await insert_unless_taken(
+            self.repository.session,
+            OrganizationDomain,
+            {
+                "organization_id": organization_id,
+                "domain": normalized,
+                "verification_token": secrets.token_urlsafe(24),
+                "verified_at": datetime.datetime.now(datetime.UTC) if verified else None,
+            },
+            unique=("domain",),
         )
+        if record is None:  # claimed by a concurrent request after the check above
+            raise claimed
         await self._audit.record(
             AuditAction.DOMAIN_ADDED,
             actor=actor,
@@ -255,17 +269,23 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
     ) -> EnterpriseConnection:
         if strategy not in CONNECTION_STRATEGIES:
             raise InvalidInput(f"Unsupported strategy {strategy!r}.", field="strategy")
+        exists = Conflict(f"A connection named {name!r} exists already.", field="name")
         if await self.connection_name_is_taken(name):
-            raise Conflict(f"A connection named {name!r} exists already.", field="name")
-        connection = await self._connections(organization_id).add(
-            EnterpriseConnection(
-                auth0_connection_name=name,
-                auth0_connection_id=auth0_connection_id,
-                strategy=strategy,
-                display_name=display_name,
-            ),
-            auto_commit=False,
+            raise exists
+        connection = await insert_unless_taken(
+            self.repository.session,
+            EnterpriseConnection,
+            {
+                "organization_id": organization_id,
+                "auth0_connection_name": name,
+                "auth0_connection_id": auth0_connection_id,
+                "strategy": strategy,
+                "display_name": display_name,
+            },
+            unique=("auth0_connection_name",),
         )
+        if connection is None:  # added by a concurrent request after the check above
+            raise exists
         sync_organization_later(self.repository.session, organization_id)
         await self._audit.record(
             AuditAction.CONNECTION_ADDED,

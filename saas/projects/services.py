@@ -18,6 +18,7 @@ from saas.auth.permissions import Permission
 from saas.db.models import Project
 from saas.db.search import contains
 from saas.db.tenant_repository import TenantScopedRepository
+from saas.db.unique import insert_unless_taken
 from saas.errors import Conflict, InvalidInput, NotFound
 
 MAX_NAME = 120
@@ -63,12 +64,16 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         except NotFoundError:
             raise NotFound("No such project in this organization.") from None
 
+    @staticmethod
+    def _taken(name: str) -> Conflict:
+        return Conflict(f"A project named {name!r} exists already.", field="name")
+
     async def _ensure_unique(self, name: str, exclude: UUID | None = None) -> None:
         statement = self.repository.statement.where(func.lower(Project.name) == name.lower())
         if exclude is not None:
             statement = statement.where(Project.id != exclude)
         if (await self.repository.session.execute(statement.limit(1))).first() is not None:
-            raise Conflict(f"A project named {name!r} exists already.", field="name")
+            raise self._taken(name)
 
     async def _authorize(self, authority: ActingMember | None) -> None:
         await acting_role(
@@ -81,9 +86,16 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         name = clean_name(name)
         await self._authorize(authority)
         await self._ensure_unique(name)
-        project = await self.repository.add(
-            Project(name=name, created_by_id=actor.user_id), auto_commit=False
+        # A concurrent request may create the same name after the check above; the database's
+        # constraint decides, and the loser gets the same answer as if it had come second.
+        project = await insert_unless_taken(
+            self.repository.session,
+            Project,
+            {"organization_id": self.organization_id, "name": name, "created_by_id": actor.user_id},
+            unique=("organization_id", "name"),
         )
+        if project is None:
+            raise self._taken(name)
         await self._audit(AuditAction.PROJECT_CREATED, actor, project, {"name": name})
         return project
 

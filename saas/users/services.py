@@ -7,6 +7,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from saas.config import Settings
 from saas.db.models import User
+from saas.db.unique import insert_unless_taken
 from saas.organizations.domains import normalize_email
 
 
@@ -42,8 +43,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         email = normalize_email(email)
         user = await self.repository.get_one_or_none(sub=sub)
         if user is None:
-            user = User(sub=sub, email=email)
-            user = await self.repository.add(user, auto_commit=False)
+            # One person's first sign-in from two tabs: both find no user. The database lets
+            # one INSERT through; the other waits for it, inserts nothing, and reads that row.
+            user = await insert_unless_taken(
+                self.repository.session, User, {"sub": sub, "email": email}, unique=("sub",)
+            ) or await self.repository.get_one(sub=sub)
         user.email = email
         user.name = name or user.name or email.partition("@")[0]
         user.picture = picture

@@ -9,12 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from advanced_alchemy.exceptions import IntegrityError as AdvancedAlchemyIntegrityError
+from advanced_alchemy.exceptions import NotFoundError, RepositoryError
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
+from sqlalchemy.exc import NoResultFound
+from sqlalchemy.orm.exc import StaleDataError
 
 from saas.auth.errors import LoginRefused
 from saas.auth.provider import ProviderUnavailable
@@ -159,6 +164,65 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
+# ---- The database's own refusals: races on unique values, rows removed meanwhile ---------
+# A service checks first ("is this slug free?") for a clear message; a concurrent request can
+# still win between that check and the write, and then the database refuses. Where a service
+# has a better answer it gives it at the source (saas/db/unique.py, the sign-in's user upsert);
+# everywhere else these give a 409 or 404, never a 500, and never the database's own message,
+# which names constraints and values.
+
+DATABASE_CONFLICT_DETAIL = (
+    "This conflicts with a change made at the same time: a value that must be unique is "
+    "taken now, or something it refers to is gone. Reload the page and try again."
+)
+DATABASE_GONE_DETAIL = (
+    "What this request refers to no longer exists; it was probably removed at the same "
+    "time. Reload the page."
+)
+
+
+def _is_row_gone(exc: BaseException) -> bool:
+    # StaleDataError: an UPDATE or DELETE by primary key matched no row (there are no version
+    # counters in this schema, so the row is gone); NoResultFound: `session.get_one`.
+    return isinstance(exc, StaleDataError | NoResultFound | NotFoundError)
+
+
+def handle_database_conflict(
+    request: Request[Any, Any, Any], exc: SQLAlchemyIntegrityError
+) -> Response[Any]:
+    logger.warning(
+        "database_conflict", path=request.url.path, constraint=_constraint_name(exc.orig)
+    )
+    return error_response(request, 409, DATABASE_CONFLICT_DETAIL)
+
+
+def handle_row_gone(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.info("database_row_gone", path=request.url.path, exc_type=type(exc).__name__)
+    return error_response(request, 404, DATABASE_GONE_DETAIL)
+
+
+def handle_repository_error(request: Request[Any, Any, Any], exc: RepositoryError) -> Response[Any]:
+    """Advanced Alchemy wraps SQLAlchemy's errors; decide by what it wrapped. Its IntegrityError
+    also wraps errors that are not conflicts (a value the column cannot hold): those stay
+    unexpected, logged, 500."""
+    cause = exc.__cause__
+    if _is_row_gone(exc) or (cause is not None and _is_row_gone(cause)):
+        return handle_row_gone(request, exc)
+    if isinstance(exc, AdvancedAlchemyIntegrityError) and isinstance(
+        cause, SQLAlchemyIntegrityError
+    ):
+        return handle_database_conflict(request, cause)
+    return handle_unexpected(request, exc)
+
+
+def _constraint_name(orig: BaseException | None) -> str | None:
+    # asyncpg names the constraint; SQLite says only "UNIQUE constraint failed: <columns>".
+    name = getattr(orig, "constraint_name", None) or getattr(
+        getattr(orig, "__cause__", None), "constraint_name", None
+    )
+    return str(name) if name else None
+
+
 EXCEPTION_HANDLERS = {
     LoginRefused: handle_login_refused,
     SignInRequired: handle_sign_in_required,
@@ -168,4 +232,9 @@ EXCEPTION_HANDLERS = {
     RedisTimeoutError: handle_store_unavailable,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
+    # The database's own refusals (see above).
+    RepositoryError: handle_repository_error,
+    SQLAlchemyIntegrityError: handle_database_conflict,
+    StaleDataError: handle_row_gone,
+    NoResultFound: handle_row_gone,
 }

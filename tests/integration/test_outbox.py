@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from saas.audit.services import Actor
 from saas.auth.permissions import Role
-from saas.auth0.outbox import OutboxWorker
+from saas.auth0.outbox import Claim, OutboxWorker
 from saas.auth0.runtime import build_worker
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import Membership, Organization, OutboxJob, OutboxStatus, User
@@ -124,10 +124,11 @@ class RecordingWorker(OutboxWorker):
         super().__init__(*args, **kwargs)
         self.completed: list[str] = []
 
-    async def _execute(self, session: Any, job: OutboxJob) -> None:
-        await super()._execute(session, job)
-        if job.status == OutboxStatus.DONE.value:
-            self.completed.append(str(job.id))
+    async def run(self, claim: Claim) -> str | None:
+        status = await super().run(claim)
+        if status == OutboxStatus.DONE.value:
+            self.completed.append(str(claim.id))
+        return status
 
 
 async def churn(settings: Any, changes: int) -> dict[str, str]:

@@ -30,4 +30,10 @@ class OutboxJob(UUIDv7AuditBase):
         DateTimeUTC(timezone=True), default=_utcnow
     )
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set while a worker runs the job (see saas/auth0/outbox.py): only the holder of the
+    # token may record the result, and once `leased_until` passes another worker may retry.
+    lease_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    leased_until: Mapped[datetime.datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), default=None
+    )
     done_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
