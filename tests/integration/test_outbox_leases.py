@@ -20,6 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import select, text, update
 
+from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_member_later
 from saas.auth0.management import ManagementClient
@@ -133,7 +134,7 @@ async def test_an_auth0_call_in_flight_holds_no_transaction(stack: Stack, db: An
         started = time.monotonic()
         async with db.get_session() as session:
             await AuditService(session=session).record(
-                "project.created", actor=Actor.system(), organization_id=None
+                AuditAction.PROJECT_CREATED, actor=Actor.system(), organization_id=None
             )
             await session.commit()
         waited = time.monotonic() - started
