@@ -26,6 +26,7 @@ from saas.db.models import Organization
 from saas.errors import InvalidInput, NotFound
 from saas.invitations.services import InvitationService
 from saas.organizations.services import OrganizationRepository
+from saas.web.input import SingleLine
 
 logger = structlog.get_logger("saas.auth")
 
@@ -34,8 +35,8 @@ SILENT_LOGIN_FAILURES = frozenset({"login_required", "interaction_required", "co
 
 
 class LoginForm(Struct):
-    email: str = ""
-    next: str = ""
+    email: SingleLine = ""
+    next: SingleLine = ""
 
 
 def _landing(organization: Organization) -> str:
