@@ -49,7 +49,7 @@ async def validate_form(form: SsoForm, settings: Settings) -> ValidatedConnectio
     allow_loopback = not settings.is_production
     if form.strategy == "samlp":
         if form.metadata_xml.strip():
-            return validate_saml_metadata(form.metadata_xml)
+            return validate_saml_metadata(form.metadata_xml, allow_loopback_http=allow_loopback)
         if form.sign_in_url.strip() or form.signing_cert.strip():
             return validate_saml_endpoint(
                 form.sign_in_url, form.signing_cert, allow_loopback_http=allow_loopback
