@@ -15,6 +15,7 @@ from litestar.template import TemplateConfig
 from saas.config import PROJECT_ROOT, Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
 from saas.plugin import ApplicationCore
+from saas.web.input import AppRequest, refuse_control_characters
 from saas.web.logging import access_log_middleware, create_logging_config
 from saas.web.security import security_headers_middleware_factory
 from saas.web.sql_timing import count_statements_of, sql_timing_middleware
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
         middleware=middleware,
+        # Before every other guard, so before a slug or a search reaches the database.
+        guards=[refuse_control_characters],
+        request_class=AppRequest,
         logging_config=create_logging_config(settings),
         debug=False,
     )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.di import Provide
+from litestar.exceptions import ValidationException
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
 from saas.admin.controllers import AdminController
@@ -27,6 +28,7 @@ from saas.stores import sweep_expired_entries
 from saas.system.controllers import SystemController
 from saas.web.dashboard_routes import DASHBOARD_CONTROLLERS
 from saas.web.errors import EXCEPTION_HANDLERS
+from saas.web.input import handle_validation_exception
 from saas.web.rate_limit import SignInRateLimited, handle_sign_in_rate_limited
 from saas.web.security import create_csrf_config, create_login_rate_limit
 
@@ -81,6 +83,7 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
         app_config.csrf_config = create_csrf_config(settings)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
         app_config.exception_handlers[SignInRateLimited] = handle_sign_in_rate_limited
+        app_config.exception_handlers[ValidationException] = handle_validation_exception
         app_config.state["settings"] = settings
         return app_config
 

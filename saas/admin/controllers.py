@@ -26,43 +26,44 @@ from saas.organizations.dns_verification import record_name
 from saas.organizations.services import CONNECTION_STRATEGIES, OrganizationService
 from saas.sso.controllers import SsoForm, validate_form
 from saas.sso.services import SsoService
+from saas.web.input import MultiLine, SingleLine
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class CreateOrganizationForm(Struct):
-    slug: str = ""
-    display_name: str = ""
-    default_role: str = "member"
-    jit_provisioning: str = ""
-    require_sso: str = ""
-    domains: str = ""
+    slug: SingleLine = ""
+    display_name: SingleLine = ""
+    default_role: SingleLine = "member"
+    jit_provisioning: SingleLine = ""
+    require_sso: SingleLine = ""
+    domains: MultiLine = ""
     # A new enterprise connection, validated and created at Auth0 (as in self-service SSO):
-    sso_strategy: str = ""  # "", "oidc" or "samlp"
-    discovery_url: str = ""
-    client_id: str = ""
-    client_secret: str = ""
-    metadata_xml: str = ""
-    owner_email: str = ""
+    sso_strategy: SingleLine = ""  # "", "oidc" or "samlp"
+    discovery_url: SingleLine = ""
+    client_id: SingleLine = ""
+    client_secret: SingleLine = ""
+    metadata_xml: MultiLine = ""
+    owner_email: SingleLine = ""
 
 
 class DomainForm(Struct):
-    domain: str = ""
+    domain: SingleLine = ""
 
 
 class ConnectionForm(Struct):
-    name: str = ""
-    strategy: str = ""
-    display_name: str = ""
-    auth0_connection_id: str = ""
+    name: SingleLine = ""
+    strategy: SingleLine = ""
+    display_name: SingleLine = ""
+    auth0_connection_id: SingleLine = ""
 
 
 class OwnerForm(Struct):
-    email: str = ""
+    email: SingleLine = ""
 
 
 class StatusForm(Struct):
-    status: str = ""
+    status: SingleLine = ""
 
 
 def _checked(value: str) -> bool:

@@ -8,12 +8,12 @@ token's `permissions` and the caller's live membership must allow the action.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,9 +26,11 @@ from saas.api.schemas import (
     Offset,
     OrganizationOut,
     Page,
+    PageCursor,
     ProjectIn,
     ProjectOut,
     RoleChange,
+    Search,
 )
 from saas.auth.context import actor_from
 from saas.auth.guards import provide_tenant, requires
@@ -46,9 +48,17 @@ from saas.members.services import (
     PageStart,
 )
 from saas.projects.services import ProjectService
+from saas.web.input import SINGLE_LINE_PATTERN
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
-SortKey = str
+SortKey = Annotated[
+    str,
+    QueryParameter(
+        max_length=32,
+        pattern=SINGLE_LINE_PATTERN,
+        description=f"One of {', '.join(MEMBER_SORT_KEYS)}.",
+    ),
+]
 
 
 def _member(membership: Membership, user: User) -> MemberOut:
@@ -115,12 +125,12 @@ class MembersApi(Controller):
         self,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
-        q: FromQuery[str | None] = None,
-        sort: FromQuery[SortKey] = "name",
+        q: Search = None,
+        sort: SortKey = "name",
         descending: FromQuery[bool] = False,
-        limit: FromQuery[Limit] = 25,
-        after: FromQuery[str | None] = None,
-        before: FromQuery[str | None] = None,
+        limit: Limit = 25,
+        after: PageCursor = None,
+        before: PageCursor = None,
     ) -> MemberPageOut:
         """Cursor-paginated: every page costs the same, however deep into a large organization."""
         if sort not in MEMBER_SORT_KEYS:
@@ -129,7 +139,7 @@ class MembersApi(Controller):
             )
         if after and before:
             raise InvalidInput("Give `after` or `before`, not both.", field="after")
-        search = (q or "").strip()[:200] or None
+        search = (q or "").strip() or None
         try:
             page, total = await MembershipService(session=db_session).listing(
                 tenant.organization,
@@ -204,8 +214,8 @@ class InvitationsApi(Controller):
         self,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
-        limit: FromQuery[Limit] = 25,
-        offset: FromQuery[Offset] = 0,
+        limit: Limit = 25,
+        offset: Offset = 0,
     ) -> Page[InvitationOut]:
         rows, total = await InvitationService(session=db_session).page(
             tenant.organization.id, open_only=True, limit=limit, offset=offset
@@ -267,9 +277,9 @@ class ProjectsApi(Controller):
         self,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
-        q: FromQuery[str | None] = None,
-        limit: FromQuery[Limit] = 25,
-        offset: FromQuery[Offset] = 0,
+        q: Search = None,
+        limit: Limit = 25,
+        offset: Offset = 0,
     ) -> Page[ProjectOut]:
         rows, total = await self._service(db_session, tenant).page(
             search=q, limit=limit, offset=offset

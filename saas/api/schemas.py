@@ -6,12 +6,50 @@ import datetime
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
+from litestar.params import QueryParameter
 from msgspec import Meta, Struct
+
+from saas.web.input import SINGLE_LINE_PATTERN, SingleLine
 
 T = TypeVar("T")
 
-Limit = Annotated[int, Meta(ge=1, le=100, description="Page size (1-100).")]
-Offset = Annotated[int, Meta(ge=0, description="Number of items to skip.")]
+MAX_PAGE_SIZE = 100
+# Unbounded, an offset past 2**63 overflowed both drivers and a negative one is an error on
+# PostgreSQL (500s); a million is far past any listing anyone pages through.
+MAX_OFFSET = 1_000_000
+MAX_SEARCH_LENGTH = 200
+
+# Query parameters carry their bounds as Litestar parameters: Litestar validates those, and
+# states them in the OpenAPI document. (A msgspec `Meta` on a query parameter's type is
+# silently dropped: `limit=1000000` returned every row.)
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description=f"Page size (1-{MAX_PAGE_SIZE}).")
+]
+Offset = Annotated[
+    int,
+    QueryParameter(ge=0, le=MAX_OFFSET, description=f"Items to skip (0-{MAX_OFFSET:,})."),
+]
+Search = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=MAX_SEARCH_LENGTH,
+        pattern=SINGLE_LINE_PATTERN,
+        description=f"Search text, up to {MAX_SEARCH_LENGTH} characters.",
+    ),
+]
+PageCursor = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=1024,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="A cursor from a previous page (`next_cursor` or `previous_cursor`).",
+    ),
+]
+
+# Request bodies: every string is single-line text of bounded length.
+Role = Annotated[SingleLine, Meta(max_length=32, description="owner, admin, member or viewer.")]
+Email = Annotated[SingleLine, Meta(max_length=320)]
+ProjectName = Annotated[SingleLine, Meta(min_length=1, max_length=200)]
 
 
 class Page(Struct, Generic[T]):
@@ -56,12 +94,12 @@ class MemberOut(Struct):
 
 
 class RoleChange(Struct, forbid_unknown_fields=True):
-    role: str
+    role: Role
 
 
 class InvitationIn(Struct, forbid_unknown_fields=True):
-    email: str
-    role: str = "member"
+    email: Email
+    role: Role = "member"
 
 
 class InvitationOut(Struct):
@@ -74,7 +112,7 @@ class InvitationOut(Struct):
 
 
 class ProjectIn(Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=200)]
+    name: ProjectName
 
 
 class ProjectOut(Struct):

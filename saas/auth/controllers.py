@@ -27,6 +27,7 @@ from saas.db.models import Organization
 from saas.errors import InvalidInput, NotFound
 from saas.invitations.services import InvitationService
 from saas.organizations.services import OrganizationRepository
+from saas.web.input import SingleLine
 from saas.web.security import fresh_csrf_cookie
 
 logger = structlog.get_logger("saas.auth")
@@ -36,8 +37,8 @@ SILENT_LOGIN_FAILURES = frozenset({"login_required", "interaction_required", "co
 
 
 class LoginForm(Struct):
-    email: str = ""
-    next: str = ""
+    email: SingleLine = ""
+    next: SingleLine = ""
 
 
 def _landing(slug: str) -> str:

@@ -39,15 +39,16 @@ from saas.members.controllers import (
 )
 from saas.members.services import MembershipService, check_may_grant, parse_role
 from saas.organizations.domains import normalize_email
+from saas.web.input import MultiLine, SingleLine
 
 MAX_BATCH = 20
 _SEPARATORS = re.compile(r"[,;\s]+")
 
 
 class InviteFormData(Struct):
-    emails: str = ""
-    email: str = ""  # a single address (API-style clients, the route matrix)
-    role: str = "member"
+    emails: MultiLine = ""  # one address a line, or separated by commas
+    email: SingleLine = ""  # a single address (API-style clients, the route matrix)
+    role: SingleLine = "member"
 
 
 InviteBody = Annotated[InviteFormData, Body(media_type=RequestEncodingType.URL_ENCODED)]

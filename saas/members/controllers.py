@@ -43,6 +43,7 @@ from saas.members.services import (
     PageStart,
 )
 from saas.organizations.controllers import page_context
+from saas.web.input import SingleLine
 
 PAGE_SIZE = 25
 INVITATIONS_SHOWN = 50
@@ -314,7 +315,7 @@ async def members_page(
 
 
 class RoleForm(Struct):
-    role: str = ""
+    role: SingleLine = ""
 
 
 RoleBody = Annotated[RoleForm, Body(media_type=RequestEncodingType.URL_ENCODED)]

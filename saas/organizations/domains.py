@@ -35,7 +35,9 @@ def normalize_email(value: str) -> str:
     """Lowercase the whole address and normalize its domain; refuse malformed addresses."""
     candidate = value.strip()
     local, sep, domain = candidate.rpartition("@")
-    if not sep or not local or len(local) > 64 or any(c.isspace() for c in local):
+    # Not printable: control characters (NUL above all), format characters, separators.
+    # Mail systems, Auth0 and PostgreSQL each refuse or mangle them differently.
+    if not sep or not local or len(local) > 64 or not local.isprintable() or " " in local:
         raise InvalidInput(f"{value!r} is not an email address", field="email")
     return f"{local.lower()}@{normalize_domain(domain)}"
 

@@ -25,12 +25,13 @@ from saas.auth.tenant import TenantContext
 from saas.errors import DomainError
 from saas.organizations.controllers import page_context
 from saas.projects.services import ProjectService
+from saas.web.input import SingleLine
 
 PAGE_SIZE = 50
 
 
 class ProjectForm(Struct):
-    name: str = ""
+    name: SingleLine = ""
 
 
 Form = Annotated[ProjectForm, Body(media_type=RequestEncodingType.URL_ENCODED)]

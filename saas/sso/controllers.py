@@ -31,25 +31,26 @@ from saas.sso.validation import (
     validate_saml_endpoint,
     validate_saml_metadata,
 )
+from saas.web.input import MultiLine, SingleLine
 
 
 class SsoForm(Struct):
-    strategy: str = ""
-    display_name: str = ""
-    assign_membership_on_login: str = ""
-    metadata_xml: str = ""
-    sign_in_url: str = ""
-    signing_cert: str = ""
-    discovery_url: str = ""
-    client_id: str = ""
-    client_secret: str = ""
+    strategy: SingleLine = ""
+    display_name: SingleLine = ""
+    assign_membership_on_login: SingleLine = ""
+    metadata_xml: MultiLine = ""
+    sign_in_url: SingleLine = ""
+    signing_cert: MultiLine = ""
+    discovery_url: SingleLine = ""
+    client_id: SingleLine = ""
+    client_secret: SingleLine = ""
 
 
 async def validate_form(form: SsoForm, settings: Settings) -> ValidatedConnection:
     allow_loopback = not settings.is_production
     if form.strategy == "samlp":
         if form.metadata_xml.strip():
-            return validate_saml_metadata(form.metadata_xml)
+            return validate_saml_metadata(form.metadata_xml, allow_loopback_http=allow_loopback)
         if form.sign_in_url.strip() or form.signing_cert.strip():
             return validate_saml_endpoint(
                 form.sign_in_url, form.signing_cert, allow_loopback_http=allow_loopback

@@ -101,7 +101,26 @@ def _pem(certificate: x509.Certificate) -> str:
     return certificate.public_bytes(Encoding.PEM).decode()
 
 
-def validate_saml_metadata(xml: str) -> ValidatedConnection:
+def _check_endpoints(root: Any, *, allow_loopback_http: bool) -> None:
+    """Every endpoint the metadata names is where Auth0 will send people's browsers (or post
+    their assertions): the same rule as a sign-in URL typed in by hand, for all of them, since
+    Auth0 picks the binding it prefers, not necessarily the first one listed."""
+    for element in root.iter():
+        for attribute in ("Location", "ResponseLocation"):
+            value = element.get(attribute)
+            if value is None:
+                continue
+            try:
+                check_url(value, "metadata_xml", allow_loopback_http=allow_loopback_http)
+            except InvalidInput:
+                name = element.tag.rpartition("}")[2]
+                raise InvalidInput(
+                    f"The metadata's {name} {attribute} must be an https:// URL.",
+                    field="metadata_xml",
+                ) from None
+
+
+def validate_saml_metadata(xml: str, *, allow_loopback_http: bool) -> ValidatedConnection:
     if len(xml.encode()) > MAX_METADATA_BYTES:
         raise InvalidInput("The metadata is too large.", field="metadata_xml")
     try:
@@ -124,6 +143,7 @@ def validate_saml_metadata(xml: str) -> ValidatedConnection:
             "The metadata needs a SingleSignOnService location and a signing certificate.",
             field="metadata_xml",
         )
+    _check_endpoints(root, allow_loopback_http=allow_loopback_http)
     certificate = _certificate(cert_text, "metadata_xml")
     return ValidatedConnection(
         strategy="samlp",

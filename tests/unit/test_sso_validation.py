@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from saas.errors import InvalidInput
-from saas.sso.validation import check_url, refuse_internal_hosts
+from saas.sso.validation import check_url, refuse_internal_hosts, validate_saml_metadata
 
 
 @pytest.mark.parametrize(
@@ -34,3 +40,61 @@ async def test_loopback_is_allowed_only_when_asked() -> None:
 def test_only_https_urls(url: str) -> None:
     with pytest.raises(InvalidInput, match="https://"):
         check_url(url, "discovery_url", allow_loopback_http=False)
+
+
+def _metadata(*endpoints: str) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    body = "".join(line for line in pem.splitlines() if "CERTIFICATE" not in line)
+    return (
+        '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x">'
+        '<md:IDPSSODescriptor><md:KeyDescriptor><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/'
+        f'xmldsig#"><ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data>'
+        f"</ds:KeyInfo></md:KeyDescriptor>{''.join(endpoints)}</md:IDPSSODescriptor>"
+        "</md:EntityDescriptor>"
+    )
+
+
+def _sso(location: str) -> str:
+    return f'<md:SingleSignOnService Binding="b" Location="{location}"/>'
+
+
+@pytest.mark.parametrize(
+    "endpoints",
+    [
+        (_sso("javascript:alert(1)"),),
+        (_sso("http://169.254.169.254/latest/meta-data/"),),
+        (_sso("data:text/html,x"),),
+        (_sso("https://idp.example/sso"), _sso("javascript:alert(1)")),
+        (
+            _sso("https://idp.example/sso"),
+            '<md:SingleLogoutService Binding="b" Location="https://idp.example/slo"'
+            ' ResponseLocation="http://169.254.169.254/"/>',
+        ),
+    ],
+)
+def test_saml_metadata_endpoints_follow_the_sign_in_url_rule(endpoints: tuple[str, ...]) -> None:
+    with pytest.raises(InvalidInput, match=r"must be an https:// URL"):
+        validate_saml_metadata(_metadata(*endpoints), allow_loopback_http=False)
+
+
+def test_saml_metadata_on_loopback_http_only_outside_production() -> None:
+    xml = _metadata(_sso("http://127.0.0.1:8001/samlp/acme"))
+    assert validate_saml_metadata(xml, allow_loopback_http=True).options["signInEndpoint"]
+    with pytest.raises(InvalidInput):
+        validate_saml_metadata(xml, allow_loopback_http=False)
+    secure = _metadata(_sso("https://idp.example/sso"))
+    summary = validate_saml_metadata(secure, allow_loopback_http=False).summary
+    assert summary["sign_in_url"] == "https://idp.example/sso"
