@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.plugins.htmx import HTMXPlugin
@@ -15,6 +16,7 @@ from litestar.template import TemplateConfig
 from saas.config import PROJECT_ROOT, Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
 from saas.plugin import ApplicationCore
+from saas.web.errors import send_last_resort_answer
 from saas.web.input import AppRequest, refuse_control_characters
 from saas.web.logging import access_log_middleware, create_logging_config
 from saas.web.security import security_headers_middleware_factory
@@ -23,8 +25,9 @@ from saas.web.sql_timing import count_statements_of, sql_timing_middleware
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from litestar.types import ASGIApp, Receive, Scope, Send
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+logger = structlog.get_logger("saas.app")
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
 
@@ -37,14 +40,46 @@ class Application(Litestar):
     (CSRF, rate limiting, the session store), which its outermost exception handler makes. The
     request id, the security headers and the access log belong to every answer, so they wrap
     everything here, where each `http.response.start` that reaches the server passes.
+
+    Inside that layer, an exception that escapes Litestar before any answer has left (Litestar
+    lets one through when it was raised while an answer was on its way out, thinking that answer
+    sent) is answered here, so that even then the client gets a clear 500 or 503 with the
+    headers and the request id, and the log says so, instead of the server's bare 500.
     """
 
     def __init__(self, *args: Any, edge: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._edge = edge(super().__call__)
+        self._edge = edge(self._answer_what_escaped)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         await self._edge(scope, receive, send)
+
+    async def _answer_what_escaped(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True  # before sending: a start the server refused is its to answer
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, send_noting_start)
+        except Exception as error:
+            if started:
+                raise  # part of an answer is out: the server can only close the connection
+            logger.exception("unhandled_exception_escaped", exc_type=type(error).__name__)
+
+            async def send_through_hooks(message: Message) -> None:
+                # As every answer from Litestar does: the hooks close the database session.
+                for hook in self.before_send:
+                    await hook(message, scope)
+                await send(message)
+
+            await send_last_resort_answer(scope, receive, send_through_hooks, error)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -6,6 +6,10 @@ within one process, so without Redis the sign-in limit holds per app process.
 
 Files are deleted only when read after they expired; `sweep_expired_entries` deletes the rest
 on a timer, so sessions nobody returns to and stale counters do not pile up on the disk.
+
+A write that fails raises, from either kind (Redis: `RedisError`, files: `StoreUnavailable`):
+a session that was not saved, or a sign-in attempt that was not counted, must not be answered
+as if it had been.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import contextlib
 import math
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -30,12 +35,18 @@ from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from litestar import Litestar
 
 logger = structlog.get_logger("saas.stores")
 
 # An interrupted write leaves its mkstemp() file behind; one this old is no write in progress.
 _ORPHAN_TEMP_SECONDS = 3600
+
+
+class StoreUnavailable(Exception):
+    """The store could not keep what it was given (a full or read-only disk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,30 @@ class SweptFileStore(FileStore):
     """Litestar's file store, with a sweep that survives other processes writing meanwhile."""
 
     __slots__ = ()
+
+    async def set(
+        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
+    ) -> None:
+        try:
+            await super().set(key, value, expires_in)
+        except OSError as error:
+            raise StoreUnavailable(f"cannot write to {self.path}: {error.strerror}") from error
+
+    def _write_sync(self, target_file: anyio.Path, storage_obj: StorageObject) -> None:
+        # FileStore._write_sync() swallows every OSError: on a full or read-only disk each
+        # session and each sign-in count was dropped while the request went on as if saved
+        # (the sign-in limit let every attempt through). The same write, letting it fail.
+        descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=f"{target_file.name}.tmp")
+        try:
+            try:
+                os.write(descriptor, storage_obj.to_bytes())
+            finally:
+                os.close(descriptor)
+            os.replace(temporary, target_file)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
     async def delete_expired(self) -> None:
         # FileStore.delete_expired() stops at the first file it cannot decode, such as a

@@ -16,17 +16,22 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
 )
 from litestar.stores.base import Store
 from litestar.types import Empty
+from redis.exceptions import RedisError
 
 from saas.config import Settings
-from saas.stores import CountingFileStore, CountingRedisStore, SweptFileStore
+from saas.stores import CountingFileStore, CountingRedisStore, StoreUnavailable, SweptFileStore
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from litestar.types import ASGIApp, Message, Receive, Scope, ScopeSession, Send
 
 logger = structlog.get_logger("saas.sessions")
@@ -100,8 +105,53 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         MutableScopeHeaders.from_message(message).add("Set-Cookie", cookie.to_header(header=""))
 
 
+class StoreFailureAnsweringSessionMiddleware(SessionMiddleware[RotatingSessionBackend]):
+    """Litestar's session middleware, answering a failed write of the session as a 503.
+
+    The session is written when the answer's `http.response.start` passes on its way out. By
+    then Litestar counts the answer as started, so an exception raised there is handled by no
+    exception handler and reached the server as its bare 500. The failed write is answered here
+    instead, in place of the answer it belonged to, which is dropped: nothing of it has passed.
+    """
+
+    def create_send_wrapper(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> Callable[[Message], Awaitable[None]]:
+        replaced = False
+
+        async def wrapped_send(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the rest of the answer whose session could not be saved
+            if message["type"] != "http.response.start":
+                await connection.send(message)
+                return
+            try:
+                await self.backend.store_in_message(
+                    connection.scope.get("session"), message, connection
+                )
+            except (RedisError, StoreUnavailable) as error:
+                replaced = True
+                # Imported here: saas.web.errors imports the auth modules that import this one.
+                from saas.web.errors import send_error_answer
+
+                await send_error_answer(
+                    connection.scope, connection.receive, connection.send, error
+                )
+                return
+            await connection.send(message)
+
+        return wrapped_send
+
+
 class RotatingSessionConfig(ServerSideSessionConfig):
     _backend_class = RotatingSessionBackend
+
+    @property
+    def middleware(self) -> DefineMiddleware:
+        return DefineMiddleware(
+            StoreFailureAnsweringSessionMiddleware, backend=self._backend_class(config=self)
+        )
 
 
 def create_session_config(settings: Settings) -> RotatingSessionConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import structlog
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.auth.sessions import SESSION_STORE
 from saas.config import Settings
+from saas.stores import StoreUnavailable
 
 logger = structlog.get_logger("saas.health")
 
@@ -50,6 +52,7 @@ class SystemController(Controller):
 
 # A store that does not answer in this time is as good as down for a page waiting on it.
 STORE_CHECK_TIMEOUT_SECONDS = 2.0
+HEALTH_KEY_SECONDS = 10
 
 
 async def _database_check(db_session: AsyncSession) -> str:
@@ -62,11 +65,21 @@ async def _database_check(db_session: AsyncSession) -> str:
 
 
 async def _store_check(request: Request[Any, Any, Any], name: str) -> str:
+    # A write and a read through the store's own client, as every signed-in page makes: a
+    # store that still answers reads but refuses writes (Redis out of memory, a read-only
+    # replica) fails every sign-in and every session save. A key of its own per check, so
+    # concurrent checks cannot read each other's value; it expires by itself.
+    key, value = f"health:{uuid.uuid4().hex}", uuid.uuid4().bytes
+    store = request.app.stores.get(SESSION_STORE)
     try:
-        # A round trip through the store's own client, as every session load makes.
         async with asyncio.timeout(STORE_CHECK_TIMEOUT_SECONDS):
-            await request.app.stores.get(SESSION_STORE).exists("health")
-    except (RedisError, OSError, TimeoutError) as error:
+            await store.set(key, value, expires_in=HEALTH_KEY_SECONDS)
+            read = await store.get(key)
+            await store.delete(key)
+    except (RedisError, StoreUnavailable, OSError, TimeoutError) as error:
         logger.warning("health_store_failed", store=name, error=type(error).__name__)
+        return "failed"
+    if read != value:
+        logger.warning("health_store_failed", store=name, error="read back a different value")
         return "failed"
     return "ok"

@@ -6,7 +6,8 @@ error page. Unexpected exceptions become a 500 with no internals shown, and are 
 
 from __future__ import annotations
 
-from typing import Any
+from inspect import getmro
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from advanced_alchemy.exceptions import IntegrityError as AdvancedAlchemyIntegrityError
@@ -14,9 +15,9 @@ from advanced_alchemy.exceptions import NotFoundError, RepositoryError
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
+from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,6 +26,12 @@ from saas.auth.errors import LoginRefused
 from saas.auth.provider import ProviderUnavailable
 from saas.auth.tenant import SignInRequired
 from saas.errors import DomainError
+from saas.stores import StoreUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from litestar.types import Receive, Scope, Send
 
 logger = structlog.get_logger("saas.errors")
 PROBLEM_JSON = "application/problem+json"
@@ -104,16 +111,20 @@ def handle_provider_unavailable(
     )
 
 
+STORE_UNAVAILABLE_TITLE = "Temporarily unavailable"
+STORE_UNAVAILABLE_DETAIL = (
+    "Sign-in and sessions are not reachable right now. Please try again in a minute."
+)
+UNEXPECTED_DETAIL = "An unexpected error occurred. It has been logged; please try again."
+
+
 def handle_store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # Sessions and sign-in rate limits live in Redis when REDIS_URL is set: without it the
-    # request cannot be served, and the person should know that it is not their doing.
-    logger.error("session_store_unavailable", error=type(exc).__name__)
-    return error_response(
-        request,
-        503,
-        "Sign-in and sessions are not reachable right now. Please try again in a minute.",
-        title="Temporarily unavailable",
-    )
+    # Sessions and sign-in rate limits live in Redis when REDIS_URL is set, in files otherwise:
+    # a store that cannot be reached, or that refuses writes (Redis out of memory or a read-only
+    # replica, a full disk), cannot serve the request, and the person should know that it is
+    # not their doing.
+    logger.error("session_store_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
+    return error_response(request, 503, STORE_UNAVAILABLE_DETAIL, title=STORE_UNAVAILABLE_TITLE)
 
 
 def handle_sign_in_required(request: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
@@ -157,11 +168,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.exception("unhandled_exception", path=request.url.path, exc_type=type(exc).__name__)
-    return error_response(
-        request,
-        HTTP_500_INTERNAL_SERVER_ERROR,
-        "An unexpected error occurred. It has been logged; please try again.",
-    )
+    return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, UNEXPECTED_DETAIL)
 
 
 # ---- The database's own refusals: races on unique values, rows removed meanwhile ---------
@@ -228,8 +235,8 @@ EXCEPTION_HANDLERS = {
     SignInRequired: handle_sign_in_required,
     ProviderUnavailable: handle_provider_unavailable,
     DomainError: handle_domain_error,
-    RedisConnectionError: handle_store_unavailable,
-    RedisTimeoutError: handle_store_unavailable,
+    RedisError: handle_store_unavailable,
+    StoreUnavailable: handle_store_unavailable,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
     # The database's own refusals (see above).
@@ -238,3 +245,61 @@ EXCEPTION_HANDLERS = {
     StaleDataError: handle_row_gone,
     NoResultFound: handle_row_gone,
 }
+
+
+def handler_for(exc: BaseException) -> Callable[[Request[Any, Any, Any], Any], Response[Any]]:
+    """The handler Litestar would pick for `exc` from EXCEPTION_HANDLERS (closest class first)."""
+    for cls in getmro(type(exc)):
+        if cls in EXCEPTION_HANDLERS:
+            return EXCEPTION_HANDLERS[cls]  # type: ignore[return-value]
+    return handle_unexpected
+
+
+async def send_error_answer(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer `exc` as its exception handler would, from a layer that met it while the answer
+    it replaces was leaving: Litestar counts that answer as started and would not handle it.
+    Only for layers whose `send` nothing has passed yet, so the server sees this answer alone."""
+    request: Request[Any, Any, Any] = scope["litestar_app"].request_class(
+        scope=scope, receive=receive, send=send
+    )
+    response = handler_for(exc)(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+
+def _store_error_in(exc: BaseException) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RedisError | StoreUnavailable):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+async def send_last_resort_answer(
+    scope: Scope, receive: Receive, send: Send, exc: Exception
+) -> None:
+    """The answer for an exception no handler answered (see `saas.app.Application`): a 503 when
+    a store failed on the way, a 500 otherwise, as an error page or problem details. The caller
+    has logged it. Should the page itself fail, a plain-text answer with the same status."""
+    status = 503 if _store_error_in(exc) is not None else HTTP_500_INTERNAL_SERVER_ERROR
+    try:
+        request: Request[Any, Any, Any] = scope["litestar_app"].request_class(
+            scope=scope, receive=receive, send=send
+        )
+        if status == 503:
+            response = error_response(
+                request, 503, STORE_UNAVAILABLE_DETAIL, title=STORE_UNAVAILABLE_TITLE
+            )
+        else:
+            response = error_response(request, status, UNEXPECTED_DETAIL)
+        answer = response.to_asgi_response(app=None, request=request)
+    except Exception:
+        logger.exception("error_page_failed")
+        answer = ASGIResponse(
+            body=(STORE_UNAVAILABLE_DETAIL if status == 503 else UNEXPECTED_DETAIL).encode(),
+            status_code=status,
+            media_type="text/plain; charset=utf-8",
+        )
+    await answer(scope, receive, send)

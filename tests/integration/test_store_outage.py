@@ -7,9 +7,12 @@ an append-only file, so the signed-in session survives the outage as it would in
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.support.databases import in_ci
 from tests.support.servers import free_port
@@ -38,7 +42,7 @@ def _wait_for_port(port: int, *, listening: bool, timeout: float = 15) -> None:
 
 
 @contextmanager
-def redis_server(port: int, data_dir: Path) -> Iterator[None]:
+def redis_server(port: int, data_dir: Path, *, persistent: bool = True) -> Iterator[None]:
     binary = shutil.which("redis-server")
     if binary is None:
         if in_ci():
@@ -48,7 +52,13 @@ def redis_server(port: int, data_dir: Path) -> Iterator[None]:
         [
             binary,
             *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)),
-            *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
+            "--save",
+            "",
+            *(
+                ("--appendonly", "yes", "--appendfsync", "always")
+                if persistent
+                else ("--appendonly", "no")
+            ),
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -111,5 +121,132 @@ def test_redis_outage_is_named_and_answered_clearly(
             assert health.status_code == 200, health.text
             assert browser.get("/o/acme/").status_code == 200
             assert anonymous.get("/login").status_code == 200
+        anonymous.close()
+        browser.close()
+
+
+def assert_clear_503(response: httpx.Response, *, html: bool) -> None:
+    """The session store's 503, as an error page or problem details, with every header an
+    answer carries: not the server's bare 500."""
+    where = (str(response.url), response.status_code, response.text[:300])
+    assert response.status_code == 503, where
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers.get("x-request-id", "")), where
+    assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", "")
+    assert response.headers.get("x-frame-options") == "DENY"
+    assert response.headers.get("x-content-type-options") == "nosniff"
+    if html:
+        assert response.headers["content-type"].startswith("text/html")
+        assert "Temporarily unavailable" in response.text
+        assert "Sign-in and sessions are not reachable right now" in response.text
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["title"] == "Temporarily unavailable"
+
+
+# Redis answering reads but refusing writes, and how to undo it. Both apply to the test's own
+# redis-server only (CONFIG SET and REPLICAOF are server-wide).
+WRITE_REFUSALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # maxmemory-policy is noeviction by default: every write is refused with OOM.
+    "out of memory": (("CONFIG", "SET", "maxmemory", "1"), ("CONFIG", "SET", "maxmemory", "0")),
+    # A replica of a master that is not there: it serves its data and refuses every write.
+    "read-only replica": (("REPLICAOF", "127.0.0.1", "9"), ("REPLICAOF", "NO", "ONE")),
+}
+
+
+@pytest.mark.parametrize("refusal", list(WRITE_REFUSALS))
+def test_redis_refusing_writes_is_named_and_answered_clearly(
+    refusal: str, tmp_path: Path, migrated_sqlite_template: Path
+) -> None:
+    database = tmp_path / "app.db"
+    shutil.copyfile(migrated_sqlite_template, database)
+    port = free_port()
+    settings = stack_settings(
+        f"sqlite+aiosqlite:///{database}", tmp_path, redis_url=f"redis://127.0.0.1:{port}/0"
+    )
+    refuse, undo = WRITE_REFUSALS[refusal]
+    with redis_server(port, tmp_path, persistent=False), running_stack(settings) as stack:
+        browser = stack.browser()
+        assert browser.login("alice@acme.example").status_code == 200
+        anonymous = httpx.Client(base_url=stack.app_url, timeout=10)
+        control = redis.Redis(port=port)
+        control.execute_command(*refuse)
+        try:
+            with pytest.raises(redis.RedisError):
+                control.set("saas-test-probe", "1")  # the refusal is in force
+            health = anonymous.get("/health")
+            assert health.status_code == 503, health.text
+            assert health.json()["checks"] == {"database": "ok", "redis": "failed"}
+            # A signed-in page reads its session (allowed) and saves it on the way out.
+            assert_clear_503(browser.get("/o/acme/", headers={"accept": "text/html"}), html=True)
+            assert_clear_503(
+                browser.get("/o/acme/", headers={"accept": "application/json"}), html=False
+            )
+            # Counting a sign-in attempt is a write.
+            assert_clear_503(anonymous.get("/login", headers={"accept": "text/html"}), html=True)
+        finally:
+            control.execute_command(*undo)
+        assert anonymous.get("/health").status_code == 200
+        assert browser.get("/o/acme/").status_code == 200  # still signed in
+        assert anonymous.get("/login").status_code == 200
+        control.close()
+        anonymous.close()
+        browser.close()
+
+
+@contextmanager
+def writes_refused(*directories: Path) -> Iterator[None]:
+    """No file can be created in `directories`, by anyone: the tests may run as root, whom
+    permissions do not stop, so as root the directories are made immutable instead."""
+    as_root = os.geteuid() == 0
+    chattr = shutil.which("chattr")
+    if as_root and chattr is None:
+        pytest.fail("running as root without chattr: cannot make a directory refuse writes")
+    done: list[Path] = []
+    try:
+        for directory in directories:
+            if as_root:
+                subprocess.run([chattr, "+i", str(directory)], check=True)  # type: ignore[list-item]
+            else:
+                directory.chmod(0o555)
+            done.append(directory)
+        for directory in directories:
+            try:
+                descriptor, probe = tempfile.mkstemp(dir=directory)
+            except OSError:
+                continue
+            os.close(descriptor)
+            os.unlink(probe)
+            pytest.fail(f"{directory} still accepts new files (filesystem without chattr +i?)")
+        yield
+    finally:
+        for directory in done:
+            if as_root:
+                subprocess.run([chattr, "-i", str(directory)], check=True)  # type: ignore[list-item]
+            else:
+                directory.chmod(0o755)
+
+
+def test_file_stores_refusing_writes_are_answered_clearly(
+    tmp_path: Path, migrated_sqlite_template: Path
+) -> None:
+    database = tmp_path / "app.db"
+    shutil.copyfile(migrated_sqlite_template, database)
+    settings = stack_settings(f"sqlite+aiosqlite:///{database}", tmp_path)
+    assert settings.redis_url is None
+    stores = settings.state_dir / "stores"
+    with running_stack(settings) as stack:
+        browser = stack.browser()
+        assert browser.login("alice@acme.example").status_code == 200
+        anonymous = httpx.Client(base_url=stack.app_url, timeout=10)
+        with writes_refused(stores / "sessions", stores / "ratelimit"):
+            # The session cannot be saved (it is renewed on every signed-in request), and a
+            # sign-in attempt cannot be counted: neither may be answered as if it had been.
+            assert_clear_503(browser.get("/o/acme/", headers={"accept": "text/html"}), html=True)
+            assert_clear_503(anonymous.get("/login", headers={"accept": "text/html"}), html=True)
+            assert_clear_503(
+                anonymous.get("/login", headers={"accept": "application/json"}), html=False
+            )
+        assert browser.get("/o/acme/").status_code == 200  # still signed in
+        assert anonymous.get("/login").status_code == 200
         anonymous.close()
         browser.close()
