@@ -21,6 +21,7 @@ from saas.auth.sessions import (
 )
 from saas.auth0.runtime import lifecycle
 from saas.config import Settings
+from saas.db.transactions import commit_before_answer_middleware_factory
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
 from saas.sso.controllers import SsoController
@@ -78,6 +79,8 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
                 create_session_config(settings).middleware,
                 session_timeout_middleware_factory(settings),
                 create_login_rate_limit(settings),
+                # Innermost, so the commit comes before the session is saved on the way out.
+                commit_before_answer_middleware_factory(self.db_config.session_scope_key),
             ]
         )
         app_config.csrf_config = create_csrf_config(settings)

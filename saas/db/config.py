@@ -52,8 +52,9 @@ def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         engine_config=EngineConfig(**engine_options),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         session_dependency_key=SESSION_DEPENDENCY_KEY,
-        # Redirects count as success: a login that ends in a 302 must commit its writes.
-        before_send_handler="autocommit_include_redirects",
+        # No autocommit hook: it sends the success answer even when the COMMIT fails. The
+        # default hook only closes the session; saas.db.transactions commits, and answers a
+        # failed commit (the application's middleware).
         create_all=False,  # migrations are the only way the schema changes
         alembic_config=AlembicAsyncConfig(
             script_location=str(MIGRATIONS_DIR),
