@@ -2,6 +2,12 @@
 
 JSON in production (for log shippers), readable console lines in development. Query strings
 are never logged: on /callback they carry authorization codes and state.
+
+The request id is always the app's own: a client (or a proxy) can send any `X-Request-ID`, and
+one it chose could be made equal to another request's to blur what the log says about each.
+A well-formed one it sent is logged beside it as `client_request_id`, for correlation with the
+proxy's logs. The path is logged as it was received, before Litestar normalises it
+(`//o/acme/` is routed as `/o/acme`), so the log shows what the client asked for.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_log = structlog.get_logger("saas.access")
 
 
@@ -39,13 +45,23 @@ def create_logging_config(settings: Settings) -> StructLoggingConfig:
     )
 
 
-def _request_id_from(scope: Scope) -> str:
+def _client_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == REQUEST_ID_HEADER.encode():
             candidate = value.decode("latin-1")
-            if _SAFE_REQUEST_ID.match(candidate):
-                return candidate
-    return uuid.uuid4().hex
+            # fullmatch: `$` would also match before a trailing newline.
+            return candidate if _SAFE_REQUEST_ID.fullmatch(candidate) else None
+    return None
+
+
+def _path_as_received(scope: Scope) -> str:
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return str(scope["path"])
+    # Some servers leave the query in: it never reaches the log (see above). Bytes outside
+    # printable ASCII are shown percent-encoded, so a log line holds only what it seems to.
+    raw = raw.partition(b"?")[0]
+    return "".join(chr(byte) if 0x21 <= byte <= 0x7E else f"%{byte:02X}" for byte in raw)
 
 
 def access_log_middleware(app: ASGIApp) -> ASGIApp:
@@ -56,9 +72,13 @@ def access_log_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        request_id = _request_id_from(scope)
+        request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        if client_request_id := _client_request_id(scope):
+            structlog.contextvars.bind_contextvars(client_request_id=client_request_id)
+        # Read now: Litestar replaces scope["path"] with the normalised path it routes.
+        path = _path_as_received(scope)
         status_code = 500
         started = time.perf_counter()
 
@@ -80,7 +100,7 @@ def access_log_middleware(app: ASGIApp) -> ASGIApp:
             access_log.info(
                 "request",
                 method=scope.get("method"),
-                path=scope["path"],
+                path=path,
                 status=status_code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.middleware.csrf import generate_csrf_token
+from litestar.utils import normalize_path
 
 from saas.auth.sessions import RATE_LIMIT_STORE
 from saas.config import Settings
@@ -92,6 +93,13 @@ DOCS_CSP = (
 )
 
 
+_PRIVATE_PREFIXES = ("/o/", "/api/v1/", "/admin", "/select-organization")
+
+
+def _is_private(path: str) -> bool:
+    return path.startswith(_PRIVATE_PREFIXES)
+
+
 def security_headers_middleware_factory(settings: Settings) -> Any:
     strict_csp = content_security_policy(settings).encode()
     common: list[tuple[bytes, bytes]] = [
@@ -109,12 +117,14 @@ def security_headers_middleware_factory(settings: Settings) -> Any:
             if scope["type"] != "http":
                 await app(scope, receive, send)
                 return
-            path: str = scope["path"]
-            csp = DOCS_CSP.encode() if path.startswith("/api/docs") else strict_csp
-            private = path.startswith(("/o/", "/api/v1/", "/admin", "/select-organization"))
 
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start":
+                    # Decided on the path as Litestar routes it (`//o//acme/` is `/o/acme`), not
+                    # as sent: a repeated slash must not make a tenant page cacheable.
+                    path = normalize_path(scope["path"])
+                    csp = DOCS_CSP.encode() if path.startswith("/api/docs") else strict_csp
+                    private = _is_private(path)
                     headers = [
                         (k, v)
                         for k, v in message.get("headers", [])
