@@ -15,13 +15,19 @@ the limit within a minute, which is still a hard ceiling on guessing for a sign-
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from litestar import Request, Response
 from litestar.datastructures import MutableScopeHeaders
-from litestar.exceptions import ImproperlyConfiguredException, TooManyRequestsException
+from litestar.exceptions import (
+    ClientException,
+    ImproperlyConfiguredException,
+    TooManyRequestsException,
+)
 
 from saas.stores import WindowCounter
 from saas.web.errors import error_response
@@ -29,6 +35,7 @@ from saas.web.errors import error_response
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+logger = structlog.get_logger("saas.rate_limit")
 WINDOW_SECONDS = 60
 
 
@@ -60,10 +67,55 @@ def handle_sign_in_rate_limited(
     )
 
 
-def _client_address(scope: Scope) -> str:
-    # Behind a proxy this is the forwarded address only when uvicorn runs with --proxy-headers.
+class ClientAddressUnknown(ClientException):
+    """The server gave no client address, so there is no counter to count this request in."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            detail=(
+                "This server cannot tell which network your request comes from, so it cannot "
+                "accept sign-ins right now. The administrator has been told."
+            )
+        )
+
+
+IPV6_SUBSCRIBER_PREFIX = 64
+
+
+def client_key(scope: Scope) -> str:
+    """The counter a request counts against: its client's address, an IPv6 client's /64.
+
+    An IPv6 subscriber is usually given a whole /64 (and picks addresses in it freely, with
+    privacy extensions even by itself), so a counter per address would give each one 2**64
+    counters. IPv4-mapped IPv6 addresses count as the IPv4 address they are.
+
+    Behind a proxy the address is the forwarded one only when uvicorn runs with
+    --proxy-headers; clients behind one NAT (a corporate network) share one counter.
+
+    Without an address (a server on a Unix socket, with no proxy headers trusted) there is
+    nothing to key by: one shared counter would let one guesser lock everyone out of sign-in,
+    and no counter would let guessing go unlimited. The request is refused instead, and the
+    operator is told what to fix.
+    """
     client = scope.get("client")
-    return client[0] if client else "unknown"
+    host = client[0] if client else None
+    if not host:
+        logger.error(
+            "sign_in_client_address_unknown",
+            reason="the server gave no client address: behind a proxy on a Unix socket, run "
+            "uvicorn with --proxy-headers and --forwarded-allow-ips naming the proxy",
+        )
+        raise ClientAddressUnknown
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name the server or a trusted proxy gave: count it as it is
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        network = ipaddress.IPv6Network((address, IPV6_SUBSCRIBER_PREFIX), strict=False)
+        return str(network)
+    return str(address)
 
 
 def sign_in_rate_limit_middleware(
@@ -80,7 +132,7 @@ def sign_in_rate_limit_middleware(
             if not isinstance(counter, WindowCounter):
                 msg = f"the {store!r} store cannot count requests atomically"
                 raise ImproperlyConfiguredException(msg)
-            counted = await counter.hit(f"sign-in:{_client_address(scope)}", WINDOW_SECONDS)
+            counted = await counter.hit(f"sign-in:{client_key(scope)}", WINDOW_SECONDS)
             # Rounded up: a client that waits this long arrives in the next window.
             resets_in = max(1, math.ceil(counted.resets_in))
             headers = {

@@ -145,3 +145,49 @@ def test_without_redis_the_limit_is_exact_within_one_process(one_file_node: list
     print(f"one node, file store: {through} of {BURST} allowed (limit {LIMIT})")
     assert through == LIMIT
     assert all("retry-after" in r.headers for r in responses if r.status_code == 429)
+
+
+def test_an_ipv6_client_counts_against_its_slash_64(
+    tmp_path: Path, migrated_sqlite_template: Path
+) -> None:
+    url = require_redis()
+    asyncio.run(_flush_rate_limits(url))
+    settings = _settings(tmp_path, migrated_sqlite_template, redis_url=url)
+    try:
+        with serve(create_app(settings), host="::1") as node:
+            for _ in range(3):
+                assert httpx.get(node + "/login", timeout=10).status_code == 200
+        keys = asyncio.run(_rate_limit_keys(url))
+    finally:
+        asyncio.run(_flush_rate_limits(url))
+    # The connection came from ::1; its counter is its /64's, holding all three requests.
+    assert keys == {b"saas_ratelimit:sign-in:::/64": b"3"}
+
+
+async def _rate_limit_keys(url: str) -> dict[bytes, object]:
+    client = aioredis.from_url(url)
+    try:
+        return {
+            key: await client.get(key) async for key in client.scan_iter(match="saas_ratelimit:*")
+        }
+    finally:
+        await client.aclose()
+
+
+def test_a_server_that_gives_no_client_address_refuses_sign_in(
+    tmp_path: Path, migrated_sqlite_template: Path
+) -> None:
+    # On a Unix socket (with no proxy headers trusted) the server knows no client address.
+    settings = _settings(tmp_path, migrated_sqlite_template)
+    socket_path = str(tmp_path / "app.sock")
+    with serve(create_app(settings), uds=socket_path) as base_url:
+        transport = httpx.HTTPTransport(uds=socket_path)
+        with httpx.Client(transport=transport, base_url=base_url, timeout=10) as client:
+            page = client.get("/login", headers={"accept": "text/html"})
+            problem = client.get("/login", headers={"accept": "application/json"})
+            other = client.get("/health")
+    assert page.status_code == 400, page.text[:300]
+    assert "cannot tell which network your request comes from" in page.text
+    assert problem.status_code == 400
+    assert problem.headers["content-type"] == "application/problem+json"
+    assert other.status_code == 200  # only sign-in needs a counter
