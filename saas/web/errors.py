@@ -6,6 +6,7 @@ error page. Unexpected exceptions become a 500 with no internals shown, and are 
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from inspect import getmro
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,23 @@ _TITLES = {
     500: "Something went wrong",
     503: "Service unavailable",
 }
+
+
+# Litestar's own exceptions carry the bare reason phrase as their detail ("Not Found"); a page
+# that says "Not found / Not Found" tells nobody anything, so these say what to do instead.
+_PLAIN_DETAILS = {
+    400: "The request could not be understood. Go back and try again.",
+    403: "You do not have access to this.",
+    404: "There is nothing at this address. Check the link, or start again from the home page.",
+    405: "This address does not accept that kind of request.",
+}
+# Litestar's CSRF middleware refuses with this detail. A person meets it when the page they
+# act from was loaded before they signed in or out (in this tab or another one).
+_CSRF_REFUSAL = "CSRF token verification failed"
+_CSRF_EXPLANATION = (
+    "This page is out of date: you signed in or out since it was loaded, perhaps in another "
+    "tab. Reload the page and try again. Nothing was changed."
+)
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:
@@ -159,11 +177,18 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
             else "The request was not valid."
         )
     status_code = exc.status_code
+    title: str | None = None
+    if detail == _CSRF_REFUSAL:
+        title, detail = "Page out of date", _CSRF_EXPLANATION
+    elif detail.casefold() == HTTPStatus(status_code).phrase.casefold():
+        detail = _PLAIN_DETAILS.get(status_code, detail)
     if isinstance(exc, ValidationException) and request.url.path.startswith("/api/"):
         status_code = 422  # well-formed HTTP, unacceptable content: the API's documented code
     if status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         detail = "An unexpected error occurred. It has been logged."
-    return error_response(request, status_code, detail, extra=extra, headers=exc.headers)
+    return error_response(
+        request, status_code, detail, title=title, extra=extra, headers=exc.headers
+    )
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

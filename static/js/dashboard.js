@@ -1,5 +1,6 @@
 // The dashboard's only script (no inline script anywhere, for a strict CSP):
-// - sends the CSRF token on every unsafe htmx request (X-CSRFToken, from <meta name="csrf-token">);
+// - sends the CSRF token on every unsafe htmx request (X-CSRFToken): the cookie's current value,
+//   so signing in again in another tab (which replaces the token) does not break this one;
 // - swaps the inline-error fragments the server answers refusals with (403/409/422), but never
 //   a full error page into a part of the page: that one becomes a toast instead;
 // - shows toasts announced by the server in an `HX-Trigger: {"toast": {...}}` header;
@@ -14,7 +15,16 @@
 
   var UNSAFE = /^(POST|PUT|PATCH|DELETE)$/i;
 
+  var CSRF_COOKIES = ["__Host-saas_csrf", "saas_csrf"];
+
   function csrfToken() {
+    var cookies = document.cookie ? document.cookie.split("; ") : [];
+    for (var i = 0; i < CSRF_COOKIES.length; i++) {
+      for (var j = 0; j < cookies.length; j++) {
+        var eq = cookies[j].indexOf("=");
+        if (cookies[j].slice(0, eq) === CSRF_COOKIES[i]) return decodeURIComponent(cookies[j].slice(eq + 1));
+      }
+    }
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute("content") : "";
   }
@@ -83,6 +93,11 @@
       event.detail.shouldSwap = false;
       event.detail.isError = false;
       showToast(errorMessage(xhr), "error");
+      // Nothing was changed, so the form must not look changed: a role picker goes back to the
+      // role the server last rendered.
+      var source = (event.detail.requestConfig && event.detail.requestConfig.elt) || event.detail.elt;
+      var form = source && source.closest ? source.closest("form") : null;
+      if (form) form.reset();
     }
   });
 

@@ -220,3 +220,58 @@ def test_dashboard_member_sees_no_admin_controls(journey: Journey) -> None:
     expect(page.get_by_role("link", name="Audit log")).to_have_count(0)
     expect(page.get_by_role("button", name="Leave organization")).to_be_visible()
     screenshot(page, "dashboard-members-member")
+
+
+async def remove_member(stack: Stack, email: str) -> None:
+    async with standalone_session(stack.settings) as session:
+        acme = (
+            await session.execute(select(Organization).where(Organization.slug == "acme"))
+        ).scalar_one()
+        user = (await session.execute(select(User).where(User.email == email))).scalar_one()
+        members = MembershipService(session=session)
+        membership = await members.find(acme.id, user.id)
+        assert membership is not None
+        await members.remove(
+            organization_id=acme.id, membership_id=membership.id, actor=Actor.system()
+        )
+        await session.commit()
+
+
+def csrf_cookie(journey: Journey) -> str:
+    cookies = {c["name"]: c["value"] for c in journey.page.context.cookies(journey.stack.app_url)}
+    return cookies["saas_csrf"]
+
+
+def test_a_tab_keeps_working_after_signing_in_again_elsewhere_and_a_refusal_looks_refused(
+    journey: Journey,
+) -> None:
+    """Signing in replaces the CSRF token (a token read before sign-in must not outlive it);
+    a tab opened before that still acts, because htmx sends the cookie's current token. A
+    change the server refuses puts the control back as it was, beside the error."""
+    page = journey.page
+    sign_in(journey, "alice@acme.example")
+    open_members(journey)
+    before = csrf_cookie(journey)
+
+    # Alice signs in again in a second tab (her IdP session makes it silent).
+    other = page.context.new_page()
+    journey.watch.attach(other)
+    other.goto(journey.stack.app_url + "/o/acme/login")
+    other.wait_for_url(journey.stack.app_url + "/o/acme/")
+    assert csrf_cookie(journey) != before
+    other.close()
+
+    bob = member_row(journey, "bob@acme.example")
+    bob.get_by_test_id("role-select").select_option("admin")
+    expect(page.get_by_test_id("toast").last).to_contain_text("is now admin")
+
+    # Vera is removed meanwhile; changing her role is refused with the server's words, and
+    # her picker shows the role she had, not the one that was not saved.
+    run_async(remove_member(journey.stack, "vera@acme.example"))
+    vera = member_row(journey, "vera@acme.example")
+    vera_id = (vera.get_attribute("id") or "").removeprefix("member-")
+    journey.watch.expect_status(f"/o/acme/members/{vera_id}/role", 404)
+    vera.get_by_test_id("role-select").select_option("member")
+    expect(page.get_by_test_id("toast").last).to_contain_text("Not found")
+    expect(vera.get_by_test_id("role-select")).to_have_value("viewer")
+    screenshot(page, "dashboard-refused-role-change")

@@ -56,6 +56,9 @@ def test_unknown_page_is_a_friendly_html_404(app_url: str) -> None:
     assert response.status_code == 404
     assert "text/html" in response.headers["content-type"]
     assert "Not found" in response.text
+    # It says what to do, rather than repeating the title as Litestar's "Not Found".
+    assert "There is nothing at this address" in response.text
+    assert "Not Found" not in response.text
     assert "Traceback" not in response.text
 
 

@@ -47,6 +47,10 @@ def test_a_token_read_before_sign_in_is_refused_after_it(stack: Stack) -> None:
 
     refused = post(browser, "/logout", anonymous)
     assert refused.status_code == 403
+    # The person is told why and what to do, not "CSRF token verification failed".
+    assert "Page out of date" in refused.text
+    assert "Reload the page and try again. Nothing was changed." in refused.text
+    assert "CSRF" not in refused.text
     assert browser.get("/o/acme/").status_code == 200  # still signed in: nothing happened
 
     accepted = post(browser, "/logout", signed_in)
