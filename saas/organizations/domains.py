@@ -31,13 +31,28 @@ def normalize_domain(value: str) -> str:
     return ascii_form
 
 
+# RFC 5322 `atext` besides letters and digits: what an unquoted local part may hold (the same
+# set browsers accept in <input type=email>). Quoted local parts ("a b"@x) and comments are
+# legal in mail but not something anyone signs in with, so they are refused.
+_LOCAL_SYMBOLS = frozenset("!#$%&'*+/=?^_`{|}~-")
+
+
+def _is_local_part(local: str) -> bool:
+    """A dot-atom: atoms of letters, digits and `_LOCAL_SYMBOLS`, joined by single dots.
+    Letters and digits beyond ASCII are allowed (RFC 6532); anything else that is not
+    printable — NUL, format characters, zero-width spaces — or is markup (<, >) is not."""
+    atoms = local.split(".")
+    return all(
+        atom and all(ch.isalnum() or ch in _LOCAL_SYMBOLS for ch in atom) for atom in atoms
+    )
+
+
 def normalize_email(value: str) -> str:
     """Lowercase the whole address and normalize its domain; refuse malformed addresses."""
     candidate = value.strip()
     local, sep, domain = candidate.rpartition("@")
-    # Not printable: control characters (NUL above all), format characters, separators.
-    # Mail systems, Auth0 and PostgreSQL each refuse or mangle them differently.
-    if not sep or not local or len(local) > 64 or not local.isprintable() or " " in local:
+    # Mail systems, Auth0 and PostgreSQL each refuse or mangle odd local parts differently.
+    if not sep or not local or len(local) > 64 or not _is_local_part(local):
         raise InvalidInput(f"{value!r} is not an email address", field="email")
     return f"{local.lower()}@{normalize_domain(domain)}"
 

@@ -35,7 +35,31 @@ def test_emails_normalize_local_part_and_domain() -> None:
     assert email_domain("bob@Bücher.example") == "xn--bcher-kva.example"
 
 
-@pytest.mark.parametrize("raw", ["alice", "@acme.example", "alice@", "al ice@acme.example"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "alice",
+        "@acme.example",
+        "alice@",
+        "al ice@acme.example",
+        "<script>alert(1)</script>@acme.example",
+        "<x>(y)@acme.example",
+        '"quoted"@acme.example',
+        ".alice@acme.example",
+        "alice.@acme.example",
+        "al..ice@acme.example",
+        "a\x00b@example.org",
+        "a\u200bb@acme.example",  # zero-width space
+    ],
+)
 def test_malformed_emails_are_refused(raw: str) -> None:
     with pytest.raises(InvalidInput):
         normalize_email(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["o'brien@acme.example", "first.last+tag@acme.example", "josé@acme.example", "a_b-c@x.example"],
+)
+def test_ordinary_addresses_are_accepted(raw: str) -> None:
+    assert normalize_email(raw) == raw.lower()
