@@ -131,9 +131,25 @@ class AdminController(Controller):
         settings: NamedDependency[Settings],
         data: Annotated[CreateOrganizationForm, FormBody],
     ) -> Template | Redirect:
-        actor = actor_from(request, await load_current_user(request, db_session))
         service = OrganizationService(session=db_session)
         try:
+            # First, before anything is read or written: validating an OIDC connection fetches
+            # its discovery document, and no transaction may be open during a network call.
+            validated = (
+                await validate_form(
+                    SsoForm(
+                        strategy=data.sso_strategy,
+                        discovery_url=data.discovery_url,
+                        client_id=data.client_id,
+                        client_secret=data.client_secret,
+                        metadata_xml=data.metadata_xml,
+                    ),
+                    settings,
+                )
+                if data.sso_strategy
+                else None
+            )
+            actor = actor_from(request, await load_current_user(request, db_session))
             org = await service.create_organization(
                 slug=data.slug,
                 display_name=data.display_name,
@@ -144,17 +160,7 @@ class AdminController(Controller):
             )
             for domain in _split(data.domains):
                 await service.add_domain(organization_id=org.id, domain=domain, actor=actor)
-            if data.sso_strategy:
-                validated = await validate_form(
-                    SsoForm(
-                        strategy=data.sso_strategy,
-                        discovery_url=data.discovery_url,
-                        client_id=data.client_id,
-                        client_secret=data.client_secret,
-                        metadata_xml=data.metadata_xml,
-                    ),
-                    settings,
-                )
+            if validated is not None:
                 await SsoService(db_session, org, settings).save(
                     validated,
                     display_name=f"{org.display_name} SSO",

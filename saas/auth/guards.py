@@ -8,7 +8,8 @@ read each route's requirement from the route table.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Request
@@ -38,21 +39,41 @@ def db_session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSessio
     return config.provide_session(connection.app.state, connection.scope)
 
 
+@asynccontextmanager
+async def read_before_body(
+    connection: ASGIConnection[Any, Any, Any, Any],
+) -> AsyncIterator[AsyncSession]:
+    """The request's session for a guard's reads; the transaction they open ends with them.
+    One that was open already (not the guard's) is left alone."""
+    db = db_session_of(connection)
+    opened_here = not db.in_transaction()
+    try:
+        yield db
+    except BaseException:
+        if opened_here and db.in_transaction():
+            await db.rollback()
+        raise
+    if opened_here and db.in_transaction():
+        # Read-only, so committing writes nothing; unlike a rollback it keeps what was read
+        # loaded for the handler.
+        await db.commit()
+
+
 async def tenant_for(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantContext:
     cached = connection.state.get(TENANT_STATE_KEY)
     if isinstance(cached, TenantContext):
         return cached
-    db = db_session_of(connection)
-    if connection.url.path.startswith(API_PREFIX):
-        tenant = await resolve_api_tenant(
-            connection.path_params["org"],
-            connection,
-            db,
-            connection.app.state["provider"],
-            connection.app.state["settings"],
-        )
-    else:
-        tenant = await resolve_tenant(connection.path_params["slug"], connection, db)
+    async with read_before_body(connection) as db:
+        if connection.url.path.startswith(API_PREFIX):
+            tenant = await resolve_api_tenant(
+                connection.path_params["org"],
+                connection,
+                db,
+                connection.app.state["provider"],
+                connection.app.state["settings"],
+            )
+        else:
+            tenant = await resolve_tenant(connection.path_params["slug"], connection, db)
     connection.state[TENANT_STATE_KEY] = tenant
     return tenant
 
@@ -71,7 +92,8 @@ def requires(permission: Permission) -> Guard:
 async def requires_platform_operator(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
-    user = await load_current_user(connection, db_session_of(connection))
+    async with read_before_body(connection) as db:
+        user = await load_current_user(connection, db)
     if user is None:
         raise SignInRequired(sign_in_location("/login", connection.url.path, connection.url.query))
     if not user.is_platform_operator:

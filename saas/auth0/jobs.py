@@ -35,3 +35,20 @@ def sync_invitation_later(
     enqueue(
         session, INVITATION, invitation_id=invitation_id, delete_auth0_ids=delete_auth0_ids or []
     )
+
+
+def disable_connection_later(
+    session: Session,
+    organization_id: UUID,
+    auth0_connection_id: str | None,
+    auth0_connection_name: str,
+) -> None:
+    """Take a connection the organization no longer has off it at Auth0. Without its id (none
+    was recorded, though a create may have reached Auth0), the job finds it by name."""
+    enqueue(
+        session,
+        CONNECTION_DISABLE,
+        organization_id=organization_id,
+        auth0_connection_id=auth0_connection_id,
+        auth0_connection_name=auth0_connection_name,
+    )

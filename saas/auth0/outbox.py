@@ -15,8 +15,12 @@ transaction). A job runs in four steps:
 3. push: the Auth0 calls, with no session and no connection held, cut short at 80% of the
    lease so that a lease never runs out under a live worker.
 4. record: one short transaction marks the job done (or schedules its retry) only if the lease
-   is still ours, and makes the writes the answers call for (an Auth0 id to keep). If the rows
-   changed while Auth0 was called, those writes are not made and the job is enqueued again.
+   is still ours, and makes the writes the answers call for (an Auth0 id to keep). Those writes
+   are made even if the rows changed while Auth0 was called, or the lease was lost: what Auth0
+   created must be known here, or nothing could ever undo it there (an invitation revoked
+   meanwhile would stay open at Auth0, emailed and valid). Each is guarded, so it never
+   overwrites a newer answer. Then, if the rows changed, the job is enqueued again, and that
+   run makes Auth0 match the rows as they are now.
 
 A worker that stops after claiming leaves a lease that expires; the job then runs again.
 """
@@ -58,7 +62,9 @@ class JobHandler(Generic[StateT]):
     short read-only transaction; it runs again when the result is recorded, and a different
     answer means the rows changed during the call. `push` makes Auth0 match that state with no
     session at all, and returns the database writes its answers call for, if any, which the
-    worker makes in the transaction that records the job."""
+    worker makes in the transaction that records the job, whether or not the rows changed:
+    they must be guarded (write only where the row still lacks the answer) and may find the
+    row gone."""
 
     read: Callable[[AsyncSession, dict[str, Any]], Awaitable[StateT]]
     push: Callable[[ManagementClient, StateT], Awaitable[Apply | None]]
@@ -226,22 +232,24 @@ class OutboxWorker:
     ) -> str | None:
         async with self.session_maker() as session, session.begin():
             done = OutboxStatus.DONE.value
-            if not await self._release(
+            ours = await self._release(
                 session, claim, status=done, done_at=utcnow(), last_error=None
-            ):
+            )
+            unchanged = False
+            if ours:
+                # Compared before `apply` writes: its own writes change what `read` returns.
+                with contextlib.suppress(ManagementError):
+                    unchanged = await handler.read(session, dict(claim.payload)) == state
+            if apply is not None:
+                await apply(session)
+            if not ours:
                 # Our calls may have reached Auth0 after those of the worker that took over:
                 # one more run from the current rows settles it.
                 self._enqueue_again(session, claim, "outbox_lease_lost")
                 return None
-            try:
-                unchanged = await handler.read(session, dict(claim.payload)) == state
-            except ManagementError:
-                unchanged = False
             if not unchanged:
                 # Auth0 now reflects rows as they were: make it match them as they are.
                 self._enqueue_again(session, claim, "outbox_rows_changed_during_call")
-            elif apply is not None:
-                await apply(session)
         logger.info(
             "outbox_job_done", kind=claim.kind, job_id=str(claim.id), attempts=claim.attempts
         )

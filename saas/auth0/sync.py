@@ -4,6 +4,11 @@ Each is a `JobHandler` (saas/auth0/outbox.py): `read` copies the current rows in
 value in a short transaction, `push` makes Auth0 match that value with no database session
 open, and returns the writes Auth0's answers call for (an id to keep). Because each run reads
 the rows as they are, retries, duplicates and reordering converge.
+
+Those writes are made even when the rows changed during the call (saas/auth0/outbox.py), so
+they are guarded and expect the row to be gone; where an id was never recorded at all (a
+worker stopped between Auth0's answer and its commit), the job that would undo the object
+looks it up at Auth0 by what the app put there (app metadata, its name).
 """
 
 from __future__ import annotations
@@ -13,10 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth0.jobs import CONNECTION, CONNECTION_DISABLE, INVITATION, MEMBER, ORGANIZATION
+from saas.auth0.jobs import (
+    CONNECTION,
+    CONNECTION_DISABLE,
+    INVITATION,
+    MEMBER,
+    ORGANIZATION,
+    disable_connection_later,
+)
 from saas.auth0.management import ManagementClient, ManagementError
 from saas.auth0.outbox import Apply, JobHandler
 from saas.db.models import (
@@ -214,8 +226,16 @@ async def push_invitation(client: ManagementClient, state: InvitationState | Non
         await client.delete_invitation(org_id, auth0_id)
     now = datetime.datetime.now(datetime.UTC)
     if not state.is_pending(now):
-        if state.auth0_invitation_id and state.accepted_at is None:
-            await client.delete_invitation(org_id, state.auth0_invitation_id)
+        if state.accepted_at is None:
+            open_id = state.auth0_invitation_id
+            if open_id is None:
+                # Created at Auth0 without its id reaching us (the worker stopped before it
+                # recorded it, or the create is still running elsewhere and will run this
+                # job again when it records): find it by the id we gave it.
+                found = await client.find_invitation(org_id, str(state.id))
+                open_id = str(found["id"]) if found else None
+            if open_id is not None:
+                await client.delete_invitation(org_id, open_id)
         return None
     if state.auth0_invitation_id is not None:
         return None
@@ -234,6 +254,8 @@ async def push_invitation(client: ManagementClient, state: InvitationState | Non
     token_hash = hash_ticket(str(created["ticket_id"]))
 
     async def keep_ticket(session: AsyncSession) -> None:
+        # Also when the invitation was revoked during the call: the job that runs next
+        # deletes it at Auth0 by this id.
         await session.execute(
             update(Invitation)
             .where(Invitation.id == state.id, Invitation.auth0_invitation_id.is_(None))
@@ -309,15 +331,29 @@ async def push_connection(client: ManagementClient, state: ConnectionState | Non
     await client.enable_connection(
         state.auth0_org_id, auth0_connection_id, assign_on_login=state.assign_on_login
     )
-    if auth0_connection_id == state.auth0_connection_id:
-        return None
 
     async def keep_auth0_id(session: AsyncSession) -> None:
-        await session.execute(
-            update(EnterpriseConnection)
-            .where(EnterpriseConnection.id == state.id)
-            .values(auth0_connection_id=auth0_connection_id)
+        exists = await session.scalar(
+            select(EnterpriseConnection.id).where(EnterpriseConnection.id == state.id)
         )
+        if exists is None:
+            # Deleted while Auth0 created or enabled it, perhaps before its id was known
+            # here: take it off the organization at Auth0 too.
+            disable_connection_later(
+                session, state.organization_id, auth0_connection_id, state.name
+            )
+        elif auth0_connection_id != state.auth0_connection_id:
+            await session.execute(
+                update(EnterpriseConnection)
+                .where(
+                    EnterpriseConnection.id == state.id,
+                    # Only over the id this job read: never over a newer job's answer.
+                    EnterpriseConnection.auth0_connection_id.is_not_distinct_from(
+                        state.auth0_connection_id
+                    ),
+                )
+                .values(auth0_connection_id=auth0_connection_id)
+            )
 
     return keep_auth0_id
 
@@ -327,20 +363,57 @@ async def push_connection(client: ManagementClient, state: ConnectionState | Non
 
 @dataclass(frozen=True, slots=True)
 class DisableState:
+    organization_id: UUID
     auth0_org_id: str
-    auth0_connection_id: str
+    auth0_connection_id: str | None
+    auth0_connection_name: str | None
 
 
 async def read_disable(session: AsyncSession, payload: dict[str, Any]) -> DisableState | None:
     organization = await session.get(Organization, UUID(payload["organization_id"]))
     if organization is None or organization.auth0_org_id is None:
         return None
-    return DisableState(organization.auth0_org_id, str(payload["auth0_connection_id"]))
+    auth0_id = payload.get("auth0_connection_id")
+    name = payload.get("auth0_connection_name")
+    same = [
+        column == value
+        for column, value in (
+            (EnterpriseConnection.auth0_connection_id, auth0_id),
+            (EnterpriseConnection.auth0_connection_name, name),
+        )
+        if value
+    ]
+    if not same:
+        return None
+    # The organization has that connection again (deleted, then saved anew under the same
+    # name): its own sync job keeps it enabled, this one must not take it away.
+    in_use = await session.scalar(
+        select(EnterpriseConnection.id)
+        .where(EnterpriseConnection.organization_id == organization.id, or_(*same))
+        .limit(1)
+    )
+    if in_use is not None:
+        return None
+    return DisableState(
+        organization_id=organization.id,
+        auth0_org_id=organization.auth0_org_id,
+        auth0_connection_id=str(auth0_id) if auth0_id else None,
+        auth0_connection_name=str(name) if name else None,
+    )
 
 
 async def push_disable(client: ManagementClient, state: DisableState | None) -> Apply | None:
-    if state is not None:
-        await client.disable_connection(state.auth0_org_id, state.auth0_connection_id)
+    if state is None:
+        return None
+    connection_id = state.auth0_connection_id
+    if connection_id is None and state.auth0_connection_name:
+        found = await client.connection_by_name(state.auth0_connection_name)
+        # Only one this organization created (as ensure_connection records it).
+        owner = str(((found or {}).get("metadata") or {}).get("saas_organization_id"))
+        if found is not None and owner == str(state.organization_id):
+            connection_id = str(found["id"])
+    if connection_id is not None:
+        await client.disable_connection(state.auth0_org_id, connection_id)
     return None
 
 

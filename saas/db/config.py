@@ -41,11 +41,22 @@ def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             "pool_size": 10,
             "max_overflow": 10,
             "pool_pre_ping": True,
-            # asyncpg prepares every statement, and after five runs PostgreSQL may switch to a
-            # generic plan that ignores the parameters' values. For a search (`ILIKE $2`) that
-            # plan cannot see the pattern and scans: 435 ms instead of 30 ms for one first
-            # name in a 100,000-member organization. Planning each run costs ~0.3 ms.
-            "connect_args": {"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+            # A request that cannot get a connection soon answers an error rather than queue
+            # without end behind requests that hold theirs.
+            "pool_timeout": 10,
+            "connect_args": {
+                "server_settings": {
+                    # asyncpg prepares every statement, and after five runs PostgreSQL may
+                    # switch to a generic plan that ignores the parameters' values. For a
+                    # search (`ILIKE $2`) that plan cannot see the pattern and scans: 435 ms
+                    # instead of 30 ms for one first name in a 100,000-member organization.
+                    # Planning each run costs ~0.3 ms.
+                    "plan_cache_mode": "force_custom_plan",
+                    # A transaction left idle (code that awaits something slow with one open)
+                    # is ended by the server after a minute, not left holding its connection.
+                    "idle_in_transaction_session_timeout": "60s",
+                }
+            },
         }
     config = SQLAlchemyAsyncConfig(
         connection_string=settings.database_url,

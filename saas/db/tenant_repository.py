@@ -11,6 +11,12 @@ base class's bulk paths (`delete_many`, `update_many`, `upsert_many`) build thei
 from the bare table, so they are re-implemented on the scoped single-row ones.
 `tests/integration/test_tenant_repository.py` fails on any public method of the installed
 library that is neither, so an upgrade cannot add an unscoped way in.
+
+A row names its organization by `organization_id` or, where the model has one, by its
+`organization` relationship (which the flush copies into `organization_id`): both are checked.
+The flush checks again, once the relationships have been copied: a row added through a
+scoped repository must be inserted with its organization, and no row of a scoped model ever
+moves to another organization, whatever set it.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Select
+from sqlalchemy import Select, event, inspect
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
-from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Mapped, Mapper, RelationshipProperty
+from sqlalchemy.sql.util import surface_selectables
 
 
 class TenantOwned(Protocol):
@@ -53,7 +61,47 @@ class TenantScopeError(RuntimeError):
     error (requests never choose the organization of a row), so it is not a 4xx."""
 
 
+# Where a row added through a scoped repository keeps that repository's organization (the
+# instance's `InstanceState.info`), for the flush to check.
+_SCOPE_KEY = "tenant_scope_organization_id"
+# Models with a scoped repository: their rows never change organization.
+_SCOPED_MODELS: set[type[Any]] = set()
+
+
+def _organization_relationships(model: type[Any]) -> builtins.list[RelationshipProperty[Any]]:
+    """Relationships that set `organization_id` when the row is flushed."""
+    return [
+        relationship
+        for relationship in inspect(model).relationships
+        if any(column.key == "organization_id" for column in relationship.local_columns)
+    ]
+
+
+@event.listens_for(Mapper, "before_insert")
+def _inserted_in_scope(_: Mapper[Any], __: Connection, target: Any) -> None:
+    expected = inspect(target).info.get(_SCOPE_KEY)
+    if expected is not None and target.organization_id != expected:
+        msg = f"this {type(target).__name__} would be written to another organization"
+        raise TenantScopeError(msg)
+
+
+@event.listens_for(Mapper, "before_update")
+def _stays_in_its_organization(mapper: Mapper[Any], _: Connection, target: Any) -> None:
+    if mapper.class_ not in _SCOPED_MODELS:
+        return
+    history = inspect(target).attrs.organization_id.history
+    if history.deleted and history.added != history.deleted:
+        msg = f"this {type(target).__name__} would move to another organization"
+        raise TenantScopeError(msg)
+
+
 class TenantScopedRepository(SQLAlchemyAsyncRepository[TenantModelT]):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("model_type")
+        if model is not None:
+            _SCOPED_MODELS.add(model)
+
     def __init__(
         self,
         *,
@@ -86,6 +134,17 @@ class TenantScopedRepository(SQLAlchemyAsyncRepository[TenantModelT]):
         self._scoped_statement = self._scope(value)
 
     def _scope(self, statement: Select[Any]) -> Select[Any]:
+        # The filter names the model's own table: a statement over an alias of it would get a
+        # cross join with the filtered table instead, and every organization's rows.
+        table = inspect(self.model_type).local_table
+        froms = {
+            selectable
+            for from_ in statement.get_final_froms()
+            for selectable in surface_selectables(from_)
+        }
+        if table not in froms:
+            msg = f"a scoped statement must select from {table.name} itself, not an alias"
+            raise TenantScopeError(msg)
         return statement.where(self.model_type.organization_id == self.organization_id)
 
     def _scope_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -94,17 +153,35 @@ class TenantScopedRepository(SQLAlchemyAsyncRepository[TenantModelT]):
             kwargs["statement"] = self._scope(statement)
         return kwargs
 
+    def _is_other_organization(self, related: Any) -> bool:
+        if related is None:
+            return False
+        # From the identity key, or what is set: reading `related.id` might load it.
+        state = inspect(related)
+        related_id = state.identity[0] if state.identity else state.dict.get("id")
+        return bool(related_id != self.organization_id)
+
     def _check_values(self, values: Mapping[str, Any]) -> None:
         if "organization_id" in values and values["organization_id"] != self.organization_id:
             msg = f"{self.model_type.__name__} values name another organization"
             raise TenantScopeError(msg)
+        for relationship in _organization_relationships(self.model_type):
+            if self._is_other_organization(values.get(relationship.key)):
+                msg = f"{self.model_type.__name__} values relate to another organization"
+                raise TenantScopeError(msg)
 
     def _stamp(self, data: TenantModelT) -> TenantModelT:
         current = getattr(data, "organization_id", None)
         if current is not None and current != self.organization_id:
             msg = f"this {self.model_type.__name__} belongs to another organization"
             raise TenantScopeError(msg)
+        for relationship in _organization_relationships(type(data)):
+            # Only what was set on the instance: reading the attribute could load it.
+            if self._is_other_organization(data.__dict__.get(relationship.key)):
+                msg = f"this {self.model_type.__name__} is related to another organization"
+                raise TenantScopeError(msg)
         data.organization_id = self.organization_id
+        inspect(data).info[_SCOPE_KEY] = self.organization_id
         return data
 
     # ---- reads ---------------------------------------------------------------------------

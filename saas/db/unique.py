@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
@@ -24,11 +25,12 @@ async def insert_unless_taken(
     model: type[ModelT],
     values: Mapping[str, Any],
     *,
-    unique: Sequence[str],
+    unique: Sequence[str | ColumnElement[Any]],
 ) -> ModelT | None:
     """The new row (in the session, as `add` would leave it), or None when another row holds
     the same values of the `unique` columns. Only that constraint is an expected conflict:
-    any other still raises."""
+    any other still raises. For a unique index over expressions (`lower(name)`), give the
+    same expressions: both databases match the conflict target to the index by them."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         statement: Any = postgresql.insert(model)

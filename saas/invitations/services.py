@@ -11,7 +11,7 @@ import datetime
 from uuid import UUID
 
 from advanced_alchemy.exceptions import IntegrityError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
@@ -37,6 +37,11 @@ class InvitationRepository(TenantScopedRepository[Invitation]):
 
 def _pending_conflict(email: str) -> Conflict:
     return Conflict(f"{email} already has a pending invitation.", field="email")
+
+
+def _not_valid_any_more() -> NotFound:
+    # One message for unknown, expired, revoked and used: nothing to probe.
+    return NotFound("This invitation is not valid any more. Ask for a new one.")
 
 
 class InvitationService:
@@ -241,8 +246,7 @@ class InvitationService:
             token_hash=hash_ticket(ticket)
         )
         if invitation is None or not invitation.is_pending(utcnow()):
-            # One message for unknown, expired, revoked and used: nothing to probe.
-            raise NotFound("This invitation is not valid any more. Ask for a new one.")
+            raise _not_valid_any_more()
         return invitation
 
     async def accept(
@@ -251,8 +255,27 @@ class InvitationService:
         invitation = await self.get_pending_by_ticket(organization_id, ticket)
         if normalize_email(user.email) != invitation.email:
             raise Forbidden("This invitation was sent to a different email address.")
-        invitation.accepted_at = utcnow()
-        await self.repository_for(organization_id).update(invitation, auto_commit=False)
+        # The read above took no lock: a revoke, or the same invitation accepted in another
+        # tab, may commit after it. The UPDATE decides, on the row as it is then (PostgreSQL
+        # waits for a transaction that holds the row and re-checks the condition; SQLite's
+        # single writer sees the committed row), and nothing is written if it matched none.
+        now = utcnow()
+        accepted = await self.session.execute(
+            update(Invitation)
+            .where(
+                Invitation.id == invitation.id,
+                Invitation.organization_id == organization_id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > now,
+            )
+            .values(accepted_at=now)
+            .returning(Invitation.id)
+            .execution_options(synchronize_session=False)
+        )
+        if accepted.first() is None:
+            raise _not_valid_any_more()
+        await self.session.refresh(invitation)
         await self._audit.record(
             AuditAction.INVITATION_ACCEPTED,
             actor=actor,

@@ -69,7 +69,8 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         return Conflict(f"A project named {name!r} exists already.", field="name")
 
     async def _ensure_unique(self, name: str, exclude: UUID | None = None) -> None:
-        statement = self.repository.statement.where(func.lower(Project.name) == name.lower())
+        # The database's lower(), as the unique index has it (SQLite folds only ASCII letters).
+        statement = self.repository.statement.where(func.lower(Project.name) == func.lower(name))
         if exclude is not None:
             statement = statement.where(Project.id != exclude)
         if (await self.repository.session.execute(statement.limit(1))).first() is not None:
@@ -92,7 +93,8 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
             self.repository.session,
             Project,
             {"organization_id": self.organization_id, "name": name, "created_by_id": actor.user_id},
-            unique=("organization_id", "name"),
+            # The expressions of the unique index uq_projects_org_lower_name.
+            unique=["organization_id", func.lower(Project.name)],
         )
         if project is None:
             raise self._taken(name)

@@ -13,8 +13,7 @@ from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth.authority import ActingMember, acting_role
 from saas.auth.permissions import Permission
-from saas.auth0.jobs import CONNECTION_DISABLE, sync_connection_later
-from saas.auth0.outbox import enqueue
+from saas.auth0.jobs import disable_connection_later, sync_connection_later
 from saas.config import Settings
 from saas.db.models import EnterpriseConnection, Organization
 from saas.errors import NotFound
@@ -100,13 +99,13 @@ class SsoService:
         return connection
 
     async def _remove(self, connection: EnterpriseConnection) -> None:
-        if connection.auth0_connection_id:
-            enqueue(
-                self.session,
-                CONNECTION_DISABLE,
-                organization_id=self.organization.id,
-                auth0_connection_id=connection.auth0_connection_id,
-            )
+        # Also without an Auth0 id: its create may have reached Auth0 all the same.
+        disable_connection_later(
+            self.session,
+            self.organization.id,
+            connection.auth0_connection_id,
+            connection.auth0_connection_name,
+        )
         await self._connections.delete(connection.id, auto_commit=False)
 
     async def delete(self, *, actor: Actor, authority: ActingMember | None = None) -> None:

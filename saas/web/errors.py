@@ -219,9 +219,29 @@ def _is_row_gone(exc: BaseException) -> bool:
     return isinstance(exc, StaleDataError | NoResultFound | NotFoundError)
 
 
+# Only these are what a concurrent request leaves behind: a unique value taken meanwhile, a
+# referenced row deleted meanwhile. NOT NULL and CHECK violations are the code's own bugs.
+_CONFLICT_SQLSTATES = frozenset({"23505", "23503"})  # unique_violation, foreign_key_violation
+_CONFLICT_SQLITE_CODES = frozenset(
+    {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_FOREIGNKEY"}
+)
+
+
+def _is_conflict(orig: BaseException | None) -> bool:
+    sqlstate = getattr(orig, "sqlstate", None)  # asyncpg, through SQLAlchemy's adapter
+    if sqlstate is not None:
+        return sqlstate in _CONFLICT_SQLSTATES
+    code = getattr(orig, "sqlite_errorname", None)
+    if code is not None:
+        return code in _CONFLICT_SQLITE_CODES
+    return str(orig).startswith(("UNIQUE constraint failed", "FOREIGN KEY constraint failed"))
+
+
 def handle_database_conflict(
     request: Request[Any, Any, Any], exc: SQLAlchemyIntegrityError
 ) -> Response[Any]:
+    if not _is_conflict(exc.orig):
+        return handle_unexpected(request, exc)
     logger.warning(
         "database_conflict", path=request.url.path, constraint=_constraint_name(exc.orig)
     )

@@ -1,7 +1,9 @@
-"""One open invitation per address and organization, held by the database.
+"""One open invitation per address and organization, held by the database; and an invitation
+is accepted at most once, never after its revoke committed.
 
 Real concurrent transactions on separate connections (SQLite: the write lock; PostgreSQL: the
-partial unique index `uq_invitations_open_email`), and two concurrent requests over HTTP.
+partial unique index `uq_invitations_open_email`, the invitation's row lock), and two
+concurrent requests over HTTP.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from saas.auth.authority import ActingMember
 from saas.auth.permissions import Role
 from saas.auth0.jobs import INVITATION
 from saas.db.config import create_sqlalchemy_config
-from saas.db.models import Invitation, OutboxJob
-from saas.errors import Conflict
+from saas.db.models import AuditEvent, Invitation, Membership, OutboxJob, User
+from saas.errors import Conflict, NotFound
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
@@ -128,6 +130,98 @@ async def test_simultaneous_invitations_leave_one(
     )
     assert sorted(outcomes) == ["invited", "refused"]
     assert await open_invitations_and_jobs(session_factory, org_id) == (1, 1)
+
+
+# ---- accepting while the invitation changes ---------------------------------------------
+
+
+async def invited_user(factory: async_sessionmaker[AsyncSession]) -> tuple[UUID, UUID, str, User]:
+    """An organization, an open admin invitation to carol, and carol's account."""
+    org_id, (ann, _) = await org_with_admins(factory)
+    async with factory() as session:
+        invitation, ticket = await InvitationService(session=session).invite(
+            organization_id=org_id,
+            email=EMAIL,
+            role=Role.ADMIN,
+            actor=Actor(user_id=ann),
+            authority=ActingMember(ann),
+            ttl=WEEK,
+        )
+        carol = await UserService(session=session).upsert_by_sub(sub="auth0|carol", email=EMAIL)
+        await session.commit()
+    return org_id, invitation.id, ticket, carol
+
+
+async def accept_and_commit(
+    factory: async_sessionmaker[AsyncSession], org_id: UUID, ticket: str, user: User
+) -> str:
+    async with factory() as session:
+        try:
+            await InvitationService(session=session).accept(
+                organization_id=org_id, ticket=ticket, user=user, actor=SYSTEM
+            )
+            await session.commit()
+        except NotFound:
+            await session.rollback()
+            return "refused"
+        return "accepted"
+
+
+async def acceptance_footprint(
+    factory: async_sessionmaker[AsyncSession], org_id: UUID, user: User
+) -> tuple[int, int]:
+    """Carol's memberships in the organization, and invitation.accepted audit events."""
+    async with factory() as session:
+        members = await session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.organization_id == org_id, Membership.user_id == user.id)
+        )
+        accepted = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.organization_id == org_id, AuditEvent.action == "invitation.accepted")
+        )
+        return int(members or 0), int(accepted or 0)
+
+
+async def test_an_invitation_revoked_while_it_is_accepted_is_refused(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    org_id, invitation_id, ticket, carol = await invited_user(session_factory)
+    async with session_factory() as admin:
+        await InvitationService(session=admin).revoke(
+            organization_id=org_id, invitation_id=invitation_id, actor=SYSTEM
+        )
+        await admin.flush()
+        # The revoke is written, not committed; the invitee's accept has read the invitation
+        # as still open, and must wait for the revoke, then see it.
+        accepting = asyncio.create_task(accept_and_commit(session_factory, org_id, ticket, carol))
+        await asyncio.sleep(0.5)
+        assert not accepting.done(), "the accept must wait for the revoke's transaction"
+        await admin.commit()  # the admin is told: revoked
+    assert await accepting == "refused"
+    assert await acceptance_footprint(session_factory, org_id, carol) == (0, 0)
+    async with session_factory() as session:
+        row = await session.get(Invitation, invitation_id)
+        assert row is not None
+        assert row.accepted_at is None
+
+
+async def test_one_invitation_accepted_in_two_tabs_at_once_is_accepted_once(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    org_id, _, ticket, carol = await invited_user(session_factory)
+    async with session_factory() as first_tab:
+        await InvitationService(session=first_tab).accept(
+            organization_id=org_id, ticket=ticket, user=carol, actor=SYSTEM
+        )
+        second_tab = asyncio.create_task(accept_and_commit(session_factory, org_id, ticket, carol))
+        await asyncio.sleep(0.5)
+        assert not second_tab.done(), "the second accept must wait for the first transaction"
+        await first_tab.commit()
+    assert await second_tab == "refused"
+    assert await acceptance_footprint(session_factory, org_id, carol) == (1, 1)
 
 
 def _row(org_id: UUID, email: str, **values: object) -> Invitation:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from advanced_alchemy.base import metadata_registry
-from sqlalchemy import inspect
+from sqlalchemy import Integer, inspect
 
 from saas.config import load_settings
 from saas.db.config import create_sqlalchemy_config
@@ -167,3 +167,104 @@ def test_member_count_is_backfilled_from_existing_memberships(empty_database_url
     asyncio.run(_fill_0003_schema(empty_database_url))
     run_in_thread(lambda: alembic_for(empty_database_url).upgrade("head"))
     assert asyncio.run(_member_counts(empty_database_url)) == [("big", 3), ("empty", 0)]
+
+
+async def _fill_0006_projects(url: str) -> None:
+    """Names that differ only in case, as the 0006 schema let two racing requests write."""
+    import datetime
+    import uuid
+
+    from advanced_alchemy.types import GUID, DateTimeUTC
+    from sqlalchemy import Boolean, String, column, insert, table
+
+    def stamped(name: str, *columns: Any) -> Any:
+        return table(
+            name,
+            column("id", GUID()),
+            column("created_at", DateTimeUTC()),
+            column("updated_at", DateTimeUTC()),
+            *columns,
+        )
+
+    organizations = stamped(
+        "organizations",
+        *(column(c, String()) for c in ("slug", "display_name", "status", "default_role")),
+        column("require_sso", Boolean()),
+        column("jit_provisioning", Boolean()),
+        column("member_count", Integer()),
+    )
+    projects = stamped("projects", column("organization_id", GUID()), column("name", String()))
+    first, second = uuid.uuid4(), uuid.uuid4()
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    engine = create_sqlalchemy_config(load_settings(database_url=url)).get_engine()
+    try:
+        async with engine.begin() as connection:
+            for org_id, slug in ((first, "first"), (second, "second")):
+                await connection.execute(
+                    insert(organizations).values(
+                        id=org_id,
+                        slug=slug,
+                        display_name=slug,
+                        status="active",
+                        default_role="member",
+                        require_sso=False,
+                        jit_provisioning=False,
+                        member_count=0,
+                        created_at=start,
+                        updated_at=start,
+                    )
+                )
+            rows = [
+                (first, "Roadmap"),
+                (first, "roadmap"),
+                (first, "ROADMAP"),
+                (first, "roadmap (2)"),
+                (second, "roadmap"),
+            ]
+            for minutes, (org_id, name) in enumerate(rows):
+                at = start + datetime.timedelta(minutes=minutes)
+                await connection.execute(
+                    insert(projects).values(
+                        id=uuid.uuid4(),
+                        organization_id=org_id,
+                        name=name,
+                        created_at=at,
+                        updated_at=at,
+                    )
+                )
+    finally:
+        await engine.dispose()
+
+
+async def _project_names(url: str) -> list[tuple[str, str]]:
+    from sqlalchemy import text
+
+    engine = create_sqlalchemy_config(load_settings(database_url=url)).get_engine()
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT o.slug, p.name FROM projects p"
+                    " JOIN organizations o ON o.id = p.organization_id ORDER BY o.slug, p.name"
+                )
+            )
+            return [(slug, name) for slug, name in rows]
+    finally:
+        await engine.dispose()
+
+
+def test_project_names_differing_only_in_case_are_made_distinct(empty_database_url: str) -> None:
+    """0007 makes (organization, lower(name)) unique: existing case variants are renamed first,
+    the oldest keeping its name, the others a free " (n)"."""
+    run_in_thread(lambda: alembic_for(empty_database_url).upgrade("0006"))
+    asyncio.run(_fill_0006_projects(empty_database_url))
+    run_in_thread(lambda: alembic_for(empty_database_url).upgrade("head"))
+    assert sorted(asyncio.run(_project_names(empty_database_url))) == sorted(
+        [
+            ("first", "Roadmap"),
+            ("first", "roadmap (3)"),
+            ("first", "ROADMAP (4)"),
+            ("first", "roadmap (2)"),
+            ("second", "roadmap"),
+        ]
+    )

@@ -1,5 +1,7 @@
 """The outbox worker holds no database transaction while it calls Auth0, and its leases let a
-job survive a worker that stops, without two workers ever running one job at once.
+job survive a worker that stops, without two workers ever running one job at once. What Auth0
+created during a call is recorded even if the rows changed meanwhile, so the next run can undo
+it there.
 
 The dev IdP stands in for Auth0; its fault injection (`POST /__dev/faults`) makes a Management
 API call hang, so the tests look at the database while a call is in flight.
@@ -8,6 +10,7 @@ API call hang, so the tests look at the database while a call is in flight.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import time
 from collections import defaultdict
@@ -29,11 +32,24 @@ from saas.auth0.runtime import build_worker
 from saas.auth0.sync import HANDLERS
 from saas.config import Settings
 from saas.db.config import create_sqlalchemy_config
-from saas.db.models import Membership, Organization, OutboxJob, OutboxStatus, User
+from saas.db.models import (
+    EnterpriseConnection,
+    Invitation,
+    Membership,
+    Organization,
+    OutboxJob,
+    OutboxStatus,
+    User,
+)
+from saas.invitations.services import InvitationService
+from saas.sso.services import SsoService
+from saas.sso.validation import ValidatedConnection
 from tests.support.stack import Stack, running_stack, stack_settings
 
 HANG_SECONDS = 2.0
 ADD_MEMBER = "/api/v2/organizations/*/members"
+CREATE_INVITATION = "/api/v2/organizations/*/invitations"
+CREATE_CONNECTION = "/api/v2/connections"
 
 
 @pytest.fixture
@@ -249,3 +265,199 @@ async def test_two_workers_never_run_one_job_at_once(stack: Stack, db: Any) -> N
     assert all(j.status == OutboxStatus.DONE.value for j in finals), [j.status for j in finals]
     assert any(j.attempts > 1 for j in finals), "some run should have been cut short"
     assert {name for intervals in runs.values() for *_, name in intervals} == {"a", "b"}
+
+
+# ---- rows that change while Auth0 creates something -------------------------------------
+
+
+async def no_jobs_pending(db: Any) -> None:
+    async with db.get_session() as session:
+        await session.execute(update(OutboxJob).values(status=OutboxStatus.DONE.value))
+        await session.commit()
+
+
+async def organization(db: Any, slug: str) -> Organization:
+    async with db.get_session() as session:
+        return (
+            await session.execute(select(Organization).where(Organization.slug == slug))
+        ).scalar_one()
+
+
+async def while_auth0_creates(
+    stack: Stack, db: Any, path: str, change: Any
+) -> tuple[OutboxWorker, list[OutboxJob]]:
+    """Run the one pending job with its create call at `path` hanging; make `change` (in its
+    own committed transaction) while it hangs; then drain the queue. Returns the worker and
+    the jobs left undone."""
+    await add_fault(
+        stack, method="POST", path=path, response="hang", count=1, hang_seconds=HANG_SECONDS
+    )
+    running = worker(stack.settings, db)
+    in_flight = asyncio.create_task(running.run_one())
+    async with asyncio.timeout(10):
+        while await faults_left(stack):  # noqa: ASYNC110  (polls the dev IdP)
+            await asyncio.sleep(0.02)
+    async with db.get_session() as session:
+        await change(session)
+        await session.commit()
+    assert not in_flight.done(), "the change must be made while the create call hangs"
+    assert await in_flight is True
+    await running.drain()
+    async with db.get_session() as session:
+        left = (
+            await session.execute(
+                select(OutboxJob).where(OutboxJob.status != OutboxStatus.DONE.value)
+            )
+        ).scalars()
+        return running, list(left)
+
+
+async def test_an_invitation_revoked_while_auth0_creates_it_is_deleted_there(
+    stack: Stack, db: Any
+) -> None:
+    await no_jobs_pending(db)
+    acme = await organization(db, "acme")
+    async with db.get_session() as session:
+        invitation, _ = await InvitationService(session=session).invite(
+            organization_id=acme.id,
+            email="revoked-in-flight@example.org",
+            role="member",
+            actor=Actor.system(),
+            authority=None,
+            ttl=datetime.timedelta(days=7),
+        )
+        await session.commit()
+
+    async def revoke(session: Any) -> None:
+        await InvitationService(session=session).revoke(
+            organization_id=acme.id, invitation_id=invitation.id, actor=Actor.system()
+        )
+
+    running, left = await while_auth0_creates(stack, db, CREATE_INVITATION, revoke)
+    try:
+        assert acme.auth0_org_id
+        at_auth0 = await running.client.find_invitation(acme.auth0_org_id, str(invitation.id))
+    finally:
+        await running.client.aclose()
+    async with db.get_session() as session:
+        row = await session.get(Invitation, invitation.id)
+    assert row is not None
+    print(f"revoked during create: at Auth0 after drain {at_auth0 and at_auth0['id']}")
+    assert left == []
+    assert row.revoked_at is not None
+    assert row.auth0_invitation_id is not None, "what Auth0 created was not recorded"
+    assert at_auth0 is None, "the revoked invitation is still open at Auth0"
+
+
+async def test_a_connection_deleted_while_auth0_creates_it_is_taken_off_the_organization(
+    stack: Stack, db: Any
+) -> None:
+    await no_jobs_pending(db)
+    initech = await organization(db, "initech")
+    oidc = ValidatedConnection(
+        strategy="oidc",
+        options={
+            "discovery_url": stack.idp_url + "/.well-known/openid-configuration",
+            "issuer": stack.idp_url + "/",
+            "client_id": "initech-client",
+            "type": "back_channel",
+        },
+        summary={},
+    )
+    async with db.get_session() as session:
+        connection = await SsoService(session, initech, stack.settings).save(
+            oidc, display_name="Initech SSO", assign_membership_on_login=False, actor=Actor.system()
+        )
+        name = connection.auth0_connection_name
+        await session.commit()
+
+    async def delete(session: Any) -> None:
+        await SsoService(session, initech, stack.settings).delete(actor=Actor.system())
+
+    running, left = await while_auth0_creates(stack, db, CREATE_CONNECTION, delete)
+    await running.client.aclose()
+    async with db.get_session() as session:
+        assert await session.get(EnterpriseConnection, connection.id) is None
+    with stack.management() as mgmt:
+        found = mgmt.get("/connections", params={"name": name}).json()
+        created = found["connections"] if isinstance(found, dict) else found
+        enabled = mgmt.get(f"/organizations/{initech.auth0_org_id}/enabled_connections").json()
+    enabled_ids = {
+        e["connection_id"]
+        for e in (enabled if isinstance(enabled, list) else enabled["enabled_connections"])
+    }
+    assert [c["name"] for c in created] == [name], "the create call should have gone through"
+    print(f"deleted during create: still enabled at Auth0: {created[0]['id'] in enabled_ids}")
+    assert left == []
+    assert created[0]["id"] not in enabled_ids, "the deleted connection is still enabled"
+
+
+async def test_what_a_stopped_worker_created_at_auth0_is_found_there_and_undone(
+    stack: Stack, db: Any
+) -> None:
+    """A worker that stops between Auth0's answer and its commit records no id. Revoking the
+    invitation, or deleting the connection, must still undo them at Auth0: by lookup."""
+    await no_jobs_pending(db)
+    acme, initech = await organization(db, "acme"), await organization(db, "initech")
+    async with db.get_session() as session:
+        invitation, _ = await InvitationService(session=session).invite(
+            organization_id=acme.id,
+            email="never-recorded@example.org",
+            role="member",
+            actor=Actor.system(),
+            authority=None,
+            ttl=datetime.timedelta(days=7),
+        )
+        connection = await SsoService(session, initech, stack.settings).save(
+            ValidatedConnection(
+                strategy="oidc",
+                options={"discovery_url": stack.idp_url + "/.well-known/openid-configuration"},
+            ),
+            display_name="Initech SSO",
+            assign_membership_on_login=False,
+            actor=Actor.system(),
+        )
+        await session.commit()
+    client = ManagementClient(stack.settings)
+    try:
+        # The jobs' calls, then a stop: nothing is recorded, the jobs stay as they were.
+        for kind, payload in (
+            ("invitation.sync", {"invitation_id": str(invitation.id)}),
+            ("connection.sync", {"connection_id": str(connection.id)}),
+        ):
+            async with db.get_session() as session:
+                state = await HANDLERS[kind].read(session, payload)
+            await HANDLERS[kind].push(client, state)
+        async with db.get_session() as session:
+            await session.execute(update(OutboxJob).values(status=OutboxStatus.DONE.value))
+            await InvitationService(session=session).revoke(
+                organization_id=acme.id, invitation_id=invitation.id, actor=Actor.system()
+            )
+            await SsoService(session, initech, stack.settings).delete(actor=Actor.system())
+            await session.commit()
+        assert acme.auth0_org_id
+        assert initech.auth0_org_id
+        assert await client.find_invitation(acme.auth0_org_id, str(invitation.id)) is not None
+        draining = worker(stack.settings, db)
+        await draining.drain()
+        await draining.client.aclose()
+        invitation_left = await client.find_invitation(acme.auth0_org_id, str(invitation.id))
+        at_auth0 = await client.connection_by_name(connection.auth0_connection_name)
+        enabled = await client.call(
+            "GET", f"/organizations/{initech.auth0_org_id}/enabled_connections"
+        )
+    finally:
+        await client.aclose()
+    enabled_ids = {
+        e["connection_id"]
+        for e in (enabled if isinstance(enabled, list) else enabled["enabled_connections"])
+    }
+    assert at_auth0 is not None
+    print(
+        "never recorded, after drain: invitation open at Auth0:",
+        invitation_left is not None,
+        "connection enabled:",
+        at_auth0["id"] in enabled_ids,
+    )
+    assert invitation_left is None, "the revoked invitation is still open at Auth0"
+    assert at_auth0["id"] not in enabled_ids, "the deleted connection is still enabled"

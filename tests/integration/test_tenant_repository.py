@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 from advanced_alchemy.exceptions import AdvancedAlchemyError, NotFoundError
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy import inspect as inspect_model
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from saas.audit.services import Actor, AuditEventRepository
 from saas.db.models import (
@@ -326,3 +328,93 @@ async def test_scoped_writes_still_work_for_own_rows(session: AsyncSession, tabl
     deleted = await repo.delete_many([t.mine.id, added.id, t.theirs_id])
     assert {row.id for row in deleted} == {t.mine.id, added.id}
     assert await repo.count() == len(t.own) - 1
+
+
+# ---- the organization named by a relationship, aliases, and the flush's own check --------
+
+RELATED_TABLES = sorted(
+    name
+    for name, table in TABLES.items()
+    if "organization" in inspect_model(table.repository.model_type).relationships
+)
+
+
+@pytest.fixture(params=RELATED_TABLES)
+def related_table(request: pytest.FixtureRequest) -> Table:
+    return TABLES[request.param]
+
+
+async def test_a_related_organization_cannot_take_rows_to_another_organization(
+    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+    related_table: Table,
+) -> None:
+    """`organization=<B>` is copied into organization_id by the flush, over the stamp: every
+    way of writing a row through A's repository refuses it, and nothing lands in B."""
+    t = await Tenants(session, related_table).setup()
+    repo, a, b, mine = t.repo, t.a.id, t.b.id, t.mine.id
+
+    async def related_to_b(organization_id: uuid.UUID | None = None) -> Any:
+        row = await t.new(a, add=False)
+        row.organization_id = organization_id
+        row.organization = t.b
+        return row
+
+    async def in_savepoint(write: Callable[[], Awaitable[Any]]) -> None:
+        async with session.begin_nested():
+            await write()
+            await session.flush()
+
+    async def refused(write: Callable[[], Awaitable[Any]]) -> None:
+        with pytest.raises(TenantScopeError):
+            await in_savepoint(write)
+
+    async def move_mine() -> Any:
+        t.mine.organization = t.b
+        return await repo.update(t.mine)
+
+    # Unset (stamped with A), or A's id: either way the relationship would win at flush.
+    await refused(lambda: _then(related_to_b(), repo.add))
+    await refused(lambda: _then(related_to_b(a), repo.add))
+    await refused(lambda: _then(related_to_b(), lambda row: repo.add_many([row])))
+    await refused(lambda: _then(related_to_b(), repo.upsert))
+    await refused(lambda: repo.get_or_upsert(id=mine, organization=t.b))
+    await refused(lambda: repo.get_and_update(id=mine, organization=t.b))
+    await refused(move_mine)
+    await session.rollback()
+    async with session_factory() as fresh:
+        in_b = select(func.count()).select_from(t.model).where(t.model.organization_id == b)
+        assert await fresh.scalar(in_b) == 1, "a row was written to B through A's repository"
+        assert await fresh.scalar(select(t.model.organization_id).where(t.model.id == mine)) == a
+
+
+async def _then(made: Awaitable[Any], write: Callable[[Any], Awaitable[Any]]) -> Any:
+    return await write(await made)
+
+
+async def test_no_row_of_a_scoped_table_moves_at_flush(
+    session: AsyncSession, session_factory: async_sessionmaker[AsyncSession], table: Table
+) -> None:
+    """However organization_id is changed (here on the instance, past every repository
+    method), the flush refuses to move the row."""
+    t = await Tenants(session, table).setup()
+    a, mine = t.a.id, t.mine.id
+    t.mine.organization_id = t.b.id
+    with pytest.raises(TenantScopeError):
+        await session.flush()
+    await session.rollback()
+    async with session_factory() as fresh:
+        assert await fresh.scalar(select(t.model.organization_id).where(t.model.id == mine)) == a
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated method:DeprecationWarning")
+async def test_a_statement_over_an_alias_is_refused(session: AsyncSession, table: Table) -> None:
+    """The scope filters the model's own table: an alias of it would be cross-joined with the
+    filtered table and return every organization's rows."""
+    t = await Tenants(session, table).setup()
+    alias = aliased(t.model)
+    for read in (t.repo.list, t.repo.get_many, t.repo.count, t.repo.list_and_count):
+        with pytest.raises(TenantScopeError):
+            await read(statement=select(alias))
+    with pytest.raises(TenantScopeError):
+        t.repo.statement = select(alias)

@@ -20,6 +20,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from saas.audit.services import Actor
@@ -35,8 +36,10 @@ from saas.db.models import (
     Project,
     User,
 )
+from saas.errors import Conflict
 from saas.organizations.cli import orgs
 from saas.organizations.services import OrganizationService
+from saas.projects.services import ProjectService
 from saas.users.services import UserService
 from tests.support.stack import Browser, Stack, running_stack, stack_settings
 from tests.support.tokens import access_token_for
@@ -423,3 +426,67 @@ async def test_two_just_in_time_memberships_at_once_leave_one(
     async with session_factory() as session:
         memberships = select(func.count()).where(Membership.user_id == user.id)
         assert await session.scalar(memberships) == 1
+
+
+async def test_two_project_names_differing_only_in_case_at_once_leave_one(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """ "Roadmap" and "roadmap" are one name. The second create, started before the first
+    commits, waits for it (PostgreSQL: the unique index on lower(name); SQLite: the write
+    lock) and is refused like a name taken earlier."""
+    system = Actor.system()
+    async with session_factory() as session:
+        org = await OrganizationService(session=session).create_organization(
+            slug="case", display_name="Case", actor=system
+        )
+        await session.commit()
+
+    async def create_and_commit(name: str) -> str:
+        async with session_factory() as session:
+            try:
+                await ProjectService(session=session, organization_id=org.id).create_project(
+                    name=name, actor=system
+                )
+                await session.commit()
+            except Conflict:
+                await session.rollback()
+                return "refused"
+            return "created"
+
+    async with session_factory() as first:
+        await ProjectService(session=first, organization_id=org.id).create_project(
+            name="Roadmap", actor=system
+        )
+        second = asyncio.create_task(create_and_commit("roadmap"))
+        await asyncio.sleep(0.5)
+        assert not second.done(), "the second create must wait for the first transaction"
+        await first.commit()
+    assert await second == "refused"
+    async with session_factory() as session:
+        named = select(func.count()).where(
+            Project.organization_id == org.id, func.lower(Project.name) == "roadmap"
+        )
+        assert await session.scalar(named) == 1
+
+
+async def test_the_database_holds_one_project_name_per_organization_whatever_its_case(
+    session: AsyncSession,
+) -> None:
+    """Whatever the service checks: the unique index itself, on both backends."""
+    orgs = OrganizationService(session=session)
+    acme = await orgs.create_organization(slug="acme", display_name="Acme", actor=Actor.system())
+    globex = await orgs.create_organization(
+        slug="globex", display_name="Globex", actor=Actor.system()
+    )
+    session.add_all(
+        [
+            Project(organization_id=acme.id, name="Roadmap"),
+            Project(organization_id=globex.id, name="roadmap"),
+        ]
+    )
+    await session.commit()
+    for spelling in ("Roadmap", "roadmap", "ROADMAP"):
+        async with session.begin_nested():
+            session.add(Project(organization_id=acme.id, name=spelling))
+            with pytest.raises(IntegrityError):
+                await session.flush()
