@@ -42,9 +42,7 @@ def _is_local_part(local: str) -> bool:
     Letters and digits beyond ASCII are allowed (RFC 6532); anything else that is not
     printable — NUL, format characters, zero-width spaces — or is markup (<, >) is not."""
     atoms = local.split(".")
-    return all(
-        atom and all(ch.isalnum() or ch in _LOCAL_SYMBOLS for ch in atom) for atom in atoms
-    )
+    return all(atom and all(ch.isalnum() or ch in _LOCAL_SYMBOLS for ch in atom) for atom in atoms)
 
 
 def normalize_email(value: str) -> str:
