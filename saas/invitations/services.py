@@ -184,6 +184,10 @@ class InvitationService:
             self.session, organization_id, authority, Permission.MEMBERS_INVITE
         )
         invitation = await self._get_in_org(organization_id, invitation_id)
+        # Read it again under a row lock (PostgreSQL; SQLite's write lock is already held): an
+        # acceptance committing meanwhile must be seen here, or the invitation would end up
+        # both accepted and revoked.
+        await self.session.refresh(invitation, with_for_update=True)
         # An admin may neither re-arm nor withdraw an invitation above their own role.
         check_may_grant(actor_role, Role(invitation.role))
         if invitation.accepted_at is not None:

@@ -208,6 +208,40 @@ async def test_an_invitation_revoked_while_it_is_accepted_is_refused(
         assert row.accepted_at is None
 
 
+async def test_an_invitation_accepted_while_it_is_revoked_stays_accepted(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The other order: the accept is written first; the revoke must wait for it, then be told
+    the invitation was accepted, and must not mark it revoked as well."""
+    org_id, invitation_id, ticket, carol = await invited_user(session_factory)
+
+    async def revoke_and_commit() -> str:
+        async with session_factory() as admin:
+            try:
+                await InvitationService(session=admin).revoke(
+                    organization_id=org_id, invitation_id=invitation_id, actor=SYSTEM
+                )
+            except Conflict:
+                return "refused"
+            await admin.commit()
+            return "revoked"
+
+    async with session_factory() as invitee:
+        await InvitationService(session=invitee).accept(
+            organization_id=org_id, ticket=ticket, user=carol, actor=SYSTEM
+        )
+        revoking = asyncio.create_task(revoke_and_commit())
+        await asyncio.sleep(0.5)
+        assert not revoking.done(), "the revoke must wait for the accept's transaction"
+        await invitee.commit()
+    assert await revoking == "refused"
+    async with session_factory() as session:
+        row = await session.get(Invitation, invitation_id)
+        assert row is not None
+        assert row.accepted_at is not None
+        assert row.revoked_at is None
+
+
 async def test_one_invitation_accepted_in_two_tabs_at_once_is_accepted_once(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
