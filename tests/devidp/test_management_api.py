@@ -212,12 +212,13 @@ def test_invitations(devidp: DevIdpServer, mgmt: httpx.Client) -> None:
     assert inv["invitee"] == {"email": "new.hire@acme.example"}
     assert mgmt.get(f"/organizations/{ACME}/invitations/{inv['id']}").json() == inv
     assert inv["id"] in {i["id"] for i in mgmt.get(f"/organizations/{ACME}/invitations").json()}
-    assert_error(
-        mgmt.post(
-            f"/organizations/{ACME}/invitations", json={**body, "invitee": {"email": "nope"}}
-        ),
-        400,
-    )
+    for address in ("nope", "a\x00b@example.org", "<x>@acme.example", "a@acme.example\n"):
+        assert_error(
+            mgmt.post(
+                f"/organizations/{ACME}/invitations", json={**body, "invitee": {"email": address}}
+            ),
+            400,
+        )
     assert_error(
         mgmt.post(
             f"/organizations/{ACME}/invitations",

@@ -70,7 +70,7 @@ async def create_invitation(
         raise bad_body("'inviter must be {name: string (1-300)}' on property inviter")
     invitee = expect(body["invitee"], dict, "invitee")
     email = invitee.get("email")
-    if set(invitee) != {"email"} or not isinstance(email, str) or not EMAIL.match(email):
+    if set(invitee) != {"email"} or not isinstance(email, str) or not EMAIL.fullmatch(email):
         raise bad_body("'invitee must be {email: a valid email address}' on property invitee")
     client = await db.get(Client, expect(body["client_id"], str, "client_id"))
     if client is None:
