@@ -4,13 +4,16 @@ both ways, from an empty database, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from advanced_alchemy.base import metadata_registry
-from sqlalchemy import Integer, inspect
+from advanced_alchemy.types import GUID, DateTimeUTC
+from sqlalchemy import Boolean, Integer, String, column, insert, inspect, table
 
 from saas.config import load_settings
 from saas.db.config import create_sqlalchemy_config
@@ -69,29 +72,45 @@ def test_history_is_linear() -> None:
     assert len(scripts.get_bases()) == 1
 
 
-async def _fill_0003_schema(url: str) -> None:
-    """Two organizations (3 members, none) written against the 0003 schema: no member_count."""
-    import datetime
-    import uuid
+# Tables as an older schema had them, written with plain Core (the models describe head).
+def stamped(name: str, *columns: Any) -> Any:
+    """A table with the id and audit timestamps every model has."""
+    return table(
+        name,
+        column("id", GUID()),
+        column("created_at", DateTimeUTC()),
+        column("updated_at", DateTimeUTC()),
+        *columns,
+    )
 
-    from advanced_alchemy.types import GUID, DateTimeUTC
-    from sqlalchemy import Boolean, String, column, insert, table
 
-    def stamped(name: str, *columns: Any) -> Any:
-        return table(
-            name,
-            column("id", GUID()),
-            column("created_at", DateTimeUTC()),
-            column("updated_at", DateTimeUTC()),
-            *columns,
-        )
-
-    organizations = stamped(
+def organizations_table(*extra: Any) -> Any:
+    return stamped(
         "organizations",
         *(column(c, String()) for c in ("slug", "display_name", "status", "default_role")),
         column("require_sso", Boolean()),
         column("jit_provisioning", Boolean()),
+        *extra,
     )
+
+
+def organization_row(org_id: uuid.UUID, slug: str, at: datetime.datetime) -> dict[str, Any]:
+    return {
+        "id": org_id,
+        "slug": slug,
+        "display_name": slug,
+        "status": "active",
+        "default_role": "member",
+        "require_sso": False,
+        "jit_provisioning": False,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+async def _fill_0003_schema(url: str) -> None:
+    """Two organizations (3 members, none) written against the 0003 schema: no member_count."""
+    organizations = organizations_table()
     users = stamped(
         "users",
         *(column(c, String()) for c in ("sub", "email", "name")),
@@ -111,16 +130,7 @@ async def _fill_0003_schema(url: str) -> None:
         async with engine.begin() as connection:
             for org_id, slug in ((big, "big"), (empty, "empty")):
                 await connection.execute(
-                    insert(organizations).values(
-                        id=org_id,
-                        slug=slug,
-                        display_name=slug,
-                        status="active",
-                        default_role="member",
-                        require_sso=False,
-                        jit_provisioning=False,
-                        **stamps,
-                    )
+                    insert(organizations).values(**organization_row(org_id, slug, now))
                 )
             for i in range(3):
                 user_id = uuid.uuid4()
@@ -171,28 +181,7 @@ def test_member_count_is_backfilled_from_existing_memberships(empty_database_url
 
 async def _fill_0006_projects(url: str) -> None:
     """Names that differ only in case, as the 0006 schema let two racing requests write."""
-    import datetime
-    import uuid
-
-    from advanced_alchemy.types import GUID, DateTimeUTC
-    from sqlalchemy import Boolean, String, column, insert, table
-
-    def stamped(name: str, *columns: Any) -> Any:
-        return table(
-            name,
-            column("id", GUID()),
-            column("created_at", DateTimeUTC()),
-            column("updated_at", DateTimeUTC()),
-            *columns,
-        )
-
-    organizations = stamped(
-        "organizations",
-        *(column(c, String()) for c in ("slug", "display_name", "status", "default_role")),
-        column("require_sso", Boolean()),
-        column("jit_provisioning", Boolean()),
-        column("member_count", Integer()),
-    )
+    organizations = organizations_table(column("member_count", Integer()))
     projects = stamped("projects", column("organization_id", GUID()), column("name", String()))
     first, second = uuid.uuid4(), uuid.uuid4()
     start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -202,16 +191,7 @@ async def _fill_0006_projects(url: str) -> None:
             for org_id, slug in ((first, "first"), (second, "second")):
                 await connection.execute(
                     insert(organizations).values(
-                        id=org_id,
-                        slug=slug,
-                        display_name=slug,
-                        status="active",
-                        default_role="member",
-                        require_sso=False,
-                        jit_provisioning=False,
-                        member_count=0,
-                        created_at=start,
-                        updated_at=start,
+                        **organization_row(org_id, slug, start), member_count=0
                     )
                 )
             rows = [
