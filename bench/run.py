@@ -11,7 +11,7 @@ What runs (all on loopback, all stopped and the database dropped on exit, Ctrl-C
 - the baseline: `bench/baseline.py`, a bare Litestar handler, under the same uvicorn settings.
 
 Sessions and tokens are made the way the app would have made them after a real sign-in: the
-session is written to the app's own Redis session store (`saas.auth.sessions.create_stores`);
+session is written to the app's own Redis session store (`saas.login.sessions.create_stores`);
 the API token is signed RS256 with the dev IdP's own signing key (the key file it serves in its
 JWKS), so the app verifies it exactly like a token from the IdP's /oauth/token.
 """
@@ -368,7 +368,7 @@ async def create_session(settings: Any, user_id: str, organization_id: str) -> s
     """A signed-in session in the app's own Redis session store; returns the cookie value."""
     import msgspec
 
-    from saas.auth.sessions import (
+    from saas.login.sessions import (
         CREATED_AT,
         LAST_SEEN_AT,
         ORGANIZATION_ID,
@@ -490,11 +490,11 @@ def jwt_costs(env: dict[str, str], token: str, small_token: str, org_slug: str) 
     import jwt
     from litestar.testing import RequestFactory
 
-    from saas.auth.provider import OIDCProvider
-    from saas.auth.tenant import resolve_api_tenant
-    from saas.auth.tokens import LEEWAY_SECONDS, REQUIRED_CLAIMS, verify_access_token
     from saas.config import load_settings
     from saas.db.config import create_sqlalchemy_config
+    from saas.login.provider import OIDCProvider
+    from saas.login.tokens import LEEWAY_SECONDS, REQUIRED_CLAIMS, verify_access_token
+    from saas.tenancy.resolver import resolve_api_tenant
 
     with _environ(env):
         settings = load_settings(outbox_worker_enabled=False)
@@ -744,8 +744,8 @@ def main() -> None:
             f"dev IdP as AUTH0_DOMAIN={idp_url}; baseline on {base_url}"
         )
 
-        from saas.auth.sessions import session_cookie_name
         from saas.config import load_settings
+        from saas.login.sessions import session_cookie_name
         from saas.web.security import create_csrf_config
 
         with _environ(app_env):

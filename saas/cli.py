@@ -28,7 +28,7 @@ def _settings_or_exit() -> Settings:
 
 async def _run_seed(settings: Settings) -> list[str]:
     from saas.db.config import standalone_session
-    from saas.db.seed import seed_demo_data
+    from saas.demo.seed import seed_demo_data
 
     async with standalone_session(settings) as session:
         report = await seed_demo_data(session)
@@ -105,7 +105,7 @@ def dev_command() -> None:
 
 
 def _print_login_hints(settings: Settings) -> None:
-    from saas.db import demo_data
+    from saas.demo import data as demo_data
 
     if not settings.uses_dev_idp:
         return

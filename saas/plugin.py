@@ -12,16 +12,16 @@ from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 from saas.admin.controllers import AdminController
 from saas.api.controllers import API_CONTROLLERS
 from saas.api.openapi import create_openapi_config
-from saas.auth.controllers import AuthController
-from saas.auth.provider import OIDCProvider
-from saas.auth.sessions import (
+from saas.auth0.runtime import lifecycle
+from saas.config import Settings
+from saas.db.transactions import commit_before_answer_middleware_factory
+from saas.login.controllers import AuthController
+from saas.login.provider import OIDCProvider
+from saas.login.sessions import (
     create_session_config,
     create_stores,
     session_timeout_middleware_factory,
 )
-from saas.auth0.runtime import lifecycle
-from saas.config import Settings
-from saas.db.transactions import commit_before_answer_middleware_factory
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
 from saas.sso.controllers import SsoController

@@ -15,17 +15,17 @@ from msgspec import Struct
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.context import actor_from, load_current_user, memberships_of
-from saas.auth.guards import requires_platform_operator
-from saas.auth.permissions import Role
 from saas.config import Settings
 from saas.db.models import Invitation, Organization, OrganizationStatus, OutboxJob, OutboxStatus
 from saas.errors import DomainError, InvalidInput
 from saas.invitations.services import InvitationService
+from saas.login.current_user import actor_from, load_current_user, memberships_of
 from saas.organizations.dns_verification import record_name
 from saas.organizations.services import CONNECTION_STRATEGIES, OrganizationService
 from saas.sso.controllers import SsoForm, validate_form
 from saas.sso.services import SsoService
+from saas.tenancy.guards import requires_platform_operator
+from saas.tenancy.permissions import Role
 from saas.web.input import MultiLine, SingleLine
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)

@@ -32,15 +32,12 @@ from saas.api.schemas import (
     RoleChange,
     Search,
 )
-from saas.auth.context import actor_from
-from saas.auth.guards import provide_tenant, requires
-from saas.auth.permissions import Permission
-from saas.auth.tenant import TenantContext
 from saas.config import Settings
 from saas.db.keyset import Cursor, InvalidCursor
 from saas.db.models import Invitation, Membership, Project, User
 from saas.errors import InvalidInput
 from saas.invitations.services import InvitationService
+from saas.login.current_user import actor_from
 from saas.members.services import (
     MATCH_COUNT_CAP,
     MEMBER_SORT_KEYS,
@@ -48,6 +45,9 @@ from saas.members.services import (
     PageStart,
 )
 from saas.projects.services import ProjectService
+from saas.tenancy.context import TenantContext
+from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.permissions import Permission
 from saas.web.input import SINGLE_LINE_PATTERN
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]

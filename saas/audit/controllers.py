@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import AuditCursor, AuditEntry, AuditService
-from saas.auth.guards import provide_tenant, requires
-from saas.auth.permissions import Permission
-from saas.auth.tenant import TenantContext
 from saas.organizations.controllers import page_context
+from saas.tenancy.context import TenantContext
+from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.permissions import Permission
 
 PAGE_SIZE = 50
 VARY = {"Vary": "HX-Request, HX-History-Restore-Request"}

@@ -17,7 +17,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.db.demo_data import DEMO_PASSWORD
+from saas.demo.data import DEMO_PASSWORD
 from saas.devidp import store
 from saas.devidp.authorize import allowed_connections, finish
 from saas.devidp.context import Db, DevIdp, get_idp

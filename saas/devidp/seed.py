@@ -1,4 +1,4 @@
-"""Seed the dev IdP from ``saas.db.demo_data`` and the settings, idempotently.
+"""Seed the dev IdP from ``saas.demo.data`` and the settings, idempotently.
 
 Registered clients and roles are brought in line with the code on every start (they are
 configuration). Connections, organizations and users are only inserted when missing, and
@@ -14,10 +14,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.permissions import ROLE_PERMISSIONS
-from saas.auth.permissions import Role as AppRole
 from saas.config import Settings
-from saas.db import demo_data
+from saas.demo import data as demo_data
 from saas.devidp.clients import ClientSpec
 from saas.devidp.models import (
     Client,
@@ -31,6 +29,8 @@ from saas.devidp.models import (
     User,
 )
 from saas.devidp.passwords import hash_password
+from saas.tenancy.permissions import ROLE_PERMISSIONS
+from saas.tenancy.permissions import Role as AppRole
 
 # Stable ids (``rol_`` + 16 characters) so the app and the tests can rely on them.
 ROLE_IDS: dict[str, str] = {

@@ -20,14 +20,10 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.authority import AuthorityRefused
-from saas.auth.context import actor_from
-from saas.auth.guards import provide_tenant, requires
-from saas.auth.permissions import Permission
-from saas.auth.tenant import TenantContext
 from saas.config import Settings
 from saas.errors import Conflict, DomainError, InvalidInput
 from saas.invitations.services import InvitationService
+from saas.login.current_user import actor_from
 from saas.members.controllers import (
     InviteForm,
     grantable_roles,
@@ -39,6 +35,10 @@ from saas.members.controllers import (
 )
 from saas.members.services import MembershipService, check_may_grant, parse_role
 from saas.organizations.domains import normalize_email
+from saas.tenancy.authority import AuthorityRefused
+from saas.tenancy.context import TenantContext
+from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.permissions import Permission
 from saas.web.input import MultiLine, SingleLine
 
 MAX_BATCH = 20

@@ -3,7 +3,7 @@ existing member, never for a role above the inviter's, accepted only by the invi
 
 "One open invitation per address" is the database's rule too (a partial unique index, see the
 model): two racing requests cannot both pass the check below; the loser gets the same 409.
-The inviter's own role is re-read inside the write's transaction (saas/auth/authority.py)."""
+The inviter's own role is re-read inside the write's transaction (saas/tenancy/authority.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth.authority import ActingMember, acting_role
-from saas.auth.permissions import Permission, Role
 from saas.auth0.jobs import sync_invitation_later
 from saas.db.models import Invitation, Membership, User
 from saas.db.tenant_repository import TenantScopedRepository
@@ -25,6 +23,8 @@ from saas.errors import Conflict, Forbidden, NotFound
 from saas.invitations.tickets import hash_ticket, new_ticket
 from saas.members.services import MembershipService, check_may_grant, parse_role
 from saas.organizations.domains import normalize_email
+from saas.tenancy.authority import ActingMember, acting_role
+from saas.tenancy.permissions import Permission, Role
 
 
 def utcnow() -> datetime.datetime:

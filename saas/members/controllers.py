@@ -26,15 +26,11 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.authority import AuthorityRefused
-from saas.auth.context import actor_from
-from saas.auth.guards import provide_tenant, requires
-from saas.auth.permissions import ROLE_RANK, Permission, Role
-from saas.auth.tenant import TenantContext
 from saas.db.keyset import Cursor, InvalidCursor
 from saas.db.models import Invitation, Membership, User
 from saas.errors import DomainError
 from saas.invitations.services import InvitationService
+from saas.login.current_user import actor_from
 from saas.members.services import (
     MATCH_COUNT_CAP,
     MEMBER_SORT_KEYS,
@@ -43,6 +39,10 @@ from saas.members.services import (
     PageStart,
 )
 from saas.organizations.controllers import page_context
+from saas.tenancy.authority import AuthorityRefused
+from saas.tenancy.context import TenantContext
+from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.permissions import ROLE_RANK, Permission, Role
 from saas.web.input import SingleLine
 
 PAGE_SIZE = 25

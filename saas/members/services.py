@@ -5,7 +5,7 @@
   every owner-affecting change takes the organization's lock first, then re-reads.
 - Every change writes its audit event in the same transaction.
 - A member's change re-reads the actor's own role inside that transaction, under the same lock
-  (saas/auth/authority.py): a role lost while the request was arriving is not used.
+  (saas/tenancy/authority.py): a role lost while the request was arriving is not used.
 - Every read and write of memberships goes through a repository scoped to one organization.
 """
 
@@ -21,14 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth.authority import ActingMember, acting_role, require_permission_in_txn
-from saas.auth.permissions import Permission, Role, outranks_or_equals
 from saas.auth0.jobs import sync_member_later
 from saas.db.keyset import Cursor, SortKey
 from saas.db.models import Membership, Organization, User
 from saas.db.search import contains_any
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
+from saas.tenancy.authority import ActingMember, acting_role, require_permission_in_txn
+from saas.tenancy.permissions import Permission, Role, outranks_or_equals
 
 
 def parse_role(value: str) -> Role:

@@ -16,7 +16,6 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
-from saas.auth.permissions import Role
 from saas.config import ConfigurationError, Settings, load_settings
 from saas.db.config import standalone_session
 from saas.db.models import OrganizationStatus
@@ -24,6 +23,7 @@ from saas.errors import DomainError
 from saas.invitations.services import InvitationService
 from saas.organizations.dns_verification import record_name
 from saas.organizations.services import OrganizationService
+from saas.tenancy.permissions import Role
 from saas.users.services import UserRepository
 
 T = TypeVar("T")

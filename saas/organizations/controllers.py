@@ -7,10 +7,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.context import memberships_of
-from saas.auth.guards import provide_tenant, requires
-from saas.auth.permissions import Permission
-from saas.auth.tenant import TenantContext
+from saas.login.current_user import memberships_of
+from saas.tenancy.context import TenantContext
+from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.permissions import Permission
 
 
 async def page_context(

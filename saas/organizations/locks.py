@@ -18,7 +18,7 @@ async def lock_organization(
     PostgreSQL: SELECT ... FOR NO KEY UPDATE, so a second transaction that wants the same lock
     waits and then reads the first one's committed rows. Not FOR UPDATE: that also blocks the
     key-share lock every insert referencing the organization takes for its foreign key, and a
-    write that holds a member's row (saas/auth/authority.py) would deadlock with a removal of
+    write that holds a member's row (saas/tenancy/authority.py) would deadlock with a removal of
     that member holding this lock. SQLite has no row locks; a no-op UPDATE takes its database
     write lock instead, which serializes writers the same way.
     """

@@ -18,7 +18,6 @@ from sqlalchemy import exists, func, select
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth.permissions import Role
 from saas.auth0.jobs import sync_connection_later, sync_organization_later
 from saas.db.models import (
     EnterpriseConnection,
@@ -34,6 +33,7 @@ from saas.members.services import parse_role
 from saas.organizations.consumer_domains import is_consumer_domain
 from saas.organizations.dns_verification import has_token, record_name
 from saas.organizations.domains import normalize_domain
+from saas.tenancy.permissions import Role
 
 # Auth0 organization `name` rules: lowercase letters, digits, '-' and '_', 1-50 characters,
 # starting and ending with a letter or digit. The slug is used as that name.

@@ -17,14 +17,14 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.authority import AuthorityRefused
-from saas.auth.context import actor_from
-from saas.auth.guards import provide_tenant, requires
-from saas.auth.permissions import Permission
-from saas.auth.tenant import TenantContext
 from saas.errors import DomainError
+from saas.login.current_user import actor_from
 from saas.organizations.controllers import page_context
 from saas.projects.services import ProjectService
+from saas.tenancy.authority import AuthorityRefused
+from saas.tenancy.context import TenantContext
+from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.permissions import Permission
 from saas.web.input import SingleLine
 
 PAGE_SIZE = 50

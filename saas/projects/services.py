@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth.authority import ActingMember, acting_role
-from saas.auth.permissions import Permission
 from saas.db.models import Project
 from saas.db.search import contains
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.db.unique import insert_unless_taken
 from saas.errors import Conflict, InvalidInput, NotFound
+from saas.tenancy.authority import ActingMember, acting_role
+from saas.tenancy.permissions import Permission
 
 MAX_NAME = 120
 

@@ -14,15 +14,11 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.authority import AuthorityRefused
-from saas.auth.authorize import begin_login
-from saas.auth.context import actor_from
-from saas.auth.guards import provide_tenant, requires
-from saas.auth.permissions import Permission
-from saas.auth.provider import OIDCProvider
-from saas.auth.tenant import TenantContext
 from saas.config import Settings
 from saas.errors import DomainError, InvalidInput
+from saas.login.authorize import begin_login
+from saas.login.current_user import actor_from
+from saas.login.provider import OIDCProvider
 from saas.organizations.controllers import page_context
 from saas.sso.services import SsoService
 from saas.sso.validation import (
@@ -31,6 +27,10 @@ from saas.sso.validation import (
     validate_saml_endpoint,
     validate_saml_metadata,
 )
+from saas.tenancy.authority import AuthorityRefused
+from saas.tenancy.context import TenantContext
+from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.permissions import Permission
 from saas.web.input import MultiLine, SingleLine
 
 

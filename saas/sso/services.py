@@ -11,8 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth.authority import ActingMember, acting_role
-from saas.auth.permissions import Permission
 from saas.auth0.jobs import disable_connection_later, sync_connection_later
 from saas.config import Settings
 from saas.db.models import EnterpriseConnection, Organization
@@ -20,6 +18,8 @@ from saas.errors import NotFound
 from saas.organizations.services import ConnectionRepository
 from saas.sso.secrets import encrypt_secret
 from saas.sso.validation import ValidatedConnection
+from saas.tenancy.authority import ActingMember, acting_role
+from saas.tenancy.permissions import Permission
 
 SELF_SERVICE_STRATEGIES = ("samlp", "oidc")
 

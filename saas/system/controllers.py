@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.sessions import SESSION_STORE
 from saas.config import Settings
+from saas.login.sessions import SESSION_STORE
 from saas.stores import StoreUnavailable
 
 logger = structlog.get_logger("saas.health")

@@ -23,11 +23,11 @@ from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm.exc import StaleDataError
 
-from saas.auth.errors import LoginRefused
-from saas.auth.provider import ProviderUnavailable
-from saas.auth.tenant import SignInRequired
 from saas.errors import DomainError
+from saas.login.errors import LoginRefused
+from saas.login.provider import ProviderUnavailable
 from saas.stores import StoreUnavailable
+from saas.tenancy.context import SignInRequired
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,8 +10,8 @@ from litestar.datastructures import Cookie
 from litestar.middleware.csrf import generate_csrf_token
 from litestar.utils import normalize_path
 
-from saas.auth.sessions import RATE_LIMIT_STORE
 from saas.config import Settings
+from saas.login.sessions import RATE_LIMIT_STORE
 from saas.web.rate_limit import sign_in_rate_limit_middleware
 
 if TYPE_CHECKING:

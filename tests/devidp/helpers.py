@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from saas.db.demo_data import DEMO_PASSWORD
+from saas.demo.data import DEMO_PASSWORD
 
 _INPUT = re.compile(r'<input[^>]*name="(?P<name>[^"]+)"[^>]*value="(?P<value>[^"]*)"', re.S)
 _FORM = re.compile(r'<form[^>]*action="(?P<action>[^"]+)"', re.S)

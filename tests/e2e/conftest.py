@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from saas.db.demo_data import DEMO_PASSWORD
+from saas.demo.data import DEMO_PASSWORD
 from tests.support.browser import (
     PageWatch,
     assert_no_generic_error,

@@ -15,10 +15,10 @@ from playwright.sync_api import Locator, expect
 from sqlalchemy import select
 
 from saas.audit.services import Actor
-from saas.auth.permissions import Role
 from saas.db.config import standalone_session
 from saas.db.models import Organization, User
 from saas.members.services import MembershipService
+from saas.tenancy.permissions import Role
 from tests.e2e.conftest import Journey
 from tests.support.browser import run_async, screenshot
 from tests.support.stack import Stack

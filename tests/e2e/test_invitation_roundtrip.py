@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, expect
 
-from saas.db.demo_data import DEMO_PASSWORD
+from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import TIMEOUT_MS, Journey
 from tests.support.browser import PageWatch, screenshot
 

@@ -17,13 +17,13 @@ import pytest
 from playwright.sync_api import expect
 
 from saas.audit.services import Actor
-from saas.auth.permissions import Role
 from saas.config import Settings
 from saas.db.config import create_sqlalchemy_config
-from saas.db.demo_data import DEMO_PASSWORD, organization
+from saas.demo.data import DEMO_PASSWORD, organization
 from saas.devidp.seed import ROLE_IDS
 from saas.invitations.services import InvitationService
 from saas.organizations.services import OrganizationRepository
+from saas.tenancy.permissions import Role
 from tests.e2e.conftest import Journey
 from tests.support.browser import run_async
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from saas.db.demo_data import DEMO_PASSWORD
+from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import Journey
 from tests.support.dns_server import TxtZone, dns_server
 

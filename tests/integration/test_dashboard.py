@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth.permissions import Role
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import AuditEvent, Invitation, Membership, Organization, User
 from saas.members.services import MembershipService
+from saas.tenancy.permissions import Role
 from tests.support.stack import Browser, Stack, running_stack, stack_settings
 
 T = TypeVar("T")

@@ -23,8 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from saas.audit.services import Actor
-from saas.auth.authority import ActingMember
-from saas.auth.permissions import Role
 from saas.auth0.jobs import INVITATION
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import AuditEvent, Invitation, Membership, OutboxJob, User
@@ -32,6 +30,8 @@ from saas.errors import Conflict, NotFound
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
+from saas.tenancy.authority import ActingMember
+from saas.tenancy.permissions import Role
 from saas.users.services import UserService
 from tests.support.held_request import HeldRequest
 from tests.support.stack import Stack, running_stack, stack_settings

@@ -8,14 +8,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
-from saas.auth.authority import ActingMember
-from saas.auth.permissions import Role
 from saas.db.models import AuditEvent, Invitation
 from saas.errors import Conflict, Forbidden, InvalidInput, NotFound
 from saas.invitations.services import InvitationService
 from saas.invitations.tickets import hash_ticket
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
+from saas.tenancy.authority import ActingMember
+from saas.tenancy.permissions import Role
 from saas.users.services import UserService
 
 SYSTEM = Actor.system()

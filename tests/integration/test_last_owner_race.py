@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from saas.audit.services import Actor
-from saas.auth.permissions import Role
 from saas.errors import LastOwnerError
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
+from saas.tenancy.permissions import Role
 from saas.users.services import UserService
 
 SYSTEM = Actor.system()

@@ -16,11 +16,11 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
-from saas.auth.permissions import Role
 from saas.db.keyset import Cursor, InvalidCursor
 from saas.db.models import Membership, Organization, User
 from saas.members.services import MEMBER_SORT_KEYS, MembershipService, PageStart
 from saas.organizations.services import OrganizationService
+from saas.tenancy.permissions import Role
 
 SYSTEM = Actor.system()
 NAMES = ["Ann Lee", "Bob Stone", "ann lee", "Émile Zola", "Bob Stone", "Zoë Quinn", "Al"]

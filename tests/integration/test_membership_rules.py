@@ -9,12 +9,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
-from saas.auth.authority import ActingMember
-from saas.auth.permissions import Role
 from saas.db.models import AuditEvent, Membership, Organization, User
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
+from saas.tenancy.authority import ActingMember
+from saas.tenancy.permissions import Role
 from saas.users.services import UserService
 
 SYSTEM = Actor.system()

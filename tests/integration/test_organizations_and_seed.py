@@ -7,9 +7,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
-from saas.db import demo_data
 from saas.db.models import EnterpriseConnection, Membership, Organization, OrganizationDomain, User
-from saas.db.seed import seed_demo_data
+from saas.demo import data as demo_data
+from saas.demo.seed import seed_demo_data
 from saas.errors import Conflict, InvalidInput
 from saas.organizations.services import OrganizationService
 

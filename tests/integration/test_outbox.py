@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import func, select
 
 from saas.audit.services import Actor
-from saas.auth.permissions import Role
 from saas.auth0.outbox import Claim, OutboxWorker
 from saas.auth0.runtime import build_worker
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import Membership, Organization, OutboxJob, OutboxStatus, User
 from saas.members.services import MembershipService
+from saas.tenancy.permissions import Role
 from tests.support.stack import Stack, running_stack, stack_settings
 from tests.support.tokens import access_token_for
 

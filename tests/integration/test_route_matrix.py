@@ -23,8 +23,6 @@ from litestar.handlers import HTTPRouteHandler
 
 from saas.app import create_app
 from saas.audit.services import Actor
-from saas.auth.guards import requires_platform_operator
-from saas.auth.permissions import Permission, Role, has_permission
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import EnterpriseConnection, Organization, OutboxJob, OutboxStatus, User
@@ -32,6 +30,8 @@ from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
+from saas.tenancy.guards import requires_platform_operator
+from saas.tenancy.permissions import Permission, Role, has_permission
 from tests.support.stack import Browser, Stack, running_stack, stack_settings
 from tests.support.tokens import access_token_for
 

@@ -27,13 +27,13 @@ from markupsafe import escape
 from sqlalchemy import text
 
 from saas.app import create_app
-from saas.auth import errors
-from saas.auth.callback import PROVIDER_MESSAGES
-from saas.auth.jwks import JWKSCache
-from saas.auth.tokens import InvalidToken, verify_access_token, verify_id_token
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
-from saas.db.demo_data import organization, user
+from saas.demo.data import organization, user
+from saas.login import errors
+from saas.login.callback import PROVIDER_MESSAGES
+from saas.login.jwks import JWKSCache
+from saas.login.tokens import InvalidToken, verify_access_token, verify_id_token
 from tests.support.controlled_op import (
     CLIENT_ID,
     CLIENT_SECRET,

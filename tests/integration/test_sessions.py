@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 from litestar.stores.file import StorageObject
 
-from saas.auth.sessions import CREATED_AT, LAST_SEEN_AT, USER_ID, session_expired
 from saas.config import load_settings
+from saas.login.sessions import CREATED_AT, LAST_SEEN_AT, USER_ID, session_expired
 from tests.support.databases import in_ci
 from tests.support.stack import Stack, running_stack, stack_settings
 

@@ -24,8 +24,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from saas.audit.services import Actor
-from saas.auth.authority import ActingMember, require_permission_in_txn
-from saas.auth.permissions import Permission, Role
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import (
     AuditEvent,
@@ -39,6 +37,8 @@ from saas.db.models import (
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
+from saas.tenancy.authority import ActingMember, require_permission_in_txn
+from saas.tenancy.permissions import Permission, Role
 from saas.users.services import UserService
 from tests.support.held_request import HeldRequest, HeldResponse, cookie_header
 from tests.support.stack import Browser, Stack, running_stack, stack_settings

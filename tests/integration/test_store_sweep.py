@@ -16,8 +16,8 @@ import httpx
 import pytest
 from litestar.stores.file import FileStore
 
-from saas.auth.sessions import RATE_LIMIT_STORE, SESSION_STORE
 from saas.config import Settings
+from saas.login.sessions import RATE_LIMIT_STORE, SESSION_STORE
 from tests.support.stack import running_stack, stack_settings
 
 SWEEP_SECONDS = 0.3

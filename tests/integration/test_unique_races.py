@@ -24,10 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from saas.audit.services import Actor
-from saas.auth.membership import resolve_membership
 from saas.config import Settings
 from saas.db.config import create_sqlalchemy_config
-from saas.db.demo_data import DEMO_PASSWORD
 from saas.db.models import (
     EnterpriseConnection,
     Membership,
@@ -36,7 +34,9 @@ from saas.db.models import (
     Project,
     User,
 )
+from saas.demo.data import DEMO_PASSWORD
 from saas.errors import Conflict
+from saas.login.membership import resolve_membership
 from saas.organizations.cli import orgs
 from saas.organizations.services import OrganizationService
 from saas.projects.services import ProjectService

@@ -20,8 +20,8 @@ import httpx
 from saas.app import create_app
 from saas.config import Settings, load_settings
 from saas.db.config import standalone_session
-from saas.db.demo_data import DEMO_PASSWORD
-from saas.db.seed import seed_demo_data
+from saas.demo.data import DEMO_PASSWORD
+from saas.demo.seed import seed_demo_data
 from saas.devidp.app import create_devidp_app
 from tests.support.servers import free_port, serve
 

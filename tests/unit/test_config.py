@@ -9,8 +9,8 @@ import pytest
 import structlog
 from litestar.stores.file import FileStore
 
-from saas.auth.sessions import create_stores
 from saas.config import ConfigurationError, load_settings
+from saas.login.sessions import create_stores
 
 STRONG = "x" * 40
 

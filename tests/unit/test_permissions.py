@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from saas.auth.permissions import Permission, Role, has_permission, outranks_or_equals
+from saas.tenancy.permissions import Permission, Role, has_permission, outranks_or_equals
 
 P = Permission
 EXPECTED = {

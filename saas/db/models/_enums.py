@@ -12,3 +12,12 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+
+
+class Role(StrEnum):
+    """A member's role in one organization; what each may do is `saas.tenancy.permissions`."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"

@@ -6,8 +6,7 @@ from advanced_alchemy.base import UUIDv7AuditBase
 from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from saas.auth.permissions import Role
-from saas.db.models._enums import OrganizationStatus
+from saas.db.models._enums import OrganizationStatus, Role
 
 if TYPE_CHECKING:
     from saas.db.models.connection import EnterpriseConnection

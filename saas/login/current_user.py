@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
-from saas.auth.sessions import ORGANIZATION_ID, USER_ID
 from saas.db.models import Membership, Organization, User
+from saas.login.sessions import ORGANIZATION_ID, USER_ID
 
 
 @dataclass(frozen=True, slots=True)

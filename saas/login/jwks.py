@@ -14,7 +14,7 @@ import httpx
 import jwt
 import structlog
 
-logger = structlog.get_logger("saas.auth.jwks")
+logger = structlog.get_logger("saas.login.jwks")
 
 
 class JWKSUnavailable(Exception):

@@ -7,11 +7,11 @@ from typing import Any
 from litestar import Request
 from litestar.response import Redirect
 
-from saas.auth.errors import OrganizationSuspended, UnknownOrganization
-from saas.auth.pending import PendingLogin, remember
-from saas.auth.provider import OIDCProvider
-from saas.auth.redirects import safe_next
 from saas.db.models import EnterpriseConnection, Organization
+from saas.login.errors import OrganizationSuspended, UnknownOrganization
+from saas.login.pending import PendingLogin, remember
+from saas.login.provider import OIDCProvider
+from saas.login.redirects import safe_next
 
 
 async def begin_login(

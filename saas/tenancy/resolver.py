@@ -12,7 +12,6 @@ bearer token, once per request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -20,54 +19,14 @@ from litestar.connection import ASGIConnection
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.authority import ActingMember
-from saas.auth.context import active_organization_id, session_user_id
-from saas.auth.permissions import Permission, Role, has_permission
-from saas.auth.provider import OIDCProvider
-from saas.auth.redirects import sign_in_location
-from saas.auth.tokens import InvalidToken, verify_access_token
 from saas.config import Settings
 from saas.db.models import Membership, Organization, User
-from saas.errors import DomainError, Forbidden, NotFound
-
-TENANT_STATE_KEY = "tenant"
-# One answer for an organization that does not exist and for one the caller may not see.
-NOT_VISIBLE = "There is nothing here, or you do not have access to it."
-
-
-class SignInRequired(DomainError):
-    """Browsers are sent to `location`; API clients get 401 with a Bearer challenge."""
-
-    status_code = 401
-    title = "Sign-in required"
-
-    def __init__(self, location: str, detail: str = "Sign in to continue.") -> None:
-        super().__init__(detail)
-        self.location = location
-
-
-@dataclass(frozen=True, slots=True)
-class TenantContext:
-    organization: Organization
-    membership: Membership
-    user: User
-    # Set for API requests: the access token's `permissions` claim.
-    token_permissions: frozenset[str] | None = None
-
-    @property
-    def role(self) -> Role:
-        return Role(self.membership.role)
-
-    @property
-    def acting(self) -> ActingMember:
-        """Who writes: services re-read this member's role inside the write's transaction."""
-        return ActingMember(user_id=self.user.id, token_permissions=self.token_permissions)
-
-    def can(self, permission: Permission | str) -> bool:
-        allowed_by_role = has_permission(self.role, permission)
-        if self.token_permissions is None:
-            return allowed_by_role
-        return allowed_by_role and str(permission) in self.token_permissions
+from saas.errors import Forbidden, NotFound
+from saas.login.current_user import active_organization_id, session_user_id
+from saas.login.provider import OIDCProvider
+from saas.login.redirects import sign_in_location
+from saas.login.tokens import InvalidToken, verify_access_token
+from saas.tenancy.context import NOT_VISIBLE, SignInRequired, TenantContext
 
 
 def _login_location(

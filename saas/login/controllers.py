@@ -14,23 +14,23 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth import errors
-from saas.auth.authorize import begin_login
-from saas.auth.callback import CallbackParams, complete_login
-from saas.auth.context import actor_from, load_current_user, memberships_of
-from saas.auth.discovery import route_email
-from saas.auth.pending import take
-from saas.auth.provider import OIDCProvider
-from saas.auth.sessions import start_authenticated_session
 from saas.config import Settings
 from saas.db.models import Organization
 from saas.errors import InvalidInput, NotFound
 from saas.invitations.services import InvitationService
+from saas.login import errors
+from saas.login.authorize import begin_login
+from saas.login.callback import CallbackParams, complete_login
+from saas.login.current_user import actor_from, load_current_user, memberships_of
+from saas.login.discovery import route_email
+from saas.login.pending import take
+from saas.login.provider import OIDCProvider
+from saas.login.sessions import start_authenticated_session
 from saas.organizations.services import OrganizationRepository
 from saas.web.input import SingleLine
 from saas.web.security import fresh_csrf_cookie
 
-logger = structlog.get_logger("saas.auth")
+logger = structlog.get_logger("saas.login")
 
 
 SILENT_LOGIN_FAILURES = frozenset({"login_required", "interaction_required", "consent_required"})

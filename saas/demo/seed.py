@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
-from saas.db import demo_data
 from saas.db.models import Organization
+from saas.demo import data as demo_data
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
 from saas.users.services import UserService

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
-from saas.auth.discovery import connection_for
-from saas.auth.errors import EmailNotVerified, InvitationInvalid, NotAMember, SsoRequired
 from saas.db.models import Membership, Organization, OrganizationDomain, User
 from saas.errors import DomainError
 from saas.invitations.services import InvitationService
+from saas.login.discovery import connection_for
+from saas.login.errors import EmailNotVerified, InvitationInvalid, NotAMember, SsoRequired
 from saas.members.services import MembershipService
 from saas.organizations.domains import email_domain
 from saas.organizations.locks import lock_organization

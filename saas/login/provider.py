@@ -1,7 +1,7 @@
 """The OpenID Provider (Auth0, or the development IdP) as the app sees it.
 
 Authlib builds the authorization request (PKCE S256) and performs the code exchange with the
-confidential client's credentials; PyJWT (saas.auth.tokens) verifies what comes back.
+confidential client's credentials; PyJWT (saas.login.tokens) verifies what comes back.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
-from saas.auth.errors import CodeExchangeFailed
-from saas.auth.jwks import JWKSCache
 from saas.config import Settings
+from saas.login.errors import CodeExchangeFailed
+from saas.login.jwks import JWKSCache
 
 SCOPES = "openid profile email"
 METADATA_TTL_SECONDS = 3600.0

@@ -13,7 +13,7 @@ from typing import Any
 
 from authlib.common.security import generate_token
 
-from saas.auth.sessions import PENDING_LOGIN
+from saas.login.sessions import PENDING_LOGIN
 
 PENDING_TTL_SECONDS = 600
 MAX_PENDING = 5

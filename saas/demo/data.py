@@ -1,6 +1,6 @@
 """Demo tenants and users (DESIGN.md, "Demo data").
 
-One definition serves both sides: the app's seed (`saas.db.seed`) and the development IdP's
+One definition serves both sides: the app's seed (`saas.demo.seed`) and the development IdP's
 seed, so organization ids, connection names and user ids agree without coordination.
 Everything here is development data; none of it is loaded when APP_ENV=production.
 """

@@ -17,17 +17,12 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.auth.context import load_current_user
-from saas.auth.permissions import Permission
-from saas.auth.redirects import sign_in_location
-from saas.auth.tenant import (
-    TENANT_STATE_KEY,
-    SignInRequired,
-    TenantContext,
-    resolve_api_tenant,
-    resolve_tenant,
-)
 from saas.errors import Forbidden, NotFound
+from saas.login.current_user import load_current_user
+from saas.login.redirects import sign_in_location
+from saas.tenancy.context import TENANT_STATE_KEY, SignInRequired, TenantContext
+from saas.tenancy.permissions import Permission
+from saas.tenancy.resolver import resolve_api_tenant, resolve_tenant
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 API_PREFIX = "/api/"

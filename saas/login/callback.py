@@ -15,18 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth import errors
-from saas.auth.membership import enforce_required_sso, resolve_membership
-from saas.auth.pending import PendingLogin
-from saas.auth.provider import OIDCProvider
-from saas.auth.tokens import InvalidToken, verify_id_token
 from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import InvalidInput
+from saas.login import errors
+from saas.login.membership import enforce_required_sso, resolve_membership
+from saas.login.pending import PendingLogin
+from saas.login.provider import OIDCProvider
+from saas.login.tokens import InvalidToken, verify_id_token
 from saas.organizations.services import OrganizationRepository
 from saas.users.services import UserService, may_become_operator
 
-logger = structlog.get_logger("saas.auth.callback")
+logger = structlog.get_logger("saas.login.callback")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,10 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
-from saas.auth.permissions import Permission, Role, has_permission
 from saas.db.models import Membership, Organization, OrganizationStatus
 from saas.errors import DomainError, Forbidden, NotFound
 from saas.organizations.locks import lock_organization as take_organization_lock
+from saas.tenancy.permissions import Permission, Role, has_permission
 
 Session = AsyncSession | async_scoped_session[AsyncSession]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import jwt
 
-from saas.auth.jwks import JWKSCache, JWKSUnavailable
+from saas.login.jwks import JWKSCache, JWKSUnavailable
 
 ALGORITHMS = ["RS256"]
 LEEWAY_SECONDS = 60

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from saas.db.models import Role
 
-class Role(StrEnum):
-    OWNER = "owner"
-    ADMIN = "admin"
-    MEMBER = "member"
-    VIEWER = "viewer"
+__all__ = [
+    "ROLE_PERMISSIONS",
+    "ROLE_RANK",
+    "Permission",
+    "Role",
+    "has_permission",
+    "outranks_or_equals",
+    "permissions_for",
+]
 
 
 class Permission(StrEnum):
