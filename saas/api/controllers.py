@@ -13,7 +13,7 @@ from uuid import UUID
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -170,7 +170,7 @@ class MembersApi(Controller):
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
         member_id: FromPath[UUID],
-        data: RoleChange,
+        data: JSONBody[RoleChange],
     ) -> MemberOut:
         membership = await MembershipService(session=db_session).change_role(
             organization_id=tenant.organization.id,
@@ -229,7 +229,7 @@ class InvitationsApi(Controller):
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
-        data: InvitationIn,
+        data: JSONBody[InvitationIn],
     ) -> InvitationOut:
         invitation, _ticket = await InvitationService(session=db_session).invite(
             organization_id=tenant.organization.id,
@@ -301,7 +301,7 @@ class ProjectsApi(Controller):
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
-        data: ProjectIn,
+        data: JSONBody[ProjectIn],
     ) -> ProjectOut:
         project = await self._service(db_session, tenant).create_project(
             name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
@@ -319,7 +319,7 @@ class ProjectsApi(Controller):
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
         project_id: FromPath[UUID],
-        data: ProjectIn,
+        data: JSONBody[ProjectIn],
     ) -> ProjectOut:
         project = await self._service(db_session, tenant).rename_project(
             project_id=project_id,
