@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
+from litestar.datastructures import CacheControlHeader
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -92,7 +93,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     add_security_headers = security_headers_middleware_factory(settings)
     return Application(
         edge=lambda app: access_log_middleware(add_security_headers(app)),
-        route_handlers=[create_static_files_router(path="/static", directories=[Path(STATIC_DIR)])],
+        route_handlers=[
+            create_static_files_router(
+                path="/static",
+                directories=[Path(STATIC_DIR)],
+                # Not fingerprinted: a browser keeps them, but asks (ETag) whether they changed.
+                cache_control=CacheControlHeader(no_cache=True),
+            )
+        ],
         plugins=[
             SQLAlchemyPlugin(config=db_config),
             HTMXPlugin(),

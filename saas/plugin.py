@@ -9,25 +9,19 @@ from litestar.di import Provide
 from litestar.exceptions import ValidationException
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
-from saas.admin.controllers import AdminController
-from saas.api.controllers import API_CONTROLLERS
 from saas.api.openapi import create_openapi_config
 from saas.auth0.runtime import lifecycle
 from saas.config import Settings
 from saas.db.transactions import commit_before_answer_middleware_factory
-from saas.login.controllers import AuthController
 from saas.login.provider import OIDCProvider
 from saas.login.sessions import (
     create_session_config,
     create_stores,
     session_timeout_middleware_factory,
 )
-from saas.organizations.controllers import OrganizationHomeController
-from saas.projects.controllers import ProjectsController
-from saas.sso.controllers import SsoController
+from saas.routes import route_handlers
+from saas.services import SERVICES
 from saas.stores import sweep_expired_entries
-from saas.system.controllers import SystemController
-from saas.web.dashboard_routes import DASHBOARD_CONTROLLERS
 from saas.web.errors import EXCEPTION_HANDLERS
 from saas.web.input import handle_validation_exception
 from saas.web.rate_limit import SignInRateLimited, handle_sign_in_rate_limited
@@ -48,23 +42,13 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
         if settings.uses_dev_idp and settings.is_production:
             raise RuntimeError("the development IdP cannot be used when APP_ENV=production")
         provider = OIDCProvider(settings)
-        app_config.route_handlers.extend(
-            [
-                SystemController,
-                AuthController,
-                OrganizationHomeController,
-                ProjectsController,
-                *DASHBOARD_CONTROLLERS,
-                AdminController,
-                SsoController,
-                *API_CONTROLLERS,
-            ]
-        )
+        app_config.route_handlers.extend(route_handlers())
         app_config.openapi_config = create_openapi_config()
         app_config.state["provider"] = provider
         app_config.state["db_config"] = self.db_config
         app_config.dependencies["settings"] = Provide(lambda: settings, sync_to_thread=False)
         app_config.dependencies["provider"] = Provide(lambda: provider, sync_to_thread=False)
+        app_config.dependencies.update(SERVICES)
         app_config.on_shutdown.append(provider.aclose)
         start_outbox, stop_outbox = lifecycle(settings, self.db_config)
         app_config.on_startup.append(start_outbox)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from saas.sso.controllers import SsoForm, validate_form
 from saas.sso.services import SsoService
 from saas.tenancy.guards import requires_platform_operator
 from saas.tenancy.permissions import Role
+from saas.tenancy.routers import PRIVATE, PRIVATE_OPT
 from saas.web.input import MultiLine, SingleLine
 
 FormBody = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -78,6 +79,8 @@ class AdminController(Controller):
     path = "/admin"
     include_in_schema = False
     guards = [requires_platform_operator]
+    opt = {PRIVATE_OPT: True}
+    cache_control = PRIVATE
 
     async def _layout(
         self, request: Request[Any, Any, Any], db: AsyncSession, **extra: Any

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,11 +46,10 @@ from saas.members.services import (
 )
 from saas.projects.services import ProjectService
 from saas.tenancy.context import TenantContext
-from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.web.input import SINGLE_LINE_PATTERN
 
-SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
 SortKey = Annotated[
     str,
     QueryParameter(
@@ -94,10 +93,8 @@ def _project(project: Project) -> ProjectOut:
 
 
 class OrganizationApi(Controller):
-    path = "/api/v1/orgs/{org:str}"
+    path = "/"
     tags = ["organizations"]
-    security = SECURITY
-    dependencies = {"tenant": Provide(provide_tenant)}
 
     @get("/", guards=[requires(Permission.ORG_READ)], summary="The organization")
     async def get_organization(self, tenant: NamedDependency[TenantContext]) -> OrganizationOut:
@@ -115,10 +112,8 @@ class OrganizationApi(Controller):
 
 
 class MembersApi(Controller):
-    path = "/api/v1/orgs/{org:str}/members"
+    path = "/members"
     tags = ["members"]
-    security = SECURITY
-    dependencies = {"tenant": Provide(provide_tenant)}
 
     @get("/", guards=[requires(Permission.MEMBERS_READ)], summary="List members")
     async def list_members(
@@ -204,10 +199,8 @@ class MembersApi(Controller):
 
 
 class InvitationsApi(Controller):
-    path = "/api/v1/orgs/{org:str}/invitations"
+    path = "/invitations"
     tags = ["invitations"]
-    security = SECURITY
-    dependencies = {"tenant": Provide(provide_tenant)}
 
     @get("/", guards=[requires(Permission.MEMBERS_INVITE)], summary="List open invitations")
     async def list_invitations(
@@ -263,47 +256,39 @@ class InvitationsApi(Controller):
 
 
 class ProjectsApi(Controller):
-    path = "/api/v1/orgs/{org:str}/projects"
+    path = "/projects"
     tags = ["projects"]
-    security = SECURITY
-    dependencies = {"tenant": Provide(provide_tenant)}
-
-    @staticmethod
-    def _service(db: AsyncSession, tenant: TenantContext) -> ProjectService:
-        return ProjectService(session=db, organization_id=tenant.organization.id)
 
     @get("/", guards=[requires(Permission.ORG_READ)], summary="List projects")
     async def list_projects(
         self,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         q: Search = None,
         limit: Limit = 25,
         offset: Offset = 0,
     ) -> Page[ProjectOut]:
-        rows, total = await self._service(db_session, tenant).page(
-            search=q, limit=limit, offset=offset
-        )
+        rows, total = await projects.page(search=q, limit=limit, offset=offset)
         return Page(items=[_project(p) for p in rows], total=total, limit=limit, offset=offset)
 
     @get("/{project_id:uuid}", guards=[requires(Permission.ORG_READ)], summary="Get a project")
     async def get_project(
         self,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
     ) -> ProjectOut:
-        return _project(await self._service(db_session, tenant).get_project(project_id))
+        return _project(await projects.get_project(project_id))
 
     @post("/", guards=[requires(Permission.PROJECTS_WRITE)], summary="Create a project")
     async def create_project(
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         data: JSONBody[ProjectIn],
     ) -> ProjectOut:
-        project = await self._service(db_session, tenant).create_project(
+        project = await projects.create_project(
             name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
         )
         return _project(project)
@@ -317,11 +302,11 @@ class ProjectsApi(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
         data: JSONBody[ProjectIn],
     ) -> ProjectOut:
-        project = await self._service(db_session, tenant).rename_project(
+        project = await projects.rename_project(
             project_id=project_id,
             name=data.name,
             actor=actor_from(request, tenant.user),
@@ -339,12 +324,9 @@ class ProjectsApi(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
     ) -> None:
-        await self._service(db_session, tenant).delete_project(
+        await projects.delete_project(
             project_id=project_id, actor=actor_from(request, tenant.user), authority=tenant.acting
         )
-
-
-API_CONTROLLERS = [OrganizationApi, MembersApi, InvitationsApi, ProjectsApi]

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import AuditCursor, AuditEntry, AuditService
-from saas.organizations.controllers import page_context
 from saas.tenancy.context import TenantContext
-from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
+from saas.web.pages import page_context
 
 PAGE_SIZE = 50
 VARY = {"Vary": "HX-Request, HX-History-Restore-Request"}
@@ -79,9 +79,7 @@ class AuditListing:
 
 
 class AuditController(Controller):
-    path = "/o/{slug:str}/audit"
-    include_in_schema = False
-    dependencies = {"tenant": Provide(provide_tenant)}
+    path = "/audit"
 
     @get("/", name="audit.list", guards=[requires(Permission.AUDIT_READ)], cache=False)
     async def audit_log(

@@ -12,7 +12,7 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
@@ -37,7 +37,7 @@ from saas.members.services import MembershipService, check_may_grant, parse_role
 from saas.organizations.domains import normalize_email
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
-from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.web.input import MultiLine, SingleLine
 
@@ -88,9 +88,7 @@ def _status_for(errors: list[DomainError]) -> int:
 
 
 class InvitationsController(Controller):
-    path = "/o/{slug:str}/members/invitations"
-    include_in_schema = False
-    dependencies = {"tenant": Provide(provide_tenant)}
+    path = "/members/invitations"
 
     async def _invite_refused(
         self,

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from litestar import Controller, Response, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
@@ -38,12 +38,12 @@ from saas.members.services import (
     MembershipService,
     PageStart,
 )
-from saas.organizations.controllers import page_context
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
-from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.guards import requires
 from saas.tenancy.permissions import ROLE_RANK, Permission, Role
 from saas.web.input import SingleLine
+from saas.web.pages import page_context
 
 PAGE_SIZE = 25
 INVITATIONS_SHOWN = 50
@@ -322,9 +322,7 @@ RoleBody = Annotated[RoleForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
 class MembersController(Controller):
-    path = "/o/{slug:str}/members"
-    include_in_schema = False
-    dependencies = {"tenant": Provide(provide_tenant)}
+    path = "/members"
 
     @get("/", name="members.list", guards=[requires(Permission.MEMBERS_READ)], cache=False)
     async def list_members(

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 from litestar import Controller, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.login.current_user import memberships_of
 from saas.tenancy.context import TenantContext
-from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
-
-
-async def page_context(
-    tenant: TenantContext, db: AsyncSession, **extra: object
-) -> dict[str, object]:
-    """What every tenant page's layout needs: the tenant, the user, the org switcher."""
-    return {
-        "tenant": tenant,
-        "user": tenant.user,
-        "memberships": await memberships_of(db, tenant.user),
-        **extra,
-    }
+from saas.web.pages import page_context
 
 
 class OrganizationHomeController(Controller):
-    path = "/o/{slug:str}"
-    include_in_schema = False
-    dependencies = {"tenant": Provide(provide_tenant)}
+    path = "/"
 
     @get("/", name="org.home", guards=[requires(Permission.ORG_READ)])
     async def home(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.errors import DomainError
 from saas.login.current_user import actor_from
-from saas.organizations.controllers import page_context
 from saas.projects.services import ProjectService
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
-from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.web.input import SingleLine
+from saas.web.pages import page_context
 
 PAGE_SIZE = 50
 
@@ -38,21 +38,19 @@ Form = Annotated[ProjectForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
 class ProjectsController(Controller):
-    path = "/o/{slug:str}/projects"
-    include_in_schema = False
-    dependencies = {"tenant": Provide(provide_tenant)}
+    path = "/projects"
 
     async def _list_response(
         self,
         request: HTMXRequest,
         tenant: TenantContext,
         db: AsyncSession,
+        service: ProjectService,
         *,
         search: str | None = None,
         error: DomainError | None = None,
         name: str = "",
     ) -> Template:
-        service = ProjectService(session=db, organization_id=tenant.organization.id)
         projects, total = await service.page(search=search, limit=PAGE_SIZE, offset=0)
         extra = {
             "projects": projects,
@@ -80,9 +78,10 @@ class ProjectsController(Controller):
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         q: FromQuery[str | None] = None,
     ) -> Template:
-        return await self._list_response(request, tenant, db_session, search=q)
+        return await self._list_response(request, tenant, db_session, projects, search=q)
 
     @post("/", name="projects.create", guards=[requires(Permission.PROJECTS_WRITE)])
     async def create_project(
@@ -90,20 +89,20 @@ class ProjectsController(Controller):
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         data: Form,
     ) -> Template | Redirect:
-        service = ProjectService(session=db_session, organization_id=tenant.organization.id)
         try:
-            await service.create_project(
+            await projects.create_project(
                 name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
             )
         except AuthorityRefused:
             raise
         except DomainError as error:
             return await self._list_response(
-                request, tenant, db_session, error=error, name=data.name[:200]
+                request, tenant, db_session, projects, error=error, name=data.name[:200]
             )
-        return await self._after_change(request, tenant, db_session)
+        return await self._after_change(request, tenant, db_session, projects)
 
     @post(
         "/{project_id:uuid}/rename",
@@ -115,12 +114,12 @@ class ProjectsController(Controller):
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
         data: Form,
     ) -> Template | Redirect:
-        service = ProjectService(session=db_session, organization_id=tenant.organization.id)
         try:
-            await service.rename_project(
+            await projects.rename_project(
                 project_id=project_id,
                 name=data.name,
                 actor=actor_from(request, tenant.user),
@@ -129,8 +128,8 @@ class ProjectsController(Controller):
         except DomainError as error:
             if isinstance(error, AuthorityRefused) or error.status_code == 404:
                 raise
-            return await self._list_response(request, tenant, db_session, error=error)
-        return await self._after_change(request, tenant, db_session)
+            return await self._list_response(request, tenant, db_session, projects, error=error)
+        return await self._after_change(request, tenant, db_session, projects)
 
     @post(
         "/{project_id:uuid}/delete",
@@ -142,18 +141,22 @@ class ProjectsController(Controller):
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
     ) -> Template | Redirect:
-        service = ProjectService(session=db_session, organization_id=tenant.organization.id)
-        await service.delete_project(
+        await projects.delete_project(
             project_id=project_id, actor=actor_from(request, tenant.user), authority=tenant.acting
         )
-        return await self._after_change(request, tenant, db_session)
+        return await self._after_change(request, tenant, db_session, projects)
 
     async def _after_change(
-        self, request: Request[Any, Any, Any], tenant: TenantContext, db: AsyncSession
+        self,
+        request: Request[Any, Any, Any],
+        tenant: TenantContext,
+        db: AsyncSession,
+        projects: ProjectService,
     ) -> Template | Redirect:
         if isinstance(request, HTMXRequest) and request.htmx:
-            return await self._list_response(request, tenant, db)
+            return await self._list_response(request, tenant, db, projects)
         # Post/redirect/get for plain forms, so a reload does not resubmit.
         return Redirect(path=f"/o/{tenant.organization.slug}/projects/", status_code=303)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import httpx
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
@@ -19,7 +19,6 @@ from saas.errors import DomainError, InvalidInput
 from saas.login.authorize import begin_login
 from saas.login.current_user import actor_from
 from saas.login.provider import OIDCProvider
-from saas.organizations.controllers import page_context
 from saas.sso.services import SsoService
 from saas.sso.validation import (
     ValidatedConnection,
@@ -29,9 +28,10 @@ from saas.sso.validation import (
 )
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
-from saas.tenancy.guards import provide_tenant, requires
+from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.web.input import MultiLine, SingleLine
+from saas.web.pages import page_context
 
 
 class SsoForm(Struct):
@@ -72,9 +72,7 @@ async def validate_form(form: SsoForm, settings: Settings) -> ValidatedConnectio
 
 
 class SsoController(Controller):
-    path = "/o/{slug:str}/settings/sso"
-    include_in_schema = False
-    dependencies = {"tenant": Provide(provide_tenant)}
+    path = "/settings/sso"
     guards = [requires(Permission.ORG_MANAGE)]
 
     async def _page(

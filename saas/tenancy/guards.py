@@ -25,7 +25,6 @@ from saas.tenancy.permissions import Permission
 from saas.tenancy.resolver import resolve_api_tenant, resolve_tenant
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
-API_PREFIX = "/api/"
 
 
 def db_session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
@@ -54,23 +53,59 @@ async def read_before_body(
         await db.commit()
 
 
+# The key under which a tenant router's `opt` names its resolver (see saas.tenancy.routers).
+TENANT_RESOLVER = "tenant_resolver"
+TenantResolver = Callable[
+    [ASGIConnection[Any, Any, Any, Any], AsyncSession], Awaitable[TenantContext]
+]
+
+
+async def resolve_browser_tenant_of(
+    connection: ASGIConnection[Any, Any, Any, Any], db: AsyncSession
+) -> TenantContext:
+    return await resolve_tenant(connection.path_params["slug"], connection, db)
+
+
+async def resolve_api_tenant_of(
+    connection: ASGIConnection[Any, Any, Any, Any], db: AsyncSession
+) -> TenantContext:
+    return await resolve_api_tenant(
+        connection.path_params["org"],
+        connection,
+        db,
+        connection.app.state["provider"],
+        connection.app.state["settings"],
+    )
+
+
+def _resolver_of(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantResolver:
+    resolver = connection.route_handler.opt.get(TENANT_RESOLVER)
+    if resolver is None:
+        # A programming error, not a request to refuse: the route is outside both tenant routers.
+        raise RuntimeError(
+            f"{connection.route_handler} asks for a tenant but is not registered on a tenant "
+            "router (saas.tenancy.routers)"
+        )
+    return resolver
+
+
 async def tenant_for(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantContext:
+    """The request's tenant context, resolved once by its router's resolver and cached."""
     cached = connection.state.get(TENANT_STATE_KEY)
     if isinstance(cached, TenantContext):
         return cached
+    resolver = _resolver_of(connection)
     async with read_before_body(connection) as db:
-        if connection.url.path.startswith(API_PREFIX):
-            tenant = await resolve_api_tenant(
-                connection.path_params["org"],
-                connection,
-                db,
-                connection.app.state["provider"],
-                connection.app.state["settings"],
-            )
-        else:
-            tenant = await resolve_tenant(connection.path_params["slug"], connection, db)
+        tenant = await resolver(connection, db)
     connection.state[TENANT_STATE_KEY] = tenant
     return tenant
+
+
+async def member_of_tenant(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """The tenant routers' own guard: any route on them is for the organization's members."""
+    await tenant_for(connection)
 
 
 def requires(permission: Permission) -> Guard:

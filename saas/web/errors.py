@@ -28,6 +28,7 @@ from saas.login.errors import LoginRefused
 from saas.login.provider import ProviderUnavailable
 from saas.stores import StoreUnavailable
 from saas.tenancy.context import SignInRequired
+from saas.tenancy.routers import API_OPT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -68,8 +69,17 @@ _CSRF_EXPLANATION = (
 )
 
 
+def is_api(request: Request[Any, Any, Any]) -> bool:
+    """Whether the API router answers: its `opt` says so. A path no route matched has no
+    router to ask, so there the API's prefix decides (a JSON client gets JSON for a typo)."""
+    handler = request.scope.get("route_handler")
+    if handler is not None:
+        return bool(handler.opt.get(API_OPT))
+    return request.url.path.startswith("/api/")
+
+
 def wants_json(request: Request[Any, Any, Any]) -> bool:
-    if request.url.path.startswith("/api/"):
+    if is_api(request):
         return True
     accept = request.headers.get("accept", "")
     return "json" in accept and "text/html" not in accept
@@ -182,7 +192,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         title, detail = "Page out of date", _CSRF_EXPLANATION
     elif detail.casefold() == HTTPStatus(status_code).phrase.casefold():
         detail = _PLAIN_DETAILS.get(status_code, detail)
-    if isinstance(exc, ValidationException) and request.url.path.startswith("/api/"):
+    if isinstance(exc, ValidationException) and is_api(request):
         status_code = 422  # well-formed HTTP, unacceptable content: the API's documented code
     if status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         detail = "An unexpected error occurred. It has been logged."

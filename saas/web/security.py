@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.middleware.csrf import generate_csrf_token
-from litestar.utils import normalize_path
 
 from saas.config import Settings
 from saas.login.sessions import RATE_LIMIT_STORE
+from saas.tenancy.routers import PRIVATE_OPT
 from saas.web.rate_limit import sign_in_rate_limit_middleware
 
 if TYPE_CHECKING:
@@ -87,17 +87,22 @@ def content_security_policy(settings: Settings) -> str:
     )
 
 
-# The API reference pages load their renderer from a CDN; they hold no tenant data.
+# The API reference pages load their renderer from a CDN; they hold no tenant data. Their
+# router names this policy (`CSP_OPT` in its `opt`, see saas.api.openapi).
 DOCS_CSP = (
     "default-src 'self' https: 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'"
 )
+# Route `opt` keys the edge reads from the handler that answered: a router (or handler) names
+# its content security policy, and the tenant routers mark their answers private.
+CSP_OPT = "content_security_policy"
+NO_STORE = (b"cache-control", b"no-store")
 
 
-_PRIVATE_PREFIXES = ("/o/", "/api/v1/", "/admin", "/select-organization")
-
-
-def _is_private(path: str) -> bool:
-    return path.startswith(_PRIVATE_PREFIXES)
+def _route_opt(scope: Scope) -> dict[str, Any]:
+    # Litestar records the handler it routed to in the scope; an answer from before routing
+    # (an unknown path, a 405) has none.
+    handler = scope.get("route_handler")
+    return handler.opt if handler is not None else {}
 
 
 def security_headers_middleware_factory(settings: Settings) -> Any:
@@ -120,21 +125,22 @@ def security_headers_middleware_factory(settings: Settings) -> Any:
 
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    # Decided on the path as Litestar routes it (`//o//acme/` is `/o/acme`), not
-                    # as sent: a repeated slash must not make a tenant page cacheable.
-                    path = normalize_path(scope["path"])
-                    csp = DOCS_CSP.encode() if path.startswith("/api/docs") else strict_csp
-                    private = _is_private(path)
+                    opt = _route_opt(scope)
+                    csp = opt.get(CSP_OPT)
+                    private = bool(opt.get(PRIVATE_OPT))
                     headers = [
                         (k, v)
                         for k, v in message.get("headers", [])
                         if not (private and k.lower() == b"cache-control")
                     ]
                     headers.extend(common)
-                    headers.append((b"content-security-policy", csp))
-                    if private:
-                        # Tenant data must not linger in shared or browser caches.
-                        headers.append((b"cache-control", b"no-store"))
+                    headers.append(
+                        (b"content-security-policy", csp.encode() if csp else strict_csp)
+                    )
+                    # Private answers are never stored, whatever their handler set; any other
+                    # answer is stored only when it says so (static files do).
+                    if private or not any(k.lower() == b"cache-control" for k, _ in headers):
+                        headers.append(NO_STORE)
                     message["headers"] = headers
                 await send(message)
 
