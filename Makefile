@@ -45,6 +45,7 @@ lint: install ## ruff and mypy
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
 	@$(UV) run mypy
+	@$(UV) run lint-imports --no-logo
 
 .PHONY: fmt
 fmt: install ## Format and auto-fix

@@ -19,9 +19,8 @@ from saas.db.config import create_sqlalchemy_config
 from saas.plugin import ApplicationCore
 from saas.web.errors import send_last_resort_answer
 from saas.web.input import AppRequest, refuse_control_characters
-from saas.web.logging import access_log_middleware, create_logging_config
-from saas.web.security import security_headers_middleware_factory
-from saas.web.sql_timing import count_statements_of, sql_timing_middleware
+from saas.web.logging import create_logging_config
+from saas.web.middleware import wrap_edge
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -86,13 +85,8 @@ class Application(Litestar):
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     db_config = create_sqlalchemy_config(settings)
-    middleware = []
-    if not settings.is_production:
-        count_statements_of(db_config.get_engine())
-        middleware.append(sql_timing_middleware)
-    add_security_headers = security_headers_middleware_factory(settings)
     return Application(
-        edge=lambda app: access_log_middleware(add_security_headers(app)),
+        edge=wrap_edge(settings),
         route_handlers=[
             create_static_files_router(
                 path="/static",
@@ -115,7 +109,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 engine.engine, "auto_reload", settings.is_development
             ),
         ),
-        middleware=middleware,
         # Before every other guard, so before a slug or a search reaches the database.
         guards=[refuse_control_characters],
         request_class=AppRequest,

@@ -12,20 +12,18 @@ from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 from saas.api.openapi import create_openapi_config
 from saas.auth0.runtime import lifecycle
 from saas.config import Settings
-from saas.db.transactions import commit_before_answer_middleware_factory
 from saas.login.provider import OIDCProvider
 from saas.login.sessions import (
-    create_session_config,
     create_stores,
-    session_timeout_middleware_factory,
 )
 from saas.routes import route_handlers
 from saas.services import SERVICES
 from saas.stores import sweep_expired_entries
 from saas.web.errors import EXCEPTION_HANDLERS
 from saas.web.input import handle_validation_exception
+from saas.web.middleware import route_middleware
 from saas.web.rate_limit import SignInRateLimited, handle_sign_in_rate_limited
-from saas.web.security import create_csrf_config, create_login_rate_limit
+from saas.web.security import create_csrf_config
 
 if TYPE_CHECKING:
     from click import Group
@@ -58,15 +56,7 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
         app_config.lifespan.append(
             sweep_expired_entries(stores.values(), settings.store_sweep_interval_seconds)
         )
-        app_config.middleware.extend(
-            [
-                create_session_config(settings).middleware,
-                session_timeout_middleware_factory(settings),
-                create_login_rate_limit(settings),
-                # Innermost, so the commit comes before the session is saved on the way out.
-                commit_before_answer_middleware_factory(self.db_config.session_scope_key),
-            ]
-        )
+        app_config.middleware.extend(route_middleware(settings, self.db_config))
         app_config.csrf_config = create_csrf_config(settings)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
         app_config.exception_handlers[SignInRateLimited] = handle_sign_in_rate_limited

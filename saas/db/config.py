@@ -64,7 +64,7 @@ def create_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         session_config=AsyncSessionConfig(expire_on_commit=False),
         session_dependency_key=SESSION_DEPENDENCY_KEY,
         # No autocommit hook: it sends the success answer even when the COMMIT fails. The
-        # default hook only closes the session; saas.db.transactions commits, and answers a
+        # default hook only closes the session; saas.web.commit commits, and answers a
         # failed commit (the application's middleware).
         create_all=False,  # migrations are the only way the schema changes
         alembic_config=AlembicAsyncConfig(

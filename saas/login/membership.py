@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
+from saas.db.locks import lock_organization
 from saas.db.models import Membership, Organization, OrganizationDomain, User
 from saas.errors import DomainError
 from saas.invitations.services import InvitationService
@@ -19,7 +20,6 @@ from saas.login.discovery import connection_for
 from saas.login.errors import EmailNotVerified, InvitationInvalid, NotAMember, SsoRequired
 from saas.members.services import MembershipService
 from saas.organizations.domains import email_domain
-from saas.organizations.locks import lock_organization
 
 
 def connection_of_sub(sub: str) -> str | None:

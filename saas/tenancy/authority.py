@@ -8,7 +8,7 @@ commits:
 - PostgreSQL: the actor's membership row is read `FOR SHARE`. A removal or role change of that
   member (which writes the row) waits for this transaction, and this read waits for one that
   is in flight, then sees its outcome.
-- SQLite: the organization lock (saas/organizations/locks.py) is taken first. It is a write, so
+- SQLite: the organization lock (saas/db/locks.py) is taken first. It is a write, so
   it opens the database's single write transaction, and nothing read after it can change
   before this transaction ends.
 
@@ -23,9 +23,9 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
+from saas.db.locks import lock_organization as take_organization_lock
 from saas.db.models import Membership, Organization, OrganizationStatus
 from saas.errors import DomainError, Forbidden, NotFound
-from saas.organizations.locks import lock_organization as take_organization_lock
 from saas.tenancy.permissions import Permission, Role, has_permission
 
 Session = AsyncSession | async_scoped_session[AsyncSession]
