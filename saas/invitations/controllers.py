@@ -26,19 +26,19 @@ from saas.invitations.services import InvitationService
 from saas.login.current_user import actor_from
 from saas.members.controllers import (
     InviteForm,
-    grantable_roles,
     invitation_listing,
     is_fragment,
     members_page,
     members_url,
     toast,
 )
-from saas.members.services import MembershipService, check_may_grant, parse_role
+from saas.members.services import MembershipService, parse_role
 from saas.organizations.domains import normalize_email
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import provide_tenant, requires
 from saas.tenancy.permissions import Permission
+from saas.tenancy.policy import check_may_grant, grantable_roles
 from saas.web.input import MultiLine, SingleLine
 
 MAX_BATCH = 20

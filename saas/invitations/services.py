@@ -21,10 +21,11 @@ from saas.db.models import Invitation, Membership, User
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, NotFound
 from saas.invitations.tickets import hash_ticket, new_ticket
-from saas.members.services import MembershipService, check_may_grant, parse_role
+from saas.members.services import MembershipService, parse_role
 from saas.organizations.domains import normalize_email
 from saas.tenancy.authority import ActingMember, acting_role
 from saas.tenancy.permissions import Permission, Role
+from saas.tenancy.policy import check_may_grant
 
 
 def utcnow() -> datetime.datetime:

@@ -42,7 +42,8 @@ from saas.organizations.controllers import page_context
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import provide_tenant, requires
-from saas.tenancy.permissions import ROLE_RANK, Permission, Role
+from saas.tenancy.permissions import Permission, Role
+from saas.tenancy.policy import grantable_roles, removal_refusal, role_options
 from saas.web.input import SingleLine
 
 PAGE_SIZE = 25
@@ -83,15 +84,6 @@ def members_url(tenant: TenantContext) -> str:
     return f"/o/{tenant.organization.slug}/members"
 
 
-def grantable_roles(role: Role) -> list[Role]:
-    """Roles the actor may hand out: none above their own, highest first."""
-    return sorted(
-        (r for r in Role if ROLE_RANK[r] <= ROLE_RANK[role]),
-        key=ROLE_RANK.__getitem__,
-        reverse=True,
-    )
-
-
 @dataclass
 class MemberRow:
     """One row of the table, with what the viewer may do to it decided here, not in Jinja."""
@@ -110,21 +102,19 @@ class MemberRow:
 def member_row(
     tenant: TenantContext, membership: Membership, user: User, error: str | None = None
 ) -> MemberRow:
-    actor_role = tenant.role
     target_role = Role(membership.role)
     is_me = membership.user_id == tenant.user.id
-    may_touch = tenant.can(Permission.MEMBERS_MANAGE) and (
-        target_role != Role.OWNER or actor_role == Role.OWNER
-    )
+    options = role_options(tenant.role, target_role)
     return MemberRow(
         membership=membership,
         user=user,
         connection=connection_label(user.sub),
         is_me=is_me,
-        can_change_role=may_touch,
-        can_remove=may_touch and not is_me,
+        can_change_role=bool(options),
+        # Your own row offers "leave" (members_self.html) instead.
+        can_remove=not is_me and removal_refusal(tenant.role, target_role) is None,
         can_transfer=tenant.can(Permission.OWNERSHIP) and not is_me and target_role != Role.OWNER,
-        role_options=grantable_roles(actor_role),
+        role_options=options,
         error=error,
     )
 
