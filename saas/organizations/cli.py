@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.audit.services import Actor
 from saas.config import ConfigurationError, Settings, load_settings
 from saas.db.config import standalone_session
-from saas.db.models import OrganizationStatus
+from saas.db.models import ConnectionStrategy, OrganizationStatus
 from saas.errors import DomainError
 from saas.invitations.services import InvitationService
 from saas.organizations.dns_verification import record_name
-from saas.organizations.services import OrganizationService
+from saas.organizations.services import DEFAULT_ROLES, OrganizationService
 from saas.tenancy.permissions import Role
 from saas.users.services import UserRepository
 
@@ -66,7 +66,9 @@ def orgs() -> None:
 @orgs.command(name="create")
 @click.argument("slug")
 @click.option("--name", "display_name", required=True, help="Display name, e.g. 'Initech'.")
-@click.option("--default-role", type=click.Choice(["admin", "member", "viewer"]), default="member")
+@click.option(
+    "--default-role", type=click.Choice([role.value for role in DEFAULT_ROLES]), default="member"
+)
 @click.option("--jit/--no-jit", default=False, help="Just-in-time membership for its domains.")
 @click.option("--require-sso/--no-require-sso", default=False)
 @click.option("--domain", "domains", multiple=True, help="An email domain (repeatable).")
@@ -155,7 +157,7 @@ def verify_domain(slug: str, domain: str) -> None:
 @click.option(
     "--strategy",
     required=True,
-    type=click.Choice(["samlp", "oidc", "waad", "okta", "google-apps", "auth0"]),
+    type=click.Choice([strategy.value for strategy in ConnectionStrategy]),
 )
 @click.option("--display-name", default=None)
 @click.option("--auth0-id", default=None, help="The Auth0 connection id (con_...), if it exists.")

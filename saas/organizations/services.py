@@ -20,6 +20,7 @@ from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_connection_later, sync_organization_later
 from saas.db.models import (
+    ConnectionStrategy,
     EnterpriseConnection,
     Organization,
     OrganizationDomain,
@@ -38,7 +39,9 @@ from saas.tenancy.permissions import Role
 # Auth0 organization `name` rules: lowercase letters, digits, '-' and '_', 1-50 characters,
 # starting and ending with a letter or digit. The slug is used as that name.
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,48}[a-z0-9])?$")
-CONNECTION_STRATEGIES = frozenset({"samlp", "oidc", "waad", "okta", "google-apps", "auth0"})
+CONNECTION_STRATEGIES = frozenset(strategy.value for strategy in ConnectionStrategy)
+# What an organization may give its new members by default: any role but owner.
+DEFAULT_ROLES = tuple(role for role in Role if role != Role.OWNER)
 
 
 def validate_slug(slug: str) -> str:
@@ -112,7 +115,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
                 "A display name of 1-255 characters is required.", field="display_name"
             )
         role = parse_role(default_role)
-        if role == Role.OWNER:
+        if role not in DEFAULT_ROLES:
             raise InvalidInput("The default role cannot be owner.", field="default_role")
         taken = Conflict(f"The slug {slug!r} is taken.", field="slug")
         if await self.repository.exists(slug=slug):
