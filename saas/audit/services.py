@@ -11,8 +11,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
+from saas.db.lists import text_search
 from saas.db.models import AuditEvent, User
-from saas.db.search import contains_any
 from saas.db.tenant_repository import TenantScopedRepository
 
 
@@ -126,7 +126,9 @@ class AuditService:
         if action:
             statement = statement.where(AuditEvent.action == action)
         if actor and actor.strip():
-            statement = statement.where(contains_any([User.name, User.email], actor.strip()))
+            statement = text_search({"name", "email"}, actor.strip()).append_to_statement(
+                statement, User
+            )
         if before is not None:
             statement = statement.where(
                 or_(

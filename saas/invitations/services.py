@@ -12,12 +12,15 @@ import datetime
 from uuid import UUID
 
 from advanced_alchemy.exceptions import IntegrityError
-from sqlalchemy import func, select, update
+from advanced_alchemy.filters import OrderBy, StatementFilter
+from advanced_alchemy.service import OffsetPagination
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_invitation_later
+from saas.db.lists import offset_page
 from saas.db.models import Invitation, Membership, User
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
@@ -96,21 +99,18 @@ class InvitationService:
 
     async def page(
         self, organization_id: UUID, *, open_only: bool, limit: int, offset: int
-    ) -> tuple[list[Invitation], int]:
+    ) -> OffsetPagination[Invitation]:
         """Newest first. `open_only`: neither accepted nor revoked (expired ones stay visible,
         marked, so an admin can resend them)."""
-        statement = self.repository_for(organization_id).statement
+        filters: list[StatementFilter | ColumnElement[bool]] = [
+            OrderBy(Invitation.created_at, "desc"),
+            OrderBy(Invitation.id),
+        ]
         if open_only:
-            statement = statement.where(
-                Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)
-            )
-        total = await self.session.scalar(select(func.count()).select_from(statement.subquery()))
-        rows = await self.session.execute(
-            statement.order_by(Invitation.created_at.desc(), Invitation.id)
-            .limit(limit)
-            .offset(offset)
+            filters += [Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)]
+        return await offset_page(
+            self.repository_for(organization_id), *filters, limit=limit, offset=offset
         )
-        return list(rows.scalars()), int(total or 0)
 
     async def _open_for(self, organization_id: UUID, email: str) -> list[Invitation]:
         """Neither accepted nor revoked: what the unique index allows one of per address."""

@@ -264,11 +264,14 @@ async def invitation_listing(
     """Open invitations (pending and expired), for those who may invite; None for others."""
     if not tenant.can(Permission.MEMBERS_INVITE):
         return None
-    invitations, total = await InvitationService(session=db).page(
+    page = await InvitationService(session=db).page(
         tenant.organization.id, open_only=True, limit=INVITATIONS_SHOWN, offset=0
     )
     return InvitationListing(
-        invitations=invitations, total=total, now=datetime.datetime.now(datetime.UTC), error=error
+        invitations=list(page.items),
+        total=page.total,
+        now=datetime.datetime.now(datetime.UTC),
+        error=error,
     )
 
 

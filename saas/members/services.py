@@ -24,8 +24,8 @@ from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_member_later
 from saas.db.keyset import Cursor, SortKey
+from saas.db.lists import text_search
 from saas.db.models import Membership, Organization, User
-from saas.db.search import contains_any
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.tenancy.authority import ActingMember, acting_role, require_permission_in_txn
@@ -247,7 +247,9 @@ class MembershipService:
             .join(User, User.id == Membership.user_id)
         )
         if search and search.strip():
-            statement = statement.where(contains_any([User.name, User.email], search.strip()))
+            statement = text_search({"name", "email"}, search.strip()).append_to_statement(
+                statement, User
+            )
         return statement
 
     async def _count_member(self, organization_id: UUID, change: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.audit.services import Actor
 from saas.config import ConfigurationError, Settings, load_settings
 from saas.db.config import standalone_session
-from saas.db.models import ConnectionStrategy, OrganizationStatus
+from saas.db.models import ConnectionStrategy, Organization, OrganizationStatus
 from saas.errors import DomainError
 from saas.invitations.services import InvitationService
 from saas.organizations.dns_verification import record_name
@@ -106,17 +106,15 @@ def create(
 @orgs.command(name="list")
 @click.option("--search", default=None)
 def list_(search: str | None) -> None:
-    async def work(session: AsyncSession, _: Settings) -> list[tuple[Any, int]]:
-        rows, _total = await OrganizationService(session=session).overview(
-            search=search, limit=1000
-        )
-        return rows
+    async def work(session: AsyncSession, _: Settings) -> Sequence[Organization]:
+        page = await OrganizationService(session=session).overview(search=search, limit=1000)
+        return page.items
 
-    rows = run_in_transaction(work)
     click.echo(f"{'slug':<24} {'status':<10} {'members':>7}  auth0 id")
-    for org, members in rows:
+    for org in run_in_transaction(work):
         click.echo(
-            f"{org.slug:<24} {org.status:<10} {members:>7}  {org.auth0_org_id or '(pending)'}"
+            f"{org.slug:<24} {org.status:<10} {org.member_count:>7}"
+            f"  {org.auth0_org_id or '(pending)'}"
         )
 
 

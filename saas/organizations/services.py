@@ -12,13 +12,15 @@ import re
 import secrets
 from uuid import UUID
 
+from advanced_alchemy.filters import OrderBy, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import exists, func, select
+from advanced_alchemy.service import OffsetPagination, SQLAlchemyAsyncRepositoryService
+from sqlalchemy import exists, select
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_connection_later, sync_organization_later
+from saas.db.lists import offset_page, text_search
 from saas.db.models import (
     ConnectionStrategy,
     EnterpriseConnection,
@@ -26,7 +28,6 @@ from saas.db.models import (
     OrganizationDomain,
     OrganizationStatus,
 )
-from saas.db.search import contains_any
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.db.unique import insert_unless_taken
 from saas.errors import Conflict, InvalidInput, NotFound
@@ -237,22 +238,16 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
 
     async def overview(
         self, *, search: str | None = None, limit: int = 50, offset: int = 0
-    ) -> tuple[list[tuple[Organization, int]], int]:
-        """Organizations with their member counts (kept on the organization), for operators."""
-        statement = select(Organization)
+    ) -> OffsetPagination[Organization]:
+        """Every organization, for operators, by display name (ties by id), searched by slug
+        and display name. Each carries its `member_count`."""
+        filters: list[StatementFilter] = [
+            OrderBy(Organization.display_name),
+            OrderBy(Organization.id),
+        ]
         if search:
-            statement = statement.where(
-                contains_any([Organization.slug, Organization.display_name], search.strip())
-            )
-        total = await self.repository.session.scalar(
-            select(func.count()).select_from(statement.subquery())
-        )
-        rows = await self.repository.session.execute(
-            statement.order_by(Organization.display_name, Organization.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return [(org, org.member_count) for org in rows.scalars()], int(total or 0)
+            filters.append(text_search({"slug", "display_name"}, search.strip()))
+        return await offset_page(self.repository, *filters, limit=limit, offset=offset)
 
     async def domains_of(self, organization_id: UUID) -> list[OrganizationDomain]:
         return await self._domains(organization_id).get_many()

@@ -53,10 +53,10 @@ class ProjectsController(Controller):
         name: str = "",
     ) -> Template:
         service = ProjectService(session=db, organization_id=tenant.organization.id)
-        projects, total = await service.page(search=search, limit=PAGE_SIZE, offset=0)
+        page = await service.page(search=search, limit=PAGE_SIZE, offset=0)
         extra = {
-            "projects": projects,
-            "total": total,
+            "projects": page.items,
+            "total": page.total,
             "q": search or "",
             "error": error,
             "name": name,
