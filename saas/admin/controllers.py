@@ -96,7 +96,7 @@ class AdminController(Controller):
         db_session: NamedDependency[AsyncSession],
         q: FromQuery[str | None] = None,
     ) -> Template:
-        rows, total = await OrganizationService(session=db_session).overview(search=q, limit=200)
+        page = await OrganizationService(session=db_session).overview(search=q, limit=200)
         failed = await db_session.scalar(
             select(OutboxJob.id).where(OutboxJob.status == OutboxStatus.FAILED.value).limit(1)
         )
@@ -105,8 +105,8 @@ class AdminController(Controller):
             context=await self._layout(
                 request,
                 db_session,
-                rows=rows,
-                total=total,
+                organizations=page.items,
+                total=page.total,
                 q=q or "",
                 has_failed=failed is not None,
             ),

@@ -8,9 +8,11 @@ token's `permissions` and the caller's live membership must allow the action.
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
+from advanced_alchemy.service import OffsetPagination
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -25,7 +27,6 @@ from saas.api.schemas import (
     MemberPageOut,
     Offset,
     OrganizationOut,
-    Page,
     PageCursor,
     ProjectIn,
     ProjectOut,
@@ -50,6 +51,8 @@ from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.web.input import SINGLE_LINE_PATTERN
 
+ModelT = TypeVar("ModelT")
+OutT = TypeVar("OutT")
 SortKey = Annotated[
     str,
     QueryParameter(
@@ -58,6 +61,18 @@ SortKey = Annotated[
         description=f"One of {', '.join(MEMBER_SORT_KEYS)}.",
     ),
 ]
+
+
+def _page(
+    page: OffsetPagination[ModelT], shape: Callable[[ModelT], OutT]
+) -> OffsetPagination[OutT]:
+    """A service's page of rows as the API's page of their shapes."""
+    return OffsetPagination(
+        items=[shape(row) for row in page.items],
+        limit=page.limit,
+        offset=page.offset,
+        total=page.total,
+    )
 
 
 def _member(membership: Membership, user: User) -> MemberOut:
@@ -209,11 +224,11 @@ class InvitationsApi(Controller):
         db_session: NamedDependency[AsyncSession],
         limit: Limit = 25,
         offset: Offset = 0,
-    ) -> Page[InvitationOut]:
-        rows, total = await InvitationService(session=db_session).page(
+    ) -> OffsetPagination[InvitationOut]:
+        page = await InvitationService(session=db_session).page(
             tenant.organization.id, open_only=True, limit=limit, offset=offset
         )
-        return Page(items=[_invitation(i) for i in rows], total=total, limit=limit, offset=offset)
+        return _page(page, _invitation)
 
     @post("/", guards=[requires(Permission.MEMBERS_INVITE)], summary="Invite someone")
     async def create_invitation(
@@ -267,9 +282,9 @@ class ProjectsApi(Controller):
         q: Search = None,
         limit: Limit = 25,
         offset: Offset = 0,
-    ) -> Page[ProjectOut]:
-        rows, total = await projects.page(search=q, limit=limit, offset=offset)
-        return Page(items=[_project(p) for p in rows], total=total, limit=limit, offset=offset)
+    ) -> OffsetPagination[ProjectOut]:
+        page = await projects.page(search=q, limit=limit, offset=offset)
+        return _page(page, _project)
 
     @get("/{project_id:uuid}", guards=[requires(Permission.ORG_READ)], summary="Get a project")
     async def get_project(

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 from uuid import UUID
 
 from litestar.params import QueryParameter
 from msgspec import Meta, Struct
 
 from saas.web.input import SINGLE_LINE_PATTERN, SingleLine
-
-T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
 # Unbounded, an offset past 2**63 overflowed both drivers and a negative one is an error on
@@ -50,13 +48,6 @@ PageCursor = Annotated[
 Role = Annotated[SingleLine, Meta(max_length=32, description="owner, admin, member or viewer.")]
 Email = Annotated[SingleLine, Meta(max_length=320)]
 ProjectName = Annotated[SingleLine, Meta(min_length=1, max_length=200)]
-
-
-class Page(Struct, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
 
 
 class MemberPageOut(Struct):

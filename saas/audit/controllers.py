@@ -15,7 +15,8 @@ from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
-from saas.audit.services import AuditCursor, AuditEntry, AuditService
+from saas.audit.services import AuditEntry, AuditService, audit_cursor
+from saas.db.keyset import Cursor
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
@@ -63,7 +64,7 @@ def describe_details(entry: AuditEntry) -> str:
 @dataclass
 class AuditListing:
     entries: list[AuditEntry]
-    cursor: AuditCursor | None
+    cursor: Cursor | None
     action: str
     actor: str
     base_url: str
@@ -95,7 +96,7 @@ class AuditController(Controller):
         known_action = AuditAction.parse((action or "").strip())
         action_filter = known_action.value if known_action else ""
         actor_filter = (actor or "").strip()[:200]
-        cursor = AuditCursor.decode(before)
+        cursor = audit_cursor(before)
         entries, next_cursor = await AuditService(session=db_session).page_for_organization(
             tenant.organization.id,
             action=action_filter or None,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
+from saas.db.keyset import Cursor, InvalidCursor, SortKey
+from saas.db.lists import text_search
 from saas.db.models import AuditEvent, User
-from saas.db.search import contains_any
 from saas.db.tenant_repository import TenantScopedRepository
 
 
@@ -38,29 +38,24 @@ class AuditEntry:
     target_user: User | None
 
 
-@dataclass(frozen=True, slots=True)
-class AuditCursor:
-    """Keyset position: the last row shown, in (created_at, id) descending order."""
+# The log reads newest first, on (created_at, id), paged by the keyset module's cursor.
+AUDIT_SORT = "created"
+AUDIT_ORDER = SortKey(
+    AuditEvent.created_at, AuditEvent.id, lambda row: (row[0].created_at, row[0].id)
+)
 
-    created_at: datetime.datetime
-    id: UUID
 
-    def encode(self) -> str:
-        return f"{self.created_at.isoformat()}_{self.id}"
-
-    @classmethod
-    def decode(cls, value: str | None) -> AuditCursor | None:
-        """None for an absent or malformed cursor (which then means "from the newest")."""
-        if not value:
-            return None
-        stamp, _, ident = value.rpartition("_")
-        try:
-            created_at = datetime.datetime.fromisoformat(stamp)
-            if created_at.tzinfo is None:
-                created_at = created_at.replace(tzinfo=datetime.UTC)
-            return cls(created_at=created_at, id=UUID(ident))
-        except ValueError:
-            return None
+def audit_cursor(token: str | None) -> Cursor | None:
+    """The position a "load more" link carries; None ("from the newest") for no cursor, one
+    that does not decode, or one made for another list."""
+    if not token:
+        return None
+    try:
+        cursor = Cursor.decode(token)
+        AUDIT_ORDER.check(cursor, AUDIT_SORT, descending=True)
+    except InvalidCursor:
+        return None
+    return cursor
 
 
 class AuditEventRepository(TenantScopedRepository[AuditEvent]):
@@ -112,11 +107,12 @@ class AuditService:
         *,
         action: str | None = None,
         actor: str | None = None,
-        before: AuditCursor | None = None,
+        before: Cursor | None = None,
         limit: int = 50,
-    ) -> tuple[list[AuditEntry], AuditCursor | None]:
-        """Newest first, keyset-paginated on (created_at, id). Two queries whatever the page
-        size: the events with their actors, then the target users of the page."""
+    ) -> tuple[list[AuditEntry], Cursor | None]:
+        """Newest first, keyset-paginated on (created_at, id): `before` is the cursor of the
+        last row shown (`InvalidCursor` if it is not one of this list's). Two queries whatever
+        the page size: the events with their actors, then the target users of the page."""
         session = self.session
         statement = (
             self.repository_for(organization_id)
@@ -126,15 +122,14 @@ class AuditService:
         if action:
             statement = statement.where(AuditEvent.action == action)
         if actor and actor.strip():
-            statement = statement.where(contains_any([User.name, User.email], actor.strip()))
-        if before is not None:
-            statement = statement.where(
-                or_(
-                    AuditEvent.created_at < before.created_at,
-                    and_(AuditEvent.created_at == before.created_at, AuditEvent.id < before.id),
-                )
+            statement = text_search({"name", "email"}, actor.strip()).append_to_statement(
+                statement, User
             )
-        statement = statement.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        if before is not None:
+            AUDIT_ORDER.check(before, AUDIT_SORT, descending=True)
+            # One range: the sort column is never NULL.
+            statement = statement.where(*AUDIT_ORDER.after(before, descending=True))
+        statement = statement.order_by(*AUDIT_ORDER.order_by(descending=True))
         rows = list((await session.execute(statement.limit(limit + 1))).tuples())
         has_more = len(rows) > limit
         rows = rows[:limit]
@@ -160,7 +155,7 @@ class AuditService:
             for event, user in rows
         ]
         cursor = (
-            AuditCursor(created_at=rows[-1][0].created_at, id=rows[-1][0].id)
+            AUDIT_ORDER.cursor(AUDIT_SORT, descending=True, row=rows[-1])
             if has_more and rows
             else None
         )

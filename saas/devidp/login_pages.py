@@ -28,7 +28,6 @@ from saas.devidp.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_pas
 from saas.devidp.seed import picture_for
 from saas.devidp.session import current_session, start_session
 
-ENTERPRISE_STRATEGIES = {"samlp", "oidc", "waad", "okta", "google-apps"}
 STRATEGY_LABELS = {
     "samlp": "SAML single sign-on",
     "oidc": "OpenID Connect single sign-on",

@@ -1,7 +1,7 @@
 """Invitations on the members page: invite (a batch, all or nothing), resend, revoke.
 
-The rules live in `InvitationService`; this module only parses the form, runs the batch and
-renders the invite card and the pending-invitations panel.
+The rules, the batch's all-or-nothing among them, live in `InvitationService`; this module
+only parses the form and renders the invite card and the pending-invitations panel.
 """
 
 from __future__ import annotations
@@ -21,27 +21,24 @@ from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.config import Settings
-from saas.errors import Conflict, DomainError, InvalidInput
-from saas.invitations.services import InvitationService
+from saas.errors import DomainError
+from saas.invitations.services import BatchRefused, InvitationService
 from saas.login.current_user import actor_from
 from saas.members.controllers import (
     InviteForm,
-    grantable_roles,
     invitation_listing,
     is_fragment,
     members_page,
     members_url,
     toast,
 )
-from saas.members.services import MembershipService, check_may_grant, parse_role
-from saas.organizations.domains import normalize_email
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
+from saas.tenancy.policy import grantable_roles
 from saas.web.input import MultiLine, SingleLine
 
-MAX_BATCH = 20
 _SEPARATORS = re.compile(r"[,;\s]+")
 
 
@@ -64,27 +61,6 @@ def split_emails(raw: str) -> list[str]:
             seen.add(candidate.lower())
             result.append(candidate)
     return result
-
-
-def is_email(value: str) -> bool:
-    try:
-        normalize_email(value)
-    except InvalidInput:
-        return False
-    return True
-
-
-def malformed(value: str) -> InvalidInput:
-    # One message for a bad local part and a bad domain: it is the address that is wrong.
-    return InvalidInput(f"“{value[:320]}” is not a valid email address.", field="email")
-
-
-def _status_for(errors: list[DomainError]) -> int:
-    codes = {e.status_code for e in errors}
-    for code in (422, 409, 403):
-        if code in codes:
-            return code
-    return 422
 
 
 class InvitationsController(Controller):
@@ -110,35 +86,6 @@ class InvitationsController(Controller):
             status_code=status_code,
         )
 
-    async def _precheck(
-        self,
-        tenant: TenantContext,
-        db: AsyncSession,
-        service: InvitationService,
-        emails: list[str],
-    ) -> list[DomainError]:
-        """Validate the whole batch before writing anything."""
-        failures: list[DomainError] = []
-        normalized: list[str] = []
-        for email in emails:
-            if is_email(email):
-                normalized.append(normalize_email(email))
-            else:
-                failures.append(malformed(email))
-        members = await MembershipService(session=db).member_emails(
-            tenant.organization.id, normalized
-        )
-        for email in normalized:
-            if email in members:
-                failures.append(
-                    Conflict(f"{email} is already a member of this organization.", field="email")
-                )
-            elif await service.find_pending(tenant.organization.id, email) is not None:
-                failures.append(
-                    Conflict(f"{email} already has a pending invitation.", field="email")
-                )
-        return failures
-
     @post(
         "/",
         name="invitations.create",
@@ -156,50 +103,17 @@ class InvitationsController(Controller):
         raw = (data.emails or data.email)[:20_000]
         form = InviteForm(emails=raw, role=data.role)
         emails = split_emails(raw)
-        failures: list[DomainError] = []
-        if not emails:
-            failures.append(InvalidInput("Enter at least one email address.", field="email"))
-        elif len(emails) > MAX_BATCH:
-            failures.append(
-                InvalidInput(
-                    f"Invite at most {MAX_BATCH} people at once (you entered {len(emails)}).",
-                    field="email",
-                )
-            )
         try:
-            check_may_grant(tenant.role, parse_role(data.role))
-        except DomainError as error:
-            failures.append(error)
-        service = InvitationService(session=db_session)
-        actor = actor_from(request, tenant.user)
-        ttl = datetime.timedelta(days=settings.invitation_ttl_days)
-        invited: list[str] = []
-        if failures:
-            # The batch is refused already: still report every malformed address at once.
-            failures.extend(malformed(email) for email in emails[:MAX_BATCH] if not is_email(email))
-        else:
-            failures.extend(await self._precheck(tenant, db_session, service, emails))
-        if not failures:
-            # Each invite checks its rules again (a racing request may have invited someone
-            # meanwhile); any refusal refuses the whole batch, and the error status makes the
-            # request's transaction roll back, so nothing is written.
-            for email in emails:
-                try:
-                    invitation, _ = await service.invite(
-                        organization_id=tenant.organization.id,
-                        email=email,
-                        role=data.role,
-                        actor=actor,
-                        authority=tenant.acting,
-                        ttl=ttl,
-                    )
-                    invited.append(invitation.email)
-                except AuthorityRefused:
-                    raise  # answered like the guard would have, not as a form error
-                except DomainError as error:
-                    failures.append(error)
-        if failures:
-            for failure in failures:
+            invited = await InvitationService(session=db_session).invite_many(
+                organization_id=tenant.organization.id,
+                emails=emails,
+                role=data.role,
+                actor=actor_from(request, tenant.user),
+                authority=tenant.acting,
+                ttl=datetime.timedelta(days=settings.invitation_ttl_days),
+            )
+        except BatchRefused as refused:
+            for failure in refused.failures:
                 key = "role" if failure.field == "role" else "email"
                 messages = form.errors.setdefault(key, [])
                 if failure.detail not in messages:
@@ -209,12 +123,12 @@ class InvitationsController(Controller):
                     "Nobody was invited: the whole list is sent only once every address is fine."
                 ]
             return await self._invite_refused(
-                request, tenant, db_session, form, _status_for(failures)
+                request, tenant, db_session, form, refused.status_code
             )
         if not is_fragment(request):
             return Redirect(path=members_url(tenant), status_code=303)
         message = (
-            f"Invitation sent to {invited[0]}."
+            f"Invitation sent to {invited[0][0].email}."
             if len(invited) == 1
             else f"{len(invited)} invitations sent."
         )

@@ -1,5 +1,6 @@
 """Invitation rules: one pending invitation per email per organization, never for an
 existing member, never for a role above the inviter's, accepted only by the invitee's email.
+A list of addresses is invited all or nothing (`invite_many`).
 
 "One open invitation per address" is the database's rule too (a partial unique index, see the
 model): two racing requests cannot both pass the check below; the loser gets the same 409.
@@ -11,20 +12,27 @@ import datetime
 from uuid import UUID
 
 from advanced_alchemy.exceptions import IntegrityError
-from sqlalchemy import func, select, update
+from advanced_alchemy.filters import OrderBy, StatementFilter
+from advanced_alchemy.service import OffsetPagination
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_invitation_later
+from saas.db.lists import offset_page
 from saas.db.models import Invitation, Membership, User
 from saas.db.tenant_repository import TenantScopedRepository
-from saas.errors import Conflict, Forbidden, NotFound
+from saas.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from saas.invitations.tickets import hash_ticket, new_ticket
-from saas.members.services import MembershipService, check_may_grant, parse_role
+from saas.members.services import MembershipService, parse_role
 from saas.organizations.domains import normalize_email
 from saas.tenancy.authority import ActingMember, acting_role
 from saas.tenancy.permissions import Permission, Role
+from saas.tenancy.policy import check_may_grant
+
+# The most addresses one request may invite.
+MAX_BATCH = 20
 
 
 def utcnow() -> datetime.datetime:
@@ -37,6 +45,33 @@ class InvitationRepository(TenantScopedRepository[Invitation]):
 
 def _pending_conflict(email: str) -> Conflict:
     return Conflict(f"{email} already has a pending invitation.", field="email")
+
+
+def _already_member(email: str) -> Conflict:
+    return Conflict(f"{email} is already a member of this organization.", field="email")
+
+
+def _malformed(value: str) -> InvalidInput:
+    # One message for a bad local part and a bad domain: it is the address that is wrong.
+    return InvalidInput(f"“{value[:320]}” is not a valid email address.", field="email")
+
+
+def _normalized(value: str) -> str | None:
+    try:
+        return normalize_email(value)
+    except InvalidInput:
+        return None
+
+
+class BatchRefused(DomainError):
+    """Nobody in the list was invited. `failures` holds every reason found, each naming its
+    field ("email" or "role"); the status is the most telling of theirs."""
+
+    def __init__(self, failures: list[DomainError]) -> None:
+        super().__init__(failures[0].detail, field=failures[0].field)
+        self.failures = failures
+        codes = {failure.status_code for failure in failures}
+        self.status_code = next((code for code in (422, 409, 403) if code in codes), 422)
 
 
 def _not_valid_any_more() -> NotFound:
@@ -64,21 +99,18 @@ class InvitationService:
 
     async def page(
         self, organization_id: UUID, *, open_only: bool, limit: int, offset: int
-    ) -> tuple[list[Invitation], int]:
+    ) -> OffsetPagination[Invitation]:
         """Newest first. `open_only`: neither accepted nor revoked (expired ones stay visible,
         marked, so an admin can resend them)."""
-        statement = self.repository_for(organization_id).statement
+        filters: list[StatementFilter | ColumnElement[bool]] = [
+            OrderBy(Invitation.created_at, "desc"),
+            OrderBy(Invitation.id),
+        ]
         if open_only:
-            statement = statement.where(
-                Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)
-            )
-        total = await self.session.scalar(select(func.count()).select_from(statement.subquery()))
-        rows = await self.session.execute(
-            statement.order_by(Invitation.created_at.desc(), Invitation.id)
-            .limit(limit)
-            .offset(offset)
+            filters += [Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)]
+        return await offset_page(
+            self.repository_for(organization_id), *filters, limit=limit, offset=offset
         )
-        return list(rows.scalars()), int(total or 0)
 
     async def _open_for(self, organization_id: UUID, email: str) -> list[Invitation]:
         """Neither accepted nor revoked: what the unique index allows one of per address."""
@@ -111,8 +143,100 @@ class InvitationService:
             self.session, organization_id, authority, Permission.MEMBERS_INVITE
         )
         check_may_grant(actor_role, parsed_role)
+        return await self._create(organization_id, email, parsed_role, actor=actor, ttl=ttl)
+
+    async def invite_many(
+        self,
+        *,
+        organization_id: UUID,
+        emails: list[str],
+        role: Role | str,
+        actor: Actor,
+        authority: ActingMember | None,
+        ttl: datetime.timedelta,
+    ) -> list[tuple[Invitation, str]]:
+        """Invite every address, or nobody: each is checked before any is written, and a
+        refusal met while writing (a racing request invited one meanwhile) undoes the others.
+        Raises `BatchRefused` with every reason found; a lost authority (`AuthorityRefused`)
+        is raised as it is, not as a reason."""
+        failures: list[DomainError] = []
+        if not emails:
+            failures.append(InvalidInput("Enter at least one email address.", field="email"))
+        elif len(emails) > MAX_BATCH:
+            failures.append(
+                InvalidInput(
+                    f"Invite at most {MAX_BATCH} people at once (you entered {len(emails)}).",
+                    field="email",
+                )
+            )
+        actor_role = await acting_role(
+            self.session, organization_id, authority, Permission.MEMBERS_INVITE
+        )
+        try:
+            parsed_role = parse_role(role)
+            check_may_grant(actor_role, parsed_role)
+        except DomainError as error:
+            failures.append(error)
+        if failures:
+            # The batch is refused already: still report every malformed address at once.
+            failures.extend(_malformed(e) for e in emails[:MAX_BATCH] if _normalized(e) is None)
+            raise BatchRefused(failures)
+        failures.extend(await self._refusals(organization_id, emails))
+        if failures:
+            raise BatchRefused(failures)
+        invited: list[tuple[Invitation, str]] = []
+        async with self.session.begin_nested():
+            for email in emails:
+                # Each address is checked again as it is written (see above).
+                try:
+                    invited.append(
+                        await self._create(
+                            organization_id,
+                            normalize_email(email),
+                            parsed_role,
+                            actor=actor,
+                            ttl=ttl,
+                        )
+                    )
+                except DomainError as error:
+                    failures.append(error)
+            if failures:
+                raise BatchRefused(failures)  # rolls the savepoint back: nothing is written
+        return invited
+
+    async def _refusals(self, organization_id: UUID, emails: list[str]) -> list[DomainError]:
+        """Why each of these addresses cannot be invited: malformed, a member's, or one with a
+        pending invitation. The members are found in one query."""
+        failures: list[DomainError] = []
+        normalized: list[str] = []
+        for email in emails:
+            found = _normalized(email)
+            if found is None:
+                failures.append(_malformed(email))
+            else:
+                normalized.append(found)
+        members = await MembershipService(session=self.session).member_emails(
+            organization_id, normalized
+        )
+        for email in normalized:
+            if email in members:
+                failures.append(_already_member(email))
+            elif await self.find_pending(organization_id, email) is not None:
+                failures.append(_pending_conflict(email))
+        return failures
+
+    async def _create(
+        self,
+        organization_id: UUID,
+        email: str,
+        role: Role,
+        *,
+        actor: Actor,
+        ttl: datetime.timedelta,
+    ) -> tuple[Invitation, str]:
+        """Write one invitation to a normalized address, once the inviter may grant `role`."""
         if await self._is_member(organization_id, email):
-            raise Conflict(f"{email} is already a member of this organization.", field="email")
+            raise _already_member(email)
         now = utcnow()
         open_invitations = await self._open_for(organization_id, email)
         if any(inv.is_pending(now) for inv in open_invitations):
@@ -130,7 +254,7 @@ class InvitationService:
                 invitation = await repository.add(
                     Invitation(
                         email=email,
-                        role=parsed_role.value,
+                        role=role.value,
                         inviter_id=actor.user_id,
                         token_hash=hash_ticket(ticket),
                         expires_at=now + ttl,
@@ -141,7 +265,7 @@ class InvitationService:
             # uq_invitations_open_email: a concurrent request invited this address first.
             raise _pending_conflict(email) from None
         sync_invitation_later(self.session, invitation.id)
-        details: dict[str, object] = {"email": email, "role": parsed_role.value}
+        details: dict[str, object] = {"email": email, "role": role.value}
         if open_invitations:
             details["replaces"] = [str(inv.id) for inv in open_invitations]
         await self._audit.record(

@@ -41,7 +41,8 @@ from saas.members.services import (
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
-from saas.tenancy.permissions import ROLE_RANK, Permission, Role
+from saas.tenancy.permissions import Permission, Role
+from saas.tenancy.policy import grantable_roles, removal_refusal, role_options
 from saas.web.input import SingleLine
 from saas.web.pages import page_context
 
@@ -83,15 +84,6 @@ def members_url(tenant: TenantContext) -> str:
     return f"/o/{tenant.organization.slug}/members"
 
 
-def grantable_roles(role: Role) -> list[Role]:
-    """Roles the actor may hand out: none above their own, highest first."""
-    return sorted(
-        (r for r in Role if ROLE_RANK[r] <= ROLE_RANK[role]),
-        key=ROLE_RANK.__getitem__,
-        reverse=True,
-    )
-
-
 @dataclass
 class MemberRow:
     """One row of the table, with what the viewer may do to it decided here, not in Jinja."""
@@ -110,21 +102,19 @@ class MemberRow:
 def member_row(
     tenant: TenantContext, membership: Membership, user: User, error: str | None = None
 ) -> MemberRow:
-    actor_role = tenant.role
     target_role = Role(membership.role)
     is_me = membership.user_id == tenant.user.id
-    may_touch = tenant.can(Permission.MEMBERS_MANAGE) and (
-        target_role != Role.OWNER or actor_role == Role.OWNER
-    )
+    options = role_options(tenant.role, target_role)
     return MemberRow(
         membership=membership,
         user=user,
         connection=connection_label(user.sub),
         is_me=is_me,
-        can_change_role=may_touch,
-        can_remove=may_touch and not is_me,
+        can_change_role=bool(options),
+        # Your own row offers "leave" (members_self.html) instead.
+        can_remove=not is_me and removal_refusal(tenant.role, target_role) is None,
         can_transfer=tenant.can(Permission.OWNERSHIP) and not is_me and target_role != Role.OWNER,
-        role_options=grantable_roles(actor_role),
+        role_options=options,
         error=error,
     )
 
@@ -274,11 +264,14 @@ async def invitation_listing(
     """Open invitations (pending and expired), for those who may invite; None for others."""
     if not tenant.can(Permission.MEMBERS_INVITE):
         return None
-    invitations, total = await InvitationService(session=db).page(
+    page = await InvitationService(session=db).page(
         tenant.organization.id, open_only=True, limit=INVITATIONS_SHOWN, offset=0
     )
     return InvitationListing(
-        invitations=invitations, total=total, now=datetime.datetime.now(datetime.UTC), error=error
+        invitations=list(page.items),
+        total=page.total,
+        now=datetime.datetime.now(datetime.UTC),
+        error=error,
     )
 
 

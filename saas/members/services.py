@@ -1,6 +1,7 @@
 """Membership rules live here, so no controller can forget them.
 
-- An admin cannot change or remove an owner, nor grant a role above their own.
+- An admin cannot change or remove an owner, nor grant a role above their own: the rule itself
+  is `saas.tenancy.policy`, asked here with the roles read inside the write's transaction.
 - The last owner of an organization can never be removed or demoted, even by racing requests:
   every owner-affecting change takes the organization's lock first, then re-reads.
 - Every change writes its audit event in the same transaction.
@@ -23,12 +24,13 @@ from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_member_later
 from saas.db.keyset import Cursor, SortKey
+from saas.db.lists import text_search
 from saas.db.models import Membership, Organization, User
-from saas.db.search import contains_any
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.tenancy.authority import ActingMember, acting_role, require_permission_in_txn
-from saas.tenancy.permissions import Permission, Role, outranks_or_equals
+from saas.tenancy.permissions import Permission, Role
+from saas.tenancy.policy import check_may_grant, removal_refusal, role_change_refusal
 
 
 def parse_role(value: str) -> Role:
@@ -39,12 +41,6 @@ def parse_role(value: str) -> Role:
         raise InvalidInput(
             f"Unknown role {value!r}; choose one of {allowed}", field="role"
         ) from None
-
-
-def check_may_grant(actor_role: Role | None, role: Role) -> None:
-    """None means the platform itself (seed, operator CLI), which may grant anything."""
-    if actor_role is not None and not outranks_or_equals(actor_role, role):
-        raise Forbidden(f"You cannot grant the {role} role: it is above your own.", field="role")
 
 
 def _from_user(attribute: str) -> Any:
@@ -251,7 +247,9 @@ class MembershipService:
             .join(User, User.id == Membership.user_id)
         )
         if search and search.strip():
-            statement = statement.where(contains_any([User.name, User.email], search.strip()))
+            statement = text_search({"name", "email"}, search.strip()).append_to_statement(
+                statement, User
+            )
         return statement
 
     async def _count_member(self, organization_id: UUID, change: int) -> None:
@@ -313,14 +311,13 @@ class MembershipService:
             Permission.MEMBERS_MANAGE,
             lock_organization=True,
         )
-        check_may_grant(actor_role, new_role)
         membership = await self._get_in_org(organization_id, membership_id)
         await self.session.refresh(membership)
         old_role = Role(membership.role)
+        if (refusal := role_change_refusal(actor_role, old_role, new_role)) is not None:
+            raise refusal
         if old_role == new_role:
             return membership
-        if old_role == Role.OWNER and actor_role not in (None, Role.OWNER):
-            raise Forbidden("Only an owner can change another owner's role.")
         if old_role == Role.OWNER and await self.count_owners(organization_id) <= 1:
             raise LastOwnerError
         membership.role = new_role.value
@@ -364,20 +361,23 @@ class MembershipService:
         *,
         actor: Actor,
         actor_role: Role | None,
-        action: AuditAction = AuditAction.MEMBER_REMOVED,
+        leaving: bool = False,
     ) -> Membership:
-        """`remove()` once the organization lock is held and the actor's role is known."""
+        """`remove()` once the organization lock is held and the actor's role is known;
+        `leaving`: the member removes themselves."""
         membership = await self._get_in_org(organization_id, membership_id)
         await self.session.refresh(membership)
-        if membership.role == Role.OWNER and actor_role not in (None, Role.OWNER):
-            raise Forbidden("Only an owner can remove another owner.")
+        if (
+            refusal := removal_refusal(actor_role, Role(membership.role), leaving=leaving)
+        ) is not None:
+            raise refusal
         if membership.role == Role.OWNER and await self.count_owners(organization_id) <= 1:
             raise LastOwnerError
         await self.repository_for(organization_id).delete(membership.id, auto_commit=False)
         await self._count_member(organization_id, -1)
         sync_member_later(self.session, organization_id, membership.user_id)
         await self._audit.record(
-            action,
+            AuditAction.MEMBER_LEFT if leaving else AuditAction.MEMBER_REMOVED,
             actor=actor,
             organization_id=organization_id,
             target_type="user",
@@ -396,7 +396,7 @@ class MembershipService:
             membership.id,
             actor=actor,
             actor_role=Role(membership.role),
-            action=AuditAction.MEMBER_LEFT,
+            leaving=True,
         )
 
     async def transfer_ownership(

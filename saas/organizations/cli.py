@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.audit.services import Actor
 from saas.config import ConfigurationError, Settings, load_settings
 from saas.db.config import standalone_session
-from saas.db.models import OrganizationStatus
+from saas.db.models import ConnectionStrategy, Organization, OrganizationStatus
 from saas.errors import DomainError
 from saas.invitations.services import InvitationService
 from saas.organizations.dns_verification import record_name
-from saas.organizations.services import OrganizationService
+from saas.organizations.services import DEFAULT_ROLES, OrganizationService
 from saas.tenancy.permissions import Role
 from saas.users.services import UserRepository
 
@@ -66,7 +66,9 @@ def orgs() -> None:
 @orgs.command(name="create")
 @click.argument("slug")
 @click.option("--name", "display_name", required=True, help="Display name, e.g. 'Initech'.")
-@click.option("--default-role", type=click.Choice(["admin", "member", "viewer"]), default="member")
+@click.option(
+    "--default-role", type=click.Choice([role.value for role in DEFAULT_ROLES]), default="member"
+)
 @click.option("--jit/--no-jit", default=False, help="Just-in-time membership for its domains.")
 @click.option("--require-sso/--no-require-sso", default=False)
 @click.option("--domain", "domains", multiple=True, help="An email domain (repeatable).")
@@ -104,17 +106,15 @@ def create(
 @orgs.command(name="list")
 @click.option("--search", default=None)
 def list_(search: str | None) -> None:
-    async def work(session: AsyncSession, _: Settings) -> list[tuple[Any, int]]:
-        rows, _total = await OrganizationService(session=session).overview(
-            search=search, limit=1000
-        )
-        return rows
+    async def work(session: AsyncSession, _: Settings) -> Sequence[Organization]:
+        page = await OrganizationService(session=session).overview(search=search, limit=1000)
+        return page.items
 
-    rows = run_in_transaction(work)
     click.echo(f"{'slug':<24} {'status':<10} {'members':>7}  auth0 id")
-    for org, members in rows:
+    for org in run_in_transaction(work):
         click.echo(
-            f"{org.slug:<24} {org.status:<10} {members:>7}  {org.auth0_org_id or '(pending)'}"
+            f"{org.slug:<24} {org.status:<10} {org.member_count:>7}"
+            f"  {org.auth0_org_id or '(pending)'}"
         )
 
 
@@ -155,7 +155,7 @@ def verify_domain(slug: str, domain: str) -> None:
 @click.option(
     "--strategy",
     required=True,
-    type=click.Choice(["samlp", "oidc", "waad", "okta", "google-apps", "auth0"]),
+    type=click.Choice([strategy.value for strategy in ConnectionStrategy]),
 )
 @click.option("--display-name", default=None)
 @click.option("--auth0-id", default=None, help="The Auth0 connection id (con_...), if it exists.")

@@ -12,20 +12,22 @@ import re
 import secrets
 from uuid import UUID
 
+from advanced_alchemy.filters import OrderBy, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import exists, func, select
+from advanced_alchemy.service import OffsetPagination, SQLAlchemyAsyncRepositoryService
+from sqlalchemy import exists, select
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_connection_later, sync_organization_later
+from saas.db.lists import offset_page, text_search
 from saas.db.models import (
+    ConnectionStrategy,
     EnterpriseConnection,
     Organization,
     OrganizationDomain,
     OrganizationStatus,
 )
-from saas.db.search import contains_any
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.db.unique import insert_unless_taken
 from saas.errors import Conflict, InvalidInput, NotFound
@@ -38,7 +40,9 @@ from saas.tenancy.permissions import Role
 # Auth0 organization `name` rules: lowercase letters, digits, '-' and '_', 1-50 characters,
 # starting and ending with a letter or digit. The slug is used as that name.
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,48}[a-z0-9])?$")
-CONNECTION_STRATEGIES = frozenset({"samlp", "oidc", "waad", "okta", "google-apps", "auth0"})
+CONNECTION_STRATEGIES = frozenset(strategy.value for strategy in ConnectionStrategy)
+# What an organization may give its new members by default: any role but owner.
+DEFAULT_ROLES = tuple(role for role in Role if role != Role.OWNER)
 
 
 def validate_slug(slug: str) -> str:
@@ -112,7 +116,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
                 "A display name of 1-255 characters is required.", field="display_name"
             )
         role = parse_role(default_role)
-        if role == Role.OWNER:
+        if role not in DEFAULT_ROLES:
             raise InvalidInput("The default role cannot be owner.", field="default_role")
         taken = Conflict(f"The slug {slug!r} is taken.", field="slug")
         if await self.repository.exists(slug=slug):
@@ -234,22 +238,16 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
 
     async def overview(
         self, *, search: str | None = None, limit: int = 50, offset: int = 0
-    ) -> tuple[list[tuple[Organization, int]], int]:
-        """Organizations with their member counts (kept on the organization), for operators."""
-        statement = select(Organization)
+    ) -> OffsetPagination[Organization]:
+        """Every organization, for operators, by display name (ties by id), searched by slug
+        and display name. Each carries its `member_count`."""
+        filters: list[StatementFilter] = [
+            OrderBy(Organization.display_name),
+            OrderBy(Organization.id),
+        ]
         if search:
-            statement = statement.where(
-                contains_any([Organization.slug, Organization.display_name], search.strip())
-            )
-        total = await self.repository.session.scalar(
-            select(func.count()).select_from(statement.subquery())
-        )
-        rows = await self.repository.session.execute(
-            statement.order_by(Organization.display_name, Organization.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return [(org, org.member_count) for org in rows.scalars()], int(total or 0)
+            filters.append(text_search({"slug", "display_name"}, search.strip()))
+        return await offset_page(self.repository, *filters, limit=limit, offset=offset)
 
     async def domains_of(self, organization_id: UUID) -> list[OrganizationDomain]:
         return await self._domains(organization_id).get_many()

@@ -51,10 +51,10 @@ class ProjectsController(Controller):
         error: DomainError | None = None,
         name: str = "",
     ) -> Template:
-        projects, total = await service.page(search=search, limit=PAGE_SIZE, offset=0)
+        page = await service.page(search=search, limit=PAGE_SIZE, offset=0)
         extra = {
-            "projects": projects,
-            "total": total,
+            "projects": page.items,
+            "total": page.total,
             "q": search or "",
             "error": error,
             "name": name,

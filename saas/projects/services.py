@@ -8,13 +8,14 @@ from __future__ import annotations
 from uuid import UUID
 
 from advanced_alchemy.exceptions import NotFoundError
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import func, select
+from advanced_alchemy.filters import OrderBy, StatementFilter
+from advanced_alchemy.service import OffsetPagination, SQLAlchemyAsyncRepositoryService
+from sqlalchemy import func
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
+from saas.db.lists import offset_page, text_search
 from saas.db.models import Project
-from saas.db.search import contains
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.db.unique import insert_unless_taken
 from saas.errors import Conflict, InvalidInput, NotFound
@@ -46,17 +47,12 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
 
     async def page(
         self, *, search: str | None, limit: int, offset: int
-    ) -> tuple[list[Project], int]:
-        statement = self.repository.statement
+    ) -> OffsetPagination[Project]:
+        """By name, ignoring case (ties by id), searched by name."""
+        filters: list[StatementFilter] = [OrderBy(func.lower(Project.name)), OrderBy(Project.id)]
         if search:
-            statement = statement.where(contains(Project.name, search))
-        total = await self.repository.session.scalar(
-            select(func.count()).select_from(statement.order_by(None).subquery())
-        )
-        rows = await self.repository.session.execute(
-            statement.order_by(func.lower(Project.name), Project.id).limit(limit).offset(offset)
-        )
-        return list(rows.scalars()), int(total or 0)
+            filters.append(text_search("name", search))
+        return await offset_page(self.repository, *filters, limit=limit, offset=offset)
 
     async def get_project(self, project_id: UUID) -> Project:
         try:

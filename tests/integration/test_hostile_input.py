@@ -163,6 +163,37 @@ def test_page_bounds_at_the_limits_are_served_and_documented(
 # ---- control characters in the address -----------------------------------------------------
 
 
+# ---- search terms ------------------------------------------------------------------------
+
+
+def test_search_wildcards_and_the_escape_character_match_only_themselves(
+    api: httpx.Client,
+) -> None:
+    """`%`, `_`, `/` and `\\` in a search are plain characters (saas/db/lists.py escapes them),
+    in an offset list (projects) and a keyset list (members): `%` is not "anything"."""
+    for name in ("50% off", "500 days", "a_b", "axb", "back\\slash", "slash/ed", "s//x"):
+        created = api.post("/api/v1/orgs/acme/projects", json={"name": name})
+        assert created.status_code == 201, created.text
+
+    def names(q: str) -> list[str]:
+        body = api.get("/api/v1/orgs/acme/projects", params={"q": q}).json()
+        assert set(body) == {"items", "limit", "offset", "total"}  # the public page shape
+        assert body["total"] == len(body["items"]), body
+        return [project["name"] for project in body["items"]]
+
+    assert names("%") == ["50% off"]
+    assert names("0% OFF") == ["50% off"]  # and still ignoring case
+    assert names("50") == ["50% off", "500 days"]
+    assert names("_") == ["a_b"]
+    assert names("/") == ["s//x", "slash/ed"]
+    assert names("//") == ["s//x"]
+    assert names("/%") == []
+    assert names("\\") == ["back\\slash"]
+    for q in ("%", "_", "/"):
+        members = api.get("/api/v1/orgs/acme/members", params={"q": q}).json()
+        assert (members["total"], members["items"]) == (0, []), q
+
+
 def test_control_characters_in_api_queries_and_paths_are_400(
     stack: Stack, api: httpx.Client
 ) -> None:

@@ -27,7 +27,7 @@ from saas.auth0.jobs import INVITATION
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import AuditEvent, Invitation, Membership, OutboxJob, User
 from saas.errors import Conflict, NotFound
-from saas.invitations.services import InvitationService
+from saas.invitations.services import BatchRefused, InvitationService
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
 from saas.tenancy.authority import ActingMember
@@ -130,6 +130,49 @@ async def test_simultaneous_invitations_leave_one(
     )
     assert sorted(outcomes) == ["invited", "refused"]
     assert await open_invitations_and_jobs(session_factory, org_id) == (1, 1)
+
+
+async def test_a_batch_that_loses_a_race_for_one_address_writes_none_of_it(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """PostgreSQL: the batch's checks pass (the racing invitation is not committed), its first
+    address is written, its second waits on the unique index and loses; the first is undone by
+    the service itself, even for a caller that commits after the refusal. SQLite: the batch
+    waits for the write lock and is refused by its checks."""
+    org_id, (ann, ben) = await org_with_admins(session_factory)
+
+    async def batch() -> list[str]:
+        async with session_factory() as session:
+            try:
+                await InvitationService(session=session).invite_many(
+                    organization_id=org_id,
+                    emails=["dave@race.example", EMAIL],
+                    role=Role.MEMBER,
+                    actor=Actor(user_id=ben),
+                    authority=ActingMember(ben),
+                    ttl=WEEK,
+                )
+            except BatchRefused as refused:
+                await session.commit()
+                return [failure.detail for failure in refused.failures]
+            await session.commit()
+            return []
+
+    async with session_factory() as first:
+        await invite(first, org_id, ann)
+        second = asyncio.create_task(batch())
+        await asyncio.sleep(0.5)
+        assert not second.done(), "the batch must wait for the racing invitation"
+        await first.commit()
+    assert await second == [f"{EMAIL} already has a pending invitation."]
+    assert await open_invitations_and_jobs(session_factory, org_id) == (1, 1)
+    async with session_factory() as session:
+        created = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.organization_id == org_id, AuditEvent.action == "invitation.created")
+        )
+    assert created == 1
 
 
 # ---- accepting while the invitation changes ---------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from advanced_alchemy.exceptions import AdvancedAlchemyError, NotFoundError
+from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import func, select
 from sqlalchemy import inspect as inspect_model
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from saas.audit.services import Actor, AuditEventRepository
+from saas.db.lists import offset_page
 from saas.db.models import (
     AuditEvent,
     EnterpriseConnection,
@@ -257,6 +259,13 @@ async def test_reads_never_see_another_organization(session: AsyncSession, table
     ):
         assert {row.id for row in rows} == t.own
     assert (await repo.list_and_count())[1] == len(t.own)
+    # The offset lists' way (saas/db/lists.py): filters, a page, and a count of its own.
+    page = await offset_page(repo, OrderBy(model.id), limit=1000, offset=0)
+    assert ({row.id for row in page.items}, page.total) == (t.own, len(t.own))
+    rows, total = await repo.get_many_and_count(
+        LimitOffset(limit=1000, offset=0), statement=everything, count_with_window_function=False
+    )
+    assert ({row.id for row in rows}, total) == (t.own, len(t.own))
     # Whoever assigns the repository's statement gets it scoped again.
     repo.statement = everything
     assert {row.id for row in await repo.list()} == t.own

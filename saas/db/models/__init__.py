@@ -1,6 +1,6 @@
 """All models, one per file; import as ``from saas.db import models as m``."""
 
-from saas.db.models._enums import OrganizationStatus, OutboxStatus, Role
+from saas.db.models._enums import ConnectionStrategy, OrganizationStatus, OutboxStatus, Role
 from saas.db.models.audit_event import AuditEvent
 from saas.db.models.connection import EnterpriseConnection
 from saas.db.models.domain import OrganizationDomain
@@ -13,6 +13,7 @@ from saas.db.models.user import User
 
 __all__ = (
     "AuditEvent",
+    "ConnectionStrategy",
     "EnterpriseConnection",
     "Invitation",
     "Membership",

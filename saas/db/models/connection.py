@@ -22,7 +22,7 @@ class EnterpriseConnection(UUIDv7AuditBase):
     )
     auth0_connection_name: Mapped[str] = mapped_column(String(128), unique=True)
     auth0_connection_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    # Auth0 strategy: samlp, oidc, waad, okta, google-apps or auth0 (password database).
+    # Auth0 strategy: a `ConnectionStrategy` value.
     strategy: Mapped[str] = mapped_column(String(32))
     display_name: Mapped[str] = mapped_column(String(255))
     # Non-secret connection options (metadata URL, discovery URL, client id, ...).

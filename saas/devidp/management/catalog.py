@@ -10,6 +10,7 @@ from litestar.params import FromPath
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.db.models import ConnectionStrategy
 from saas.devidp.context import Db
 from saas.devidp.errors import ManagementError
 from saas.devidp.ids import random_id
@@ -25,7 +26,7 @@ from saas.devidp.management.common import (
 )
 from saas.devidp.models import Client, Connection, Role
 
-STRATEGIES = {"samlp", "oidc", "waad", "okta", "google-apps", "auth0"}
+STRATEGIES = frozenset(strategy.value for strategy in ConnectionStrategy)
 # Auth0: starts and ends with an alphanumeric, only alphanumerics and '-', at most 128.
 CONNECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9])?$")
 
