@@ -9,6 +9,7 @@ import structlog
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.datastructures import CacheControlHeader
+from litestar.plugins.flash import FlashConfig, FlashPlugin
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -85,6 +86,15 @@ class Application(Litestar):
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     db_config = create_sqlalchemy_config(settings)
+    template_config = TemplateConfig(
+        directory=TEMPLATES_DIR,
+        engine=JinjaTemplateEngine,
+        # Outside development, templates do not change under a running server: skip the
+        # file-modification check Jinja otherwise makes on every render.
+        engine_callback=lambda engine: setattr(
+            engine.engine, "auto_reload", settings.is_development
+        ),
+    )
     return Application(
         edge=wrap_edge(settings),
         route_handlers=[
@@ -99,16 +109,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SQLAlchemyPlugin(config=db_config),
             HTMXPlugin(),
             ApplicationCore(settings, db_config),
+            # After ApplicationCore, which installs the session middleware flashes live in;
+            # `get_flashes()` in templates/layouts/base.html shows them.
+            FlashPlugin(FlashConfig(template_config=template_config)),
         ],
-        template_config=TemplateConfig(
-            directory=TEMPLATES_DIR,
-            engine=JinjaTemplateEngine,
-            # Outside development, templates do not change under a running server: skip the
-            # file-modification check Jinja otherwise makes on every render.
-            engine_callback=lambda engine: setattr(
-                engine.engine, "auto_reload", settings.is_development
-            ),
-        ),
+        template_config=template_config,
         # Before every other guard, so before a slug or a search reaches the database.
         guards=[refuse_control_characters],
         request_class=AppRequest,

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
-from litestar.plugins.htmx import HTMXRequest
+from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,10 +20,10 @@ from saas.db.keyset import Cursor
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
+from saas.web.htmx import VARY, is_fragment
 from saas.web.pages import page_context
 
 PAGE_SIZE = 50
-VARY = {"Vary": "HX-Request, HX-History-Restore-Request"}
 
 # What each action reads like in the log ("Alice <verb> Bob"), by stored value.
 ACTION_LABELS: dict[str, str] = {action.value: action.label for action in AuditAction}
@@ -88,6 +88,7 @@ class AuditController(Controller):
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        audit: NamedDependency[AuditService],
         action: FromQuery[str | None] = None,
         actor: FromQuery[str | None] = None,
         before: FromQuery[str | None] = None,
@@ -97,7 +98,7 @@ class AuditController(Controller):
         action_filter = known_action.value if known_action else ""
         actor_filter = (actor or "").strip()[:200]
         cursor = audit_cursor(before)
-        entries, next_cursor = await AuditService(session=db_session).page_for_organization(
+        entries, next_cursor = await audit.page_for_organization(
             tenant.organization.id,
             action=action_filter or None,
             actor=actor_filter or None,
@@ -109,7 +110,7 @@ class AuditController(Controller):
             cursor=next_cursor,
             action=action_filter,
             actor=actor_filter,
-            base_url=f"/o/{tenant.organization.slug}/audit",
+            base_url=request.app.route_reverse("audit.list", slug=tenant.organization.slug),
         )
         context = {
             "listing": listing,
@@ -118,17 +119,18 @@ class AuditController(Controller):
             "describe_details": describe_details,
             "is_more": cursor is not None,
         }
-        if request.htmx and not request.htmx.history_restore_request:
+        if is_fragment(request):
             # More rows for the scroll sentinel, or the filtered results for the filter form.
             if cursor:
                 return Template(
                     "partials/audit_rows.html", context={"tenant": tenant, **context}, headers=VARY
                 )
             # The filter form pushes its URL; this one leaves out the empty filters.
-            return Template(
-                "partials/audit_results.html",
+            return HTMXTemplate(
+                template_name="partials/audit_results.html",
                 context={"tenant": tenant, **context},
-                headers={**VARY, "HX-Push-Url": listing.url()},
+                push_url=listing.url(),
+                headers=VARY,
             )
         return Template(
             "pages/audit.html",

@@ -1,42 +1,36 @@
 """Invitations on the members page: invite (a batch, all or nothing), resend, revoke.
 
-The rules, the batch's all-or-nothing among them, live in `InvitationService`; this module
-only parses the form and renders the invite card and the pending-invitations panel.
+The rules live in `InvitationService`; this module only parses the form, runs the batch and
+renders the invite card and the pending-invitations panel.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, post
+from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
-from litestar.plugins.htmx import HTMXRequest
-from litestar.response import Redirect, Template
+from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
+from litestar.response import Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.config import Settings
-from saas.errors import DomainError
 from saas.invitations.services import BatchRefused, InvitationService
+from saas.invitations.views import InviteForm, invitation_listing
 from saas.login.current_user import actor_from
-from saas.members.controllers import (
-    InviteForm,
-    invitation_listing,
-    is_fragment,
-    members_page,
-    members_url,
-    toast,
-)
-from saas.tenancy.authority import AuthorityRefused
+from saas.members.services import MembershipService
+from saas.members.views import members_page, members_url
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.tenancy.policy import grantable_roles
+from saas.web.htmx import REFUSALS, is_fragment, redirect_with_flash, refuse_into, toast
 from saas.web.input import MultiLine, SingleLine
 
 _SEPARATORS = re.compile(r"[,;\s]+")
@@ -63,19 +57,43 @@ def split_emails(raw: str) -> list[str]:
     return result
 
 
+def refuse_into_panel(request: Request[Any, Any, Any]) -> None:
+    """A refused resend or revoke shows its reason at the top of the pending-invitations panel,
+    replacing only that message (the list needs a query to render)."""
+    refuse_into(
+        request,
+        "partials/invitations_error.html",
+        lambda error: {"error": error.detail},
+        re_target="#invitations-error",
+        re_swap="outerHTML",
+    )
+
+
 class InvitationsController(Controller):
     path = "/members/invitations"
+    exception_handlers = REFUSALS
 
     async def _invite_refused(
         self,
         request: HTMXRequest,
         tenant: TenantContext,
         db: AsyncSession,
+        memberships: MembershipService,
+        invitations: InvitationService,
         form: InviteForm,
         status_code: int,
     ) -> Template:
         if not is_fragment(request):
-            return await members_page(tenant, db, invite=form, status_code=status_code)
+            # The whole page, so the form keeps what was typed beside its errors.
+            return await members_page(
+                request,
+                tenant,
+                db,
+                memberships=memberships,
+                invitations=invitations,
+                invite=form,
+                status_code=status_code,
+            )
         return Template(
             "partials/invitations_invite.html",
             context={
@@ -97,14 +115,16 @@ class InvitationsController(Controller):
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        memberships: NamedDependency[MembershipService],
+        invitations: NamedDependency[InvitationService],
         settings: NamedDependency[Settings],
         data: InviteBody,
-    ) -> Template | Redirect:
+    ) -> Response[Any]:
         raw = (data.emails or data.email)[:20_000]
         form = InviteForm(emails=raw, role=data.role)
         emails = split_emails(raw)
         try:
-            invited = await InvitationService(session=db_session).invite_many(
+            invited = await invitations.invite_many(
                 organization_id=tenant.organization.id,
                 emails=emails,
                 role=data.role,
@@ -123,55 +143,41 @@ class InvitationsController(Controller):
                     "Nobody was invited: the whole list is sent only once every address is fine."
                 ]
             return await self._invite_refused(
-                request, tenant, db_session, form, refused.status_code
+                request, tenant, db_session, memberships, invitations, form, refused.status_code
             )
-        if not is_fragment(request):
-            return Redirect(path=members_url(tenant), status_code=303)
         message = (
             f"Invitation sent to {invited[0][0].email}."
             if len(invited) == 1
             else f"{len(invited)} invitations sent."
         )
-        return Template(
-            "partials/invitations_invite.html",
+        if not is_fragment(request):
+            return redirect_with_flash(request, message, members_url(request, tenant))
+        return HTMXTemplate(
+            template_name="partials/invitations_invite.html",
             context={
                 "tenant": tenant,
                 "invite": InviteForm(role=data.role),
                 "grantable": grantable_roles(tenant.role),
-                "invitations": await invitation_listing(tenant, db_session),
+                "invitations": await invitation_listing(tenant, invitations),
                 "oob_invitations": True,
             },
-            headers=toast(message),
+            **toast(message),
         )
 
     async def _panel(
         self,
         request: HTMXRequest,
         tenant: TenantContext,
-        db: AsyncSession,
-        *,
-        message: str | None = None,
-        error: DomainError | None = None,
-    ) -> Template | Redirect:
-        if error is not None and not is_fragment(request):
-            return await members_page(
-                tenant,
-                db,
-                invitations=await invitation_listing(tenant, db, error.detail),
-                status_code=error.status_code,
-            )
+        invitations: InvitationService,
+        message: str,
+    ) -> Response[Any]:
         if not is_fragment(request):
-            return Redirect(path=members_url(tenant), status_code=303)
-        return Template(
-            "partials/invitations_panel.html",
-            context={
-                "tenant": tenant,
-                "invitations": await invitation_listing(
-                    tenant, db, error.detail if error else None
-                ),
-            },
-            status_code=error.status_code if error else 200,
-            headers=toast(message) if message else None,
+            return redirect_with_flash(request, message, members_url(request, tenant))
+        listing = await invitation_listing(tenant, invitations)
+        return HTMXTemplate(
+            template_name="partials/invitations_panel.html",
+            context={"tenant": tenant, "invitations": listing},
+            **toast(message),
         )
 
     @post(
@@ -184,24 +190,20 @@ class InvitationsController(Controller):
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        invitations: NamedDependency[InvitationService],
         settings: NamedDependency[Settings],
         invitation_id: FromPath[UUID],
-    ) -> Template | Redirect:
-        try:
-            invitation, _ = await InvitationService(session=db_session).resend(
-                organization_id=tenant.organization.id,
-                invitation_id=invitation_id,
-                actor=actor_from(request, tenant.user),
-                authority=tenant.acting,
-                ttl=datetime.timedelta(days=settings.invitation_ttl_days),
-            )
-        except DomainError as error:
-            if isinstance(error, AuthorityRefused) or error.status_code == 404:
-                raise
-            return await self._panel(request, tenant, db_session, error=error)
+    ) -> Response[Any]:
+        refuse_into_panel(request)
+        invitation, _ = await invitations.resend(
+            organization_id=tenant.organization.id,
+            invitation_id=invitation_id,
+            actor=actor_from(request, tenant.user),
+            authority=tenant.acting,
+            ttl=datetime.timedelta(days=settings.invitation_ttl_days),
+        )
         return await self._panel(
-            request, tenant, db_session, message=f"Invitation sent again to {invitation.email}."
+            request, tenant, invitations, f"Invitation sent again to {invitation.email}."
         )
 
     @post(
@@ -214,20 +216,16 @@ class InvitationsController(Controller):
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        invitations: NamedDependency[InvitationService],
         invitation_id: FromPath[UUID],
-    ) -> Template | Redirect:
-        try:
-            invitation = await InvitationService(session=db_session).revoke(
-                organization_id=tenant.organization.id,
-                invitation_id=invitation_id,
-                actor=actor_from(request, tenant.user),
-                authority=tenant.acting,
-            )
-        except DomainError as error:
-            if isinstance(error, AuthorityRefused) or error.status_code == 404:
-                raise
-            return await self._panel(request, tenant, db_session, error=error)
+    ) -> Response[Any]:
+        refuse_into_panel(request)
+        invitation = await invitations.revoke(
+            organization_id=tenant.organization.id,
+            invitation_id=invitation_id,
+            actor=actor_from(request, tenant.user),
+            authority=tenant.acting,
+        )
         return await self._panel(
-            request, tenant, db_session, message=f"Invitation for {invitation.email} revoked."
+            request, tenant, invitations, f"Invitation for {invitation.email} revoked."
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Locator, expect
+from playwright.sync_api import Browser, Locator, expect
 from sqlalchemy import select
 
 from saas.audit.services import Actor
@@ -19,8 +19,8 @@ from saas.db.config import standalone_session
 from saas.db.models import Organization, User
 from saas.members.services import MembershipService
 from saas.tenancy.permissions import Role
-from tests.e2e.conftest import Journey
-from tests.support.browser import run_async, screenshot
+from tests.e2e.conftest import TIMEOUT_MS, Journey
+from tests.support.browser import assert_no_generic_error, run_async, screenshot
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.browser
@@ -275,3 +275,39 @@ def test_a_tab_keeps_working_after_signing_in_again_elsewhere_and_a_refusal_look
     expect(page.get_by_test_id("toast").last).to_contain_text("Not found")
     expect(vera.get_by_test_id("role-select")).to_have_value("viewer")
     screenshot(page, "dashboard-refused-role-change")
+
+
+def test_without_javascript_a_change_says_once_what_it_did(
+    journey: Journey, chromium: Browser
+) -> None:
+    """A browser without JavaScript posts the plain form (the role picker's Save button),
+    follows the redirect, and the members page says what happened in its status region; a
+    reload shows it no more. Screenshots at desktop and phone widths."""
+    sign_in(journey, "alice@acme.example")
+    # The same signed-in session, in a tab that runs no script (htmx never loads).
+    context = chromium.new_context(
+        viewport={"width": 1280, "height": 800}, java_script_enabled=False
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_cookies(journey.page.context.cookies())
+    page = context.new_page()
+    journey.watch.attach(page)
+    try:
+        page.goto(journey.stack.app_url + "/o/acme/members")
+        bob = page.locator('[data-testid="member-row"][data-email="bob@acme.example"]')
+        bob.get_by_test_id("role-select").select_option("admin")
+        bob.get_by_role("button", name="Save").click()
+        page.wait_for_url(journey.stack.app_url + "/o/acme/members")
+        region = page.get_by_role("status").filter(has=page.get_by_test_id("flash"))
+        expect(region).to_have_count(1)
+        expect(region.get_by_test_id("flash")).to_have_text("Bob Brown is now admin.")
+        expect(bob.get_by_test_id("role-select")).to_have_value("admin")
+        screenshot(page, "dashboard-flash-desktop")
+        page.set_viewport_size({"width": 390, "height": 844})
+        expect(region.get_by_test_id("flash")).to_be_visible()
+        screenshot(page, "dashboard-flash-phone")
+        page.reload()
+        expect(page.get_by_test_id("flash")).to_have_count(0)
+        assert_no_generic_error(page)
+    finally:
+        context.close()

@@ -160,6 +160,18 @@ def toast_of(response: httpx.Response) -> str:
     return str(json.loads(response.headers["HX-Trigger"])["toast"]["message"])
 
 
+_FLASH_REGION = re.compile(
+    r'<div id="flash-region" class="flash-region" role="status"[^>]*>(.*?)</div>', re.S
+)
+
+
+def flashes(html: str) -> list[str]:
+    """The flash messages a full page shows, from the layout's status region."""
+    region = _FLASH_REGION.search(html)
+    assert region, "every full page has the flash region"
+    return re.findall(r'<p class="flash flash--\w+" data-testid="flash">([^<]*)</p>', region[1])
+
+
 # ---- the member list ----------------------------------------------------------------------
 
 
@@ -345,6 +357,8 @@ def test_invite_success_and_every_inline_refusal(stack: Stack) -> None:
     plain = alice.post(url, {"emails": "plain@acme.example", "role": "member"}, htmx=False)
     assert plain.status_code == 303
     assert plain.headers["location"] == "/o/acme/members"
+    assert flashes(alice.get("/o/acme/members").text) == ["Invitation sent to plain@acme.example."]
+    assert flashes(alice.get("/o/acme/members").text) == []
     plain_refused = alice.post(url, {"emails": "bob@acme.example", "role": "member"}, htmx=False)
     assert plain_refused.status_code == 409
     assert "<html" in plain_refused.text
@@ -385,10 +399,13 @@ def test_pending_invitations_resend_revoke_and_expired(stack: Stack) -> None:
     assert toast_of(revoked) == "Invitation for new@acme.example revoked."
     assert 'data-email="new@acme.example"' not in revoked.text
     assert invitations(stack)["new@acme.example"].revoked_at is not None
-    # Resending a revoked one is refused inline, in the panel.
+    # Resending a revoked one is refused inline, in the panel: its message slot alone.
     again = alice.post(f"/o/acme/members/invitations/{new.id}/resend")
     assert again.status_code == 409
     assert "Only open invitations can be resent" in again.text
+    assert again.headers["HX-Retarget"] == "#invitations-error"
+    assert again.text.lstrip().startswith('<div id="invitations-error">')
+    assert 'role="alert"' in again.text
     # Another tenant's (or a made-up) invitation id is simply not found.
     assert alice.post(f"/o/acme/members/invitations/{uuid.uuid4()}/revoke").status_code == 404
     actions = [action for action, _ in audit_actions(stack)]
@@ -500,6 +517,9 @@ def test_role_change_remove_leave_transfer_and_the_last_owner(stack: Stack) -> N
     transferred = alice.post(f"/o/acme/members/{bob_id}/transfer-ownership")
     assert transferred.status_code == 200
     assert transferred.headers["HX-Refresh"] == "true"
+    # A toast would not outlive the reload: the reloaded page says what happened.
+    reloaded = alice.get("/o/acme/members").text
+    assert flashes(reloaded) == ["Bob Brown is now the owner, and you are an admin."]
     assert role_of(stack, "bob@acme.example") == "owner"
     assert role_of(stack, "alice@acme.example") == "admin"
     assert "ownership.transferred" in [a for a, _ in audit_actions(stack)]
@@ -510,6 +530,7 @@ def test_role_change_remove_leave_transfer_and_the_last_owner(stack: Stack) -> N
     left = adam.post("/o/acme/members/leave")
     assert left.status_code == 200
     assert left.headers["HX-Redirect"] == "/select-organization"
+    assert flashes(adam.get("/select-organization").text) == ["You left Acme Corp."]
     assert membership_of(stack, "adam@acme.example") is None
     assert "member.left" in [a for a, _ in audit_actions(stack)]
     assert adam.get("/o/acme/members").status_code == 404
@@ -517,6 +538,64 @@ def test_role_change_remove_leave_transfer_and_the_last_owner(stack: Stack) -> N
     plain = alice.post("/o/acme/members/leave", htmx=False)
     assert plain.status_code == 303
     assert plain.headers["location"] == "/select-organization"
+
+
+def test_plain_forms_say_on_the_next_page_what_they_did(stack: Stack) -> None:
+    """Without htmx (no JavaScript) every change posts and redirects (303), and the next full
+    page says what happened, once, in the layout's status region; htmx fragments in between
+    leave it for that page. A refusal no fragment can show is the error page, with its status,
+    and commits nothing."""
+    alice = Member(stack, "alice@acme.example")
+    bob_id, vera_id = member_id(stack, "bob@acme.example"), member_id(stack, "vera@acme.example")
+    members = "/o/acme/members"
+
+    def next_page_says(response: httpx.Response, message: str, location: str = members) -> None:
+        assert response.status_code == 303, (response.status_code, response.text[:300])
+        assert response.headers["location"] == location
+        assert alice.get(members, htmx=True).status_code == 200  # a fragment shows no flash
+        page = alice.get(location)
+        assert flashes(page.text) == [message], page.text[:2000]
+        assert flashes(alice.get(location).text) == []  # shown once, then gone
+
+    role = alice.post(f"{members}/{bob_id}/role", {"role": "admin"}, htmx=False)
+    next_page_says(role, "Bob Brown is now admin.")
+    assert role_of(stack, "bob@acme.example") == "admin"
+
+    alice.post(f"{members}/invitations", {"emails": "one@acme.example, two@acme.example"})
+    found = invitations(stack)
+    one, two = found["one@acme.example"], found["two@acme.example"]
+    resent = alice.post(f"{members}/invitations/{one.id}/resend", htmx=False)
+    next_page_says(resent, "Invitation sent again to one@acme.example.")
+    revoked = alice.post(f"{members}/invitations/{two.id}/revoke", htmx=False)
+    next_page_says(revoked, "Invitation for two@acme.example revoked.")
+    assert invitations(stack)["two@acme.example"].revoked_at is not None
+
+    removed = alice.post(f"{members}/{vera_id}/remove", htmx=False)
+    next_page_says(removed, "Vera Vance was removed from the organization.")
+    assert membership_of(stack, "vera@acme.example") is None
+
+    # The last owner demoting herself: the error page says why, with the refusal's status.
+    audit_before = len(audit_actions(stack))
+    alice_id = member_id(stack, "alice@acme.example")
+    refused = alice.post(f"{members}/{alice_id}/role", {"role": "admin"}, htmx=False)
+    assert refused.status_code == 409
+    assert "<html" in refused.text
+    assert "last owner" in refused.text
+    assert flashes(refused.text) == []
+    assert role_of(stack, "alice@acme.example") == "owner"
+    assert len(audit_actions(stack)) == audit_before
+    assert flashes(alice.get(members).text) == []
+
+    transferred = alice.post(f"{members}/{bob_id}/transfer-ownership", htmx=False)
+    next_page_says(transferred, "Bob Brown is now the owner, and you are an admin.")
+    assert role_of(stack, "alice@acme.example") == "admin"
+
+    left = alice.post(f"{members}/leave", htmx=False)
+    assert left.status_code == 303
+    assert left.headers["location"] == "/select-organization"
+    elsewhere = alice.get("/select-organization")  # acme was her only organization
+    assert flashes(elsewhere.text) == ["You left Acme Corp."]
+    assert flashes(alice.get("/select-organization").text) == []
 
 
 # ---- the audit log ----------------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""The invitations' views on the members page: the open invitations and the invite form."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from saas.db.models import Invitation
+from saas.invitations.services import InvitationService
+from saas.tenancy.context import TenantContext
+from saas.tenancy.permissions import Permission, Role
+
+INVITATIONS_SHOWN = 50
+
+
+@dataclass
+class InvitationListing:
+    invitations: list[Invitation]
+    total: int
+    now: datetime.datetime
+
+
+async def invitation_listing(
+    tenant: TenantContext, service: InvitationService
+) -> InvitationListing | None:
+    """Open invitations (pending and expired), for those who may invite; None for others."""
+    if not tenant.can(Permission.MEMBERS_INVITE):
+        return None
+    page = await service.page(
+        tenant.organization.id, open_only=True, limit=INVITATIONS_SHOWN, offset=0
+    )
+    return InvitationListing(
+        invitations=list(page.items), total=page.total, now=datetime.datetime.now(datetime.UTC)
+    )
+
+
+@dataclass
+class InviteForm:
+    emails: str = ""
+    role: str = Role.MEMBER.value
+    errors: dict[str, list[str]] = field(default_factory=dict)

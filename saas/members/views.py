@@ -1,0 +1,239 @@
+"""The members page's views: the member table's rows and pages, and the whole page.
+
+Shared by the members and the invitations controllers (the invite card lives on this page);
+what a viewer may do to each row is decided here, not in Jinja.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request
+from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.db.keyset import Cursor, InvalidCursor
+from saas.db.models import Membership, User
+from saas.invitations.services import InvitationService
+from saas.invitations.views import InviteForm, invitation_listing
+from saas.members.services import (
+    MATCH_COUNT_CAP,
+    MEMBER_SORT_KEYS,
+    MemberPage,
+    MembershipService,
+    PageStart,
+)
+from saas.tenancy.context import TenantContext
+from saas.tenancy.permissions import Permission, Role
+from saas.tenancy.policy import grantable_roles, removal_refusal, role_options
+from saas.web.htmx import VARY
+from saas.web.pages import page_context
+
+PAGE_SIZE = 25
+
+
+def connection_label(sub: str) -> str:
+    """The sign-in connection, read from the Auth0 user id: `samlp|acme-saml|…` -> acme-saml,
+    `auth0|…` -> password (the database connection), `google-oauth2|…` -> google-oauth2."""
+    parts = sub.split("|")
+    if len(parts) >= 3:
+        return parts[1]
+    if parts[0] == "auth0":
+        return "password"
+    return parts[0] if len(parts) == 2 else "unknown"
+
+
+def members_url(request: Request[Any, Any, Any], tenant: TenantContext) -> str:
+    return request.app.route_reverse("members.list", slug=tenant.organization.slug)
+
+
+@dataclass
+class MemberRow:
+    """One row of the table, with what the viewer may do to it decided here, not in Jinja."""
+
+    membership: Membership
+    user: User
+    connection: str
+    is_me: bool
+    can_change_role: bool
+    can_remove: bool
+    can_transfer: bool
+    role_options: list[Role]
+    error: str | None = None
+
+
+def member_row(
+    tenant: TenantContext, membership: Membership, user: User, error: str | None = None
+) -> MemberRow:
+    target_role = Role(membership.role)
+    is_me = membership.user_id == tenant.user.id
+    options = role_options(tenant.role, target_role)
+    return MemberRow(
+        membership=membership,
+        user=user,
+        connection=connection_label(user.sub),
+        is_me=is_me,
+        can_change_role=bool(options),
+        # Your own row offers "leave" (members_self.html) instead.
+        can_remove=not is_me and removal_refusal(tenant.role, target_role) is None,
+        can_transfer=tenant.can(Permission.OWNERSHIP) and not is_me and target_role != Role.OWNER,
+        role_options=options,
+        error=error,
+    )
+
+
+@dataclass
+class MemberListing:
+    rows: list[MemberRow]
+    page: MemberPage
+    # Members of the organization, or (searching) matches counted up to MATCH_COUNT_CAP + 1.
+    total: int
+    q: str
+    sort: str
+    descending: bool
+    base_url: str
+
+    # Where this page starts, as query parameters: {"after": cursor}, {"before": cursor},
+    # {"at": "last"}, or {} for the first page. Its URL reproduces these rows on reload.
+    position: dict[str, str] = field(default_factory=dict)
+
+    def url(self, *, at: dict[str, str] | None = None, **changes: Any) -> str:
+        """This listing's URL with `changes`, at this page or (`at`) another position."""
+        params: dict[str, Any] = {
+            "q": self.q,
+            "sort": self.sort,
+            "dir": "desc" if self.descending else "asc",
+            **(self.position if at is None else at),
+            **changes,
+        }
+        clean = {k: v for k, v in params.items() if v not in ("", None)}
+        if clean.get("sort") == "name" and clean.get("dir") == "asc":
+            clean.pop("sort")
+            clean.pop("dir")
+        return self.base_url + ("?" + urlencode(clean) if clean else "")
+
+    @property
+    def first_url(self) -> str:
+        return self.url(at={})
+
+    @property
+    def previous_url(self) -> str:
+        cursor = self.page.previous_cursor
+        return self.url(at={"before": cursor.encode()}) if cursor else self.first_url
+
+    @property
+    def next_url(self) -> str:
+        cursor = self.page.next_cursor
+        return self.url(at={"after": cursor.encode()}) if cursor else self.first_url
+
+    @property
+    def last_url(self) -> str:
+        return self.url(at={"at": "last"})
+
+    def sort_url(self, column: str) -> str:
+        descending = not self.descending if column == self.sort else False
+        return self.url(at={}, sort=column, dir="desc" if descending else "asc")
+
+    def aria_sort(self, column: str) -> str | None:
+        if column != self.sort:
+            return None
+        return "descending" if self.descending else "ascending"
+
+    @property
+    def total_label(self) -> str:
+        """ "100,000 members", or "5,000+ members matching “x”", counted no further than the cap."""
+        count = (
+            f"{MATCH_COUNT_CAP:,}+"
+            if self.q and self.total > MATCH_COUNT_CAP
+            else f"{self.total:,}"
+        )
+        noun = "member" if self.total == 1 else "members"
+        return f"{count} {noun}" + (f" matching \u201c{self.q}\u201d" if self.q else "")
+
+
+async def member_listing(
+    tenant: TenantContext,
+    memberships: MembershipService,
+    *,
+    base_url: str,
+    q: str | None = None,
+    sort: str | None = None,
+    direction: str | None = None,
+    after: str | None = None,
+    before: str | None = None,
+    at: str | None = None,
+) -> MemberListing:
+    """One page of members. The organization's member count comes with the tenant, so a
+    listing is one SQL statement (two when searching: the capped match count)."""
+    search = (q or "").strip()[:200]
+    sort_key = sort if sort in MEMBER_SORT_KEYS else "name"
+    descending = direction == "desc"
+    start, cursor = _page_position(after, before, at)
+    query: dict[str, Any] = {
+        "search": search or None,
+        "sort": sort_key,
+        "descending": descending,
+        "limit": PAGE_SIZE,
+    }
+    try:
+        page, total = await memberships.listing(
+            tenant.organization, start=start, cursor=cursor, **query
+        )
+    except InvalidCursor:
+        # A stale or edited link (another sort, a mangled cursor): the first page, not an error.
+        page, total = await memberships.listing(tenant.organization, **query)
+    position = {
+        PageStart.FIRST: {},
+        PageStart.AFTER: {"after": after or ""},
+        PageStart.BEFORE: {"before": before or ""},
+        PageStart.LAST: {"at": "last"},
+    }[page.start]
+    return MemberListing(
+        rows=[member_row(tenant, membership, user) for membership, user in page.rows],
+        page=page,
+        total=total,
+        q=search,
+        sort=sort_key,
+        descending=descending,
+        base_url=base_url,
+        position=position,
+    )
+
+
+def _page_position(
+    after: str | None, before: str | None, at: str | None
+) -> tuple[PageStart, Cursor | None]:
+    try:
+        if after:
+            return PageStart.AFTER, Cursor.decode(after)
+        if before:
+            return PageStart.BEFORE, Cursor.decode(before)
+    except InvalidCursor:
+        return PageStart.FIRST, None
+    return (PageStart.LAST if at == "last" else PageStart.FIRST), None
+
+
+async def members_page(
+    request: Request[Any, Any, Any],
+    tenant: TenantContext,
+    db: AsyncSession,
+    *,
+    memberships: MembershipService,
+    invitations: InvitationService,
+    listing: MemberListing | None = None,
+    invite: InviteForm | None = None,
+    status_code: int = 200,
+) -> Template:
+    """The whole members page (direct visits, reloads, a plain form's refused invitation)."""
+    context = await page_context(
+        tenant,
+        db,
+        listing=listing
+        or await member_listing(tenant, memberships, base_url=members_url(request, tenant)),
+        invite=invite or InviteForm(),
+        invitations=await invitation_listing(tenant, invitations),
+        grantable=grantable_roles(tenant.role),
+    )
+    return Template("pages/members.html", context=context, status_code=status_code, headers=VARY)
