@@ -19,7 +19,11 @@ from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import InvalidInput
 from saas.login import errors
-from saas.login.membership import enforce_required_sso, resolve_membership
+from saas.login.membership import (
+    enforce_required_sso,
+    resolve_membership,
+    signed_in_connection,
+)
 from saas.login.pending import PendingLogin
 from saas.login.provider import OIDCProvider
 from saas.login.tokens import InvalidToken, verify_id_token
@@ -142,7 +146,12 @@ async def complete_login(
         raise errors.TokenRejected(
             "The email address from the identity provider is not valid."
         ) from error
-    await enforce_required_sso(db, user)
+    await enforce_required_sso(
+        db,
+        user,
+        connection_name=signed_in_connection(claims, settings.auth0_connection_claim),
+        claim=settings.auth0_connection_claim,
+    )
     membership = None
     if organization is not None:
         membership = await resolve_membership(

@@ -29,7 +29,7 @@ from sqlalchemy import text
 from saas.app import create_app
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
-from saas.demo.data import organization, user
+from saas.demo.data import PASSWORD_CONNECTION, organization, user
 from saas.login import errors
 from saas.login.callback import PROVIDER_MESSAGES
 from saas.login.jwks import JWKSCache
@@ -54,6 +54,10 @@ ACCEPTS = (HTML, JSON)
 
 INITECH = organization("initech")
 GLOBEX = organization("globex")
+ACME = organization("acme")
+# The claim the tenant's post-login Action adds (README, "Auth0 tenant: sign-in and sign-out").
+CONNECTION_CLAIM: str = Settings.model_fields["auth0_connection_claim"].default
+ACME_SAML = ACME.connection.name if ACME.connection else ""
 OLIVIA = user("olivia@ops.example")
 UNKNOWN_ORG_ID = "org_NotKnownHere0042"
 UNKNOWN_DOMAIN_EMAIL = "nia@unknown-domain.example"
@@ -425,6 +429,19 @@ CASES: tuple[Case, ...] = (
     Case("not-a-member", _s(), errors.NotAMember),
     Case("sso-required", _s(sub="auth0|rp-negative-mallory", email="mallory@acme.example"),
          errors.SsoRequired, start="email", email="mallory@acme.example"),
+    # Require-SSO decides by the connection claim, never by the shape of the user id: a
+    # database user id can read like anything after `auth0|` (custom databases, imports).
+    Case("sso-required-user-id-shaped-like-the-connection",
+         _s(sub=f"auth0|{ACME_SAML}|mallory", email="mallory@acme.example"),
+         errors.SsoRequired, start="email", email="mallory@acme.example"),
+    Case("sso-required-claim-names-another-connection",
+         _s(sub=f"samlp|{ACME_SAML}|mallory@acme.example", email="mallory@acme.example",
+            claims={CONNECTION_CLAIM: PASSWORD_CONNECTION}),
+         errors.SsoRequired, start="email", email="mallory@acme.example"),
+    Case("sso-required-claim-not-a-string",
+         _s(sub="waad|rp-negative-mallory", email="mallory@acme.example",
+            claims={CONNECTION_CLAIM: [ACME_SAML]}),
+         errors.SsoRequired, start="email", email="mallory@acme.example"),
 )  # fmt: skip
 
 
@@ -614,3 +631,20 @@ def test_access_token_with_a_string_expiry_is_refused(op: ControlledOP) -> None:
     with pytest.raises(InvalidToken, match="claim 'exp' is not a NumericDate"):
         asyncio.run(verify())
     op.reset()
+
+
+# ---- the connection claim ------------------------------------------------------------------
+
+
+def test_the_connection_claim_admits_a_two_part_user_id(rp: RP) -> None:
+    """A Microsoft Entra ID user id names no connection (`waad|<object id>`): the connection
+    claim does, and Acme, which requires SSO, lets the person in (just in time)."""
+    sub = "waad|7f3c9e2a-rp-negative-erin"
+    rp.op.use(sub=sub, email="erin@acme.example", name="Erin", claims={CONNECTION_CLAIM: ACME_SAML})
+    browser = rp.browser()
+    done = attempt(rp, browser, start="email", email="erin@acme.example")
+    assert done.response.status_code == 303, done.response.text
+    assert done.response.headers["location"] == f"/o/{ACME.slug}/"
+    assert browser.get(f"/o/{ACME.slug}/").status_code == 200
+    assert rp.db.count_users(sub) == 1
+    assert rp.op.last_authorization.params["connection"] == ACME_SAML
