@@ -1,12 +1,14 @@
 """The callback pipeline: state -> code exchange -> ID token -> organization -> user -> membership.
 
-Each step either hands on a verified value or raises a named LoginRefused. Database writes
+Each step either hands on a verified value or raises a named LoginRefused. An ID token without
+an email is completed from the UserInfo endpoint (same `sub`, or refused). Database writes
 (user upsert, invitation acceptance, JIT membership, audit) happen only after every token check
 passed, in one transaction that the caller commits.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ from saas.login.membership import (
     signed_in_connection,
 )
 from saas.login.pending import PendingLogin
-from saas.login.provider import OIDCProvider
+from saas.login.provider import OIDCProvider, UserinfoUnavailable
 from saas.login.tokens import InvalidToken, verify_id_token
 from saas.organizations.services import OrganizationRepository
 from saas.users.services import UserService, may_become_operator
@@ -49,9 +51,14 @@ class CallbackParams:
     error_description: str | None
 
 
+NO_EMAIL = "The identity provider did not send an email address."
+
+
 async def verified_claims(
     provider: OIDCProvider, pending: PendingLogin, params: CallbackParams
 ) -> dict[str, Any]:
+    """Every network call of the callback happens here, before the first database query, so
+    none of them runs inside the transaction that follows."""
     if params.error:
         raise errors.ProviderError(_provider_message(params))
     if not params.code:
@@ -61,7 +68,7 @@ async def verified_claims(
     if not isinstance(id_token, str):
         raise errors.TokenRejected("The identity provider sent no ID token.")
     try:
-        return await verify_id_token(
+        claims = await verify_id_token(
             id_token,
             await provider.jwks(),
             issuer=provider.issuer,
@@ -70,6 +77,41 @@ async def verified_claims(
         )
     except InvalidToken as error:
         raise errors.TokenRejected from error
+    if not _email_of(claims):
+        claims = await _with_userinfo_email(provider, tokens, claims)
+    return claims
+
+
+def _email_of(claims: dict[str, Any]) -> str | None:
+    email = claims.get("email")
+    return email if isinstance(email, str) and email else None
+
+
+async def _with_userinfo_email(
+    provider: OIDCProvider, tokens: dict[str, Any], claims: dict[str, Any]
+) -> dict[str, Any]:
+    """The email from the UserInfo endpoint, for an ID token that carries none.
+
+    OpenID Connect Core 1.0 §5.4: the claims the `email` scope asks for are returned by the
+    UserInfo endpoint; an ID token need not repeat them. §5.3.2: the UserInfo `sub` MUST
+    exactly match the ID token's, or the response MUST NOT be used (it could describe somebody
+    else). The email and its `email_verified` come from the same answer, never half from each."""
+    access_token = tokens.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise errors.TokenRejected(NO_EMAIL)
+    try:
+        info = await provider.userinfo(access_token)
+    except UserinfoUnavailable as error:
+        logger.info("userinfo_unavailable", reason=str(error))
+        raise errors.TokenRejected(NO_EMAIL) from error
+    sub = info.get("sub")
+    if not isinstance(sub, str) or not hmac.compare_digest(sub.encode(), claims["sub"].encode()):
+        logger.warning("userinfo_sub_mismatch")
+        raise errors.TokenRejected
+    email = _email_of(info)
+    if email is None:
+        raise errors.TokenRejected(NO_EMAIL)
+    return {**claims, "email": email, "email_verified": info.get("email_verified") is True}
 
 
 # The IdP's own descriptions name internal user and organization ids: they go to the log,
@@ -125,9 +167,9 @@ async def complete_login(
 ) -> CompletedLogin:
     claims = await verified_claims(provider, pending, params)
     organization = await organization_from_claims(db, pending, claims)
-    email = claims.get("email")
-    if not isinstance(email, str) or not email:
-        raise errors.TokenRejected("The identity provider did not send an email address.")
+    email = _email_of(claims)
+    if email is None:
+        raise errors.TokenRejected(NO_EMAIL)
     try:
         user = await UserService(session=db).upsert_by_sub(
             sub=claims["sub"],

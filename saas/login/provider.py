@@ -25,12 +25,17 @@ class ProviderUnavailable(Exception):
     """Discovery failed or the provider's metadata is not trustworthy."""
 
 
+class UserinfoUnavailable(Exception):
+    """The UserInfo endpoint gave no usable answer. The message names why, never the token."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderMetadata:
     issuer: str
     authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
+    userinfo_endpoint: str | None
     end_session_endpoint: str | None
 
     @classmethod
@@ -46,10 +51,16 @@ class ProviderMetadata:
                 authorization_endpoint=document["authorization_endpoint"],
                 token_endpoint=document["token_endpoint"],
                 jwks_uri=document["jwks_uri"],
+                userinfo_endpoint=_optional_url(document, "userinfo_endpoint"),
                 end_session_endpoint=document.get("end_session_endpoint"),
             )
         except KeyError as missing:
             raise ProviderUnavailable(f"discovery document lacks {missing}") from None
+
+
+def _optional_url(document: dict[str, Any], name: str) -> str | None:
+    value = document.get(name)
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
 
 
 class OIDCProvider:
@@ -123,6 +134,30 @@ class OIDCProvider:
             except (OAuthError, httpx.HTTPError, ValueError) as error:
                 raise CodeExchangeFailed from error
         return dict(token)
+
+    async def userinfo(self, access_token: str) -> dict[str, Any]:
+        """The UserInfo response (OpenID Connect Core 1.0 §5.3) as a JSON object.
+
+        The caller must check its `sub` against the ID token's before using anything in it
+        (§5.3.2). Only JSON is accepted: a signed or encrypted answer (application/jwt) was
+        never asked for."""
+        metadata = await self.metadata()
+        if metadata.userinfo_endpoint is None:
+            raise UserinfoUnavailable("the provider publishes no userinfo_endpoint")
+        try:
+            response = await self.http.get(
+                metadata.userinfo_endpoint,
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            )
+            response.raise_for_status()
+            if not response.headers.get("content-type", "").startswith("application/json"):
+                raise UserinfoUnavailable("the userinfo answer is not JSON")
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise UserinfoUnavailable(type(error).__name__) from error
+        if not isinstance(body, dict):
+            raise UserinfoUnavailable("the userinfo answer is not a JSON object")
+        return body
 
     async def logout_url(self, return_to: str) -> str:
         # Auth0's /v2/logout takes client_id and an allow-listed returnTo.

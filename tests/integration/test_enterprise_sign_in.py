@@ -6,6 +6,7 @@
   name no connection (https://auth0.com/docs/users/identify-users: `{identity provider
   id}|{unique id in the provider}`). Without the Action, require-SSO organizations refuse
   everyone (fail closed) and the others are unaffected.
+* An ID token without an email is completed from `/userinfo` (OpenID Connect Core 1.0 §5.4).
 """
 
 from __future__ import annotations
@@ -161,3 +162,10 @@ def test_without_the_action_require_sso_organizations_refuse_everyone(stack: Sta
     admitted = stack.browser().login("alice@acme.example")
     assert admitted.status_code == 200, admitted.text
     assert str(admitted.url) == stack.app_url + "/o/acme/"
+
+
+def test_the_email_comes_from_userinfo_when_the_id_token_has_none(stack: Stack) -> None:
+    tenant(stack, email_in_id_token=False)
+    page = stack.browser().login("alice@acme.example")
+    assert page.status_code == 200, page.text
+    assert str(page.url) == stack.app_url + "/o/acme/"

@@ -31,7 +31,7 @@ from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
 from saas.demo.data import PASSWORD_CONNECTION, organization, user
 from saas.login import errors
-from saas.login.callback import PROVIDER_MESSAGES
+from saas.login.callback import NO_EMAIL, PROVIDER_MESSAGES
 from saas.login.jwks import JWKSCache
 from saas.login.tokens import InvalidToken, verify_access_token, verify_id_token
 from tests.support.controlled_op import (
@@ -58,6 +58,7 @@ ACME = organization("acme")
 # The claim the tenant's post-login Action adds (README, "Auth0 tenant: sign-in and sign-out").
 CONNECTION_CLAIM: str = Settings.model_fields["auth0_connection_claim"].default
 ACME_SAML = ACME.connection.name if ACME.connection else ""
+NO_EMAIL_CLAIMS = frozenset({"email", "email_verified"})
 OLIVIA = user("olivia@ops.example")
 UNKNOWN_ORG_ID = "org_NotKnownHere0042"
 UNKNOWN_DOMAIN_EMAIL = "nia@unknown-domain.example"
@@ -442,6 +443,23 @@ CASES: tuple[Case, ...] = (
          _s(sub="waad|rp-negative-mallory", email="mallory@acme.example",
             claims={CONNECTION_CLAIM: [ACME_SAML]}),
          errors.SsoRequired, start="email", email="mallory@acme.example"),
+    # The email from /userinfo (OpenID Connect Core 1.0 §5.3.2): only for the same `sub`.
+    Case("userinfo-of-another-subject", _s(drop=NO_EMAIL_CLAIMS,
+                                          userinfo_claims={"sub": "auth0|somebody-else"}),
+         TOKEN),
+    Case("userinfo-without-a-subject", _s(drop=NO_EMAIL_CLAIMS, userinfo_drop=frozenset({"sub"})),
+         TOKEN),
+    Case("userinfo-without-an-email", _s(drop=NO_EMAIL_CLAIMS,
+                                        userinfo_drop=frozenset({"email"})),
+         TOKEN, detail=NO_EMAIL),
+    Case("userinfo-failing", _s(drop=NO_EMAIL_CLAIMS, userinfo_status=500), TOKEN,
+         detail=NO_EMAIL),
+    # The email and whether it is verified come from one answer: the ID token says verified,
+    # /userinfo (which has the email) says not, and just-in-time membership needs verified.
+    Case("userinfo-email-not-verified",
+         _s(sub="waad|rp-negative-uma", email="uma@acme.example", drop=frozenset({"email"}),
+            claims={CONNECTION_CLAIM: ACME_SAML}, userinfo_claims={"email_verified": False}),
+         errors.EmailNotVerified, start="email", email="uma@acme.example"),
 )  # fmt: skip
 
 
@@ -538,6 +556,7 @@ def test_positive_control_a_member_lands_on_the_organization(rp: RP) -> None:
     assert redeemed.status_code == 200
     assert redeemed.form["code_verifier"]
     assert rp.op.jwks_fetches == 1
+    assert rp.op.userinfo_requests == []  # the ID token had the email: nothing more to ask
 
 
 def test_unknown_kid_is_refetched_once_then_refused(rp: RP) -> None:
@@ -633,7 +652,7 @@ def test_access_token_with_a_string_expiry_is_refused(op: ControlledOP) -> None:
     op.reset()
 
 
-# ---- the connection claim ------------------------------------------------------------------
+# ---- the connection claim and the email from /userinfo -----------------------------------
 
 
 def test_the_connection_claim_admits_a_two_part_user_id(rp: RP) -> None:
@@ -648,3 +667,16 @@ def test_the_connection_claim_admits_a_two_part_user_id(rp: RP) -> None:
     assert browser.get(f"/o/{ACME.slug}/").status_code == 200
     assert rp.db.count_users(sub) == 1
     assert rp.op.last_authorization.params["connection"] == ACME_SAML
+
+
+def test_the_email_comes_from_userinfo_when_the_id_token_has_none(rp: RP) -> None:
+    rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name, drop=NO_EMAIL_CLAIMS)
+    assert "email" not in rp.op.id_token_claims(nonce=None, organization=None)
+    browser = rp.browser()
+    done = attempt(rp, browser)
+    assert done.response.status_code == 303, done.response.text
+    assert done.response.headers["location"] == f"/o/{INITECH.slug}/"
+    assert browser.get(f"/o/{INITECH.slug}/").status_code == 200
+    # Asked once, with the access token of this sign-in.
+    assert rp.op.userinfo_requests == rp.op.issued_access_tokens
+    assert len(rp.op.userinfo_requests) == 1
