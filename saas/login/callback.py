@@ -41,6 +41,7 @@ class CompletedLogin:
     organization: Organization | None
     membership: Membership | None
     next_url: str
+    id_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +52,19 @@ class CallbackParams:
     error_description: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedLogin:
+    claims: dict[str, Any]
+    # Kept server-side as the sign-out's id_token_hint (saas.login.sessions).
+    id_token: str
+
+
 NO_EMAIL = "The identity provider did not send an email address."
 
 
 async def verified_claims(
     provider: OIDCProvider, pending: PendingLogin, params: CallbackParams
-) -> dict[str, Any]:
+) -> VerifiedLogin:
     """Every network call of the callback happens here, before the first database query, so
     none of them runs inside the transaction that follows."""
     if params.error:
@@ -79,7 +87,7 @@ async def verified_claims(
         raise errors.TokenRejected from error
     if not _email_of(claims):
         claims = await _with_userinfo_email(provider, tokens, claims)
-    return claims
+    return VerifiedLogin(claims=claims, id_token=id_token)
 
 
 def _email_of(claims: dict[str, Any]) -> str | None:
@@ -165,7 +173,8 @@ async def complete_login(
     params: CallbackParams,
     actor: Actor,
 ) -> CompletedLogin:
-    claims = await verified_claims(provider, pending, params)
+    verified = await verified_claims(provider, pending, params)
+    claims = verified.claims
     organization = await organization_from_claims(db, pending, claims)
     email = _email_of(claims)
     if email is None:
@@ -213,5 +222,9 @@ async def complete_login(
         details={"connection": claims["sub"].split("|")[0]},
     )
     return CompletedLogin(
-        user=user, organization=organization, membership=membership, next_url=pending.next_url
+        user=user,
+        organization=organization,
+        membership=membership,
+        next_url=pending.next_url,
+        id_token=verified.id_token,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import structlog
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
 from saas.config import Settings
@@ -19,6 +20,8 @@ from saas.login.jwks import JWKSCache
 
 SCOPES = "openid profile email"
 METADATA_TTL_SECONDS = 3600.0
+
+logger = structlog.get_logger("saas.login.provider")
 
 
 class ProviderUnavailable(Exception):
@@ -52,7 +55,7 @@ class ProviderMetadata:
                 token_endpoint=document["token_endpoint"],
                 jwks_uri=document["jwks_uri"],
                 userinfo_endpoint=_optional_url(document, "userinfo_endpoint"),
-                end_session_endpoint=document.get("end_session_endpoint"),
+                end_session_endpoint=_optional_url(document, "end_session_endpoint"),
             )
         except KeyError as missing:
             raise ProviderUnavailable(f"discovery document lacks {missing}") from None
@@ -159,12 +162,30 @@ class OIDCProvider:
             raise UserinfoUnavailable("the userinfo answer is not a JSON object")
         return body
 
-    async def logout_url(self, return_to: str) -> str:
-        # Auth0's /v2/logout takes client_id and an allow-listed returnTo.
-        query = httpx.QueryParams(
-            {"client_id": self.settings.auth0_client_id, "returnTo": return_to}
-        )
-        return f"{self.settings.auth0_base_url}/v2/logout?{query}"
+    async def logout_url(self, return_to: str, *, id_token_hint: str | None = None) -> str:
+        """Where the browser goes to end its session at the provider, then back to `return_to`.
+
+        The discovery document's `end_session_endpoint` when it names one: OpenID Connect
+        RP-Initiated Logout 1.0 with `id_token_hint`, `post_logout_redirect_uri` and
+        `client_id`, which Auth0 serves as `/oidc/logout` and checks against the application's
+        Allowed Logout URLs (https://auth0.com/docs/api/authentication/logout/oidc-logout).
+        A tenant that does not publish it (RP-Initiated Logout End Session Endpoint Discovery
+        switched off, https://auth0.com/docs/authenticate/login/logout/log-users-out-of-auth0)
+        still serves Auth0's own `/v2/logout`, which takes `client_id` and `returnTo`; so does
+        any tenant while its discovery document cannot be read."""
+        try:
+            end_session = (await self.metadata()).end_session_endpoint
+        except ProviderUnavailable as error:
+            logger.warning("logout_without_discovery", reason=str(error))
+            end_session = None
+        client_id = self.settings.auth0_client_id
+        if end_session is None:
+            query = {"client_id": client_id, "returnTo": return_to}
+            return str(httpx.URL(f"{self.settings.auth0_base_url}/v2/logout", params=query))
+        params = {"client_id": client_id, "post_logout_redirect_uri": return_to}
+        if id_token_hint:
+            params["id_token_hint"] = id_token_hint
+        return str(httpx.URL(end_session).copy_merge_params(params))
 
     async def aclose(self) -> None:
         await self.http.aclose()

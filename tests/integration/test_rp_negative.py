@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import ssl
 from collections.abc import Callable, Iterator
@@ -652,7 +653,9 @@ def test_access_token_with_a_string_expiry_is_refused(op: ControlledOP) -> None:
     op.reset()
 
 
-# ---- the connection claim and the email from /userinfo -----------------------------------
+# ---- the connection claim, the email from /userinfo, sign-out ------------------------------
+
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 
 def test_the_connection_claim_admits_a_two_part_user_id(rp: RP) -> None:
@@ -680,3 +683,50 @@ def test_the_email_comes_from_userinfo_when_the_id_token_has_none(rp: RP) -> Non
     # Asked once, with the access token of this sign-in.
     assert rp.op.userinfo_requests == rp.op.issued_access_tokens
     assert len(rp.op.userinfo_requests) == 1
+
+
+def _signed_in_olivia(rp: RP) -> tuple[Browser, str]:
+    rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name)
+    browser = rp.browser()
+    assert attempt(rp, browser).response.status_code == 303
+    (id_token,) = rp.op.issued_id_tokens
+    return browser, id_token
+
+
+def _sign_out(rp: RP, browser: Browser) -> httpx.Response:
+    token = _CSRF.search(browser.get(f"/o/{INITECH.slug}/").text)
+    assert token
+    return browser.client.post(rp.url + "/logout", data={"_csrf_token": token[1]})
+
+
+def test_sign_out_sends_the_id_token_hint_to_the_end_session_endpoint(rp: RP) -> None:
+    """OpenID Connect RP-Initiated Logout 1.0 at the endpoint discovery names, with the ID
+    token of the sign-in as `id_token_hint`: kept in the server-side session, never a cookie."""
+    browser, id_token = _signed_in_olivia(rp)
+    session = rp.session(browser)
+    assert session is not None
+    assert session["id_token"] == id_token
+    assert all(id_token not in (cookie.value or "") for cookie in browser.client.cookies.jar)
+    out = _sign_out(rp, browser)
+    assert out.status_code == 303, out.text
+    location = httpx.URL(out.headers["location"])
+    assert str(location.copy_with(query=None)) == rp.op.base_url + "/oidc/logout"
+    assert dict(location.params) == {
+        "client_id": CLIENT_ID,
+        "post_logout_redirect_uri": rp.url + "/logged-out",
+        "id_token_hint": id_token,
+    }
+    assert rp.session(browser) is None
+
+
+def test_sign_out_falls_back_to_v2_logout_where_no_end_session_endpoint_is_published(
+    rp: RP,
+) -> None:
+    rp.op.end_session_endpoint = None  # before the app's first discovery
+    browser, id_token = _signed_in_olivia(rp)
+    out = _sign_out(rp, browser)
+    assert out.status_code == 303, out.text
+    location = httpx.URL(out.headers["location"])
+    assert str(location.copy_with(query=None)) == rp.op.base_url + "/v2/logout"
+    assert dict(location.params) == {"client_id": CLIENT_ID, "returnTo": rp.url + "/logged-out"}
+    assert id_token not in str(location)

@@ -6,7 +6,7 @@ its JWKS (its own RSA keys), `/authorize` (which redirects straight back with a 
 the ID token looks like is decided by the current `Scenario`: which claims to change or drop,
 and how to sign it (`alg: none`, HS256 keyed with the RSA public key, a key that is not
 published, a tampered payload, ...); so is what `/userinfo` answers for the access token issued
-with it.
+with it. Discovery names an `end_session_endpoint` unless the test sets it to None.
 
 The OP runs under uvicorn in a background thread (see `tests.support.servers.serve`) while the
 test changes its scenario from the main thread, so its mutable state sits behind a lock.
@@ -190,6 +190,8 @@ class ControlledOP:
             self._userinfo: dict[str, tuple[int, dict[str, Any]]] = {}
             self.userinfo_requests: list[str | None] = []  # the bearer token each one sent
             self.issued_access_tokens: list[str] = []
+            self.issued_id_tokens: list[str] = []
+            self.end_session_endpoint: str | None = self.base_url + "/oidc/logout"
 
     def register_redirect_uri(self, uri: str) -> None:
         """Like registering a client's callback URL: `/authorize` redirects only there."""
@@ -294,7 +296,11 @@ class ControlledOP:
             "token_endpoint": self.base_url + "/oauth/token",
             "jwks_uri": self.jwks_uri,
             "userinfo_endpoint": self.base_url + "/userinfo",
-            "end_session_endpoint": self.base_url + "/v2/logout",
+            **(
+                {"end_session_endpoint": self.end_session_endpoint}
+                if self.end_session_endpoint
+                else {}
+            ),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
@@ -386,6 +392,7 @@ class ControlledOP:
             body["id_token"] = self.mint_id_token(
                 nonce=authorization.nonce, organization=authorization.organization
             )
+            self.issued_id_tokens.append(body["id_token"])
         self.issued_access_tokens.append(body["access_token"])
         self._userinfo[body["access_token"]] = self._userinfo_answer()
         return 200, body
