@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -13,7 +14,10 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from saas.config import load_settings
+from saas.devidp.app import create_devidp_app
 from saas.devidp.keys import KeyStore
+from tests.support.servers import free_port, serve
 
 from .conftest import APP_BASE, REQUIRE_ORG_CLIENT, DevIdpServer
 from .helpers import follow_to_page, pkce_pair, query_of, sign_in
@@ -545,6 +549,36 @@ def test_oidc_logout_checks_the_hint_as_auth0_does(
     first = logout(client_id=app_id)
     assert first.status_code == 302
     assert first.headers["location"] == APP_BASE + "/"
+
+
+def test_two_sign_ins_in_one_second_may_share_an_access_token(tmp_path: Path) -> None:
+    """Auth0's default access tokens carry no `jti`, so two sign-ins of one person within a
+    second, with the same scopes, get the very same token. The second one was a 500 (the
+    token's record already existed); now both succeed and the token works at /userinfo."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = load_settings(
+        app_env="test",
+        app_base_url=APP_BASE,
+        devidp_base_url=base,
+        devidp_database_url=f"sqlite+aiosqlite:///{tmp_path / 'devidp.db'}",
+        devidp_key_path=tmp_path / "keys.json",
+        auth0_domain=None,
+    )
+    frozen = time.time()
+    server = DevIdpServer(base, settings, tmp_path / "devidp.db", tmp_path / "keys.json")
+    access_tokens = []
+    with serve(create_devidp_app(settings, clock=lambda: frozen), port=port):
+        for _ in range(2):
+            with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as browser:
+                _, token, _ = login(server, browser, "alice@acme.example")
+            access_tokens.append(token["access_token"])
+        assert access_tokens[0] == access_tokens[1]
+        info = httpx.get(
+            base + "/userinfo", headers={"Authorization": f"Bearer {access_tokens[1]}"}
+        )
+    assert info.status_code == 200, info.text
+    assert info.json()["email"] == "alice@acme.example"
 
 
 def test_session_cookie_attributes(devidp: DevIdpServer, browser: httpx.Client) -> None:
