@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     platform_operator_connections: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["auth0"]
     )
+    # The ID token claim naming the connection a person signed in through. Auth0 puts no
+    # connection claim in its tokens and its user ids do not reliably name one, so the tenant's
+    # post-login Action adds `event.connection.name` under this (namespaced) name: see the
+    # README, "Auth0 tenant: sign-in and sign-out". Require-SSO organizations depend on it.
+    auth0_connection_claim: str = "https://saas-starter.example/connection"
 
     # Sessions and invitations.
     session_idle_timeout_seconds: int = Field(default=30 * 60, ge=60)
@@ -116,6 +121,18 @@ class Settings(BaseSettings):
             msg = "must be an absolute http(s) URL such as https://app.example.com"
             raise ValueError(msg)
         return value.rstrip("/")
+
+    @field_validator("auth0_connection_claim")
+    @classmethod
+    def _namespaced_claim(cls, value: str) -> str:
+        # Auth0 recommends a namespaced (URL) custom claim name: it cannot collide with an OIDC
+        # or Auth0 claim, which Auth0 would silently drop from the token.
+        # https://auth0.com/docs/secure/tokens/json-web-tokens/create-custom-claims
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            msg = "must be a namespaced claim name like https://your-app.example/connection"
+            raise ValueError(msg)
+        return value
 
     @field_validator("auth0_domain")
     @classmethod

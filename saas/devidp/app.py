@@ -19,7 +19,16 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from saas.config import Settings
-from saas.devidp import authorize, discovery, login_pages, logout, mailbox, token_endpoint, userinfo
+from saas.devidp import (
+    authorize,
+    discovery,
+    login_pages,
+    logout,
+    mailbox,
+    tenant,
+    token_endpoint,
+    userinfo,
+)
 from saas.devidp.clients import ClientSpec, default_clients
 from saas.devidp.context import CSRF_COOKIE, STATIC_DIR, TEMPLATES_DIR, DevIdp, provide_db
 from saas.devidp.dev_routes import add_fault, clear_faults, landing, list_faults, remove_fault
@@ -113,6 +122,8 @@ def create_devidp_app(
             add_fault,
             clear_faults,
             remove_fault,
+            tenant.read_tenant,
+            tenant.change_tenant,
             management_router(),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
         ],

@@ -164,6 +164,29 @@ async def submit_credentials(
     return await _signed_in(idp, request, db, txn, user, connection, now)
 
 
+# Strategies whose Auth0 user ids have no connection name: `<strategy>|<id at the IdP>`.
+# Google Workspace: the email, or Google's user id with the connection option
+# `map_user_id_to_id` (Auth0's Management API types, ConnectionOptionsGoogleApps). Microsoft
+# Entra ID: the object id or `sub` (`user_id_attribute`, ConnectionOptionsAzureAd), as in
+# https://auth0.com/docs/customize/integrations/migrate-office365-connections-to-windows-azure-ad
+# (`office365|…` becomes `waad|…`). Auth0 documents user ids only as
+# `{identity provider id}|{unique id in the provider}` (https://auth0.com/docs/users/identify-users),
+# so a relying party must not read a connection out of them; these two are where it breaks.
+TWO_PART_ID_STRATEGIES = frozenset({"google-apps", "waad"})
+
+
+def enterprise_user_id(connection: Connection, email: str) -> str:
+    """The Auth0-shaped user id a simulated enterprise IdP gives `email`."""
+    opaque = hashlib.sha256(f"{connection.name}|{email}".encode()).hexdigest()[:24]
+    if connection.strategy == "google-apps":
+        return f"google-apps|{email}"
+    if connection.strategy in TWO_PART_ID_STRATEGIES:
+        return f"{connection.strategy}|{opaque}"
+    if connection.strategy == "samlp":
+        return f"samlp|{connection.name}|{email}"  # SAML NameID is the email here
+    return f"{connection.strategy}|{connection.name}|{opaque}"
+
+
 async def _enterprise_user(
     db: AsyncSession, connection: Connection, email: str, password: str, now: float
 ) -> User | str:
@@ -179,11 +202,11 @@ async def _enterprise_user(
         )
     user = await store.user_by_email(db, connection.name, email)
     if user is None:
-        if connection.strategy == "samlp":
-            user_id = f"samlp|{connection.name}|{email}"  # SAML NameID is the email here
-        else:
-            opaque = hashlib.sha256(f"{connection.name}|{email}".encode()).hexdigest()[:24]
-            user_id = f"{connection.strategy}|{connection.name}|{opaque}"
+        user_id = enterprise_user_id(connection, email)
+        if await db.get(User, user_id) is not None:
+            # A two-part id names no connection: the same Google account through a second
+            # Google Workspace connection is the same Auth0 user id, which Auth0 keeps unique.
+            return "This account already signs in through another connection."
         local = email.split("@", 1)[0]
         user = User(
             user_id=user_id,

@@ -213,7 +213,11 @@ async def _issue_user_tokens(
     else:
         # Without an audience Auth0 issues an opaque token that is only good for /userinfo.
         access_token = opaque_token()
-    db.add(
+    # merge, not add: Auth0's default access token profile has no `jti`
+    # (https://auth0.com/docs/secure/tokens/access-tokens/access-token-profiles), so one person
+    # signing in twice within a second with the same scopes gets the very same token. It
+    # belongs to the latest sign-in then, instead of failing the second one with a 500.
+    await db.merge(
         AccessTokenRecord(
             token_hash=sha256_hex(access_token),
             family_id=family_id,

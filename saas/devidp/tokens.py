@@ -9,6 +9,7 @@ import jwt
 from saas.devidp.context import ACCESS_TOKEN_TTL_SECONDS, ID_TOKEN_TTL_SECONDS, DevIdp
 from saas.devidp.ids import iso8601
 from saas.devidp.models import Organization, User
+from saas.devidp.tenant import post_login_action_claims
 
 
 def sign(idp: DevIdp, claims: dict[str, Any], typ: str = "JWT") -> str:
@@ -47,13 +48,14 @@ def id_token(
             picture=user.picture,
             updated_at=iso8601(user.updated_at),
         )
-    if "email" in scope:
+    if "email" in scope and idp.tenant.email_in_id_token:
         claims.update(email=user.email, email_verified=user.email_verified)
     if nonce is not None:
         claims["nonce"] = nonce
     if org is not None:
         claims["org_id"] = org.id
         claims["org_name"] = org.name
+    claims.update(post_login_action_claims(idp.tenant, idp.settings.auth0_connection_claim, user))
     return sign(idp, claims)
 
 

@@ -1,12 +1,14 @@
 """The callback pipeline: state -> code exchange -> ID token -> organization -> user -> membership.
 
-Each step either hands on a verified value or raises a named LoginRefused. Database writes
+Each step either hands on a verified value or raises a named LoginRefused. An ID token without
+an email is completed from the UserInfo endpoint (same `sub`, or refused). Database writes
 (user upsert, invitation acceptance, JIT membership, audit) happen only after every token check
 passed, in one transaction that the caller commits.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +21,13 @@ from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import InvalidInput
 from saas.login import errors
-from saas.login.membership import enforce_required_sso, resolve_membership
+from saas.login.membership import (
+    enforce_required_sso,
+    resolve_membership,
+    signed_in_connection,
+)
 from saas.login.pending import PendingLogin
-from saas.login.provider import OIDCProvider
+from saas.login.provider import OIDCProvider, UserinfoUnavailable
 from saas.login.tokens import InvalidToken, verify_id_token
 from saas.organizations.services import OrganizationRepository
 from saas.users.services import UserService, may_become_operator
@@ -35,6 +41,7 @@ class CompletedLogin:
     organization: Organization | None
     membership: Membership | None
     next_url: str
+    id_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +52,21 @@ class CallbackParams:
     error_description: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedLogin:
+    claims: dict[str, Any]
+    # Kept server-side as the sign-out's id_token_hint (saas.login.sessions).
+    id_token: str
+
+
+NO_EMAIL = "The identity provider did not send an email address."
+
+
 async def verified_claims(
     provider: OIDCProvider, pending: PendingLogin, params: CallbackParams
-) -> dict[str, Any]:
+) -> VerifiedLogin:
+    """Every network call of the callback happens here, before the first database query, so
+    none of them runs inside the transaction that follows."""
     if params.error:
         raise errors.ProviderError(_provider_message(params))
     if not params.code:
@@ -57,7 +76,7 @@ async def verified_claims(
     if not isinstance(id_token, str):
         raise errors.TokenRejected("The identity provider sent no ID token.")
     try:
-        return await verify_id_token(
+        claims = await verify_id_token(
             id_token,
             await provider.jwks(),
             issuer=provider.issuer,
@@ -66,6 +85,41 @@ async def verified_claims(
         )
     except InvalidToken as error:
         raise errors.TokenRejected from error
+    if not _email_of(claims):
+        claims = await _with_userinfo_email(provider, tokens, claims)
+    return VerifiedLogin(claims=claims, id_token=id_token)
+
+
+def _email_of(claims: dict[str, Any]) -> str | None:
+    email = claims.get("email")
+    return email if isinstance(email, str) and email else None
+
+
+async def _with_userinfo_email(
+    provider: OIDCProvider, tokens: dict[str, Any], claims: dict[str, Any]
+) -> dict[str, Any]:
+    """The email from the UserInfo endpoint, for an ID token that carries none.
+
+    OpenID Connect Core 1.0 §5.4: the claims the `email` scope asks for are returned by the
+    UserInfo endpoint; an ID token need not repeat them. §5.3.2: the UserInfo `sub` MUST
+    exactly match the ID token's, or the response MUST NOT be used (it could describe somebody
+    else). The email and its `email_verified` come from the same answer, never half from each."""
+    access_token = tokens.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise errors.TokenRejected(NO_EMAIL)
+    try:
+        info = await provider.userinfo(access_token)
+    except UserinfoUnavailable as error:
+        logger.info("userinfo_unavailable", reason=str(error))
+        raise errors.TokenRejected(NO_EMAIL) from error
+    sub = info.get("sub")
+    if not isinstance(sub, str) or not hmac.compare_digest(sub.encode(), claims["sub"].encode()):
+        logger.warning("userinfo_sub_mismatch")
+        raise errors.TokenRejected
+    email = _email_of(info)
+    if email is None:
+        raise errors.TokenRejected(NO_EMAIL)
+    return {**claims, "email": email, "email_verified": info.get("email_verified") is True}
 
 
 # The IdP's own descriptions name internal user and organization ids: they go to the log,
@@ -119,11 +173,12 @@ async def complete_login(
     params: CallbackParams,
     actor: Actor,
 ) -> CompletedLogin:
-    claims = await verified_claims(provider, pending, params)
+    verified = await verified_claims(provider, pending, params)
+    claims = verified.claims
     organization = await organization_from_claims(db, pending, claims)
-    email = claims.get("email")
-    if not isinstance(email, str) or not email:
-        raise errors.TokenRejected("The identity provider did not send an email address.")
+    email = _email_of(claims)
+    if email is None:
+        raise errors.TokenRejected(NO_EMAIL)
     try:
         user = await UserService(session=db).upsert_by_sub(
             sub=claims["sub"],
@@ -142,7 +197,12 @@ async def complete_login(
         raise errors.TokenRejected(
             "The email address from the identity provider is not valid."
         ) from error
-    await enforce_required_sso(db, user)
+    await enforce_required_sso(
+        db,
+        user,
+        connection_name=signed_in_connection(claims, settings.auth0_connection_claim),
+        claim=settings.auth0_connection_claim,
+    )
     membership = None
     if organization is not None:
         membership = await resolve_membership(
@@ -162,5 +222,9 @@ async def complete_login(
         details={"connection": claims["sub"].split("|")[0]},
     )
     return CompletedLogin(
-        user=user, organization=organization, membership=membership, next_url=pending.next_url
+        user=user,
+        organization=organization,
+        membership=membership,
+        next_url=pending.next_url,
+        id_token=verified.id_token,
     )

@@ -25,7 +25,7 @@ from saas.login.current_user import actor_from, load_current_user, memberships_o
 from saas.login.discovery import route_email
 from saas.login.pending import take
 from saas.login.provider import OIDCProvider
-from saas.login.sessions import start_authenticated_session
+from saas.login.sessions import id_token_hint, start_authenticated_session
 from saas.organizations.services import OrganizationRepository
 from saas.web.input import SingleLine
 from saas.web.security import fresh_csrf_cookie
@@ -217,6 +217,7 @@ class AuthController(Controller):
             request,
             user_id=str(completed.user.id),
             organization_id=str(organization.id) if organization else None,
+            id_token=completed.id_token,
         )
         logger.info(
             "login_succeeded",
@@ -262,9 +263,12 @@ class AuthController(Controller):
         provider: NamedDependency[OIDCProvider],
         settings: NamedDependency[Settings],
     ) -> Redirect:
+        hint = id_token_hint(request)  # read before the session, and the token in it, is gone
         request.clear_session()
         return Redirect(
-            path=await provider.logout_url(f"{settings.app_base_url}/logged-out"),
+            path=await provider.logout_url(
+                f"{settings.app_base_url}/logged-out", id_token_hint=hint
+            ),
             status_code=303,
             # The next person on this browser must not inherit a token the last one could read.
             cookies=[fresh_csrf_cookie(settings)],

@@ -3,11 +3,15 @@
 In order: an existing membership; an invitation being accepted (same email, pending); just-in-time
 provisioning (the org allows it and the email's verified domain is the org's). Before any of
 them, the require-SSO rule: a user whose email domain belongs to an organization that requires
-SSO must have come through that organization's enterprise connection.
+SSO must have come through that organization's enterprise connection, as the verified ID
+token's connection claim says (`Settings.auth0_connection_claim`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,14 +25,38 @@ from saas.login.errors import EmailNotVerified, InvitationInvalid, NotAMember, S
 from saas.members.services import MembershipService
 from saas.organizations.domains import email_domain
 
-
-def connection_of_sub(sub: str) -> str | None:
-    """Auth0 user ids of enterprise connections read `<strategy>|<connection>|<id>`."""
-    parts = sub.split("|")
-    return parts[1] if len(parts) >= 3 else None
+logger = structlog.get_logger("saas.login.membership")
 
 
-async def enforce_required_sso(db: AsyncSession, user: User) -> None:
+def signed_in_connection(claims: dict[str, Any], claim: str) -> str | None:
+    """The connection the person signed in through, from the verified ID token.
+
+    Not from the user id: Auth0 documents user ids as `<provider>|<id in the provider>`
+    (https://auth0.com/docs/users/identify-users), and only some strategies put the
+    connection name in between. Google Workspace ids read
+    `google-apps|<email or Google id>` (the connection option `map_user_id_to_id` in Auth0's
+    SDK types picks which), Microsoft Entra ID ids `waad|<oid or sub>`
+    (https://auth0.com/docs/customize/integrations/migrate-office365-connections-to-windows-azure-ad).
+    And a database connection's id can be anything after `auth0|` (custom databases and the
+    Management API set it), so `auth0|acme-saml|x` names no SAML connection at all.
+
+    The tenant's post-login Action sets this claim to `event.connection.name`
+    (https://auth0.com/docs/customize/actions/reference/post-login/post-login-event-object),
+    and Auth0 signs it into the ID token with everything else: it is as trustworthy as `sub`.
+    """
+    value = claims.get(claim)
+    return value if isinstance(value, str) and value else None
+
+
+async def enforce_required_sso(
+    db: AsyncSession, user: User, *, connection_name: str | None, claim: str
+) -> None:
+    """Refuse a person whose email domain belongs to a require-SSO organization unless they
+    came through that organization's enterprise connection.
+
+    Without the connection claim nothing proves the way in, so the answer is no (fail closed):
+    a missing Action locks such people out visibly, where guessing from the user id could let
+    a password account named like an enterprise one in."""
     domain = email_domain(user.email)
     stmt = (
         select(Organization)
@@ -39,8 +67,17 @@ async def enforce_required_sso(db: AsyncSession, user: User) -> None:
     if home is None or not home.require_sso:
         return
     connection = await connection_for(db, home)
-    if connection is None or connection_of_sub(user.sub) != connection.auth0_connection_name:
-        raise SsoRequired
+    if connection is not None and connection_name == connection.auth0_connection_name:
+        return
+    if connection_name is None:
+        # For the operator, not the person: the tenant is missing the post-login Action.
+        logger.warning(
+            "sso_connection_claim_missing",
+            claim=claim,
+            organization=home.slug,
+            hint="add the post-login Action from the README (Auth0 tenant: sign-in and sign-out)",
+        )
+    raise SsoRequired
 
 
 async def _domain_belongs_to(db: AsyncSession, organization: Organization, email: str) -> bool:

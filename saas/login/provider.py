@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import structlog
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
 from saas.config import Settings
@@ -20,9 +21,15 @@ from saas.login.jwks import JWKSCache
 SCOPES = "openid profile email"
 METADATA_TTL_SECONDS = 3600.0
 
+logger = structlog.get_logger("saas.login.provider")
+
 
 class ProviderUnavailable(Exception):
     """Discovery failed or the provider's metadata is not trustworthy."""
+
+
+class UserinfoUnavailable(Exception):
+    """The UserInfo endpoint gave no usable answer. The message names why, never the token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +38,7 @@ class ProviderMetadata:
     authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
+    userinfo_endpoint: str | None
     end_session_endpoint: str | None
 
     @classmethod
@@ -46,10 +54,16 @@ class ProviderMetadata:
                 authorization_endpoint=document["authorization_endpoint"],
                 token_endpoint=document["token_endpoint"],
                 jwks_uri=document["jwks_uri"],
-                end_session_endpoint=document.get("end_session_endpoint"),
+                userinfo_endpoint=_optional_url(document, "userinfo_endpoint"),
+                end_session_endpoint=_optional_url(document, "end_session_endpoint"),
             )
         except KeyError as missing:
             raise ProviderUnavailable(f"discovery document lacks {missing}") from None
+
+
+def _optional_url(document: dict[str, Any], name: str) -> str | None:
+    value = document.get(name)
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
 
 
 class OIDCProvider:
@@ -124,12 +138,54 @@ class OIDCProvider:
                 raise CodeExchangeFailed from error
         return dict(token)
 
-    async def logout_url(self, return_to: str) -> str:
-        # Auth0's /v2/logout takes client_id and an allow-listed returnTo.
-        query = httpx.QueryParams(
-            {"client_id": self.settings.auth0_client_id, "returnTo": return_to}
-        )
-        return f"{self.settings.auth0_base_url}/v2/logout?{query}"
+    async def userinfo(self, access_token: str) -> dict[str, Any]:
+        """The UserInfo response (OpenID Connect Core 1.0 §5.3) as a JSON object.
+
+        The caller must check its `sub` against the ID token's before using anything in it
+        (§5.3.2). Only JSON is accepted: a signed or encrypted answer (application/jwt) was
+        never asked for."""
+        metadata = await self.metadata()
+        if metadata.userinfo_endpoint is None:
+            raise UserinfoUnavailable("the provider publishes no userinfo_endpoint")
+        try:
+            response = await self.http.get(
+                metadata.userinfo_endpoint,
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            )
+            response.raise_for_status()
+            if not response.headers.get("content-type", "").startswith("application/json"):
+                raise UserinfoUnavailable("the userinfo answer is not JSON")
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise UserinfoUnavailable(type(error).__name__) from error
+        if not isinstance(body, dict):
+            raise UserinfoUnavailable("the userinfo answer is not a JSON object")
+        return body
+
+    async def logout_url(self, return_to: str, *, id_token_hint: str | None = None) -> str:
+        """Where the browser goes to end its session at the provider, then back to `return_to`.
+
+        The discovery document's `end_session_endpoint` when it names one: OpenID Connect
+        RP-Initiated Logout 1.0 with `id_token_hint`, `post_logout_redirect_uri` and
+        `client_id`, which Auth0 serves as `/oidc/logout` and checks against the application's
+        Allowed Logout URLs (https://auth0.com/docs/api/authentication/logout/oidc-logout).
+        A tenant that does not publish it (RP-Initiated Logout End Session Endpoint Discovery
+        switched off, https://auth0.com/docs/authenticate/login/logout/log-users-out-of-auth0)
+        still serves Auth0's own `/v2/logout`, which takes `client_id` and `returnTo`; so does
+        any tenant while its discovery document cannot be read."""
+        try:
+            end_session = (await self.metadata()).end_session_endpoint
+        except ProviderUnavailable as error:
+            logger.warning("logout_without_discovery", reason=str(error))
+            end_session = None
+        client_id = self.settings.auth0_client_id
+        if end_session is None:
+            query = {"client_id": client_id, "returnTo": return_to}
+            return str(httpx.URL(f"{self.settings.auth0_base_url}/v2/logout", params=query))
+        params = {"client_id": client_id, "post_logout_redirect_uri": return_to}
+        if id_token_hint:
+            params["id_token_hint"] = id_token_hint
+        return str(httpx.URL(end_session).copy_merge_params(params))
 
     async def aclose(self) -> None:
         await self.http.aclose()

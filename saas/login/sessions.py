@@ -5,7 +5,10 @@
 - Cookie: HttpOnly, SameSite=Lax; Secure and the `__Host-` prefix outside development.
 - The id is rotated at login (no session fixation) and the data carries its own idle and
   absolute deadlines, checked on every request.
-- Tokens never enter the session: it holds ids and timestamps only.
+- The session holds ids and timestamps, and one token: the ID token of the sign-in, kept
+  server-side only as the `id_token_hint` of the sign-out (OpenID Connect RP-Initiated Logout
+  1.0 §2). It reaches the browser once, in the sign-out redirect to the provider, when the
+  session it belonged to is already gone; never in a cookie.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ ORGANIZATION_ID = "organization_id"
 CREATED_AT = "created_at"
 LAST_SEEN_AT = "last_seen_at"
 PENDING_LOGIN = "pending_login"
+ID_TOKEN = "id_token"  # noqa: S105  (a key name)
 
 ONE_YEAR_SECONDS = 365 * 24 * 3600
 
@@ -193,7 +197,11 @@ def create_stores(settings: Settings) -> dict[str, Store]:
 
 
 def start_authenticated_session(
-    connection: ASGIConnection[Any, Any, Any, Any], *, user_id: str, organization_id: str | None
+    connection: ASGIConnection[Any, Any, Any, Any],
+    *,
+    user_id: str,
+    organization_id: str | None,
+    id_token: str | None = None,
 ) -> None:
     """Replace whatever the browser had with a fresh session under a new id."""
     now = int(time.time())
@@ -203,9 +211,16 @@ def start_authenticated_session(
             ORGANIZATION_ID: organization_id,
             CREATED_AT: now,
             LAST_SEEN_AT: now,
+            ID_TOKEN: id_token,
             _ROTATE: True,
         }
     )
+
+
+def id_token_hint(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The ID token this session began with, for the provider's end-session endpoint."""
+    value = connection.session.get(ID_TOKEN)
+    return value if isinstance(value, str) and value else None
 
 
 def session_expired(session: dict[str, Any], settings: Settings, now: float) -> bool:

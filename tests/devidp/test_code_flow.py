@@ -5,14 +5,21 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
 import jwt
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .conftest import APP_BASE, DevIdpServer
+from saas.config import load_settings
+from saas.devidp.app import create_devidp_app
+from saas.devidp.keys import KeyStore
+from tests.support.servers import free_port, serve
+
+from .conftest import APP_BASE, REQUIRE_ORG_CLIENT, DevIdpServer
 from .helpers import follow_to_page, pkce_pair, query_of, sign_in
 
 CALLBACK = APP_BASE + "/callback"
@@ -465,6 +472,113 @@ def test_oidc_logout(devidp: DevIdpServer, browser: httpx.Client) -> None:
     )
     assert ok.status_code == 302
     assert ok.headers["location"] == APP_BASE + "/?state=s1"
+
+
+def _signed(devidp: DevIdpServer, claims: dict, *, foreign: bool = False) -> str:  # type: ignore[type-arg]
+    """A token signed with the dev IdP's own key, or with another key under its kid."""
+    keys = KeyStore(devidp.key_path)
+    keys.load()
+    key = keys.active
+    signer = rsa.generate_private_key(public_exponent=65537, key_size=2048) if foreign else None
+    return jwt.encode(
+        claims,
+        signer or key.private_key,
+        algorithm="RS256",
+        headers={"kid": key.kid, "typ": "JWT"},
+    )
+
+
+def _id_token_claims(devidp: DevIdpServer, aud: str, **changes: object) -> dict:  # type: ignore[type-arg]
+    now = int(time.time())
+    claims = {
+        "iss": devidp.issuer,
+        "sub": "samlp|acme-saml|alice@acme.example",
+        "aud": aud,
+        "iat": now,
+        "exp": now + 600,
+        "sid": "some-session",
+    }
+    claims.update(changes)
+    return claims
+
+
+def test_oidc_logout_checks_the_hint_as_auth0_does(
+    devidp: DevIdpServer, browser: httpx.Client
+) -> None:
+    """https://auth0.com/docs/api/authentication/logout/oidc-logout: the hint's `aud` picks the
+    application whose Allowed Logout URLs apply; a `client_id` sent as well must match it."""
+    app_id = devidp.settings.auth0_client_id
+    code, verifier = _code(devidp, browser)
+    tokens = _exchange(devidp, code, verifier).json()
+    logged_out = APP_BASE + "/logged-out"
+
+    def logout(**params: str) -> httpx.Response:
+        return browser.get("/oidc/logout", params=params)
+
+    # An access token is no ID token: it was issued to an API, not to an application.
+    bad = logout(id_token_hint=tokens["access_token"], post_logout_redirect_uri=APP_BASE + "/")
+    assert bad.status_code == 400
+    assert "location" not in bad.headers
+    # Signed by somebody else under the dev IdP's key id.
+    forged = _signed(devidp, _id_token_claims(devidp, app_id), foreign=True)
+    assert logout(id_token_hint=forged, post_logout_redirect_uri=logged_out).status_code == 400
+    # Another issuer, signed with the right key.
+    elsewhere = _signed(devidp, _id_token_claims(devidp, app_id, iss="https://evil.example/"))
+    assert logout(id_token_hint=elsewhere, post_logout_redirect_uri=logged_out).status_code == 400
+    # client_id and the hint's aud disagree.
+    mismatch = logout(
+        id_token_hint=tokens["id_token"],
+        client_id=REQUIRE_ORG_CLIENT.client_id,
+        post_logout_redirect_uri=APP_BASE + "/",
+    )
+    assert mismatch.status_code == 400
+    assert "location" not in mismatch.headers
+    # The hint names the require-org client: only its own list applies, not the app's.
+    other = _signed(devidp, _id_token_claims(devidp, REQUIRE_ORG_CLIENT.client_id))
+    assert logged_out not in REQUIRE_ORG_CLIENT.allowed_logout_urls
+    assert logout(id_token_hint=other, post_logout_redirect_uri=logged_out).status_code == 400
+    ok_other = logout(id_token_hint=other, post_logout_redirect_uri=APP_BASE + "/")
+    assert ok_other.status_code == 302
+    assert ok_other.headers["location"] == APP_BASE + "/"
+    # Expired is still a good hint (RP-Initiated Logout 1.0 §2); all three parameters agree.
+    expired = _signed(devidp, _id_token_claims(devidp, app_id, iat=int(time.time()) - 7200, exp=1))
+    ok = logout(id_token_hint=expired, client_id=app_id, post_logout_redirect_uri=logged_out)
+    assert ok.status_code == 302
+    assert ok.headers["location"] == logged_out
+    # client_id alone and no post_logout_redirect_uri: the first Allowed Logout URL.
+    first = logout(client_id=app_id)
+    assert first.status_code == 302
+    assert first.headers["location"] == APP_BASE + "/"
+
+
+def test_two_sign_ins_in_one_second_may_share_an_access_token(tmp_path: Path) -> None:
+    """Auth0's default access tokens carry no `jti`, so two sign-ins of one person within a
+    second, with the same scopes, get the very same token. The second one was a 500 (the
+    token's record already existed); now both succeed and the token works at /userinfo."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = load_settings(
+        app_env="test",
+        app_base_url=APP_BASE,
+        devidp_base_url=base,
+        devidp_database_url=f"sqlite+aiosqlite:///{tmp_path / 'devidp.db'}",
+        devidp_key_path=tmp_path / "keys.json",
+        auth0_domain=None,
+    )
+    frozen = time.time()
+    server = DevIdpServer(base, settings, tmp_path / "devidp.db", tmp_path / "keys.json")
+    access_tokens = []
+    with serve(create_devidp_app(settings, clock=lambda: frozen), port=port):
+        for _ in range(2):
+            with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as browser:
+                _, token, _ = login(server, browser, "alice@acme.example")
+            access_tokens.append(token["access_token"])
+        assert access_tokens[0] == access_tokens[1]
+        info = httpx.get(
+            base + "/userinfo", headers={"Authorization": f"Bearer {access_tokens[1]}"}
+        )
+    assert info.status_code == 200, info.text
+    assert info.json()["email"] == "alice@acme.example"
 
 
 def test_session_cookie_attributes(devidp: DevIdpServer, browser: httpx.Client) -> None:

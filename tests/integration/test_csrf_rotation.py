@@ -55,7 +55,7 @@ def test_a_token_read_before_sign_in_is_refused_after_it(stack: Stack) -> None:
 
     accepted = post(browser, "/logout", signed_in)
     assert accepted.status_code == 303
-    assert accepted.headers["location"].startswith(stack.idp_url + "/v2/logout?")
+    assert accepted.headers["location"].startswith(stack.idp_url + "/oidc/logout?")
 
 
 def test_the_previous_persons_token_is_refused_after_sign_out(stack: Stack) -> None:

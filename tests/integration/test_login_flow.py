@@ -130,7 +130,8 @@ def test_logout_ends_both_sessions(stack: Stack) -> None:
         browser.get("/o/acme/"), {}
     )  # the only form on the page is the sign-out form
     assert logout.status_code == 303
-    assert logout.headers["location"].startswith(stack.idp_url + "/v2/logout?")
+    # The dev IdP publishes an end_session_endpoint, as Auth0 does: RP-Initiated Logout.
+    assert logout.headers["location"].startswith(stack.idp_url + "/oidc/logout?")
     landing = browser.follow(logout)
     assert str(landing.url) == stack.app_url + "/logged-out"
     assert browser.get("/o/acme/").status_code == 303

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import ssl
 from collections.abc import Callable, Iterator
@@ -29,9 +30,9 @@ from sqlalchemy import text
 from saas.app import create_app
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
-from saas.demo.data import organization, user
+from saas.demo.data import PASSWORD_CONNECTION, organization, user
 from saas.login import errors
-from saas.login.callback import PROVIDER_MESSAGES
+from saas.login.callback import NO_EMAIL, PROVIDER_MESSAGES
 from saas.login.jwks import JWKSCache
 from saas.login.tokens import InvalidToken, verify_access_token, verify_id_token
 from tests.support.controlled_op import (
@@ -54,6 +55,11 @@ ACCEPTS = (HTML, JSON)
 
 INITECH = organization("initech")
 GLOBEX = organization("globex")
+ACME = organization("acme")
+# The claim the tenant's post-login Action adds (README, "Auth0 tenant: sign-in and sign-out").
+CONNECTION_CLAIM: str = Settings.model_fields["auth0_connection_claim"].default
+ACME_SAML = ACME.connection.name if ACME.connection else ""
+NO_EMAIL_CLAIMS = frozenset({"email", "email_verified"})
 OLIVIA = user("olivia@ops.example")
 UNKNOWN_ORG_ID = "org_NotKnownHere0042"
 UNKNOWN_DOMAIN_EMAIL = "nia@unknown-domain.example"
@@ -425,6 +431,36 @@ CASES: tuple[Case, ...] = (
     Case("not-a-member", _s(), errors.NotAMember),
     Case("sso-required", _s(sub="auth0|rp-negative-mallory", email="mallory@acme.example"),
          errors.SsoRequired, start="email", email="mallory@acme.example"),
+    # Require-SSO decides by the connection claim, never by the shape of the user id: a
+    # database user id can read like anything after `auth0|` (custom databases, imports).
+    Case("sso-required-user-id-shaped-like-the-connection",
+         _s(sub=f"auth0|{ACME_SAML}|mallory", email="mallory@acme.example"),
+         errors.SsoRequired, start="email", email="mallory@acme.example"),
+    Case("sso-required-claim-names-another-connection",
+         _s(sub=f"samlp|{ACME_SAML}|mallory@acme.example", email="mallory@acme.example",
+            claims={CONNECTION_CLAIM: PASSWORD_CONNECTION}),
+         errors.SsoRequired, start="email", email="mallory@acme.example"),
+    Case("sso-required-claim-not-a-string",
+         _s(sub="waad|rp-negative-mallory", email="mallory@acme.example",
+            claims={CONNECTION_CLAIM: [ACME_SAML]}),
+         errors.SsoRequired, start="email", email="mallory@acme.example"),
+    # The email from /userinfo (OpenID Connect Core 1.0 §5.3.2): only for the same `sub`.
+    Case("userinfo-of-another-subject", _s(drop=NO_EMAIL_CLAIMS,
+                                          userinfo_claims={"sub": "auth0|somebody-else"}),
+         TOKEN),
+    Case("userinfo-without-a-subject", _s(drop=NO_EMAIL_CLAIMS, userinfo_drop=frozenset({"sub"})),
+         TOKEN),
+    Case("userinfo-without-an-email", _s(drop=NO_EMAIL_CLAIMS,
+                                        userinfo_drop=frozenset({"email"})),
+         TOKEN, detail=NO_EMAIL),
+    Case("userinfo-failing", _s(drop=NO_EMAIL_CLAIMS, userinfo_status=500), TOKEN,
+         detail=NO_EMAIL),
+    # The email and whether it is verified come from one answer: the ID token says verified,
+    # /userinfo (which has the email) says not, and just-in-time membership needs verified.
+    Case("userinfo-email-not-verified",
+         _s(sub="waad|rp-negative-uma", email="uma@acme.example", drop=frozenset({"email"}),
+            claims={CONNECTION_CLAIM: ACME_SAML}, userinfo_claims={"email_verified": False}),
+         errors.EmailNotVerified, start="email", email="uma@acme.example"),
 )  # fmt: skip
 
 
@@ -521,6 +557,7 @@ def test_positive_control_a_member_lands_on_the_organization(rp: RP) -> None:
     assert redeemed.status_code == 200
     assert redeemed.form["code_verifier"]
     assert rp.op.jwks_fetches == 1
+    assert rp.op.userinfo_requests == []  # the ID token had the email: nothing more to ask
 
 
 def test_unknown_kid_is_refetched_once_then_refused(rp: RP) -> None:
@@ -614,3 +651,82 @@ def test_access_token_with_a_string_expiry_is_refused(op: ControlledOP) -> None:
     with pytest.raises(InvalidToken, match="claim 'exp' is not a NumericDate"):
         asyncio.run(verify())
     op.reset()
+
+
+# ---- the connection claim, the email from /userinfo, sign-out ------------------------------
+
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+def test_the_connection_claim_admits_a_two_part_user_id(rp: RP) -> None:
+    """A Microsoft Entra ID user id names no connection (`waad|<object id>`): the connection
+    claim does, and Acme, which requires SSO, lets the person in (just in time)."""
+    sub = "waad|7f3c9e2a-rp-negative-erin"
+    rp.op.use(sub=sub, email="erin@acme.example", name="Erin", claims={CONNECTION_CLAIM: ACME_SAML})
+    browser = rp.browser()
+    done = attempt(rp, browser, start="email", email="erin@acme.example")
+    assert done.response.status_code == 303, done.response.text
+    assert done.response.headers["location"] == f"/o/{ACME.slug}/"
+    assert browser.get(f"/o/{ACME.slug}/").status_code == 200
+    assert rp.db.count_users(sub) == 1
+    assert rp.op.last_authorization.params["connection"] == ACME_SAML
+
+
+def test_the_email_comes_from_userinfo_when_the_id_token_has_none(rp: RP) -> None:
+    rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name, drop=NO_EMAIL_CLAIMS)
+    assert "email" not in rp.op.id_token_claims(nonce=None, organization=None)
+    browser = rp.browser()
+    done = attempt(rp, browser)
+    assert done.response.status_code == 303, done.response.text
+    assert done.response.headers["location"] == f"/o/{INITECH.slug}/"
+    assert browser.get(f"/o/{INITECH.slug}/").status_code == 200
+    # Asked once, with the access token of this sign-in.
+    assert rp.op.userinfo_requests == rp.op.issued_access_tokens
+    assert len(rp.op.userinfo_requests) == 1
+
+
+def _signed_in_olivia(rp: RP) -> tuple[Browser, str]:
+    rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name)
+    browser = rp.browser()
+    assert attempt(rp, browser).response.status_code == 303
+    (id_token,) = rp.op.issued_id_tokens
+    return browser, id_token
+
+
+def _sign_out(rp: RP, browser: Browser) -> httpx.Response:
+    token = _CSRF.search(browser.get(f"/o/{INITECH.slug}/").text)
+    assert token
+    return browser.client.post(rp.url + "/logout", data={"_csrf_token": token[1]})
+
+
+def test_sign_out_sends_the_id_token_hint_to_the_end_session_endpoint(rp: RP) -> None:
+    """OpenID Connect RP-Initiated Logout 1.0 at the endpoint discovery names, with the ID
+    token of the sign-in as `id_token_hint`: kept in the server-side session, never a cookie."""
+    browser, id_token = _signed_in_olivia(rp)
+    session = rp.session(browser)
+    assert session is not None
+    assert session["id_token"] == id_token
+    assert all(id_token not in (cookie.value or "") for cookie in browser.client.cookies.jar)
+    out = _sign_out(rp, browser)
+    assert out.status_code == 303, out.text
+    location = httpx.URL(out.headers["location"])
+    assert str(location.copy_with(query=None)) == rp.op.base_url + "/oidc/logout"
+    assert dict(location.params) == {
+        "client_id": CLIENT_ID,
+        "post_logout_redirect_uri": rp.url + "/logged-out",
+        "id_token_hint": id_token,
+    }
+    assert rp.session(browser) is None
+
+
+def test_sign_out_falls_back_to_v2_logout_where_no_end_session_endpoint_is_published(
+    rp: RP,
+) -> None:
+    rp.op.end_session_endpoint = None  # before the app's first discovery
+    browser, id_token = _signed_in_olivia(rp)
+    out = _sign_out(rp, browser)
+    assert out.status_code == 303, out.text
+    location = httpx.URL(out.headers["location"])
+    assert str(location.copy_with(query=None)) == rp.op.base_url + "/v2/logout"
+    assert dict(location.params) == {"client_id": CLIENT_ID, "returnTo": rp.url + "/logged-out"}
+    assert id_token not in str(location)

@@ -3,13 +3,17 @@ the store, so the old id is worth nothing afterwards."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
+from litestar.stores.file import FileStore
 
 from saas.app import create_app
 from saas.config import Settings, load_settings
@@ -91,3 +95,50 @@ def test_sign_out_expires_the_host_prefixed_cookie(settings: Settings) -> None:
         )
     assert out.status_code == 303, out.text
     _assert_expires(out, "__Host-saas_session", secure=True)
+
+
+def test_sign_out_hands_the_id_token_to_the_idp_and_lands_back(stack: Stack) -> None:
+    """RP-Initiated Logout at the dev IdP's `/oidc/logout`, the end_session_endpoint its
+    discovery names as Auth0's does: the ID token of the sign-in is the `id_token_hint`, kept
+    in the server-side session and in no cookie; the IdP checks it and the logout URL against
+    the application's Allowed Logout URLs, ends its session and sends the browser back."""
+    settings = stack.settings
+    browser = stack.browser()
+    browser.login("alice@acme.example")
+    session_id = browser.client.cookies.get("saas_session")
+    assert session_id
+    store = FileStore(settings.state_dir / "stores" / "sessions")
+    stored = asyncio.run(store.get(session_id))
+    assert stored is not None
+    id_token = json.loads(stored)["id_token"]
+    assert all(id_token not in (cookie.value or "") for cookie in browser.client.cookies.jar)
+    key = jwt.PyJWKClient(stack.idp_url + "/.well-known/jwks.json").get_signing_key_from_jwt(
+        id_token
+    )
+    claims = jwt.decode(
+        id_token,
+        key.key,
+        algorithms=["RS256"],
+        audience=settings.auth0_client_id,
+        issuer=settings.auth0_issuer,
+    )
+    assert claims["sub"] == "samlp|acme-saml|alice@acme.example"
+
+    token = _CSRF.search(browser.get("/o/acme/").text)
+    assert token
+    out = browser.client.post(stack.app_url + "/logout", data={"_csrf_token": token[1]})
+    assert out.status_code == 303
+    location = httpx.URL(out.headers["location"])
+    assert str(location.copy_with(query=None)) == stack.idp_url + "/oidc/logout"
+    assert dict(location.params) == {
+        "client_id": settings.auth0_client_id,
+        "post_logout_redirect_uri": settings.app_base_url + "/logged-out",
+        "id_token_hint": id_token,
+    }
+    landing = browser.follow(out)
+    assert str(landing.url) == stack.app_url + "/logged-out"
+    assert asyncio.run(store.get(session_id)) is None
+    # The IdP's session ended too: a silent sign-in now has to ask.
+    silent = browser.follow(browser.get("/o/acme/login?silent=true"))
+    assert "/u/login" in str(silent.url)
+    browser.close()

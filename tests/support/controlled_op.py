@@ -5,7 +5,8 @@ its JWKS (its own RSA keys), `/authorize` (which redirects straight back with a 
 `state` it received) and `/oauth/token` (confidential client, PKCE S256, single-use codes). What
 the ID token looks like is decided by the current `Scenario`: which claims to change or drop,
 and how to sign it (`alg: none`, HS256 keyed with the RSA public key, a key that is not
-published, a tampered payload, ...).
+published, a tampered payload, ...); so is what `/userinfo` answers for the access token issued
+with it. Discovery names an `end_session_endpoint` unless the test sets it to None.
 
 The OP runs under uvicorn in a background thread (see `tests.support.servers.serve`) while the
 test changes its scenario from the main thread, so its mutable state sits behind a lock.
@@ -110,6 +111,12 @@ class Scenario:
     # `/authorize` hands out the most recently redeemed code again.
     reuse_redeemed_code: bool = False
     omit_id_token: bool = False
+    # What `/userinfo` answers for the access token issued with the ID token: the identity's
+    # `sub`, `email` and `email_verified`, then these claims set, then these removed; or this
+    # error status instead.
+    userinfo_claims: Mapping[str, Any] = field(default_factory=dict)
+    userinfo_drop: frozenset[str] = frozenset()
+    userinfo_status: int = 200
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,12 @@ class ControlledOP:
             self.token_requests: list[TokenRequest] = []
             self._codes: dict[str, AuthorizationRequest] = {}
             self._redeemed: list[str] = []
+            # access token -> the userinfo answer it gets (fixed when the token is issued)
+            self._userinfo: dict[str, tuple[int, dict[str, Any]]] = {}
+            self.userinfo_requests: list[str | None] = []  # the bearer token each one sent
+            self.issued_access_tokens: list[str] = []
+            self.issued_id_tokens: list[str] = []
+            self.end_session_endpoint: str | None = self.base_url + "/oidc/logout"
 
     def register_redirect_uri(self, uri: str) -> None:
         """Like registering a client's callback URL: `/authorize` redirects only there."""
@@ -282,7 +295,12 @@ class ControlledOP:
             "authorization_endpoint": self.base_url + "/authorize",
             "token_endpoint": self.base_url + "/oauth/token",
             "jwks_uri": self.jwks_uri,
-            "end_session_endpoint": self.base_url + "/v2/logout",
+            "userinfo_endpoint": self.base_url + "/userinfo",
+            **(
+                {"end_session_endpoint": self.end_session_endpoint}
+                if self.end_session_endpoint
+                else {}
+            ),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
@@ -374,7 +392,36 @@ class ControlledOP:
             body["id_token"] = self.mint_id_token(
                 nonce=authorization.nonce, organization=authorization.organization
             )
+            self.issued_id_tokens.append(body["id_token"])
+        self.issued_access_tokens.append(body["access_token"])
+        self._userinfo[body["access_token"]] = self._userinfo_answer()
         return 200, body
+
+    def _userinfo_answer(self) -> tuple[int, dict[str, Any]]:
+        scenario = self.scenario
+        if scenario.userinfo_status != 200:
+            return scenario.userinfo_status, {"error": "server_error"}
+        claims: dict[str, Any] = {
+            "sub": scenario.sub,
+            "email": scenario.email,
+            "email_verified": True,
+            "name": scenario.name,
+            **scenario.userinfo_claims,
+        }
+        for name in scenario.userinfo_drop:
+            claims.pop(name, None)
+        return 200, claims
+
+    def userinfo(self, authorization: str | None) -> Response[Any]:
+        bearer = authorization and authorization[:7].lower() == "bearer "
+        token = authorization[7:] if authorization and bearer else None
+        with self._lock:
+            self.userinfo_requests.append(token)
+            answer = self._userinfo.get(token or "")
+        if answer is None:
+            return Response({"error": "invalid_token"}, status_code=401)
+        status, body = answer
+        return Response(body, status_code=status, headers={"cache-control": "no-store"})
 
     def asgi_app(self) -> Litestar:
         op = self
@@ -396,7 +443,11 @@ class ControlledOP:
             form = await request.form()
             return op.token({name: str(value) for name, value in form.items()})
 
-        return Litestar(route_handlers=[discovery, jwks, authorize, token], debug=False)
+        @get("/userinfo", sync_to_thread=False)
+        def userinfo(request: Request[Any, Any, Any]) -> Response[Any]:
+            return op.userinfo(request.headers.get("authorization"))
+
+        return Litestar(route_handlers=[discovery, jwks, authorize, token, userinfo], debug=False)
 
 
 @contextmanager

@@ -144,3 +144,16 @@ def test_file_stores_in_production_only_when_asked_for_and_with_a_warning(
     assert len(warnings) == 1
     assert warnings[0]["log_level"] == "warning"
     assert "this one process" in warnings[0]["reason"]
+
+
+@pytest.mark.parametrize("claim", ["connection", "org_id", "urn:saas:connection", "https://"])
+def test_the_connection_claim_must_be_namespaced(claim: str) -> None:
+    """Auth0 drops a custom claim that collides with an OIDC or Auth0 one (`org_id` is
+    Auth0's), without failing the sign-in; a URL name cannot collide."""
+    with pytest.raises(ConfigurationError, match="AUTH0_CONNECTION_CLAIM: must be a namespaced"):
+        load_settings(auth0_connection_claim=claim)
+
+
+def test_the_connection_claim_can_be_the_tenants_own_namespace() -> None:
+    claim = "https://app.example.com/claims/connection"
+    assert load_settings(auth0_connection_claim=claim).auth0_connection_claim == claim
