@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from saas.config import Settings
 from saas.devidp.faults import FaultBook
 from saas.devidp.keys import KeyStore
+from saas.devidp.rate_window import RateLimitWindow
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -37,6 +38,7 @@ class DevIdp:
     sessionmaker: async_sessionmaker[AsyncSession]
     keys: KeyStore
     faults: FaultBook = field(default_factory=FaultBook)
+    rate_limit: RateLimitWindow = field(default_factory=RateLimitWindow)
     clock: Callable[[], float] = time.time
 
     # ---- URLs -----------------------------------------------------------------------
