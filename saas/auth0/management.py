@@ -52,8 +52,10 @@ def _retry_after(response: httpx.Response) -> float:
     """Seconds to wait after a 429. Auth0 answers its rate-limited calls with
     X-RateLimit-Limit, -Remaining and -Reset, the last "a UNIX timestamp of the expected time
     when the rate limit will reset" (Auth0 docs, Rate Limit Policy: "Predict when requests to a
-    tenant will be rate limited"; https://community.auth0.com/t/82103); Retry-After is not
-    promised, so it is only a fallback."""
+    tenant will be rate limited"; Auth0 Community, "How to tell if you are approaching the
+    Rate-Limit",
+    https://community.auth0.com/t/how-to-tell-if-you-are-approaching-the-rate-limit/82103).
+    Retry-After is not promised, so it is only a fallback."""
     reset = _number(response.headers.get("x-ratelimit-reset"))
     if reset is not None:
         return min(MAX_RATE_LIMIT_WAIT_SECONDS, max(0.0, reset - time.time()))
@@ -142,28 +144,28 @@ class ManagementClient:
             self._token = None
             self._token_expires_at = 0.0
 
-    async def _authorized(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        token = await self._access_token()
+    async def _with_token(self, token: str, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            return await self._send(
+            response = await self._send(
                 method, self.base + path, headers={"Authorization": f"Bearer {token}"}, **kwargs
             )
         except ManagementError as error:
             if error.status == 401:
                 self._forget_token(token)
             raise
+        return response.json() if response.content else None
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        token = await self._access_token()
         try:
-            response = await self._authorized(method, path, **kwargs)
+            return await self._with_token(token, method, path, **kwargs)
         except ManagementError as error:
             if error.status != 401:
                 raise
-            # The cached token was refused (revoked, its signing key rotated, or expired
-            # early): fetch a new one and try once more. A second 401 is final: then the
-            # credentials themselves are wrong.
-            response = await self._authorized(method, path, **kwargs)
-        return response.json() if response.content else None
+        # The cached token was refused (revoked, its signing key rotated, or expired early):
+        # fetch a new one and try once more. A second 401 is final: then the credentials or
+        # the client's grant are wrong, and the next job starts with a fresh token again.
+        return await self._with_token(await self._access_token(), method, path, **kwargs)
 
     # ---- the operations the outbox needs ----------------------------------------------
 

@@ -339,11 +339,15 @@ async def read_connection(session: AsyncSession, payload: dict[str, Any]) -> Con
 
 def signing_cert_for_auth0(value: str) -> str:
     """A SAML connection's `options.signingCert` as Auth0 takes it: the Base64 of the
-    certificate's whole PEM text, BEGIN and END lines included ("The correct format is a
-    base64 encoded PEM certificate", https://community.auth0.com/t/56159; Auth0 docs, Connect
-    Your App to SAML Identity Providers: "If you use the Management API, you must convert the
-    file to Base64"). Raw PEM is stored by Auth0 as it is and then fails signature checks of
-    responses that do not embed the certificate (https://community.auth0.com/t/121425).
+    certificate's whole PEM text, BEGIN and END lines included. Auth0 docs, Connect Your App
+    to SAML Identity Providers: "If you use the Management API, you must convert the file to
+    Base64"; Auth0 Community, "options.signingCert format for SAML connections": "The correct
+    format is a base64 encoded PEM certificate",
+    https://community.auth0.com/t/options-signingcert-format-for-saml-connections/56159.
+    Raw PEM is stored by Auth0 as it is and then fails the signature check of responses that
+    do not embed the certificate ("The Supported Formats for SAML Connection Signing
+    Certificate are not Consistent Between Dashboard and Management API", Auth0 Community,
+    https://community.auth0.com/t/the-supported-formats-for-saml-connection-signing-certificate-are-not-consistent-between-dashboard-and-management-api/121425).
     The app keeps the PEM (saas/sso/validation.py); a value Base64 already is left alone."""
     text = value.strip()
     if "-----BEGIN CERTIFICATE-----" not in text:

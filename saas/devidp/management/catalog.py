@@ -77,12 +77,15 @@ def _validate_options(strategy: str, options: dict[str, Any]) -> None:
 def _check_signing_cert(value: Any) -> None:
     """``options.signingCert`` is the Base64 of the certificate's PEM text, BEGIN and END lines
     included: what Auth0's Dashboard stores ("LS0tLS1CRUdJTi...") and what it expects from the
-    Management API ("The correct format is a base64 encoded PEM certificate",
-    https://community.auth0.com/t/56159; Auth0 docs, Connect Your App to SAML Identity
-    Providers, "Convert signing certificate to Base64"). Auth0 stores raw PEM without a word
-    and then fails to verify responses that do not embed the certificate
-    (https://community.auth0.com/t/121425); the dev IdP refuses it up front, and anything else
-    that does not decode to a PEM certificate."""
+    Management API. Auth0 docs, Connect Your App to SAML Identity Providers, "Convert signing
+    certificate to Base64"; Auth0 Community: "The correct format is a base64 encoded PEM
+    certificate",
+    https://community.auth0.com/t/options-signingcert-format-for-saml-connections/56159.
+    Auth0 stores raw PEM without a word and then fails to verify responses that do not embed
+    the certificate (Auth0 Community,
+    https://community.auth0.com/t/the-supported-formats-for-saml-connection-signing-certificate-are-not-consistent-between-dashboard-and-management-api/121425);
+    the dev IdP refuses it up front, and anything else that does not decode to a PEM
+    certificate."""
     refusal = bad_body(
         "'options.signingCert must be the Base64 encoding of the PEM certificate (BEGIN and "
         "END lines included)' on property options"

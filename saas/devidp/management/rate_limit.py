@@ -5,8 +5,9 @@ response headers": ``X-RateLimit-Limit`` (requests allowed in the window),
 ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` ("a UNIX timestamp of the expected time when
 the rate limit will reset"), on successful answers and on 429 alike (Auth0 docs, Rate Limit
 Policy, "Predict when requests to a tenant will be rate limited"; Auth0 Community,
-https://community.auth0.com/t/82103). Relying on them, not on ``Retry-After``, is what a client
-of the real API has to do, so the dev IdP sends them and nothing else on its own 429s.
+https://community.auth0.com/t/how-to-tell-if-you-are-approaching-the-rate-limit/82103).
+Relying on them, not on ``Retry-After``, is what a client of the real API has to do, so the
+dev IdP sends them and nothing else on its own 429s.
 
 The dev IdP counts requests in fixed windows (``saas.devidp.rate_window``) and reports that
 count; it does not refuse requests past it (a test asks for a 429 with a fault,
