@@ -55,6 +55,10 @@ class Settings(BaseSettings):
 
     # Auth0. With no AUTH0_DOMAIN the embedded development IdP stands in for Auth0.
     auth0_domain: str | None = None
+    # The tenant's canonical domain (tenant.eu.auth0.com), when AUTH0_DOMAIN is a custom
+    # domain: Auth0 serves the Management API, and names its audience, on the canonical
+    # domain only. Defaults to AUTH0_DOMAIN.
+    auth0_management_domain: str | None = None
     auth0_client_id: str = "dev-app-client"
     auth0_client_secret: SecretStr = SecretStr(DEV_SECRET_PREFIX + "app-client-secret")
     auth0_audience: str = "https://api.saas-starter.example"
@@ -134,7 +138,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
-    @field_validator("auth0_domain")
+    @field_validator("auth0_domain", "auth0_management_domain")
     @classmethod
     def _normalize_auth0_domain(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -168,6 +172,16 @@ class Settings(BaseSettings):
             msg = "must be a postgresql:// or sqlite:/// URL"
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _management_domain_needs_a_tenant(self) -> Settings:
+        if self.auth0_management_domain is not None and self.auth0_domain is None:
+            msg = (
+                "AUTH0_MANAGEMENT_DOMAIN is the canonical domain of the tenant AUTH0_DOMAIN "
+                "names; set AUTH0_DOMAIN too (without it the development IdP is used)"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:
@@ -233,9 +247,18 @@ class Settings(BaseSettings):
         """Auth0's issuer is the origin with a trailing slash (exact match matters)."""
         return self.auth0_base_url + "/"
 
+    @cached_property
+    def auth0_management_base_url(self) -> str:
+        """Where the Management API and its machine-to-machine tokens are served: the tenant's
+        canonical domain, never a custom domain (see `auth0_management_domain`)."""
+        return self.auth0_management_domain or self.auth0_base_url
+
     @property
     def auth0_management_audience(self) -> str:
-        return self.auth0_base_url + "/api/v2/"
+        # The Management API's identifier is https://{canonical domain}/api/v2/ whichever
+        # domain people sign in on (Auth0 docs, "Get Access Tokens": custom domains and the
+        # Management API; https://auth0.com/docs/secure/tokens/access-tokens/get-access-tokens).
+        return self.auth0_management_base_url + "/api/v2/"
 
     @property
     def callback_url(self) -> str:

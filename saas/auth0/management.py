@@ -1,13 +1,18 @@
 """A small Auth0 Management API client: the calls the outbox makes, nothing more.
 
-The machine-to-machine token is cached and refreshed a minute before it expires. Failures are
-sorted into "try again later" (429 with Retry-After, 5xx, timeouts, network errors) and
-"will never work" (other 4xx), which is what the outbox's retry policy needs to know.
+The machine-to-machine token is cached and refreshed a minute before it expires; a token Auth0
+refuses (401: revoked, or its signing key rotated) is dropped and replaced once. Failures are
+sorted into "try again later" (429, 5xx, timeouts, network errors) and "will never work" (other
+4xx), which is what the outbox's retry policy needs to know.
+
+Everything here talks to the tenant's canonical domain (`Settings.auth0_management_base_url`),
+which differs from AUTH0_DOMAIN when people sign in on a custom domain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +22,15 @@ import httpx
 from saas.config import Settings
 
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0
+# A 429 is retried when Auth0's rate-limit window resets, but never later than this: a clock
+# that disagrees with Auth0's must not park a job for hours.
+MAX_RATE_LIMIT_WAIT_SECONDS = 300.0
+# Auth0's largest page (per_page) for the lists used here, and the first records offset
+# pagination can reach at all: "Requesting page exceeds the allowed maximum of 1000 records"
+# (400 invalid_paging; auth0/docs articles/organizations/configure-membership.md; the 100
+# maximum: "'Value 1000 is greater than maximum 100' on property per_page", node-auth0#648).
+PER_PAGE = 100
+PAGING_WINDOW = 1000
 
 
 class ManagementError(Exception):
@@ -35,16 +49,33 @@ class ManagementError(Exception):
 
 
 def _retry_after(response: httpx.Response) -> float:
+    """Seconds to wait after a 429. Auth0 answers its rate-limited calls with
+    X-RateLimit-Limit, -Remaining and -Reset, the last "a UNIX timestamp of the expected time
+    when the rate limit will reset" (Auth0 docs, Rate Limit Policy: "Predict when requests to a
+    tenant will be rate limited"; Auth0 Community, "How to tell if you are approaching the
+    Rate-Limit",
+    https://community.auth0.com/t/how-to-tell-if-you-are-approaching-the-rate-limit/82103).
+    Retry-After is not promised, so it is only a fallback."""
+    reset = _number(response.headers.get("x-ratelimit-reset"))
+    if reset is not None:
+        return min(MAX_RATE_LIMIT_WAIT_SECONDS, max(0.0, reset - time.time()))
+    retry_after = _number(response.headers.get("retry-after"))
+    if retry_after is not None:
+        return min(MAX_RATE_LIMIT_WAIT_SECONDS, max(0.0, retry_after))
+    return 1.0
+
+
+def _number(value: str | None) -> float | None:
     try:
-        return max(0.0, float(response.headers.get("retry-after", "1")))
+        return float(value) if value is not None else None
     except ValueError:
-        return 1.0
+        return None
 
 
 class ManagementClient:
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
-        self.base = settings.auth0_base_url + "/api/v2"
+        self.base = settings.auth0_management_base_url + "/api/v2"
         self.http = http or httpx.AsyncClient(timeout=settings.auth0_request_timeout_seconds)
         self._token: str | None = None
         self._token_expires_at = 0.0
@@ -65,7 +96,7 @@ class ManagementClient:
                 return self._token
             response = await self._send(
                 "POST",
-                self.settings.auth0_base_url + "/oauth/token",
+                self.settings.auth0_management_base_url + "/oauth/token",
                 json={
                     "grant_type": "client_credentials",
                     "client_id": self.settings.auth0_management_client_id,
@@ -107,14 +138,34 @@ class ManagementClient:
             )
         return response
 
+    def _forget_token(self, token: str) -> None:
+        # Only the token that was refused: another call may have replaced it already.
+        if self._token == token:
+            self._token = None
+            self._token_expires_at = 0.0
+
+    async def _with_token(self, token: str, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._send(
+                method, self.base + path, headers={"Authorization": f"Bearer {token}"}, **kwargs
+            )
+        except ManagementError as error:
+            if error.status == 401:
+                self._forget_token(token)
+            raise
+        return response.json() if response.content else None
+
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         token = await self._access_token()
-        response = await self._send(
-            method, self.base + path, headers={"Authorization": f"Bearer {token}"}, **kwargs
-        )
-        if response.status_code == 401:
-            self._token = None  # expired early or revoked: the next attempt fetches a new one
-        return response.json() if response.content else None
+        try:
+            return await self._with_token(token, method, path, **kwargs)
+        except ManagementError as error:
+            if error.status != 401:
+                raise
+        # The cached token was refused (revoked, its signing key rotated, or expired early):
+        # fetch a new one and try once more. A second 401 is final: then the credentials or
+        # the client's grant are wrong, and the next job starts with a fresh token again.
+        return await self._with_token(await self._access_token(), method, path, **kwargs)
 
     # ---- the operations the outbox needs ----------------------------------------------
 
@@ -145,21 +196,51 @@ class ManagementClient:
     async def update_organization(self, org_id: str, display_name: str) -> None:
         await self.call("PATCH", f"/organizations/{org_id}", json={"display_name": display_name})
 
+    async def enabled_connection(self, org_id: str, connection_id: str) -> dict[str, Any] | None:
+        try:
+            found = await self.call(
+                "GET", f"/organizations/{org_id}/enabled_connections/{connection_id}"
+            )
+        except ManagementError as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found or {})
+
     async def enable_connection(
         self, org_id: str, connection_id: str, assign_on_login: bool
     ) -> None:
-        try:
-            await self.call(
-                "POST",
-                f"/organizations/{org_id}/enabled_connections",
-                json={
-                    "connection_id": connection_id,
-                    "assign_membership_on_login": assign_on_login,
-                },
-            )
-        except ManagementError as error:
-            if error.status != 409:  # already enabled
-                raise
+        """Enable the connection on the organization with this "Membership on authentication"
+        setting, or bring the setting of an enabled one up to date. Auth0 does not enable a
+        connection twice (a second POST answers 409 and changes nothing), so a changed
+        setting is a PATCH of the enabled connection: "Update the Connection of an
+        Organization", PATCH /organizations/{id}/enabled_connections/{connectionId} with
+        assign_membership_on_login (Auth0 Management API docs,
+        https://auth0.com/docs/api/management/v2/organizations/patch-enabled-connections-by-connection-id)."""
+        path = f"/organizations/{org_id}/enabled_connections"
+        current = await self.enabled_connection(org_id, connection_id)
+        if current is None:
+            try:
+                await self.call(
+                    "POST",
+                    path,
+                    json={
+                        "connection_id": connection_id,
+                        "assign_membership_on_login": assign_on_login,
+                    },
+                )
+                return
+            except ManagementError as error:
+                if error.status != 409:
+                    raise
+                # Enabled meanwhile by a racing job: its setting may be another one.
+        elif bool(current.get("assign_membership_on_login")) == assign_on_login:
+            return
+        await self.call(
+            "PATCH",
+            f"{path}/{connection_id}",
+            json={"assign_membership_on_login": assign_on_login},
+        )
 
     async def connection_by_name(self, name: str) -> dict[str, Any] | None:
         found = await self.call("GET", "/connections", params={"name": name})
@@ -244,23 +325,43 @@ class ManagementClient:
         if missing := sorted(wanted - current):
             await self.call("POST", path, json={"roles": missing})
 
-    async def find_invitation(self, org_id: str, app_invitation_id: str) -> dict[str, Any] | None:
+    async def find_invitation(
+        self,
+        org_id: str,
+        app_invitation_id: str,
+        *,
+        created_since: datetime.datetime | None = None,
+    ) -> dict[str, Any] | None:
+        """The invitation created at Auth0 for `app_invitation_id` (as its app metadata says),
+        for the rare run that cannot know whether an earlier one created it: its answer was
+        never recorded. Normally the id Auth0 returned is on the invitation's row.
+
+        Auth0 lists invitations newest first ("sort ... Defaults to created_at:-1", Get
+        invitations to an organization), so the search stops at the first one created before
+        `created_since`; and it never asks beyond the 1,000 records offset pagination can
+        reach, where Auth0 answers 400."""
         page = 0
-        while True:
+        while (page + 1) * PER_PAGE <= PAGING_WINDOW:
             items = _listed(
                 await self.call(
                     "GET",
                     f"/organizations/{org_id}/invitations",
-                    params={"page": page, "per_page": 100},
+                    params={"page": page, "per_page": PER_PAGE, "sort": "created_at:-1"},
                 ),
                 "invitations",
             )
             for item in items:
                 if (item.get("app_metadata") or {}).get("saas_invitation_id") == app_invitation_id:
                     return item
-            if len(items) < 100:
+            if len(items) < PER_PAGE or (
+                created_since is not None and _created_before(items[-1], created_since)
+            ):
                 return None
             page += 1
+        raise ManagementError(
+            f"more than {PAGING_WINDOW} invitations were created at Auth0 since this one may "
+            "have been: it cannot be looked up there"
+        )
 
     async def create_invitation(
         self,
@@ -292,6 +393,16 @@ class ManagementClient:
         except ManagementError as error:
             if error.status != 404:  # already gone is what we wanted
                 raise
+
+
+def _created_before(item: dict[str, Any], moment: datetime.datetime) -> bool:
+    try:
+        created = datetime.datetime.fromisoformat(str(item.get("created_at")))
+    except ValueError:
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.UTC)
+    return created < moment
 
 
 def _listed(body: Any, key: str) -> list[dict[str, Any]]:

@@ -52,6 +52,10 @@ RUN_SHARE_OF_LEASE = 0.8
 
 StateT = TypeVar("StateT")
 Apply = Callable[[AsyncSession], Awaitable[None]]
+# Added to the payload `read` is given: which run of this job this is (1 on the first). A push
+# that creates something at Auth0 needs it: after a run that may have reached Auth0 without
+# recording its answer (the worker stopped, the call timed out), it looks before creating again.
+ATTEMPT_KEY = "_attempt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,7 @@ class JobHandler(Generic[StateT]):
     session at all, and returns the database writes its answers call for, if any, which the
     worker makes in the transaction that records the job, whether or not the rows changed:
     they must be guarded (write only where the row still lacks the answer) and may find the
-    row gone."""
+    row gone. The payload `read` gets carries the run's number under `ATTEMPT_KEY`."""
 
     read: Callable[[AsyncSession, dict[str, Any]], Awaitable[StateT]]
     push: Callable[[ManagementClient, StateT], Awaitable[Apply | None]]
@@ -79,6 +83,10 @@ class Claim:
     payload: dict[str, Any]
     attempts: int
     token: str
+
+    @property
+    def read_input(self) -> dict[str, Any]:
+        return {**self.payload, ATTEMPT_KEY: self.attempts}
 
 
 def utcnow() -> datetime.datetime:
@@ -200,7 +208,7 @@ class OutboxWorker:
                 raise ManagementError(f"no handler for job kind {claim.kind!r}")
             async with asyncio.timeout(self.lease_seconds * RUN_SHARE_OF_LEASE):
                 async with self.session_maker() as session, session.begin():
-                    state = await handler.read(session, dict(claim.payload))
+                    state = await handler.read(session, claim.read_input)
                 # The session is closed here: no transaction, no pooled connection held.
                 apply = await handler.push(self.client, state)
         except ManagementError as error:
@@ -239,7 +247,7 @@ class OutboxWorker:
             if ours:
                 # Compared before `apply` writes: its own writes change what `read` returns.
                 with contextlib.suppress(ManagementError):
-                    unchanged = await handler.read(session, dict(claim.payload)) == state
+                    unchanged = await handler.read(session, claim.read_input) == state
             if apply is not None:
                 await apply(session)
             if not ours:

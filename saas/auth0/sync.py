@@ -13,6 +13,7 @@ looks it up at Auth0 by what the app put there (app metadata, its name).
 
 from __future__ import annotations
 
+import base64
 import datetime
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from saas.auth0.jobs import (
     disable_connection_later,
 )
 from saas.auth0.management import ManagementClient, ManagementError
-from saas.auth0.outbox import Apply, JobHandler
+from saas.auth0.outbox import ATTEMPT_KEY, Apply, JobHandler
 from saas.db.models import (
     EnterpriseConnection,
     Invitation,
@@ -189,6 +190,9 @@ class InvitationState:
     auth0_invitation_id: str | None
     # Auth0 invitations this one replaces (a resend), to delete there.
     delete_auth0_ids: tuple[str, ...]
+    created_at: datetime.datetime
+    # An earlier run of this job may have created it at Auth0 without recording the answer.
+    earlier_run: bool
 
     def is_pending(self, now: datetime.datetime) -> bool:
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
@@ -215,6 +219,22 @@ async def read_invitation(session: AsyncSession, payload: dict[str, Any]) -> Inv
         token_hash=invitation.token_hash,
         auth0_invitation_id=invitation.auth0_invitation_id,
         delete_auth0_ids=tuple(str(i) for i in payload.get("delete_auth0_ids", [])),
+        created_at=invitation.created_at,
+        earlier_run=int(payload.get(ATTEMPT_KEY, 1)) > 1,
+    )
+
+
+# Auth0's clock and ours may differ a little: look a bit further back than the row's birth.
+CLOCK_SKEW = datetime.timedelta(minutes=15)
+
+
+async def _created_unrecorded(
+    client: ManagementClient, state: InvitationState
+) -> dict[str, Any] | None:
+    """What an earlier run created at Auth0 for this invitation without recording it, if
+    anything: it can only be newer than the invitation's row."""
+    return await client.find_invitation(
+        state.auth0_org_id, str(state.id), created_since=state.created_at - CLOCK_SKEW
     )
 
 
@@ -232,15 +252,18 @@ async def push_invitation(client: ManagementClient, state: InvitationState | Non
                 # Created at Auth0 without its id reaching us (the worker stopped before it
                 # recorded it, or the create is still running elsewhere and will run this
                 # job again when it records): find it by the id we gave it.
-                found = await client.find_invitation(org_id, str(state.id))
+                found = await _created_unrecorded(client, state)
                 open_id = str(found["id"]) if found else None
             if open_id is not None:
                 await client.delete_invitation(org_id, open_id)
         return None
     if state.auth0_invitation_id is not None:
         return None
-    # After a crash between Auth0's answer and our commit, the invitation exists already.
-    created = await client.find_invitation(org_id, str(state.id))
+    # Auth0's answer is kept on the row (below), so a create is not preceded by a search,
+    # which would page through every invitation of the organization (and fail past Auth0's
+    # 1,000-record window). Only a run after one that may have reached Auth0 unrecorded
+    # looks, among the invitations created since this one.
+    created = await _created_unrecorded(client, state) if state.earlier_run else None
     if created is None or created.get("id") in state.delete_auth0_ids:
         created = await client.create_invitation(
             org_id=org_id,
@@ -314,10 +337,35 @@ async def read_connection(session: AsyncSession, payload: dict[str, Any]) -> Con
     )
 
 
+def signing_cert_for_auth0(value: str) -> str:
+    """A SAML connection's `options.signingCert` as Auth0 takes it: the Base64 of the
+    certificate's whole PEM text, BEGIN and END lines included. Auth0 docs, Connect Your App
+    to SAML Identity Providers: "If you use the Management API, you must convert the file to
+    Base64"; Auth0 Community, "options.signingCert format for SAML connections": "The correct
+    format is a base64 encoded PEM certificate",
+    https://community.auth0.com/t/options-signingcert-format-for-saml-connections/56159.
+    Raw PEM is stored by Auth0 as it is and then fails the signature check of responses that
+    do not embed the certificate ("The Supported Formats for SAML Connection Signing
+    Certificate are not Consistent Between Dashboard and Management API", Auth0 Community,
+    https://community.auth0.com/t/the-supported-formats-for-saml-connection-signing-certificate-are-not-consistent-between-dashboard-and-management-api/121425).
+    The app keeps the PEM (saas/sso/validation.py); a value Base64 already is left alone."""
+    text = value.strip()
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return value
+    return base64.b64encode((text + "\n").encode()).decode()
+
+
+def options_for_auth0(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
+    sent = dict(options)
+    if strategy == "samlp" and isinstance(sent.get("signingCert"), str):
+        sent["signingCert"] = signing_cert_for_auth0(sent["signingCert"])
+    return sent
+
+
 async def push_connection(client: ManagementClient, state: ConnectionState | None) -> Apply | None:
     if state is None:
         return None
-    options = dict(state.options)
+    options = options_for_auth0(state.strategy, state.options)
     options["domain_aliases"] = list(state.domain_aliases)
     if state.secret_ciphertext:
         options["client_secret"] = decrypt_secret(client.settings, state.secret_ciphertext)

@@ -31,7 +31,14 @@ from saas.devidp import (
 )
 from saas.devidp.clients import ClientSpec, default_clients
 from saas.devidp.context import CSRF_COOKIE, STATIC_DIR, TEMPLATES_DIR, DevIdp, provide_db
-from saas.devidp.dev_routes import add_fault, clear_faults, landing, list_faults, remove_fault
+from saas.devidp.dev_routes import (
+    add_fault,
+    clear_faults,
+    landing,
+    list_faults,
+    remove_fault,
+    revoke_m2m_tokens,
+)
 from saas.devidp.errors import EXCEPTION_HANDLERS
 from saas.devidp.keys import DEFAULT_GRACE_SECONDS, KeyStore
 from saas.devidp.management import management_router
@@ -124,6 +131,7 @@ def create_devidp_app(
             remove_fault,
             tenant.read_tenant,
             tenant.change_tenant,
+            revoke_m2m_tokens,
             management_router(),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
         ],

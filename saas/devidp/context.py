@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from saas.config import Settings
 from saas.devidp.faults import FaultBook
 from saas.devidp.keys import KeyStore
+from saas.devidp.rate_window import RateLimitWindow
 from saas.devidp.tenant import TenantConfig
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -39,6 +40,7 @@ class DevIdp:
     keys: KeyStore
     faults: FaultBook = field(default_factory=FaultBook)
     tenant: TenantConfig = field(default_factory=TenantConfig)
+    rate_limit: RateLimitWindow = field(default_factory=RateLimitWindow)
     clock: Callable[[], float] = time.time
 
     # ---- URLs -----------------------------------------------------------------------

@@ -59,6 +59,17 @@ async def add_fault(request: Request[Any, Any, Any], state: State) -> Response[A
     return Response(fault.as_json(), status_code=201)
 
 
+@post("/__dev/faults/revoke-m2m-tokens", opt={"exclude_from_csrf": True}, status_code=200)
+async def revoke_m2m_tokens(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    """Revoke every machine-to-machine token issued so far (the Management API answers 401 to
+    them from then on), as rotating the M2M client's credentials does at Auth0."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return Response(
+            {"error": "invalid_request", "error_description": _JSON_ONLY}, status_code=415
+        )
+    return Response({"revoked": get_idp(state).faults.revoke_m2m_tokens()}, status_code=200)
+
+
 @delete("/__dev/faults", opt={"exclude_from_csrf": True}, status_code=204)
 async def clear_faults(state: State) -> None:
     get_idp(state).faults.clear()

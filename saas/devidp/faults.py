@@ -1,14 +1,22 @@
-"""Fault injection for the Management API, so tests can exercise retries and timeouts.
+"""Fault injection for the Management API, so tests can exercise retries, timeouts and 401s.
 
 A fault matches by HTTP method and a glob over the path (``/api/v2/organizations/*/members``)
 and fires either for the next ``count`` matching calls or for a ``fraction`` of them. It can
-answer 429 with ``Retry-After``, answer 500, or hang for some seconds before answering
-normally. State is in memory: faults are a test-time switch, not data.
+answer 429, answer 500, or hang for some seconds before answering normally. A 429 carries
+Auth0's ``X-RateLimit-*`` headers, its reset ``reset_after`` seconds ahead (default 1), and a
+``Retry-After`` only when the fault names one (``retry_after``): Auth0 documents the former.
+
+Apart from those, ``revoke_m2m_tokens`` revokes every machine-to-machine token issued so far,
+as rotating the M2M client's credentials or the tenant's signing key does at Auth0: the
+Management API then answers 401 to them, and a client must fetch a new token.
+
+State is in memory: faults are a test-time switch, not data.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import itertools
 import random
 import threading
@@ -32,7 +40,8 @@ class Fault:
     kind: FaultKind
     count: int | None
     fraction: float | None
-    retry_after: int
+    retry_after: int | None
+    reset_after: int
     hang_seconds: float
     fired: int = 0
 
@@ -51,6 +60,9 @@ class FaultBook:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._random = random.Random()  # noqa: S311 - test fault sampling, not security
+        # Digests of the M2M tokens issued since the last revocation, and of those revoked.
+        self._issued: set[str] = set()
+        self._revoked: set[str] = set()
 
     def add(self, spec: dict[str, Any]) -> Fault:
         method = str(spec.get("method", "*")).upper()
@@ -72,10 +84,13 @@ class FaultBook:
             not isinstance(fraction, int | float) or not 0 < float(fraction) <= 1
         ):
             raise FaultSpecError("fraction must be in (0, 1]")
-        retry_after = spec.get("retry_after", 1)
+        retry_after = spec.get("retry_after")
+        reset_after = spec.get("reset_after", 1 if retry_after is None else retry_after)
         hang_seconds = spec.get("hang_seconds", 0)
-        if not isinstance(retry_after, int) or retry_after < 0:
+        if retry_after is not None and (not isinstance(retry_after, int) or retry_after < 0):
             raise FaultSpecError("retry_after must be a non-negative integer (seconds)")
+        if not isinstance(reset_after, int) or reset_after < 0:
+            raise FaultSpecError("reset_after must be a non-negative integer (seconds)")
         if not isinstance(hang_seconds, int | float) or not 0 <= hang_seconds <= 300:
             raise FaultSpecError("hang_seconds must be between 0 and 300")
         if kind == "hang" and hang_seconds <= 0:
@@ -89,6 +104,7 @@ class FaultBook:
                 count=count,
                 fraction=None if fraction is None else float(fraction),
                 retry_after=retry_after,
+                reset_after=reset_after,
                 hang_seconds=float(hang_seconds),
             )
             self._faults.append(fault)
@@ -123,3 +139,29 @@ class FaultBook:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    # ---- machine-to-machine tokens ---------------------------------------------------
+
+    def issued_m2m_token(self, token: str) -> None:
+        digest = _digest(token)
+        with self._lock:
+            # Issued again (the same claims within one second sign to the same token): a token
+            # issued after a revocation is valid.
+            self._revoked.discard(digest)
+            self._issued.add(digest)
+
+    def revoke_m2m_tokens(self) -> int:
+        """Revoke every M2M token issued so far; tokens issued later are valid."""
+        with self._lock:
+            revoked = len(self._issued)
+            self._revoked |= self._issued
+            self._issued = set()
+            return revoked
+
+    def is_revoked(self, token: str) -> bool:
+        with self._lock:
+            return _digest(token) in self._revoked
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

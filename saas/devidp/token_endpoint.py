@@ -348,6 +348,8 @@ async def _client_credentials(
     access_token = tokens.client_credentials_token(
         idp, client_id=client.client_id, audience=audience, scope=scope, now=now
     )
+    # So that the revoke_m2m_tokens fault (saas/devidp/faults.py) can revoke it.
+    idp.faults.issued_m2m_token(access_token)
     return {
         "access_token": access_token,
         "scope": scope,

@@ -62,6 +62,47 @@ def test_production_refuses_development_values(override: dict[str, object], mess
         load_settings(**production(**override))
 
 
+def test_a_custom_login_domain_keeps_the_management_api_on_the_canonical_domain() -> None:
+    settings = load_settings(
+        **production(
+            auth0_domain="login.example.com", auth0_management_domain="tenant.eu.auth0.com"
+        )
+    )
+    assert settings.auth0_issuer == "https://login.example.com/"
+    assert settings.auth0_base_url == "https://login.example.com"
+    assert settings.auth0_management_base_url == "https://tenant.eu.auth0.com"
+    assert settings.auth0_management_audience == "https://tenant.eu.auth0.com/api/v2/"
+    # Unset, the Management API is on AUTH0_DOMAIN, as before.
+    plain = load_settings(**production())
+    assert plain.auth0_management_base_url == "https://tenant.eu.auth0.com"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"auth0_management_domain": "http://tenant.auth0.com"},
+            "AUTH0_MANAGEMENT_DOMAIN: an http:// Auth0 domain is allowed only on loopback",
+        ),
+        (
+            {"auth0_management_domain": "https://tenant.auth0.com/api/v2/"},
+            "AUTH0_MANAGEMENT_DOMAIN: must be a bare origin without a path",
+        ),
+        (
+            {"auth0_management_domain": "ftp://tenant.auth0.com"},
+            "AUTH0_MANAGEMENT_DOMAIN: must be a host name",
+        ),
+        (
+            {"auth0_domain": None, "app_env": "test", "auth0_management_domain": "t.auth0.com"},
+            "AUTH0_MANAGEMENT_DOMAIN is the canonical domain of the tenant AUTH0_DOMAIN names",
+        ),
+    ],
+)
+def test_the_management_domain_is_validated(override: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(**production(**override))
+
+
 def test_http_auth0_domain_only_on_loopback() -> None:
     assert (
         load_settings(auth0_domain="http://127.0.0.1:9000").auth0_issuer == "http://127.0.0.1:9000/"

@@ -11,28 +11,26 @@ from saas.devidp.context import get_idp
 from saas.devidp.errors import management_body
 from saas.devidp.management import catalog, invitations, members, organizations, users
 from saas.devidp.management.auth import management_guard
+from saas.devidp.management.rate_limit import RateLimitHeaders, rate_limit_headers
 
 
 async def inject_faults(request: Request[Any, Any, Any]) -> Response[Any] | None:
     """Apply a test-configured fault (see ``saas.devidp.faults``) before the real handler."""
-    fault = get_idp(request.app.state).faults.take(request.method, request.url.path)
+    idp = get_idp(request.app.state)
+    fault = idp.faults.take(request.method, request.url.path)
     if fault is None:
         return None
     if fault.kind == "hang":
         await anyio.sleep(fault.hang_seconds)
         return None
     if fault.kind == "429":
+        headers = rate_limit_headers(idp.rate_limit.limit, 0, int(idp.clock()) + fault.reset_after)
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(fault.retry_after)
         return Response(
             management_body(429, "Global limit has been reached", "too_many_requests"),
             status_code=429,
-            headers={
-                "Retry-After": str(fault.retry_after),
-                "X-RateLimit-Limit": "50",
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": str(
-                    int(get_idp(request.app.state).clock()) + fault.retry_after
-                ),
-            },
+            headers=headers,
         )
     return Response(
         management_body(500, "Internal Server Error", "internal_error"), status_code=500
@@ -44,6 +42,7 @@ def management_router() -> Router:
         path="/api/v2",
         guards=[management_guard],
         before_request=inject_faults,
+        middleware=[RateLimitHeaders()],
         opt={"exclude_from_csrf": True},
         route_handlers=[
             organizations.create_organization,

@@ -21,15 +21,16 @@ def management_guard(
     header = connection.headers.get("authorization", "")
     if not header.lower().startswith("bearer ") or not header[7:].strip():
         raise ManagementError(401, "Missing authentication", "missing_authentication")
+    token = header[7:].strip()
     try:
-        claims = tokens.verify(idp, header[7:].strip(), audience=idp.management_audience)
+        claims = tokens.verify(idp, token, audience=idp.management_audience)
     except jwt.ExpiredSignatureError:
         raise ManagementError(
             401, "Expired token received for JSON Web Token validation", "token_expired"
         ) from None
     except jwt.InvalidTokenError:
         raise ManagementError(401, "Invalid token", "invalid_token") from None
-    if claims.get("gty") != "client-credentials":
+    if claims.get("gty") != "client-credentials" or idp.faults.is_revoked(token):
         raise ManagementError(401, "Invalid token", "invalid_token")
     required: tuple[str, ...] = handler.opt.get("scopes", ())
     granted = set(str(claims.get("scope", "")).split())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
+from cryptography import x509
 from litestar import Request, Response, get, patch, post
 from litestar.params import FromPath
 from sqlalchemy import select
@@ -52,7 +54,7 @@ async def list_connections(request: Request[Any, Any, Any], db: Db) -> Any:
         connections = [c for c in connections if c.strategy in strategies]
     if uses_checkpoint(query):
         return checkpoint_page(query, connections, "connections", lambda c: c.id, shapes.connection)
-    return offset_page(query, connections, "connections", shapes.connection)
+    return offset_page(query, connections, "connections", shapes.connection, checkpoint=True)
 
 
 def _validate_options(strategy: str, options: dict[str, Any]) -> None:
@@ -69,6 +71,35 @@ def _validate_options(strategy: str, options: dict[str, Any]) -> None:
         raise bad_body(
             "'samlp connections need options.metadataUrl, metadataXml or signInEndpoint'"
         )
+    if strategy == "samlp" and "signingCert" in options:
+        _check_signing_cert(options["signingCert"])
+
+
+def _check_signing_cert(value: Any) -> None:
+    """``options.signingCert`` is the Base64 of the certificate's PEM text, BEGIN and END lines
+    included: what Auth0's Dashboard stores ("LS0tLS1CRUdJTi...") and what it expects from the
+    Management API. Auth0 docs, Connect Your App to SAML Identity Providers, "Convert signing
+    certificate to Base64"; Auth0 Community: "The correct format is a base64 encoded PEM
+    certificate",
+    https://community.auth0.com/t/options-signingcert-format-for-saml-connections/56159.
+    Auth0 stores raw PEM without a word and then fails to verify responses that do not embed
+    the certificate (Auth0 Community,
+    https://community.auth0.com/t/the-supported-formats-for-saml-connection-signing-certificate-are-not-consistent-between-dashboard-and-management-api/121425);
+    the dev IdP refuses it up front, and anything else that does not decode to a PEM
+    certificate."""
+    refusal = bad_body(
+        "'options.signingCert must be the Base64 encoding of the PEM certificate (BEGIN and "
+        "END lines included)' on property options"
+    )
+    if not isinstance(value, str) or "-----BEGIN" in value:
+        raise refusal
+    try:
+        pem = base64.b64decode("".join(value.split()), validate=True)
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise refusal
+        x509.load_pem_x509_certificate(pem)
+    except ValueError:  # binascii.Error included
+        raise refusal from None
 
 
 @post("/connections", opt={"scopes": ("create:connections",)}, status_code=201)

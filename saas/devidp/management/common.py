@@ -19,8 +19,20 @@ T = TypeVar("T")
 # app here would let a bug in the app's validation reach the mailbox unnoticed.
 _ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
 EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+# Auth0's largest page, and the first records offset pagination (page/per_page) reaches:
+# beyond them Auth0 answers 400 invalid_paging, "Requesting page 10 exceeds the allowed maximum
+# of 1000 records. To fetch results beyond 1000, use the checkpoint pagination method."
+# (auth0/docs articles/organizations/configure-membership.md; auth0/auth0-python#277), and a
+# larger per_page is "Query validation error: 'Value 1000 is greater than maximum 100' on
+# property per_page (Number of results per page. Defaults to 50)." (auth0/node-auth0#648).
 MAX_PER_PAGE = 100
+PAGING_WINDOW = 1000
 DEFAULT_TAKE = 50
+_PARAMETER_HELP = {
+    "page": "Page index of the results to return. First page is 0.",
+    "per_page": "Number of results per page. Defaults to 50.",
+    "take": "Number of results per page. Defaults to 50.",
+}
 
 
 def bad_body(message: str) -> ManagementError:
@@ -81,7 +93,7 @@ def string_list(body: dict[str, Any], name: str, *, min_items: int, max_items: i
     return list(dict.fromkeys(value))
 
 
-def _int(query: Any, name: str, default: int, low: int, high: int) -> int:
+def _int(query: Any, name: str, default: int, low: int, high: int | None) -> int:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
@@ -89,8 +101,11 @@ def _int(query: Any, name: str, default: int, low: int, high: int) -> int:
         value = int(raw)
     except ValueError:
         raise bad_query(f"Expected type integer on parameter {name}") from None
-    if not low <= value <= high:
-        raise bad_query(f"{name} must be between {low} and {high}")
+    where = f"on property {name} ({_PARAMETER_HELP.get(name, name)})"
+    if value < low:
+        raise bad_query(f"'Value {value} is less than minimum {low}' {where}")
+    if high is not None and value > high:
+        raise bad_query(f"'Value {value} is greater than maximum {high}' {where}")
     return value
 
 
@@ -98,10 +113,31 @@ def _bool(query: Any, name: str) -> bool:
     return str(query.get(name, "false")).lower() == "true"
 
 
-def offset_page(query: Any, items: list[T], key: str, render: Callable[[T], Any]) -> Any:
-    """``page``/``per_page``/``include_totals``: an array, or ``{key, start, limit, total}``."""
-    page = _int(query, "page", 0, 0, 10_000)
+def offset_page(
+    query: Any,
+    items: list[T],
+    key: str,
+    render: Callable[[T], Any],
+    *,
+    checkpoint: bool = False,
+) -> Any:
+    """``page``/``per_page``/``include_totals``: an array, or ``{key, start, limit, total}``.
+    A page reaching past the first 1,000 records is refused whatever the list holds, as Auth0
+    does; `checkpoint` says the endpoint also pages with ``from``/``take``."""
+    page = _int(query, "page", 0, 0, None)
     per_page = _int(query, "per_page", 50, 1, MAX_PER_PAGE)
+    if (page + 1) * per_page > PAGING_WINDOW:
+        hint = (
+            " To fetch results beyond 1000, use the checkpoint pagination method."
+            if checkpoint
+            else ""
+        )
+        raise ManagementError(
+            400,
+            f"Requesting page {page} exceeds the allowed maximum of {PAGING_WINDOW} records."
+            + hint,
+            "invalid_paging",
+        )
     chunk = [render(i) for i in items[page * per_page : (page + 1) * per_page]]
     if _bool(query, "include_totals"):
         return {key: chunk, "start": page * per_page, "limit": per_page, "total": len(items)}

@@ -22,6 +22,7 @@ from saas.devidp.management import shapes
 from saas.devidp.management.common import (
     EMAIL,
     bad_body,
+    bad_query,
     expect,
     json_object,
     not_found,
@@ -36,10 +37,14 @@ MAX_TTL_SECONDS = 30 * 86400
 _TICKET_ALPHABET = string.ascii_letters + string.digits
 
 
+# Auth0 answers 200, not 201, to a created invitation: "200 Invitation successfully created"
+# (auth0/docs articles/organizations/configure-membership.md), and so do the mocks Auth0's SDKs
+# generate from its API definition ("Create invitations to an organization": 200, beside 201
+# for "Add connections to an organization"; auth0/auth0-python wiremock/wiremock-mappings.json).
 @post(
     "/organizations/{org_id:str}/invitations",
     opt={"scopes": ("create:organization_invitations",)},
-    status_code=201,
+    status_code=200,
 )
 async def create_invitation(
     org_id: FromPath[str], request: Request[Any, Any, Any], db: Db, state: State
@@ -140,7 +145,7 @@ async def create_invitation(
             now=now,
         )
     await db.commit()
-    return Response(shapes.invitation(invitation), status_code=201)
+    return Response(shapes.invitation(invitation), status_code=200)
 
 
 @get(
@@ -149,11 +154,20 @@ async def create_invitation(
 )
 async def list_invitations(org_id: FromPath[str], request: Request[Any, Any, Any], db: Db) -> Any:
     await get_org(db, org_id)
+    # "sort: Field to sort by. Use field:order where order is 1 for ascending and -1 for
+    # descending. Defaults to created_at:-1" (Get invitations to an organization): newest first.
+    sort = request.query_params.get("sort") or "created_at:-1"
+    if sort not in ("created_at:-1", "created_at:1"):
+        raise bad_query(f"the dev IdP sorts invitations by created_at:1 or :-1 only, not {sort}")
+    newest_first = sort == "created_at:-1"
     invitations = list(
         await db.scalars(
             select(Invitation)
             .where(Invitation.organization_id == org_id)
-            .order_by(Invitation.created_at, Invitation.id)
+            .order_by(
+                Invitation.created_at.desc() if newest_first else Invitation.created_at,
+                Invitation.id.desc() if newest_first else Invitation.id,
+            )
         )
     )
     return offset_page(request.query_params, invitations, "invitations", shapes.invitation)

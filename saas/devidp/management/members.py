@@ -61,7 +61,7 @@ async def list_members(org_id: FromPath[str], request: Request[Any, Any, Any], d
 
     if uses_checkpoint(query):
         return checkpoint_page(query, users, "members", lambda u: u.user_id, render)
-    return offset_page(query, users, "members", render)
+    return offset_page(query, users, "members", render, checkpoint=True)
 
 
 async def _member_ids(request: Request[Any, Any, Any]) -> list[str]:

@@ -124,7 +124,7 @@ async def list_organizations(request: Request[Any, Any, Any], db: Db) -> Any:
     query = request.query_params
     if uses_checkpoint(query):
         return checkpoint_page(query, orgs, "organizations", lambda o: o.id, shapes.organization)
-    return offset_page(query, orgs, "organizations", shapes.organization)
+    return offset_page(query, orgs, "organizations", shapes.organization, checkpoint=True)
 
 
 @get("/organizations/{org_id:str}", opt=_ORG_READ)
