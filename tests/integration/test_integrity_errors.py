@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.app import create_app
 from saas.db.models import Organization, Project
 from saas.projects.services import ProjectRepository
+from saas.tenancy.routers import API_OPT
 from tests.support.servers import serve
 from tests.support.stack import stack_settings
 
@@ -43,7 +44,8 @@ def violation_route() -> HTTPRouteHandler:
     """A route that makes the write `kind` names, which the schema refuses. (A new handler
     for each app: Litestar keeps what it resolved for one on the handler.)"""
 
-    @get("/api/test-only/violate/{kind:str}")
+    # Declared an API route as the API router declares its own, so refusals are JSON problems.
+    @get("/api/test-only/violate/{kind:str}", opt={API_OPT: True})
     async def violate(kind: FromPath[str], db_session: NamedDependency[AsyncSession]) -> None:
         organization = await _organization(db_session)
         repository = ProjectRepository(session=db_session, organization_id=organization.id)
