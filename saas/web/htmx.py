@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from litestar import Request
-from litestar.plugins.htmx import HTMXRequest, TriggerEvent
+from litestar.plugins.htmx import ClientRedirect, HTMXRequest, TriggerEvent
+from litestar.status_codes import HTTP_200_OK
 
 ToastLevel = Literal["success", "error", "info"]
 # A fragment and the full page share a URL: caches must keep them apart.
@@ -45,3 +46,14 @@ def toast_only(message: str, level: ToastLevel = "success") -> TriggerEvent[str]
         after="receive",
         media_type="text/html",
     )
+
+
+def client_redirect(location: str, status_code: int = HTTP_200_OK) -> ClientRedirect:
+    """A full page load of `location` (`HX-Redirect`), instead of a swap.
+
+    litestar-htmx's `ClientRedirect` sets no status of its own, so the route's would apply: a
+    POST's 201, or a 303 that the browser's XHR would try to follow before htmx saw the header.
+    """
+    redirect = ClientRedirect(location)
+    redirect.status_code = status_code
+    return redirect
