@@ -9,6 +9,7 @@ import structlog
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.datastructures import CacheControlHeader
+from litestar.plugins.flash import FlashConfig, FlashPlugin
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -91,6 +92,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         count_statements_of(db_config.get_engine())
         middleware.append(sql_timing_middleware)
     add_security_headers = security_headers_middleware_factory(settings)
+    template_config = TemplateConfig(
+        directory=TEMPLATES_DIR,
+        engine=JinjaTemplateEngine,
+        # Outside development, templates do not change under a running server: skip the
+        # file-modification check Jinja otherwise makes on every render.
+        engine_callback=lambda engine: setattr(
+            engine.engine, "auto_reload", settings.is_development
+        ),
+    )
     return Application(
         edge=lambda app: access_log_middleware(add_security_headers(app)),
         route_handlers=[
@@ -105,16 +115,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SQLAlchemyPlugin(config=db_config),
             HTMXPlugin(),
             ApplicationCore(settings, db_config),
+            # After ApplicationCore, which adds the session middleware the messages live in.
+            FlashPlugin(config=FlashConfig(template_config=template_config)),
         ],
-        template_config=TemplateConfig(
-            directory=TEMPLATES_DIR,
-            engine=JinjaTemplateEngine,
-            # Outside development, templates do not change under a running server: skip the
-            # file-modification check Jinja otherwise makes on every render.
-            engine_callback=lambda engine: setattr(
-                engine.engine, "auto_reload", settings.is_development
-            ),
-        ),
+        template_config=template_config,
         middleware=middleware,
         # Before every other guard, so before a slug or a search reaches the database.
         guards=[refuse_control_characters],
