@@ -119,7 +119,7 @@ class MembersApi(Controller):
     async def list_members(
         self,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        memberships: NamedDependency[MembershipService],
         q: Search = None,
         sort: SortKey = "name",
         descending: FromQuery[bool] = False,
@@ -136,7 +136,7 @@ class MembersApi(Controller):
             raise InvalidInput("Give `after` or `before`, not both.", field="after")
         search = (q or "").strip() or None
         try:
-            page, total = await MembershipService(session=db_session).listing(
+            page, total = await memberships.listing(
                 tenant.organization,
                 search=search,
                 sort=sort,
@@ -164,10 +164,11 @@ class MembersApi(Controller):
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        memberships: NamedDependency[MembershipService],
         member_id: FromPath[UUID],
         data: JSONBody[RoleChange],
     ) -> MemberOut:
-        membership = await MembershipService(session=db_session).change_role(
+        membership = await memberships.change_role(
             organization_id=tenant.organization.id,
             membership_id=member_id,
             role=data.role,
@@ -187,10 +188,10 @@ class MembersApi(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        memberships: NamedDependency[MembershipService],
         member_id: FromPath[UUID],
     ) -> None:
-        await MembershipService(session=db_session).remove(
+        await memberships.remove(
             organization_id=tenant.organization.id,
             membership_id=member_id,
             actor=actor_from(request, tenant.user),
@@ -206,11 +207,11 @@ class InvitationsApi(Controller):
     async def list_invitations(
         self,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        invitations: NamedDependency[InvitationService],
         limit: Limit = 25,
         offset: Offset = 0,
     ) -> Page[InvitationOut]:
-        rows, total = await InvitationService(session=db_session).page(
+        rows, total = await invitations.page(
             tenant.organization.id, open_only=True, limit=limit, offset=offset
         )
         return Page(items=[_invitation(i) for i in rows], total=total, limit=limit, offset=offset)
@@ -220,11 +221,11 @@ class InvitationsApi(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        invitations: NamedDependency[InvitationService],
         data: JSONBody[InvitationIn],
     ) -> InvitationOut:
-        invitation, _ticket = await InvitationService(session=db_session).invite(
+        invitation, _ticket = await invitations.invite(
             organization_id=tenant.organization.id,
             email=data.email,
             role=data.role,
@@ -244,10 +245,10 @@ class InvitationsApi(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        invitations: NamedDependency[InvitationService],
         invitation_id: FromPath[UUID],
     ) -> None:
-        await InvitationService(session=db_session).revoke(
+        await invitations.revoke(
             organization_id=tenant.organization.id,
             invitation_id=invitation_id,
             actor=actor_from(request, tenant.user),
