@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ApplicationCore(settings, db_config),
             # After ApplicationCore, which installs the session middleware flashes live in;
             # `get_flashes()` in templates/layouts/base.html shows them.
-            FlashPlugin(FlashConfig(template_config=template_config)),
+            FlashPlugin(config=FlashConfig(template_config=template_config)),
         ],
         template_config=template_config,
         # Before every other guard, so before a slug or a search reaches the database.

@@ -8,11 +8,14 @@ ones on the tenant routers (they need `tenant`), the rest for the whole applicat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import AuditService
 from saas.config import Settings
+from saas.db.models import Organization
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
@@ -34,6 +37,24 @@ def provide_sso(
     settings: NamedDependency[Settings],
 ) -> SsoService:
     return SsoService(db_session, tenant.organization, settings)
+
+
+@dataclass(frozen=True, slots=True)
+class SsoForOrganization:
+    """`SsoService` for an organization the request does not resolve as its tenant: the
+    operator console sets up the connection of an organization it has just created."""
+
+    session: AsyncSession
+    settings: Settings
+
+    def __call__(self, organization: Organization) -> SsoService:
+        return SsoService(self.session, organization, self.settings)
+
+
+def provide_sso_for(
+    db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+) -> SsoForOrganization:
+    return SsoForOrganization(db_session, settings)
 
 
 def provide_memberships(db_session: NamedDependency[AsyncSession]) -> MembershipService:
@@ -67,4 +88,5 @@ SERVICES: dict[str, Provide] = {
     "audit": Provide(provide_audit, sync_to_thread=False),
     "organizations": Provide(provide_organizations, sync_to_thread=False),
     "users": Provide(provide_users, sync_to_thread=False),
+    "sso_for": Provide(provide_sso_for, sync_to_thread=False),
 }

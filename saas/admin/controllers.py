@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -10,11 +11,13 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
+from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.audit.services import Actor
 from saas.config import Settings
 from saas.db.models import Invitation, Organization, OrganizationStatus, OutboxJob, OutboxStatus
 from saas.errors import DomainError, InvalidInput
@@ -22,8 +25,8 @@ from saas.invitations.services import InvitationService
 from saas.login.current_user import actor_from, load_current_user, memberships_of
 from saas.organizations.dns_verification import record_name
 from saas.organizations.services import CONNECTION_STRATEGIES, OrganizationService
-from saas.sso.controllers import SsoForm, validate_form
-from saas.sso.services import SsoService
+from saas.services import SsoForOrganization
+from saas.sso.forms import SsoForm, validate_form
 from saas.tenancy.guards import requires_platform_operator
 from saas.tenancy.permissions import Role
 from saas.tenancy.routers import PRIVATE, PRIVATE_OPT
@@ -94,9 +97,10 @@ class AdminController(Controller):
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
+        organizations: NamedDependency[OrganizationService],
         q: FromQuery[str | None] = None,
     ) -> Template:
-        page = await OrganizationService(session=db_session).overview(search=q, limit=200)
+        page = await organizations.overview(search=q, limit=200)
         failed = await db_session.scalar(
             select(OutboxJob.id).where(OutboxJob.status == OutboxStatus.FAILED.value).limit(1)
         )
@@ -132,9 +136,11 @@ class AdminController(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        organizations: NamedDependency[OrganizationService],
+        invitations: NamedDependency[InvitationService],
+        sso_for: NamedDependency[SsoForOrganization],
         data: Annotated[CreateOrganizationForm, FormBody],
     ) -> Template | Redirect:
-        service = OrganizationService(session=db_session)
         try:
             # First, before anything is read or written: validating an OIDC connection fetches
             # its discovery document, and no transaction may be open during a network call.
@@ -153,7 +159,7 @@ class AdminController(Controller):
                 else None
             )
             actor = actor_from(request, await load_current_user(request, db_session))
-            org = await service.create_organization(
+            org = await organizations.create_organization(
                 slug=data.slug,
                 display_name=data.display_name,
                 actor=actor,
@@ -162,16 +168,16 @@ class AdminController(Controller):
                 require_sso=_checked(data.require_sso),
             )
             for domain in _split(data.domains):
-                await service.add_domain(organization_id=org.id, domain=domain, actor=actor)
+                await organizations.add_domain(organization_id=org.id, domain=domain, actor=actor)
             if validated is not None:
-                await SsoService(db_session, org, settings).save(
+                await sso_for(org).save(
                     validated,
                     display_name=f"{org.display_name} SSO",
                     assign_membership_on_login=org.jit_provisioning,
                     actor=actor,
                 )
             if data.owner_email.strip():
-                await InvitationService(session=db_session).invite(
+                await invitations.invite(
                     organization_id=org.id,
                     email=data.owner_email,
                     role=Role.OWNER,
@@ -193,18 +199,19 @@ class AdminController(Controller):
                 ),
                 status_code=error.status_code,
             )
-        return Redirect(path=f"/admin/organizations/{org.slug}", status_code=303)
+        flash(request, f"{org.display_name} was created.", "success")
+        return _to_organization(request, org)
 
     async def _detail(
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
+        organizations: OrganizationService,
         org: Organization,
         error: DomainError | None = None,
         status_code: int = 200,
     ) -> Template:
-        service = OrganizationService(session=db)
-        domains = await service.domains_of(org.id)
+        domains = await organizations.domains_of(org.id)
         invitations = (
             await db.execute(
                 select(Invitation)
@@ -220,7 +227,7 @@ class AdminController(Controller):
                 db,
                 org=org,
                 domains=[(d, record_name(d.domain)) for d in domains],
-                connections=await service.connections_of(org.id),
+                connections=await organizations.connections_of(org.id),
                 owner_invitations=[(i, i.status(now)) for i in invitations],
                 strategies=sorted(CONNECTION_STRATEGIES),
                 error=error,
@@ -233,42 +240,51 @@ class AdminController(Controller):
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
+        organizations: NamedDependency[OrganizationService],
         slug: FromPath[str],
     ) -> Template:
-        org = await OrganizationService(session=db_session).get_by_slug(slug)
-        return await self._detail(request, db_session, org)
+        org = await organizations.get_by_slug(slug)
+        return await self._detail(request, db_session, organizations, org)
 
     async def _act(
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
+        organizations: OrganizationService,
         slug: str,
-        action: Any,
+        action: Callable[[Organization, Actor], Awaitable[str]],
     ) -> Template | Redirect:
-        org = await OrganizationService(session=db).get_by_slug(slug)
+        """Run `action` on the organization, back to its page saying what it did (its return
+        value); a refusal is shown on that page, with what the operator sees there."""
+        org = await organizations.get_by_slug(slug)
         actor = actor_from(request, await load_current_user(request, db))
         try:
-            await action(org, actor)
+            done = await action(org, actor)
         except DomainError as error:
             if error.status_code == 404 and error.field is None:
                 raise
-            return await self._detail(request, db, org, error=error, status_code=error.status_code)
-        return Redirect(path=f"/admin/organizations/{org.slug}", status_code=303)
+            return await self._detail(
+                request, db, organizations, org, error=error, status_code=error.status_code
+            )
+        flash(request, done, "success")
+        return _to_organization(request, org)
 
     @post("/organizations/{slug:str}/domains", name="admin.add_domain")
     async def add_domain(
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
+        organizations: NamedDependency[OrganizationService],
         slug: FromPath[str],
         data: Annotated[DomainForm, FormBody],
     ) -> Template | Redirect:
-        service = OrganizationService(session=db_session)
+        async def action(org: Organization, actor: Actor) -> str:
+            record = await organizations.add_domain(
+                organization_id=org.id, domain=data.domain, actor=actor
+            )
+            return f"{record.domain} was added. Publish its TXT record, then verify it."
 
-        async def action(org: Organization, actor: Any) -> None:
-            await service.add_domain(organization_id=org.id, domain=data.domain, actor=actor)
-
-        return await self._act(request, db_session, slug, action)
+        return await self._act(request, db_session, organizations, slug, action)
 
     @post("/organizations/{slug:str}/domains/verify", name="admin.verify_domain")
     async def verify_domain(
@@ -276,35 +292,34 @@ class AdminController(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        organizations: NamedDependency[OrganizationService],
         slug: FromPath[str],
         data: Annotated[DomainForm, FormBody],
     ) -> Template | Redirect:
-        service = OrganizationService(session=db_session)
-
-        async def action(org: Organization, actor: Any) -> None:
-            await service.verify_domain(
+        async def action(org: Organization, actor: Actor) -> str:
+            record = await organizations.verify_domain(
                 organization_id=org.id,
                 domain=data.domain,
                 actor=actor,
                 nameserver=settings.dns_nameserver,
             )
+            return f"{record.domain} is verified."
 
-        return await self._act(request, db_session, slug, action)
+        return await self._act(request, db_session, organizations, slug, action)
 
     @post("/organizations/{slug:str}/connections", name="admin.add_connection")
     async def add_connection(
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
+        organizations: NamedDependency[OrganizationService],
         slug: FromPath[str],
         data: Annotated[ConnectionForm, FormBody],
     ) -> Template | Redirect:
-        service = OrganizationService(session=db_session)
-
-        async def action(org: Organization, actor: Any) -> None:
+        async def action(org: Organization, actor: Actor) -> str:
             if not data.name.strip():
                 raise InvalidInput("Give the Auth0 connection's name.", field="name")
-            await service.add_connection(
+            connection = await organizations.add_connection(
                 organization_id=org.id,
                 name=data.name.strip(),
                 strategy=data.strategy,
@@ -312,8 +327,9 @@ class AdminController(Controller):
                 auth0_connection_id=data.auth0_connection_id.strip() or None,
                 actor=actor,
             )
+            return f"The connection {connection.auth0_connection_name} was attached."
 
-        return await self._act(request, db_session, slug, action)
+        return await self._act(request, db_session, organizations, slug, action)
 
     @post("/organizations/{slug:str}/invite-owner", name="admin.invite_owner")
     async def invite_owner(
@@ -321,11 +337,13 @@ class AdminController(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        organizations: NamedDependency[OrganizationService],
+        invitations: NamedDependency[InvitationService],
         slug: FromPath[str],
         data: Annotated[OwnerForm, FormBody],
     ) -> Template | Redirect:
-        async def action(org: Organization, actor: Any) -> None:
-            await InvitationService(session=db_session).invite(
+        async def action(org: Organization, actor: Actor) -> str:
+            invitation, _ticket = await invitations.invite(
                 organization_id=org.id,
                 email=data.email,
                 role=Role.OWNER,
@@ -333,27 +351,28 @@ class AdminController(Controller):
                 authority=None,
                 ttl=datetime.timedelta(days=settings.invitation_ttl_days),
             )
+            return f"{invitation.email} is invited as an owner."
 
-        return await self._act(request, db_session, slug, action)
+        return await self._act(request, db_session, organizations, slug, action)
 
     @post("/organizations/{slug:str}/status", name="admin.set_status")
     async def set_status(
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
+        organizations: NamedDependency[OrganizationService],
         slug: FromPath[str],
         data: Annotated[StatusForm, FormBody],
     ) -> Template | Redirect:
-        async def action(org: Organization, actor: Any) -> None:
+        async def action(org: Organization, actor: Actor) -> str:
             try:
                 status = OrganizationStatus(data.status)
             except ValueError:
                 raise InvalidInput("Choose active or suspended.", field="status") from None
-            await OrganizationService(session=db_session).set_status(
-                organization_id=org.id, status=status, actor=actor
-            )
+            await organizations.set_status(organization_id=org.id, status=status, actor=actor)
+            return f"{org.display_name} is {status.value} now."
 
-        return await self._act(request, db_session, slug, action)
+        return await self._act(request, db_session, organizations, slug, action)
 
     @get("/outbox", name="admin.outbox")
     async def outbox(
@@ -373,7 +392,10 @@ class AdminController(Controller):
 
     @post("/outbox/{job_id:uuid}/retry", name="admin.retry_job")
     async def retry_job(
-        self, db_session: NamedDependency[AsyncSession], job_id: FromPath[UUID]
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        job_id: FromPath[UUID],
     ) -> Redirect:
         job = await db_session.get(OutboxJob, job_id)
         if job is None or job.status != OutboxStatus.FAILED.value:
@@ -381,4 +403,11 @@ class AdminController(Controller):
         job.status = OutboxStatus.PENDING.value
         job.attempts = 0
         job.next_attempt_at = datetime.datetime.now(datetime.UTC)
-        return Redirect(path="/admin/outbox", status_code=303)
+        flash(request, f"The {job.kind} job is queued again.", "success")
+        return Redirect(path=request.app.route_reverse("admin.outbox"), status_code=303)
+
+
+def _to_organization(request: Request[Any, Any, Any], org: Organization) -> Redirect:
+    return Redirect(
+        path=request.app.route_reverse("admin.organization", slug=org.slug), status_code=303
+    )

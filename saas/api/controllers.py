@@ -134,7 +134,7 @@ class MembersApi(Controller):
     async def list_members(
         self,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        memberships: NamedDependency[MembershipService],
         q: Search = None,
         sort: SortKey = "name",
         descending: FromQuery[bool] = False,
@@ -151,7 +151,7 @@ class MembersApi(Controller):
             raise InvalidInput("Give `after` or `before`, not both.", field="after")
         search = (q or "").strip() or None
         try:
-            page, total = await MembershipService(session=db_session).listing(
+            page, total = await memberships.listing(
                 tenant.organization,
                 search=search,
                 sort=sort,
@@ -179,10 +179,11 @@ class MembersApi(Controller):
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        memberships: NamedDependency[MembershipService],
         member_id: FromPath[UUID],
         data: JSONBody[RoleChange],
     ) -> MemberOut:
-        membership = await MembershipService(session=db_session).change_role(
+        membership = await memberships.change_role(
             organization_id=tenant.organization.id,
             membership_id=member_id,
             role=data.role,
@@ -202,10 +203,10 @@ class MembersApi(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        memberships: NamedDependency[MembershipService],
         member_id: FromPath[UUID],
     ) -> None:
-        await MembershipService(session=db_session).remove(
+        await memberships.remove(
             organization_id=tenant.organization.id,
             membership_id=member_id,
             actor=actor_from(request, tenant.user),
@@ -221,11 +222,11 @@ class InvitationsApi(Controller):
     async def list_invitations(
         self,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        invitations: NamedDependency[InvitationService],
         limit: Limit = 25,
         offset: Offset = 0,
     ) -> OffsetPagination[InvitationOut]:
-        page = await InvitationService(session=db_session).page(
+        page = await invitations.page(
             tenant.organization.id, open_only=True, limit=limit, offset=offset
         )
         return _page(page, _invitation)
@@ -235,11 +236,11 @@ class InvitationsApi(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        invitations: NamedDependency[InvitationService],
         data: JSONBody[InvitationIn],
     ) -> InvitationOut:
-        invitation, _ticket = await InvitationService(session=db_session).invite(
+        invitation, _ticket = await invitations.invite(
             organization_id=tenant.organization.id,
             email=data.email,
             role=data.role,
@@ -259,10 +260,10 @@ class InvitationsApi(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
+        invitations: NamedDependency[InvitationService],
         invitation_id: FromPath[UUID],
     ) -> None:
-        await InvitationService(session=db_session).revoke(
+        await invitations.revoke(
             organization_id=tenant.organization.id,
             invitation_id=invitation_id,
             actor=actor_from(request, tenant.user),

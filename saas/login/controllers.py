@@ -26,7 +26,7 @@ from saas.login.discovery import route_email
 from saas.login.pending import take
 from saas.login.provider import OIDCProvider
 from saas.login.sessions import id_token_hint, start_authenticated_session
-from saas.organizations.services import OrganizationRepository
+from saas.organizations.services import OrganizationService
 from saas.web.input import SingleLine
 from saas.web.security import fresh_csrf_cookie
 
@@ -41,8 +41,10 @@ class LoginForm(Struct):
     next: SingleLine = ""
 
 
-def _landing(slug: str) -> str:
-    return f"/o/{quote(slug)}/"
+def _landing(request: Request[Any, Any, Any], slug: str) -> str:
+    """The organization's home. The slug may come from a path anyone can type: quoted, so the
+    redirect is to that one path. With the slash people see in the address bar."""
+    return request.app.route_reverse("org.home", slug=quote(slug)) + "/"
 
 
 async def _login_to(
@@ -86,13 +88,12 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         provider: NamedDependency[OIDCProvider],
+        organizations: NamedDependency[OrganizationService],
         organization: FromQuery[str | None] = None,
         next_url: Annotated[str | None, QueryParameter(name="next")] = None,
     ) -> Template | Redirect:
         if organization:
-            org = await OrganizationRepository(session=db_session).get_one_or_none(
-                slug=organization
-            )
+            org = await organizations.get_one_or_none(slug=organization)
             return await _login_to(request, db_session, provider, org, next_url=next_url)
         return Template("pages/login.html", context={"email": "", "next": next_url or ""})
 
@@ -134,12 +135,18 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         provider: NamedDependency[OIDCProvider],
+        organizations: NamedDependency[OrganizationService],
         next_url: Annotated[str | None, QueryParameter(name="next")] = None,
         silent: FromQuery[bool] = False,
     ) -> Redirect:
-        org = await OrganizationRepository(session=db_session).get_one_or_none(slug=slug)
+        org = await organizations.get_one_or_none(slug=slug)
         return await _login_to(
-            request, db_session, provider, org, next_url=next_url or _landing(slug), silent=silent
+            request,
+            db_session,
+            provider,
+            org,
+            next_url=next_url or _landing(request, slug),
+            silent=silent,
         )
 
     @get("/invitation", name="invitation")
@@ -148,19 +155,17 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         provider: NamedDependency[OIDCProvider],
+        organizations: NamedDependency[OrganizationService],
+        invitations: NamedDependency[InvitationService],
         invitation: FromQuery[str],
         organization: FromQuery[str],
     ) -> Redirect:
         """Auth0-style invitation links: `?invitation=<ticket>&organization=<org id>`."""
-        org = await OrganizationRepository(session=db_session).get_one_or_none(
-            auth0_org_id=organization
-        )
+        org = await organizations.get_one_or_none(auth0_org_id=organization)
         if org is None:
             raise errors.InvitationInvalid
         try:
-            pending = await InvitationService(session=db_session).get_pending_by_ticket(
-                org.id, invitation
-            )
+            pending = await invitations.get_pending_by_ticket(org.id, invitation)
         except (InvalidInput, NotFound) as error:
             raise errors.InvitationInvalid from error
         # An invitee whose own domain routes to this organization goes straight to its
@@ -176,7 +181,7 @@ class AuthController(Controller):
             connection=connection,
             login_hint=pending.email,
             invitation=invitation,
-            next_url=_landing(org.slug),
+            next_url=_landing(request, org.slug),
         )
 
     @get("/callback", name="callback")
@@ -186,6 +191,7 @@ class AuthController(Controller):
         db_session: NamedDependency[AsyncSession],
         provider: NamedDependency[OIDCProvider],
         settings: NamedDependency[Settings],
+        organizations: NamedDependency[OrganizationService],
         state_param: Annotated[str | None, QueryParameter(name="state")] = None,
         code: FromQuery[str | None] = None,
         error: FromQuery[str | None] = None,
@@ -198,9 +204,7 @@ class AuthController(Controller):
             # Silent switching found no IdP session: fall back to an interactive sign-in.
             org = None
             if pending.auth0_org_id is not None:
-                org = await OrganizationRepository(session=db_session).get_one_or_none(
-                    auth0_org_id=pending.auth0_org_id
-                )
+                org = await organizations.get_one_or_none(auth0_org_id=pending.auth0_org_id)
                 if org is None:
                     raise errors.UnknownOrganization
             return await _login_to(request, db_session, provider, org, next_url=pending.next_url)
@@ -227,10 +231,14 @@ class AuthController(Controller):
         # A token read before sign-in must not be accepted for the signed-in person.
         rotated = [fresh_csrf_cookie(settings)]
         if organization is None:
-            return Redirect(path="/select-organization", status_code=303, cookies=rotated)
+            return Redirect(
+                path=request.app.route_reverse("select_organization"),
+                status_code=303,
+                cookies=rotated,
+            )
         next_url = completed.next_url
         if next_url == "/":
-            next_url = _landing(organization.slug)
+            next_url = _landing(request, organization.slug)
         return Redirect(path=next_url, status_code=303, cookies=rotated)
 
     @get("/select-organization", name="select_organization")
@@ -241,13 +249,16 @@ class AuthController(Controller):
     ) -> Template | Redirect:
         user = await load_current_user(request, db_session)
         if user is None:
-            return Redirect(path="/login", status_code=303)
+            return Redirect(path=request.app.route_reverse("login"), status_code=303)
         memberships = [
             m for m in await memberships_of(db_session, user) if m.organization.is_active
         ]
         if len(memberships) == 1:
+            only = memberships[0].organization
             return Redirect(
-                path=f"/o/{memberships[0].organization.slug}/login?silent=true", status_code=303
+                path=request.app.route_reverse("login.organization", slug=only.slug)
+                + "?silent=true",
+                status_code=303,
             )
         status = 200 if memberships else 403
         return Template(
@@ -267,7 +278,8 @@ class AuthController(Controller):
         request.clear_session()
         return Redirect(
             path=await provider.logout_url(
-                f"{settings.app_base_url}/logged-out", id_token_hint=hint
+                settings.app_base_url + request.app.route_reverse("logged_out"),
+                id_token_hint=hint,
             ),
             status_code=303,
             # The next person on this browser must not inherit a token the last one could read.

@@ -1,6 +1,8 @@
 """Projects pages: the sample tenant resource, as full pages and htmx fragments.
 
 One template renders the list whether it arrives as a fragment (htmx) or inside the full page.
+A write that the service refuses (a name missing, too long or taken) is answered by `FORM`
+(saas/web/forms.py), beside the new-project field; no handler here catches a `DomainError`.
 """
 
 from __future__ import annotations
@@ -12,22 +14,24 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
-from litestar.plugins.htmx import HTMXRequest
+from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.errors import DomainError
 from saas.login.current_user import actor_from
 from saas.projects.services import ProjectService
-from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
+from saas.web.forms import FormErrors, remember_form
+from saas.web.htmx import VARY, is_fragment
 from saas.web.input import SingleLine
 from saas.web.pages import page_context
 
 PAGE_SIZE = 50
+# Refusals of a create or a rename, shown in the new-project form (which names the field).
+FORM = FormErrors("partials/projects_form.html", target="#project-create", title="Projects")
 
 
 class ProjectForm(Struct):
@@ -42,40 +46,27 @@ class ProjectsController(Controller):
 
     async def _list_response(
         self,
-        request: HTMXRequest,
+        request: Request[Any, Any, Any],
         tenant: TenantContext,
         db: AsyncSession,
         service: ProjectService,
         *,
         search: str | None = None,
-        error: DomainError | None = None,
-        name: str = "",
     ) -> Template:
         page = await service.page(search=search, limit=PAGE_SIZE, offset=0)
-        extra = {
-            "projects": page.items,
-            "total": page.total,
-            "q": search or "",
-            "error": error,
-            "name": name,
-        }
-        status = error.status_code if error else 200
-        if request.htmx:
+        extra = {"projects": page.items, "total": page.total, "q": search or ""}
+        if is_fragment(request):
             return Template(
-                "partials/projects_panel.html",
-                context={"tenant": tenant, **extra},
-                status_code=status,
+                "partials/projects_panel.html", context={"tenant": tenant, **extra}, headers=VARY
             )
         return Template(
-            "pages/projects.html",
-            context=await page_context(tenant, db, **extra),
-            status_code=status,
+            "pages/projects.html", context=await page_context(tenant, db, **extra), headers=VARY
         )
 
     @get("/", name="projects.list", guards=[requires(Permission.ORG_READ)])
     async def list_projects(
         self,
-        request: HTMXRequest,
+        request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
         projects: NamedDependency[ProjectService],
@@ -83,53 +74,54 @@ class ProjectsController(Controller):
     ) -> Template:
         return await self._list_response(request, tenant, db_session, projects, search=q)
 
-    @post("/", name="projects.create", guards=[requires(Permission.PROJECTS_WRITE)])
+    @post(
+        "/",
+        name="projects.create",
+        guards=[requires(Permission.PROJECTS_WRITE)],
+        # What was typed goes back into the field with the refusal.
+        before_request=remember_form,
+        exception_handlers=FORM.exception_handlers,
+    )
     async def create_project(
         self,
-        request: HTMXRequest,
+        request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
         projects: NamedDependency[ProjectService],
         data: Form,
     ) -> Template | Redirect:
-        try:
-            await projects.create_project(
-                name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
-            )
-        except AuthorityRefused:
-            raise
-        except DomainError as error:
-            return await self._list_response(
-                request, tenant, db_session, projects, error=error, name=data.name[:200]
-            )
-        return await self._after_change(request, tenant, db_session, projects)
+        project = await projects.create_project(
+            name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
+        )
+        return await self._after_change(
+            request, tenant, db_session, projects, f"Project “{project.name}” created."
+        )
 
     @post(
         "/{project_id:uuid}/rename",
         name="projects.rename",
         guards=[requires(Permission.PROJECTS_WRITE)],
+        # No `remember_form`: the new name is not the new-project field's to show.
+        exception_handlers=FORM.exception_handlers,
     )
     async def rename_project(
         self,
-        request: HTMXRequest,
+        request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
         projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
         data: Form,
     ) -> Template | Redirect:
-        try:
-            await projects.rename_project(
-                project_id=project_id,
-                name=data.name,
-                actor=actor_from(request, tenant.user),
-                authority=tenant.acting,
-            )
-        except DomainError as error:
-            if isinstance(error, AuthorityRefused) or error.status_code == 404:
-                raise
-            return await self._list_response(request, tenant, db_session, projects, error=error)
-        return await self._after_change(request, tenant, db_session, projects)
+        project = await projects.rename_project(
+            project_id=project_id,
+            name=data.name,
+            actor=actor_from(request, tenant.user),
+            authority=tenant.acting,
+        )
+        return await self._after_change(
+            request, tenant, db_session, projects, f"Project renamed to “{project.name}”."
+        )
 
     @post(
         "/{project_id:uuid}/delete",
@@ -138,16 +130,18 @@ class ProjectsController(Controller):
     )
     async def delete_project(
         self,
-        request: HTMXRequest,
+        request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
         projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
     ) -> Template | Redirect:
-        await projects.delete_project(
+        project = await projects.delete_project(
             project_id=project_id, actor=actor_from(request, tenant.user), authority=tenant.acting
         )
-        return await self._after_change(request, tenant, db_session, projects)
+        return await self._after_change(
+            request, tenant, db_session, projects, f"Project “{project.name}” deleted."
+        )
 
     async def _after_change(
         self,
@@ -155,8 +149,14 @@ class ProjectsController(Controller):
         tenant: TenantContext,
         db: AsyncSession,
         projects: ProjectService,
+        done: str,
     ) -> Template | Redirect:
-        if isinstance(request, HTMXRequest) and request.htmx:
+        if is_fragment(request):
             return await self._list_response(request, tenant, db, projects)
-        # Post/redirect/get for plain forms, so a reload does not resubmit.
-        return Redirect(path=f"/o/{tenant.organization.slug}/projects/", status_code=303)
+        # Post/redirect/get for plain forms, so a reload does not resubmit; the page the
+        # redirect lands on says what happened.
+        flash(request, done, "success")
+        return Redirect(
+            path=request.app.route_reverse("projects.list", slug=tenant.organization.slug),
+            status_code=303,
+        )

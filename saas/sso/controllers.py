@@ -1,177 +1,137 @@
 """/o/<slug>/settings/sso: tenant admins (org:manage) configure their own SAML or OIDC
-connection. Secrets are stored encrypted and never shown back."""
+connection. Secrets are stored encrypted and never shown back.
+
+A configuration that does not validate, or that the service refuses, is answered by `FORM`
+(saas/web/forms.py) in the form, beside its field; no handler here catches a `DomainError`.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import httpx
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
-from litestar.response import Redirect, Template
-from msgspec import Struct
+from litestar.plugins.flash import flash
+from litestar.response import Redirect, Response, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.config import Settings
-from saas.errors import DomainError, InvalidInput
+from saas.errors import InvalidInput
 from saas.login.authorize import begin_login
 from saas.login.current_user import actor_from
 from saas.login.provider import OIDCProvider
+from saas.sso.forms import SsoForm, validate_form
 from saas.sso.services import SsoService
-from saas.sso.validation import (
-    ValidatedConnection,
-    validate_oidc,
-    validate_saml_endpoint,
-    validate_saml_metadata,
-)
-from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
-from saas.web.input import MultiLine, SingleLine
+from saas.web.forms import FormErrors, remember_form
+from saas.web.htmx import client_redirect, is_fragment
 from saas.web.pages import page_context
 
-
-class SsoForm(Struct):
-    strategy: SingleLine = ""
-    display_name: SingleLine = ""
-    assign_membership_on_login: SingleLine = ""
-    metadata_xml: MultiLine = ""
-    sign_in_url: SingleLine = ""
-    signing_cert: MultiLine = ""
-    discovery_url: SingleLine = ""
-    client_id: SingleLine = ""
-    client_secret: SingleLine = ""
+FORM = FormErrors("partials/sso_form.html", target="#sso-form", title="Single sign-on")
 
 
-async def validate_form(form: SsoForm, settings: Settings) -> ValidatedConnection:
-    allow_loopback = not settings.is_production
-    if form.strategy == "samlp":
-        if form.metadata_xml.strip():
-            return validate_saml_metadata(form.metadata_xml, allow_loopback_http=allow_loopback)
-        if form.sign_in_url.strip() or form.signing_cert.strip():
-            return validate_saml_endpoint(
-                form.sign_in_url, form.signing_cert, allow_loopback_http=allow_loopback
-            )
-        raise InvalidInput(
-            "Paste the IdP's metadata XML, or give its sign-in URL and signing certificate.",
-            field="metadata_xml",
-        )
-    if form.strategy == "oidc":
-        async with httpx.AsyncClient() as http:
-            return await validate_oidc(
-                form.discovery_url,
-                form.client_id,
-                form.client_secret,
-                http,
-                allow_loopback_http=allow_loopback,
-            )
-    raise InvalidInput("Choose SAML or OpenID Connect.", field="strategy")
+def _settings_url(request: Request[Any, Any, Any], tenant: TenantContext) -> str:
+    return request.app.route_reverse("sso.settings", slug=tenant.organization.slug)
+
+
+def _back_to_settings(
+    request: Request[Any, Any, Any], tenant: TenantContext, done: str
+) -> Response[Any]:
+    """To the settings page, which says what happened: a full page load for htmx too, since
+    the current connection's card changes with the form."""
+    flash(request, done, "success")
+    if is_fragment(request):
+        return client_redirect(_settings_url(request, tenant))
+    return Redirect(path=_settings_url(request, tenant), status_code=303)
 
 
 class SsoController(Controller):
     path = "/settings/sso"
     guards = [requires(Permission.ORG_MANAGE)]
 
-    async def _page(
-        self,
-        tenant: TenantContext,
-        db: AsyncSession,
-        settings: Settings,
-        *,
-        form: SsoForm | None = None,
-        error: DomainError | None = None,
-        status_code: int = 200,
-    ) -> Template:
-        connection = await SsoService(db, tenant.organization, settings).current()
-        if form is None:
-            options = connection.options if connection else {}
-            form = SsoForm(
-                strategy=connection.strategy if connection else "samlp",
-                display_name=connection.display_name if connection else "",
-                assign_membership_on_login="on"
-                if connection and connection.assign_membership_on_login
-                else "",
-                sign_in_url=str(options.get("signInEndpoint", "")),
-                discovery_url=str(options.get("discovery_url", "")),
-                client_id=str(options.get("client_id", "")),
-            )
-        # Never render a secret back, even one the user just typed.
-        form.client_secret = ""
-        return Template(
-            "pages/sso_settings.html",
-            context=await page_context(
-                tenant,
-                db,
-                connection=connection,
-                form=form,
-                error=error,
-                has_secret=bool(connection and connection.secret_ciphertext),
-            ),
-            status_code=status_code,
-        )
-
     @get("/", name="sso.settings")
     async def settings_page(
         self,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
+        sso: NamedDependency[SsoService],
     ) -> Template:
-        return await self._page(tenant, db_session, settings)
+        connection = await sso.current()
+        options = connection.options if connection else {}
+        form = SsoForm(
+            strategy=connection.strategy if connection else "samlp",
+            display_name=connection.display_name if connection else "",
+            assign_membership_on_login="on"
+            if connection and connection.assign_membership_on_login
+            else "",
+            sign_in_url=str(options.get("signInEndpoint", "")),
+            discovery_url=str(options.get("discovery_url", "")),
+            client_id=str(options.get("client_id", "")),
+        )
+        return Template(
+            "pages/sso_settings.html",
+            context=await page_context(
+                tenant,
+                db_session,
+                connection=connection,
+                form=form,
+                has_secret=bool(connection and connection.secret_ciphertext),
+            ),
+        )
 
-    @post("/", name="sso.save", status_code=303)
+    @post(
+        "/",
+        name="sso.save",
+        status_code=303,
+        before_request=remember_form,
+        exception_handlers=FORM.exception_handlers,
+    )
     async def save(
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        sso: NamedDependency[SsoService],
         data: Annotated[SsoForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-    ) -> Template | Redirect:
-        try:
-            validated = await validate_form(data, settings)
-            await SsoService(db_session, tenant.organization, settings).save(
-                validated,
-                display_name=data.display_name,
-                assign_membership_on_login=data.assign_membership_on_login in {"on", "true"},
-                actor=actor_from(request, tenant.user),
-                authority=tenant.acting,
-            )
-        except AuthorityRefused:
-            raise
-        except DomainError as error:
-            return await self._page(
-                tenant, db_session, settings, form=data, error=error, status_code=error.status_code
-            )
-        return Redirect(path=f"/o/{tenant.organization.slug}/settings/sso/", status_code=303)
+    ) -> Response[Any]:
+        # First, before anything is read or written: validating an OIDC connection fetches its
+        # discovery document, and no transaction may be open during a network call.
+        validated = await validate_form(data, settings)
+        connection = await sso.save(
+            validated,
+            display_name=data.display_name,
+            assign_membership_on_login=data.assign_membership_on_login in {"on", "true"},
+            actor=actor_from(request, tenant.user),
+            authority=tenant.acting,
+        )
+        return _back_to_settings(
+            request, tenant, f"The connection “{connection.display_name}” was saved."
+        )
 
     @post("/delete", name="sso.delete", status_code=303)
     async def delete(
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-    ) -> Redirect:
-        await SsoService(db_session, tenant.organization, settings).delete(
-            actor=actor_from(request, tenant.user), authority=tenant.acting
-        )
-        return Redirect(path=f"/o/{tenant.organization.slug}/settings/sso/", status_code=303)
+        sso: NamedDependency[SsoService],
+    ) -> Response[Any]:
+        await sso.delete(actor=actor_from(request, tenant.user), authority=tenant.acting)
+        return _back_to_settings(request, tenant, "The SSO connection was deleted.")
 
     @get("/test", name="sso.test")
     async def test_connection(
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
+        sso: NamedDependency[SsoService],
         provider: NamedDependency[OIDCProvider],
     ) -> Redirect:
         """Sign in through the connection now, and come back here."""
-        connection = await SsoService(db_session, tenant.organization, settings).current()
+        connection = await sso.current()
         if connection is None or connection.auth0_connection_id is None:
             raise InvalidInput("Save the connection and wait until Auth0 has it, then test it.")
         return await begin_login(
@@ -179,5 +139,5 @@ class SsoController(Controller):
             provider,
             organization=tenant.organization,
             connection=connection,
-            next_url=f"/o/{tenant.organization.slug}/settings/sso/",
+            next_url=_settings_url(request, tenant),
         )

@@ -26,7 +26,7 @@ logger = structlog.get_logger("saas.health")
 class SystemController(Controller):
     include_in_schema = False
 
-    @get("/health", cache=False, opt={"public": True})
+    @get("/health", name="health", cache=False, opt={"public": True})
     async def health(
         self,
         request: Request[Any, Any, Any],
@@ -42,7 +42,7 @@ class SystemController(Controller):
         body = {"status": "ok" if healthy else "unavailable", "checks": checks}
         return Response(body, status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE)
 
-    @get("/", opt={"public": True})
+    @get("/", name="home", opt={"public": True})
     async def home(self, settings: NamedDependency[Settings]) -> Template:
         return Template(
             template_name="pages/home.html",

@@ -11,6 +11,9 @@ the session, which rolls back whatever was not committed.
 
 Success is a 2xx or a 3xx: a sign-in ends in a redirect and must keep its writes. Every other
 status, and every answer made for an exception, commits nothing.
+
+A dropped answer's flash messages go with it: a plain form post says what it did on the page
+its redirect lands on, and must not say so for a write that was not committed.
 """
 
 from __future__ import annotations
@@ -31,10 +34,18 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 logger = structlog.get_logger("saas.db")
+# Where Litestar's `flash()` (litestar.plugins.flash) keeps the messages, in the session.
+FLASH_SESSION_KEY = "_messages"
 
 
 def _is_success(status: int) -> bool:
     return 200 <= status < 400
+
+
+def _flashes(scope: Scope) -> list[object] | None:
+    session = scope.get("session")
+    messages = session.get(FLASH_SESSION_KEY) if isinstance(session, dict) else None
+    return messages if isinstance(messages, list) else None
 
 
 def commit_before_answer_middleware_factory(
@@ -46,6 +57,8 @@ def commit_before_answer_middleware_factory(
                 await app(scope, receive, send)
                 return
             replaced = False
+            # Messages from earlier requests, not shown yet, stay whatever happens here.
+            flashed_before = len(_flashes(scope) or ())
 
             async def send_after_commit(message: Message) -> None:
                 nonlocal replaced
@@ -63,6 +76,8 @@ def commit_before_answer_middleware_factory(
                             )
                             with contextlib.suppress(Exception):
                                 await session.rollback()
+                            if (flashed := _flashes(scope)) is not None:
+                                del flashed[flashed_before:]
                             await send_error_answer(scope, receive, send, error)
                             return
                 await send(message)

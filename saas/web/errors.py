@@ -17,7 +17,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 from litestar.response.base import ASGIResponse
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 from sqlalchemy.exc import NoResultFound
@@ -29,6 +29,7 @@ from saas.login.provider import ProviderUnavailable
 from saas.stores import StoreUnavailable
 from saas.tenancy.context import SignInRequired
 from saas.tenancy.routers import API_OPT
+from saas.web.htmx import client_redirect, is_fragment
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -161,9 +162,10 @@ def handle_sign_in_required(request: Request[Any, Any, Any], exc: SignInRequired
         if exc.detail.startswith("The access token is not valid"):
             challenge += ', error="invalid_token"'
         return error_response(request, 401, exc.detail, headers={"WWW-Authenticate": challenge})
-    if request.headers.get("hx-request") == "true":
-        # htmx follows HX-Redirect with a full page load instead of swapping a login page in.
-        return Response(None, status_code=204, headers={"HX-Redirect": exc.location})
+    if is_fragment(request):
+        # htmx follows HX-Redirect with a full page load instead of swapping a login page in;
+        # 204, so that nothing would be swapped even where it did not.
+        return client_redirect(exc.location, HTTP_204_NO_CONTENT)
     return Redirect(path=exc.location, status_code=303)
 
 

@@ -12,9 +12,15 @@ from typing import Any, Literal
 
 from litestar import Request, Response
 from litestar.plugins.flash import flash
-from litestar.plugins.htmx import HTMXRequest, HTMXTemplate, ReSwapMethod, TriggerEvent
+from litestar.plugins.htmx import (
+    ClientRedirect,
+    HTMXRequest,
+    HTMXTemplate,
+    ReSwapMethod,
+    TriggerEvent,
+)
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_404_NOT_FOUND
+from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER, HTTP_404_NOT_FOUND
 from litestar.types import ExceptionHandlersMap
 
 from saas.errors import DomainError
@@ -123,3 +129,14 @@ def redirect_with_flash(
     in `layouts/base.html`'s flash region, as a toast would have."""
     flash(request, message, category=level)
     return Redirect(path=path, status_code=HTTP_303_SEE_OTHER)
+
+
+def client_redirect(location: str, status_code: int = HTTP_200_OK) -> ClientRedirect:
+    """A full page load of `location` (`HX-Redirect`), instead of a swap.
+
+    litestar-htmx's `ClientRedirect` sets no status of its own, so the route's would apply: a
+    POST's 201, or a 303 that the browser's XHR would try to follow before htmx saw the header.
+    """
+    redirect = ClientRedirect(location)
+    redirect.status_code = status_code
+    return redirect

@@ -26,6 +26,7 @@ from tests.support.dns_server import TxtZone, dns_server
 from tests.support.stack import Browser, Stack, running_stack, stack_settings
 
 CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+FLASH = 'data-testid="flash"'
 
 
 @pytest.fixture
@@ -93,6 +94,9 @@ def test_operator_onboards_an_organization(stack: Stack, dns: tuple[str, TxtZone
     assert created.status_code == 303, created.text
     assert created.headers["location"] == "/admin/organizations/initrode"
     detail = browser.get("/admin/organizations/initrode")
+    # The page the redirect lands on says what was done, once.
+    assert detail.text.count(FLASH) == 1
+    assert "Initrode was created." in detail.text
     assert "initrode.example" in detail.text
     assert "unverified" in detail.text
     token = re.search(r"with the value <code>([^<]+)</code>", detail.text)
@@ -115,7 +119,11 @@ def test_operator_onboards_an_organization(stack: Stack, dns: tuple[str, TxtZone
         {"domain": "initrode.example"},
     )
     assert verified.status_code == 303
-    assert "verified" in browser.get("/admin/organizations/initrode").text
+    page = browser.get(verified.headers["location"])
+    assert "verified" in page.text
+    assert page.text.count(FLASH) == 1
+    assert "initrode.example is verified." in page.text
+    assert FLASH not in browser.get("/admin/organizations/initrode").text
 
     # The outbox creates the organization at Auth0 and sends the owner's invitation.
     def synced() -> bool:
@@ -206,6 +214,7 @@ def test_suspension_stops_sign_in_and_api(stack: Stack) -> None:
         {"status": "suspended"},
     )
     assert suspended.status_code == 303
+    assert "Acme Corp is suspended now." in browser.get(suspended.headers["location"]).text
     alice = stack.browser()
     refused = alice.start_login("alice@acme.example")
     assert refused.status_code == 403
@@ -254,6 +263,10 @@ def test_failed_jobs_are_listed_and_retried(stack: Stack) -> None:
     assert job_id
     retried = post(browser, "/admin/outbox", f"/admin/outbox/{job_id[1]}/retry", {})
     assert retried.status_code == 303
+    assert retried.headers["location"] == "/admin/outbox"
+    page = browser.get(retried.headers["location"])
+    assert page.text.count(FLASH) == 1
+    assert "The no.such.kind job is queued again." in page.text
     status = asyncio.run(
         scalar(stack.settings, select(OutboxJob.status).where(OutboxJob.kind == "no.such.kind"))
     )

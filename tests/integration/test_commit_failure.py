@@ -28,6 +28,7 @@ from tests.support.tokens import access_token_for
 
 ACME = "org_AcmeDemo00000001"
 PROBLEM_JSON = "application/problem+json"
+FLASH = 'data-testid="flash"'
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 _DEFERRED_FOREIGN_KEY = [
@@ -154,6 +155,9 @@ async def test_a_failed_commit_is_an_error_answer_with_nothing_written(stack: St
             created = create_project(stack, browser, csrf, bearer, path, f"Ordinary {path}")
             assert created.status_code == SUCCESS[path], (path, created.text[:300])
         assert await count(settings, select(func.count()).select_from(Project)) == len(PATHS)
+        page = browser.get("/o/acme/projects/")
+        assert page.text.count(FLASH) == 1
+        assert "Project “Ordinary form” created." in page.text
         audited = await count(settings, select(func.count()).select_from(AuditEvent))
 
         for kind, statements in TRIPWIRES[backend(settings)].items():
@@ -169,6 +173,7 @@ async def test_a_failed_commit_is_an_error_answer_with_nothing_written(stack: St
                     else:
                         assert answer.headers["content-type"].startswith("text/html"), where
                     assert "refused at commit" not in answer.text
+                    assert FLASH not in answer.text, where
                     assert "commit_tripwire" not in answer.text
             finally:
                 await remove_tripwires(settings)
@@ -176,6 +181,10 @@ async def test_a_failed_commit_is_an_error_answer_with_nothing_written(stack: St
             assert await count(settings, named) == 0, kind
             total = select(func.count()).select_from(AuditEvent)
             assert await count(settings, total) == audited, kind
+
+        # Nor does any page say it was done (the form's flash message is dropped with its
+        # redirect).
+        assert FLASH not in browser.get("/o/acme/projects/").text
 
         # Nothing is left behind: the next write of the same name commits.
         again = create_project(stack, browser, csrf, bearer, "api", "Tripwire")

@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from saas.db.config import create_sqlalchemy_config
@@ -70,13 +71,27 @@ def olivia_on_initech(stack: Stack) -> Browser:
     return browser
 
 
-def save(browser: Browser, form: dict[str, str]) -> httpx.Response:
+FLASH = 'data-testid="flash"'
+
+
+def save(browser: Browser, form: dict[str, str], *, htmx: bool = False) -> httpx.Response:
     page = browser.get("/o/initech/settings/sso/")
     token = CSRF.search(page.text)
     assert token, page.text
     return browser.client.post(
-        browser.stack.app_url + "/o/initech/settings/sso/", data={"_csrf_token": token[1], **form}
+        browser.stack.app_url + "/o/initech/settings/sso/",
+        data={"_csrf_token": token[1], **form},
+        headers={"HX-Request": "true"} if htmx else {},
     )
+
+
+def assert_said_once(browser: Browser, response: httpx.Response, message: str) -> None:
+    """A plain post's redirect lands on the settings page, which says what was done, once."""
+    assert response.headers["location"] == "/o/initech/settings/sso"
+    page = browser.get(response.headers["location"])
+    assert page.text.count(FLASH) == 1, page.text
+    assert message in page.text
+    assert FLASH not in browser.get("/o/initech/settings/sso/").text
 
 
 async def rows(stack: Stack, statement: Any) -> list[Any]:
@@ -113,6 +128,7 @@ def test_oidc_connection_is_validated_encrypted_and_created_at_auth0(stack: Stac
         },
     )
     assert saved.status_code == 303, saved.text
+    assert_said_once(browser, saved, "The connection “Initech Okta” was saved.")
     page = browser.get("/o/initech/settings/sso/")
     assert "Initech Okta" in page.text
     assert "s3cret-value-never-shown" not in page.text
@@ -190,9 +206,30 @@ def test_bad_configuration_is_refused_and_nothing_saved(
 ) -> None:
     browser = olivia_on_initech(stack)
     jobs_before = len(asyncio.run(rows(stack, select(OutboxJob.id))))
-    response = save(browser, {k: v.replace("{idp}", stack.idp_url) for k, v in form.items()})
+    fields = {k: v.replace("{idp}", stack.idp_url) for k, v in form.items()}
+    response = save(browser, {**fields, "client_secret": "typed-secret"})
     assert response.status_code == 422, response.status_code
     assert message in response.text
+    # The form again, with what was typed (never the secret), on a page of its own.
+    assert 'id="sso-form"' in response.text
+    assert "<!doctype html>" in response.text.lower()
+    assert "typed-secret" not in response.text
+    # With htmx, the form alone, in place of the form on the page.
+    fragment = save(browser, {**fields, "client_secret": "typed-secret"}, htmx=True)
+    assert fragment.status_code == 422, fragment.status_code
+    assert message in fragment.text
+    assert fragment.headers["HX-Retarget"] == "#sso-form"
+    assert fragment.text.lstrip().startswith("<form")
+    assert "<html" not in fragment.text
+    assert "typed-secret" not in fragment.text
+    for name, value in fields.items():
+        if name == "strategy":
+            continue  # a radio button: only a known strategy is checked
+        shown = escape(value)
+        if name in {"metadata_xml", "signing_cert"}:
+            assert f">{shown}</textarea>" in fragment.text, name
+        else:
+            assert f'value="{shown}"' in fragment.text, name
     assert initech_connections(stack) == []
     assert len(asyncio.run(rows(stack, select(OutboxJob.id)))) == jobs_before
 
@@ -208,8 +245,25 @@ def test_saml_metadata_and_delete(stack: Stack) -> None:
         },
     )
     assert saved.status_code == 303, saved.text
+    assert_said_once(browser, saved, "The connection “Initech SAML” was saved.")
     (connection,) = initech_connections(stack)
     assert connection.options["signInEndpoint"] == "https://idp.initech.example/sso"
+    # Saved again through htmx: a full page load of the settings, which says so.
+    resaved = save(
+        browser,
+        {
+            "strategy": "samlp",
+            "display_name": "Initech SAML 2",
+            "metadata_xml": metadata_xml(certificate_pem()),
+        },
+        htmx=True,
+    )
+    assert resaved.status_code == 200, resaved.text
+    assert resaved.headers["HX-Redirect"] == "/o/initech/settings/sso"
+    assert "location" not in resaved.headers
+    page = browser.get("/o/initech/settings/sso/")
+    assert page.text.count(FLASH) == 1
+    assert "The connection “Initech SAML 2” was saved." in page.text
     page = browser.get("/o/initech/settings/sso/")
     token = CSRF.search(page.text)
     assert token
@@ -217,6 +271,7 @@ def test_saml_metadata_and_delete(stack: Stack) -> None:
         stack.app_url + "/o/initech/settings/sso/delete", data={"_csrf_token": token[1]}
     )
     assert deleted.status_code == 303
+    assert_said_once(browser, deleted, "The SSO connection was deleted.")
     assert initech_connections(stack) == []
     kinds = asyncio.run(rows(stack, select(OutboxJob.kind)))
     assert "connection.sync" in kinds

@@ -133,8 +133,11 @@ async def test_two_projects_with_one_name_on_the_dashboard(stack: Stack) -> None
     assert_no_500(responses)
     assert sorted(r.status_code for r in responses) == [200, 409]
     refused = next(r for r in responses if r.status_code == 409)
-    # The panel fragment with the form's own error, which htmx swaps in (not an error page).
-    assert 'id="projects-panel"' in refused.text
+    # The new-project form's fragment with its own error, which htmx swaps in place of the form
+    # (not an error page, and not the whole panel: the list beside it stays).
+    assert 'id="project-create"' in refused.text
+    assert "<html" not in refused.text
+    assert refused.headers["HX-Retarget"] == "#project-create"
     assert "exists already" in refused.text
     assert await count(stack.settings, select(func.count()).where(Project.name == "Roadmap")) == 1
 
