@@ -30,8 +30,9 @@ from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.tenancy.policy import grantable_roles
-from saas.web.htmx import REFUSALS, is_fragment, redirect_with_flash, refuse_into, toast
+from saas.web.htmx import is_fragment, toast
 from saas.web.input import MultiLine, SingleLine
+from saas.web.refusals import REFUSALS, redirect_with_flash, refuse_into
 
 _SEPARATORS = re.compile(r"[,;\s]+")
 

@@ -32,16 +32,9 @@ from saas.members.views import member_listing, member_row, members_page, members
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
-from saas.web.htmx import (
-    REFUSALS,
-    VARY,
-    is_fragment,
-    redirect_with_flash,
-    refuse_into,
-    toast,
-    toast_only,
-)
+from saas.web.htmx import VARY, is_fragment, toast, toast_only
 from saas.web.input import SingleLine
+from saas.web.refusals import REFUSALS, redirect_with_flash, refuse_into
 
 
 class RoleForm(Struct):

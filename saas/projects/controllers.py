@@ -2,7 +2,7 @@
 
 One template renders the list whether it arrives as a fragment (htmx) or inside the full page.
 A write that the service refuses (a name missing, too long or taken) is answered by `FORM`
-(saas/web/forms.py), beside the new-project field; no handler here catches a `DomainError`.
+(saas/web/refusals.py), beside the new-project field; no handler here catches a `DomainError`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from saas.projects.services import ProjectService
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
-from saas.web.forms import FormErrors, remember_form
 from saas.web.htmx import VARY, is_fragment
 from saas.web.input import SingleLine
 from saas.web.pages import page_context
+from saas.web.refusals import FormErrors
 
 PAGE_SIZE = 50
 # Refusals of a create or a rename, shown in the new-project form (which names the field).
@@ -79,7 +79,7 @@ class ProjectsController(Controller):
         name="projects.create",
         guards=[requires(Permission.PROJECTS_WRITE)],
         # What was typed goes back into the field with the refusal.
-        before_request=remember_form,
+        before_request=FORM.remember,
         exception_handlers=FORM.exception_handlers,
     )
     async def create_project(
@@ -101,7 +101,8 @@ class ProjectsController(Controller):
         "/{project_id:uuid}/rename",
         name="projects.rename",
         guards=[requires(Permission.PROJECTS_WRITE)],
-        # No `remember_form`: the new name is not the new-project field's to show.
+        # Not `remember`: the new name is not the new-project field's to show.
+        before_request=FORM.declare,
         exception_handlers=FORM.exception_handlers,
     )
     async def rename_project(

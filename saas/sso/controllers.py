@@ -2,7 +2,7 @@
 connection. Secrets are stored encrypted and never shown back.
 
 A configuration that does not validate, or that the service refuses, is answered by `FORM`
-(saas/web/forms.py) in the form, beside its field; no handler here catches a `DomainError`.
+(saas/web/refusals.py) in the form, beside its field; no handler here catches a `DomainError`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from saas.sso.services import SsoService
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
-from saas.web.forms import FormErrors, remember_form
 from saas.web.htmx import client_redirect, is_fragment
 from saas.web.pages import page_context
+from saas.web.refusals import FormErrors
 
 FORM = FormErrors("partials/sso_form.html", target="#sso-form", title="Single sign-on")
 
@@ -87,7 +87,7 @@ class SsoController(Controller):
         "/",
         name="sso.save",
         status_code=303,
-        before_request=remember_form,
+        before_request=FORM.remember,
         exception_handlers=FORM.exception_handlers,
     )
     async def save(

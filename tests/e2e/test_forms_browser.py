@@ -1,5 +1,5 @@
 """Refused forms in a real headless Chromium (SQLite only): htmx swaps the refusal in place of
-the form alone (saas/web/forms.py), so what else the page shows stays, and what was typed stays
+the form alone (saas/web/refusals.py), so what else the page shows stays, and what was typed stays
 in the field. Screenshots go to `test-artifacts/screenshots/forms-*.png`."""
 
 from __future__ import annotations
