@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,16 +13,10 @@ from playwright.sync_api import expect
 
 from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import Journey
-from tests.support.dns_server import TxtZone, dns_server
+from tests.support.dns_server import TxtZone
 
 pytestmark = pytest.mark.browser
 OWNER = "peter@initrode.example"
-
-
-@pytest.fixture
-def dns() -> Iterator[tuple[str, TxtZone]]:
-    with dns_server() as server:
-        yield server
 
 
 @pytest.fixture

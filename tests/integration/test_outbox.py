@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +50,7 @@ def auth0_members(mgmt: httpx.Client) -> set[str]:
     return {m["user_id"] for m in items}
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    settings = stack_settings(database_url, tmp_path, outbox_poll_seconds=0.2)
-    with running_stack(settings) as running:
-        yield running
+pytestmark = pytest.mark.stack(outbox_poll_seconds=0.2)
 
 
 def test_invitation_is_delivered_through_auth0_and_accepted(stack: Stack) -> None:

@@ -4,25 +4,16 @@ the store, so the old id is worth nothing afterwards."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from http.cookies import SimpleCookie
-from pathlib import Path
 
 import httpx
-import pytest
 
 from saas.app import create_app
 from saas.config import Settings, load_settings
 from tests.support.servers import serve
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 def _set_cookies(response: httpx.Response, name: str) -> list[SimpleCookie]:

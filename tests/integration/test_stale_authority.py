@@ -13,13 +13,11 @@ import asyncio
 import datetime
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,18 +39,12 @@ from saas.tenancy.authority import ActingMember, require_permission_in_txn
 from saas.tenancy.permissions import Permission, Role
 from saas.users.services import UserService
 from tests.support.held_request import HeldRequest, HeldResponse, cookie_header
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 from tests.support.tokens import access_token_for
 
 T = TypeVar("T")
 ACME = "org_AcmeDemo00000001"
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 def in_db(stack: Stack, work: Callable[[AsyncSession, Organization], Awaitable[T]]) -> T:

@@ -19,6 +19,10 @@ class TxtZone:
         self.records: dict[str, list[str]] = {}
         self.queries = 0
 
+    def reset(self) -> None:
+        self.records.clear()
+        self.queries = 0
+
     def set_txt(self, name: str, *values: str) -> None:
         self.records[name.rstrip(".").lower()] = list(values)
 

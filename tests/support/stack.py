@@ -2,6 +2,12 @@
 
 Both share one Settings object, exactly as `make run` does: the app's callback URL is
 registered at the dev IdP, the dev IdP's issuer is the app's Auth0 issuer.
+
+`started_stack` starts the pair on a database of its own and remembers the state they started
+in; `StackServers.reset()` returns them to it (both databases, the app's stores, the outbox
+worker, the dev IdP's fault injection and keys) so that one pair of servers serves many tests.
+`StackPool` keeps one such pair running and hands it to every test that asks for the same
+settings: that is the `stack` fixture in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -9,25 +15,41 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+import shutil
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
+from advanced_alchemy.base import metadata_registry
+from litestar import Litestar
+from litestar.stores.file import FileStore
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from saas.app import create_app
+from saas.auth0.outbox import OutboxWorker
+from saas.auth0.runtime import WORKER_STATE_KEY
 from saas.config import Settings, load_settings
-from saas.db.config import standalone_session
+from saas.db.config import create_sqlalchemy_config, standalone_session
 from saas.demo.data import DEMO_PASSWORD
 from saas.demo.seed import seed_demo_data
 from saas.devidp.app import create_devidp_app
-from tests.support.servers import free_port, serve
+from saas.devidp.context import DevIdp
+from saas.devidp.faults import FaultBook
+from saas.devidp.models import DevIdpBase
+from saas.login.sessions import RATE_LIMIT_STORE, SESSION_STORE
+from tests.support.servers import Served, free_port, serving
+from tests.support.snapshots import Snapshot
+from tests.support.threads import off_loop, run_async
 
 _INPUT = re.compile(r"<input\b[^>]*>", re.S)
 _ATTR = re.compile(r'(\w[\w-]*)="([^"]*)"')
 _FORM = re.compile(r'<form\b[^>]*action="(?P<action>[^"]*)"', re.S)
+# The app's stores (server-side sessions, sign-in counters): emptied between tests.
+APP_STORES = (SESSION_STORE, RATE_LIMIT_STORE)
 
 
 @dataclass(frozen=True)
@@ -82,17 +104,204 @@ async def seed(settings: Settings) -> None:
         await session.commit()
 
 
+async def _seed_and_snapshot(settings: Settings) -> Snapshot:
+    await seed(settings)
+    engine = create_sqlalchemy_config(settings).get_engine()
+    try:
+        return await Snapshot.take(engine, metadata_registry.get(None))
+    finally:
+        await engine.dispose()
+
+
+def _devidp_engine(settings: Settings) -> AsyncEngine:
+    # Waits for the dev IdP's own connections (SQLite, one writer at a time) instead of failing.
+    return create_async_engine(settings.devidp_database_url, connect_args={"timeout": 15})
+
+
+async def _devidp_snapshot(settings: Settings) -> Snapshot:
+    engine = _devidp_engine(settings)
+    try:
+        return await Snapshot.take(engine, DevIdpBase.metadata)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class StackServers:
+    """The running pair, and the state they started in."""
+
+    stack: Stack
+    app: Litestar
+    app_served: Served
+    idp: DevIdp
+    app_rows: Snapshot
+    idp_rows: Snapshot
+    idp_keys: bytes
+    # Store directories that existed once the app had started (file stores only).
+    store_dirs: dict[str, bool]
+    _engines: list[AsyncEngine] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Back to the state the servers started in, as if they had just been started."""
+        # Fault injection is in memory: a new book, as a new dev IdP has (ids from 1 again).
+        self.idp.faults = FaultBook()
+        key_path = self.stack.settings.devidp_key_path
+        if key_path.read_bytes() != self.idp_keys:
+            key_path.write_bytes(self.idp_keys)  # the key store re-reads a changed file
+        self.app_served.call(self._reset_on_app_loop())
+
+    async def _reset_on_app_loop(self) -> None:
+        # The worker first: a job in flight would write into the restored rows, or call the
+        # dev IdP while its rows are replaced. Stopping waits for the job it is running.
+        worker: OutboxWorker | None = self.app.state.get(WORKER_STATE_KEY)
+        if worker is not None:
+            await worker.stop()
+        if not self._engines:
+            self._engines = [
+                create_sqlalchemy_config(self.stack.settings).get_engine(),
+                _devidp_engine(self.stack.settings),
+            ]
+        app_engine, idp_engine = self._engines
+        await self.app_rows.restore(app_engine)
+        await self.idp_rows.restore(idp_engine)
+        for name in APP_STORES:
+            await self._empty_store(name)
+        if worker is not None:
+            worker.start()
+
+    async def _empty_store(self, name: str) -> None:
+        store = self.app.stores.get(name)
+        if not isinstance(store, FileStore):
+            await store.delete_all()  # Redis: this store's namespace only
+            return
+        # As a fresh app has it: the directory only if it existed once the app had started.
+        await asyncio.to_thread(shutil.rmtree, store.path, ignore_errors=True)
+        if self.store_dirs[name]:
+            await store.path.mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        async def dispose() -> None:
+            for engine in self._engines:
+                await engine.dispose()
+
+        self.app_served.call(dispose())
+
+
+@contextmanager
+def started_stack(settings: Settings) -> Iterator[StackServers]:
+    """Seed the app's database, start the dev IdP and the app, and note the state they
+    started in. Safe to enter on a thread whose event loop is running (Playwright's)."""
+    app_rows = run_async(_seed_and_snapshot(settings))
+    with ExitStack() as stack:
+        devidp_app = create_devidp_app(settings)
+        idp_served = stack.enter_context(
+            serving(devidp_app, port=int(settings.devidp_base_url.rsplit(":", 1)[1]))
+        )
+        # Before the app starts: its outbox worker may change the dev IdP's rows at once.
+        idp_rows = run_async(_devidp_snapshot(settings))
+        idp_keys = settings.devidp_key_path.read_bytes()
+        app = create_app(settings)
+        app_served = stack.enter_context(
+            serving(app, port=int(settings.app_base_url.rsplit(":", 1)[1]))
+        )
+        store_dirs = {}
+        for name in APP_STORES:
+            store = app.stores.get(name)
+            store_dirs[name] = isinstance(store, FileStore) and Path(store.path).is_dir()
+        servers = StackServers(
+            stack=Stack(settings=settings, app_url=app_served.url, idp_url=idp_served.url),
+            app=app,
+            app_served=app_served,
+            idp=devidp_app.state["devidp"],
+            app_rows=app_rows,
+            idp_rows=idp_rows,
+            idp_keys=idp_keys,
+            store_dirs=store_dirs,
+        )
+        stack.callback(servers.close)
+        yield servers
+
+
 @contextmanager
 def running_stack(settings: Settings) -> Iterator[Stack]:
-    asyncio.run(seed(settings))
-    with ExitStack() as stack:
-        idp_url = stack.enter_context(
-            serve(create_devidp_app(settings), port=int(settings.devidp_base_url.rsplit(":", 1)[1]))
-        )
-        app_url = stack.enter_context(
-            serve(create_app(settings), port=int(settings.app_base_url.rsplit(":", 1)[1]))
-        )
-        yield Stack(settings=settings, app_url=app_url, idp_url=idp_url)
+    """A pair of servers of the caller's own, for a test that needs settings or a database
+    nobody else may share (a store that fails, a Redis that is stopped)."""
+    with started_stack(settings) as servers:
+        yield servers.stack
+
+
+# ---- one running stack, shared --------------------------------------------------------------
+
+PoolKey = tuple[str, str, str]
+
+
+class StackPool:
+    """One stack running at a time, handed (reset) to each test that asks for the same backend
+    and settings; another backend or other settings stop it and start a stack for those.
+
+    Each stack has a database of its own (`new_database(directory)` makes one, and drops it when the
+    stack stops): nothing else in the run writes to it, and its outbox worker takes no job
+    another test enqueued in the shared test database."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._key: tuple[str, str] | None = None
+        self._servers: StackServers | None = None
+        self._exit = ExitStack()
+        self._dirty = False
+        self.started = 0  # how many stacks this pool has started (the reset test reads it)
+
+    def get(
+        self,
+        backend: str,
+        overrides: Mapping[str, object],
+        new_database: Callable[[Path], AbstractContextManager[str]],
+    ) -> Stack:
+        key = (backend, repr(sorted(overrides.items())))
+        if self._servers is None or key != self._key:
+            self.close()
+            self._start(overrides, new_database)
+            self._key = key
+        elif self._dirty:
+            self._reset_or_restart(overrides, new_database)
+        self._dirty = True
+        assert self._servers is not None
+        return self._servers.stack
+
+    def _reset_or_restart(
+        self,
+        overrides: Mapping[str, object],
+        new_database: Callable[[Path], AbstractContextManager[str]],
+    ) -> None:
+        assert self._servers is not None
+        try:
+            off_loop(self._servers.reset)
+        except Exception as error:  # a previous test broke the servers: start them again
+            warnings.warn(f"stack reset failed ({error!r}); restarting it", stacklevel=3)
+            key = self._key
+            self.close()
+            self._start(overrides, new_database)
+            self._key = key
+
+    def _start(
+        self,
+        overrides: Mapping[str, object],
+        new_database: Callable[[Path], AbstractContextManager[str]],
+    ) -> None:
+        self.started += 1
+        directory = self._root / f"stack-{self.started}"
+        directory.mkdir()
+        database_url = off_loop(self._exit.enter_context, new_database(directory))
+        settings = stack_settings(database_url, directory, **overrides)
+        self._servers = off_loop(self._exit.enter_context, started_stack(settings))
+
+    def close(self) -> None:
+        """Stop the running stack, if any, and drop its database."""
+        self._servers = None
+        self._key = None
+        self._dirty = False
+        exit_stack, self._exit = self._exit, ExitStack()
+        off_loop(exit_stack.close)
 
 
 def form_fields(page: str) -> dict[str, str]:
