@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -131,7 +132,7 @@ def fail_on_the_way_out(app: ASGIApp) -> ASGIApp:
 
 
 @get("/test-only/fails-on-the-way-out", middleware=[fail_on_the_way_out], opt={"public": True})
-async def fails_on_the_way_out(db_session: AsyncSession) -> dict[str, int]:
+async def fails_on_the_way_out(db_session: NamedDependency[AsyncSession]) -> dict[str, int]:
     return {"one": int(await db_session.scalar(text("SELECT 1")) or 0)}
 
 
