@@ -17,10 +17,12 @@ test, then every PostgreSQL one: a running stack is then reused across modules.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from advanced_alchemy.base import metadata_registry
@@ -35,6 +37,26 @@ from tests.support.migrations import upgrade
 from tests.support.stack import Stack, StackPool
 
 BACKENDS = ("sqlite", "postgresql")
+
+
+DEFAULT_REDIS_DB = 15
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker gets a Redis database of its own, so that one worker's
+    sessions and sign-in counters (all from 127.0.0.1) never meet another's: worker k uses
+    TEST_REDIS_URL's database + k, or 15 - k when TEST_REDIS_URL is not set."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    index = int(worker.removeprefix("gw"))
+    given = os.environ.get("TEST_REDIS_URL")
+    if given is None:
+        url, db = f"redis://127.0.0.1:6379/{DEFAULT_REDIS_DB}", DEFAULT_REDIS_DB - index
+    else:
+        url = given
+        db = int(urlsplit(url).path.lstrip("/") or 0) + index
+    os.environ["TEST_REDIS_URL"] = urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
 
 
 @pytest.hookimpl(trylast=True)

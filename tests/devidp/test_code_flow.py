@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -35,7 +36,7 @@ def jwks_client(devidp: DevIdpServer) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(devidp.base_url + "/.well-known/jwks.json")
 
 
-def verify(devidp: DevIdpServer, token: str, audience: str) -> dict:  # type: ignore[type-arg]
+def verify(devidp: DevIdpServer, token: str, audience: str) -> dict[str, Any]:
     key = jwks_client(devidp).get_signing_key_from_jwt(token)
     return jwt.decode(
         token,
@@ -55,7 +56,7 @@ def login(
     organization: str | None = ACME,
     connection: str | None = "acme-saml",
     auth_method: str = "client_secret_post",
-) -> tuple[OAuth2Client, dict, str]:  # type: ignore[type-arg]
+) -> tuple[OAuth2Client, dict[str, Any], str]:
     """Run the whole flow with Authlib; returns the client, the token response and the nonce."""
     client = oauth_client(devidp, auth_method)
     verifier, _ = pkce_pair()

@@ -29,7 +29,7 @@ def invite(
         },
     )
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def authorize_from_invitation(devidp: DevIdpServer, invitation_url: str) -> str:

@@ -161,7 +161,7 @@ def _auth0_invitation(settings: Settings, email: str, role: Role) -> dict[str, s
             },
         )
         assert created.status_code == 201, created.text
-        return created.json()  # type: ignore[no-any-return]
+        return created.json()
 
 
 def _accept_from_mailbox(journey: Journey, email: str, inviter: str) -> None:

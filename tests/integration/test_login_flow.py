@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from tests.support.stack import Stack
 
 
-def authorize_params(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def authorize_params(response: httpx.Response) -> dict[str, str]:
     assert response.status_code == 303, response.text
     location = response.headers["location"]
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,7 @@ async def churn(settings: Any, changes: int) -> dict[str, str]:
         await config.get_engine().dispose()
 
 
-async def drain_with(workers: list[OutboxWorker], settings: Any, deadline: float) -> None:
+async def drain_with(workers: Sequence[OutboxWorker], settings: Any, deadline: float) -> None:
     config = create_sqlalchemy_config(settings)
 
     async def pending() -> int:

@@ -34,7 +34,11 @@ LIMIT = 12  # sign-in requests per minute and client address
 CAROL = "carol@acme.example"
 LEFT_PROJECT = "Left behind"
 
-pytestmark = pytest.mark.stack(login_rate_limit_per_minute=LIMIT, outbox_poll_seconds=0.2)
+pytestmark = [
+    pytest.mark.stack(login_rate_limit_per_minute=LIMIT, outbox_poll_seconds=0.2),
+    # Under pytest-xdist (--dist loadgroup) both tests run on one worker, in this order.
+    pytest.mark.xdist_group("stack-reset"),
+]
 
 T = TypeVar("T")
 
@@ -136,8 +140,12 @@ def test_a_leaves_rows_sessions_mail_counts_faults_and_jobs_behind(
     assert app_scalar(stack, select(func.count()).where(User.email == CAROL)) == 1
 
     # A job the worker keeps retrying: every role change at "Auth0" fails.
-    fault = {"method": "POST", "path": "/api/v2/organizations/*/members/*/roles"}
-    fault |= {"response": "500", "count": 1000}
+    fault = {
+        "method": "POST",
+        "path": "/api/v2/organizations/*/members/*/roles",
+        "response": "500",
+        "count": 1000,
+    }
     assert httpx.post(stack.idp_url + "/__dev/faults", json=fault).status_code == 201
     members = httpx.get(api + "/members", headers=headers).json()["items"]
     bob = next(m for m in members if m["email"] == "bob@acme.example")

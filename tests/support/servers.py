@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,7 +48,7 @@ class Served:
 
 @contextmanager
 def serving(
-    app: object,
+    app: Callable[..., Any],
     port: int | None = None,
     timeout: float = 15.0,
     *,
@@ -60,7 +60,7 @@ def serving(
     if uds is None:
         port = port or free_port(host)
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=host,
         port=port or 0,
         uds=uds,
@@ -89,7 +89,7 @@ def serving(
 
 @contextmanager
 def serve(
-    app: object,
+    app: Callable[..., Any],
     port: int | None = None,
     timeout: float = 15.0,
     *,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -325,8 +326,8 @@ class Browser:
     def close(self) -> None:
         self.client.close()
 
-    def get(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.client.get(self._absolute(url), **kwargs)  # type: ignore[arg-type]
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(self._absolute(url), **kwargs)
 
     def _absolute(self, url: str) -> str:
         return url if url.startswith("http") else self.stack.app_url + url
