@@ -1,17 +1,21 @@
 """Shared fixtures: settings, real databases on both backends, sessions, the running stack.
 
 `backend` is parametrized over SQLite and PostgreSQL, so every test that asks for
-`database_url` or `stack` runs on both. It is session-scoped so that pytest runs every SQLite
-test, then every PostgreSQL one: a running stack is then reused across modules.
+`database_url` or `stack` runs on both. It is session-scoped, so pytest runs a module's SQLite
+tests before its PostgreSQL ones instead of alternating, and a running stack serves them all.
 
 - `database_url`: SQLite tests copy a migrated template file (fast, fully isolated);
   PostgreSQL tests share one migrated throwaway database per run and have their rows
   deleted afterwards.
 - `stack`: the app and the dev IdP under uvicorn on a database of their own, started once
-  for every run of tests that ask for the same settings, and reset to their freshly seeded
-  state before each test (tests/support/stack.py). A module or a test declares the settings
-  it needs with `pytest.mark.stack(name=value, ...)`, or by overriding `stack_overrides` when
-  a value comes from another fixture.
+  for the tests that ask for the same backend and settings (one running stack per backend),
+  and reset to their freshly seeded state before each test (tests/support/stack.py). A module
+  or a test declares the settings it needs with `pytest.mark.stack(name=value, ...)`, or by
+  overriding `stack_overrides` when a value comes from another fixture.
+
+The suite runs under pytest-xdist (addopts in pyproject.toml): each worker has its own
+databases, stacks, DNS server and Redis database (`pytest_configure` below); `-n0` runs it in
+one process.
 """
 
 from __future__ import annotations

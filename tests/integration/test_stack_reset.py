@@ -34,11 +34,8 @@ LIMIT = 12  # sign-in requests per minute and client address
 CAROL = "carol@acme.example"
 LEFT_PROJECT = "Left behind"
 
-pytestmark = [
-    pytest.mark.stack(login_rate_limit_per_minute=LIMIT, outbox_poll_seconds=0.2),
-    # Under pytest-xdist (--dist loadgroup) both tests run on one worker, in this order.
-    pytest.mark.xdist_group("stack-reset"),
-]
+# Under pytest-xdist, `make test`'s --dist loadfile keeps both tests on one worker, in order.
+pytestmark = pytest.mark.stack(login_rate_limit_per_minute=LIMIT, outbox_poll_seconds=0.2)
 
 T = TypeVar("T")
 

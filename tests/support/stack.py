@@ -3,11 +3,11 @@
 Both share one Settings object, exactly as `make run` does: the app's callback URL is
 registered at the dev IdP, the dev IdP's issuer is the app's Auth0 issuer.
 
-`started_stack` starts the pair on a database of its own and remembers the state they started
-in; `StackServers.reset()` returns them to it (both databases, the app's stores, the outbox
-worker, the dev IdP's fault injection and keys) so that one pair of servers serves many tests.
-`StackPool` keeps one such pair running and hands it to every test that asks for the same
-settings: that is the `stack` fixture in tests/conftest.py.
+`started_stack` starts the pair and remembers the state they started in; `StackServers.reset()`
+returns them to it (both databases, the app's stores, the outbox worker, the dev IdP's fault
+injection and keys) so that one pair of servers serves many tests. `StackPool` keeps such a
+pair running per backend, on a database of its own, and hands it to every test that asks for
+the same settings: that is the `stack` fixture in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -205,6 +205,13 @@ def started_stack(settings: Settings) -> Iterator[StackServers]:
         app_served = stack.enter_context(
             serving(app, port=int(settings.app_base_url.rsplit(":", 1)[1]))
         )
+        # The API's OpenAPI document once, as a deployed app soon serves it: building it
+        # changes handler state inside Litestar that no reset can undo (2.25 adds the path
+        # parameters no handler takes to the handlers' signatures, and from then on every 422
+        # of those routes also names `org`). Every test then sees the state a running server
+        # is in, whichever test happened to ask for the document first.
+        schema = httpx.get(app_served.url + "/api/docs/openapi.json", timeout=30)
+        schema.raise_for_status()
         store_dirs = {}
         for name in APP_STORES:
             store = app.stores.get(name)
@@ -231,78 +238,79 @@ def running_stack(settings: Settings) -> Iterator[Stack]:
         yield servers.stack
 
 
-# ---- one running stack, shared --------------------------------------------------------------
+# ---- running stacks, shared ---------------------------------------------------------------
 
-PoolKey = tuple[str, str, str]
+NewDatabase = Callable[[Path], AbstractContextManager[str]]
+
+
+@dataclass
+class _Running:
+    key: str
+    servers: StackServers
+    exit: ExitStack
+    used: bool = False  # a test has had it since it was started or reset
 
 
 class StackPool:
-    """One stack running at a time, handed (reset) to each test that asks for the same backend
-    and settings; another backend or other settings stop it and start a stack for those.
+    """One running stack per backend, handed (reset) to each test that asks for that backend
+    with the same settings; other settings stop it and start a stack for those.
 
-    Each stack has a database of its own (`new_database(directory)` makes one, and drops it when the
-    stack stops): nothing else in the run writes to it, and its outbox worker takes no job
-    another test enqueued in the shared test database."""
+    One per backend, not one in all: under pytest-xdist (--dist loadfile) a worker runs a
+    module's SQLite tests and then its PostgreSQL ones, and the next module's SQLite tests find
+    their stack still running. Each stack has a database of its own (`new_database(directory)`
+    makes one, dropped when the stack stops): nothing else in the run writes to it, and its
+    outbox worker takes no job another test enqueued in the shared test database."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._key: tuple[str, str] | None = None
-        self._servers: StackServers | None = None
-        self._exit = ExitStack()
-        self._dirty = False
+        self._running: dict[str, _Running] = {}
         self.started = 0  # how many stacks this pool has started (the reset test reads it)
 
     def get(
-        self,
-        backend: str,
-        overrides: Mapping[str, object],
-        new_database: Callable[[Path], AbstractContextManager[str]],
+        self, backend: str, overrides: Mapping[str, object], new_database: NewDatabase
     ) -> Stack:
-        key = (backend, repr(sorted(overrides.items())))
-        if self._servers is None or key != self._key:
-            self.close()
-            self._start(overrides, new_database)
-            self._key = key
-        elif self._dirty:
-            self._reset_or_restart(overrides, new_database)
-        self._dirty = True
-        assert self._servers is not None
-        return self._servers.stack
-
-    def _reset_or_restart(
-        self,
-        overrides: Mapping[str, object],
-        new_database: Callable[[Path], AbstractContextManager[str]],
-    ) -> None:
-        assert self._servers is not None
-        try:
-            off_loop(self._servers.reset)
-        except Exception as error:  # a previous test broke the servers: start them again
-            warnings.warn(f"stack reset failed ({error!r}); restarting it", stacklevel=3)
-            key = self._key
-            self.close()
-            self._start(overrides, new_database)
-            self._key = key
+        key = repr(sorted(overrides.items()))
+        running = self._running.get(backend)
+        if running is not None and running.key == key and running.used:
+            try:
+                off_loop(running.servers.reset)
+            except Exception as error:  # a previous test broke the servers: start new ones
+                warnings.warn(f"stack reset failed ({error!r}); restarting it", stacklevel=2)
+                running = None
+        elif running is not None and running.key != key:
+            running = None
+        if running is None:
+            self._stop(backend)
+            running = self._start(key, overrides, new_database)
+            self._running[backend] = running
+        running.used = True
+        return running.servers.stack
 
     def _start(
-        self,
-        overrides: Mapping[str, object],
-        new_database: Callable[[Path], AbstractContextManager[str]],
-    ) -> None:
+        self, key: str, overrides: Mapping[str, object], new_database: NewDatabase
+    ) -> _Running:
         self.started += 1
         directory = self._root / f"stack-{self.started}"
         directory.mkdir()
-        database_url = off_loop(self._exit.enter_context, new_database(directory))
-        settings = stack_settings(database_url, directory, **overrides)
-        self._servers = off_loop(self._exit.enter_context, started_stack(settings))
+        exit_stack = ExitStack()
+        try:
+            database_url = off_loop(exit_stack.enter_context, new_database(directory))
+            settings = stack_settings(database_url, directory, **overrides)
+            servers = off_loop(exit_stack.enter_context, started_stack(settings))
+        except BaseException:
+            off_loop(exit_stack.close)
+            raise
+        return _Running(key=key, servers=servers, exit=exit_stack)
+
+    def _stop(self, backend: str) -> None:
+        running = self._running.pop(backend, None)
+        if running is not None:
+            off_loop(running.exit.close)
 
     def close(self) -> None:
-        """Stop the running stack, if any, and drop its database."""
-        self._servers = None
-        self._key = None
-        self._dirty = False
-        exit_stack, self._exit = self._exit, ExitStack()
-        off_loop(exit_stack.close)
+        """Stop every running stack and drop their databases."""
+        for backend in list(self._running):
+            self._stop(backend)
 
 
 def form_fields(page: str) -> dict[str, str]:
