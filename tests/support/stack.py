@@ -151,12 +151,22 @@ class StackServers:
             key_path.write_bytes(self.idp_keys)  # the key store re-reads a changed file
         self.app_served.call(self._reset_on_app_loop())
 
-    async def _reset_on_app_loop(self) -> None:
-        # The worker first: a job in flight would write into the restored rows, or call the
-        # dev IdP while its rows are replaced. Stopping waits for the job it is running.
+    def park(self) -> None:
+        """Stop the outbox worker while other servers run tests: an idle stack polls nothing
+        and finishes nothing a test left behind (`reset` starts the worker again)."""
+        self.app_served.call(self._stop_worker())
+
+    async def _stop_worker(self) -> OutboxWorker | None:
+        # Stopping waits for the job it is running.
         worker: OutboxWorker | None = self.app.state.get(WORKER_STATE_KEY)
         if worker is not None:
             await worker.stop()
+        return worker
+
+    async def _reset_on_app_loop(self) -> None:
+        # The worker first: a job in flight would write into the restored rows, or call the
+        # dev IdP while its rows are replaced.
+        worker = await self._stop_worker()
         if not self._engines:
             self._engines = [
                 create_sqlalchemy_config(self.stack.settings).get_engine(),
@@ -241,54 +251,66 @@ def running_stack(settings: Settings) -> Iterator[Stack]:
 # ---- running stacks, shared ---------------------------------------------------------------
 
 NewDatabase = Callable[[Path], AbstractContextManager[str]]
+# Stacks kept running per backend. Modules ask for a handful of different settings, and under
+# pytest-xdist a worker's modules come in no particular order: with only the last stack kept,
+# a worker started one for almost every module.
+STACKS_PER_BACKEND = 4
 
 
 @dataclass
 class _Running:
-    key: str
     servers: StackServers
     exit: ExitStack
     used: bool = False  # a test has had it since it was started or reset
+    parked: bool = False
 
 
 class StackPool:
-    """One running stack per backend, handed (reset) to each test that asks for that backend
-    with the same settings; other settings stop it and start a stack for those.
+    """Running stacks, each handed (reset) to every test that asks for its backend and
+    settings; the least recently used one is stopped when a backend would have more than
+    STACKS_PER_BACKEND. Only the stack in use runs its outbox worker: the others are parked.
 
-    One per backend, not one in all: under pytest-xdist (--dist loadfile) a worker runs a
-    module's SQLite tests and then its PostgreSQL ones, and the next module's SQLite tests find
-    their stack still running. Each stack has a database of its own (`new_database(directory)`
-    makes one, dropped when the stack stops): nothing else in the run writes to it, and its
-    outbox worker takes no job another test enqueued in the shared test database."""
+    Each stack has a database of its own (`new_database(directory)` makes one, dropped when
+    the stack stops): nothing else in the run writes to it, and its outbox worker takes no job
+    another test enqueued in the shared test database."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._running: dict[str, _Running] = {}
+        self._running: dict[tuple[str, str], _Running] = {}  # oldest use first
         self.started = 0  # how many stacks this pool has started (the reset test reads it)
 
     def get(
         self, backend: str, overrides: Mapping[str, object], new_database: NewDatabase
     ) -> Stack:
-        key = repr(sorted(overrides.items()))
-        running = self._running.get(backend)
-        if running is not None and running.key == key and running.used:
+        key = (backend, repr(sorted(overrides.items())))
+        self._park_all_but(key)
+        running = self._running.pop(key, None)
+        if running is not None and running.used:
             try:
                 off_loop(running.servers.reset)
             except Exception as error:  # a previous test broke the servers: start new ones
                 warnings.warn(f"stack reset failed ({error!r}); restarting it", stacklevel=2)
+                off_loop(running.exit.close)
                 running = None
-        elif running is not None and running.key != key:
-            running = None
         if running is None:
-            self._stop(backend)
-            running = self._start(key, overrides, new_database)
-            self._running[backend] = running
-        running.used = True
+            self._make_room(backend)
+            running = self._start(overrides, new_database)
+        running.used, running.parked = True, False
+        self._running[key] = running  # now the most recently used
         return running.servers.stack
 
-    def _start(
-        self, key: str, overrides: Mapping[str, object], new_database: NewDatabase
-    ) -> _Running:
+    def _park_all_but(self, key: tuple[str, str]) -> None:
+        for other, running in self._running.items():
+            if other != key and not running.parked:
+                off_loop(running.servers.park)
+                running.parked = True
+
+    def _make_room(self, backend: str) -> None:
+        same_backend = [key for key in self._running if key[0] == backend]
+        for key in same_backend[: max(0, len(same_backend) - STACKS_PER_BACKEND + 1)]:
+            off_loop(self._running.pop(key).exit.close)
+
+    def _start(self, overrides: Mapping[str, object], new_database: NewDatabase) -> _Running:
         self.started += 1
         directory = self._root / f"stack-{self.started}"
         directory.mkdir()
@@ -300,17 +322,13 @@ class StackPool:
         except BaseException:
             off_loop(exit_stack.close)
             raise
-        return _Running(key=key, servers=servers, exit=exit_stack)
-
-    def _stop(self, backend: str) -> None:
-        running = self._running.pop(backend, None)
-        if running is not None:
-            off_loop(running.exit.close)
+        return _Running(servers=servers, exit=exit_stack)
 
     def close(self) -> None:
         """Stop every running stack and drop their databases."""
-        for backend in list(self._running):
-            self._stop(backend)
+        while self._running:
+            _, running = self._running.popitem()
+            off_loop(running.exit.close)
 
 
 def form_fields(page: str) -> dict[str, str]:
