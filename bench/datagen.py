@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import insert, text
+from advanced_alchemy.base import UUIDv7AuditBase
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from uuid_utils.compat import uuid7
 
@@ -422,14 +423,20 @@ def build_rows(sizes: Sizes, seed: int = 7) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def _table(model: type[UUIDv7AuditBase]) -> Table:
+    table = model.__table__  # typed as any FromClause; a declarative model's is a Table
+    assert isinstance(table, Table)
+    return table
+
+
 TABLES = {
-    "organizations": Organization.__table__,
-    "users": User.__table__,
-    "memberships": Membership.__table__,
-    "organization_domains": OrganizationDomain.__table__,
-    "enterprise_connections": EnterpriseConnection.__table__,
-    "invitations": Invitation.__table__,
-    "audit_events": AuditEvent.__table__,
+    "organizations": _table(Organization),
+    "users": _table(User),
+    "memberships": _table(Membership),
+    "organization_domains": _table(OrganizationDomain),
+    "enterprise_connections": _table(EnterpriseConnection),
+    "invitations": _table(Invitation),
+    "audit_events": _table(AuditEvent),
 }
 
 

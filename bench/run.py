@@ -761,12 +761,14 @@ def main() -> None:
         cookie_name = session_cookie_name(settings)
         csrf_name = create_csrf_config(settings).cookie_name
         login_page = httpx.get(app_url + "/login", timeout=10)
-        csrf = (
-            login_page.cookies.get(csrf_name)
-            or re.search(
+        csrf = login_page.cookies.get(csrf_name)
+        if csrf is None:
+            found = re.search(
                 rf"{re.escape(csrf_name)}=([^;]+)", login_page.headers.get("set-cookie", "")
-            )[1]
-        )  # type: ignore[index]
+            )
+            if found is None:
+                raise SystemExit(f"/login set no {csrf_name} cookie")
+            csrf = found[1]
 
         big = datagen.BIG_SLUG
         after_mid = f"after={ident['mid_cursor']}"
@@ -860,10 +862,11 @@ def main() -> None:
 
         # Every scenario must answer what we expect before wrk hammers it.
         for s in scenarios:
-            r = httpx.request(s.method, s.url, headers=s.headers, content=s.body, timeout=30)
-            if r.status_code != s.expected:
+            answer = httpx.request(s.method, s.url, headers=s.headers, content=s.body, timeout=30)
+            if answer.status_code != s.expected:
                 raise SystemExit(
-                    f"{s.key}: expected HTTP {s.expected}, got {r.status_code}: {r.text[:300]}"
+                    f"{s.key}: expected HTTP {s.expected}, got {answer.status_code}: "
+                    f"{answer.text[:300]}"
                 )
 
         log("counting SQL statements per request (in-process, TestClient, same database)")

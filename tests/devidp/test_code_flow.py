@@ -6,6 +6,7 @@ import secrets
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -42,7 +43,7 @@ def jwks_client(devidp: DevIdpServer) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(devidp.base_url + "/.well-known/jwks.json")
 
 
-def verify(devidp: DevIdpServer, token: str, audience: str) -> dict:  # type: ignore[type-arg]
+def verify(devidp: DevIdpServer, token: str, audience: str) -> dict[str, Any]:
     key = jwks_client(devidp).get_signing_key_from_jwt(token)
     return jwt.decode(
         token,
@@ -62,7 +63,7 @@ def login(
     organization: str | None = ACME,
     connection: str | None = "acme-saml",
     auth_method: str = "client_secret_post",
-) -> tuple[OAuth2Client, dict, str]:  # type: ignore[type-arg]
+) -> tuple[OAuth2Client, dict[str, Any], str]:
     """Run the whole flow with Authlib; returns the client, the token response and the nonce."""
     client = oauth_client(devidp, auth_method)
     verifier, _ = pkce_pair()
@@ -474,7 +475,7 @@ def test_oidc_logout(devidp: DevIdpServer, browser: httpx.Client) -> None:
     assert ok.headers["location"] == APP_BASE + "/?state=s1"
 
 
-def _signed(devidp: DevIdpServer, claims: dict, *, foreign: bool = False) -> str:  # type: ignore[type-arg]
+def _signed(devidp: DevIdpServer, claims: dict[str, Any], *, foreign: bool = False) -> str:
     """A token signed with the dev IdP's own key, or with another key under its kid."""
     keys = KeyStore(devidp.key_path)
     keys.load()
@@ -488,7 +489,7 @@ def _signed(devidp: DevIdpServer, claims: dict, *, foreign: bool = False) -> str
     )
 
 
-def _id_token_claims(devidp: DevIdpServer, aud: str, **changes: object) -> dict:  # type: ignore[type-arg]
+def _id_token_claims(devidp: DevIdpServer, aud: str, **changes: object) -> dict[str, Any]:
     now = int(time.time())
     claims = {
         "iss": devidp.issuer,

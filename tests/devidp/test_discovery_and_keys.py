@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import time
+from pathlib import Path
 
 import httpx
 import jwt
@@ -72,7 +73,7 @@ def test_refuses_production() -> None:
         create_devidp_app(settings)
 
 
-def test_key_store_survives_reload_and_drops_keys_after_grace(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_key_store_survives_reload_and_drops_keys_after_grace(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     first = KeyStore(path, grace_seconds=3600)
     first.load()

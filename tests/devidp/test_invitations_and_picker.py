@@ -30,7 +30,7 @@ def invite(
     )
     # Auth0 answers 200 to a created invitation (saas/devidp/management/invitations.py).
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def authorize_from_invitation(devidp: DevIdpServer, invitation_url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -29,12 +30,12 @@ def token_with(devidp: DevIdpServer, scope: str) -> str:
     return str(response.json()["access_token"])
 
 
-def assert_error(response: httpx.Response, status: int) -> dict:  # type: ignore[type-arg]
+def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == ERROR_KEYS
     assert body["statusCode"] == status
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def test_requires_bearer_token_and_scope(devidp: DevIdpServer) -> None:

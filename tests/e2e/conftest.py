@@ -1,13 +1,14 @@
-"""Browser fixtures: one Chromium per session, a fresh context and a fresh stack per test.
+"""Browser fixtures: one Chromium per module, a fresh context per test, and the `stack` of
+tests/conftest.py (reset to its seeded state for each test). A test that needs other settings
+says so with `pytest.mark.stack(...)` or by overriding (or parametrizing) `stack_overrides`.
 
-The journeys run on SQLite only (a copy of the migrated template): the SQL behaviour is covered
-on both backends by the integration tests, the browser adds the parts only a browser sees.
+The journeys run on SQLite only: the SQL behaviour is covered on both backends by the
+integration tests, the browser adds the parts only a browser sees.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,18 +20,19 @@ from tests.support.browser import (
     PageWatch,
     assert_no_generic_error,
     launch_chromium,
-    off_loop,
     screenshot,
 )
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 
 TIMEOUT_MS = 10_000
 CALL_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report: pytest.TestReport = yield
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if report.when == "call":
         item.stash[CALL_FAILED] = report.failed
     return report
@@ -47,30 +49,10 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture
-def sqlite_database_url(migrated_sqlite_template: Path, tmp_path: Path) -> str:
-    target = tmp_path / "app.db"
-    shutil.copyfile(migrated_sqlite_template, target)
-    return f"sqlite+aiosqlite:///{target}"
-
-
-@pytest.fixture
-def stack_overrides() -> dict[str, object]:
-    """Settings for this test's stack; parametrize `stack_overrides` to change them."""
-    return {}
-
-
-@pytest.fixture
-def stack(
-    sqlite_database_url: str, tmp_path: Path, stack_overrides: dict[str, object]
-) -> Iterator[Stack]:
-    # Entered and left off the test's thread: see `off_loop`.
-    context = running_stack(stack_settings(sqlite_database_url, tmp_path, **stack_overrides))
-    running = off_loop(context.__enter__)
-    try:
-        yield running
-    finally:
-        off_loop(context.__exit__, None, None, None)
+@pytest.fixture(scope="session")
+def backend() -> str:
+    """The journeys run on SQLite only (see the module docstring)."""
+    return "sqlite"
 
 
 @dataclass

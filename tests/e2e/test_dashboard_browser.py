@@ -289,7 +289,7 @@ def test_without_javascript_a_change_says_once_what_it_did(
         viewport={"width": 1280, "height": 800}, java_script_enabled=False
     )
     context.set_default_timeout(TIMEOUT_MS)
-    context.add_cookies(journey.page.context.cookies())
+    context.add_cookies(journey.page.context.cookies())  # type: ignore[arg-type]  # same dicts
     page = context.new_page()
     journey.watch.attach(page)
     try:

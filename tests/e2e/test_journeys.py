@@ -162,7 +162,7 @@ def _auth0_invitation(settings: Settings, email: str, role: Role) -> dict[str, s
         )
         # Auth0 answers 200 to a created invitation (saas/devidp/management/invitations.py).
         assert created.status_code == 200, created.text
-        return created.json()  # type: ignore[no-any-return]
+        return created.json()
 
 
 def _accept_from_mailbox(journey: Journey, email: str, inviter: str) -> None:

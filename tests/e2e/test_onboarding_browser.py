@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -14,16 +14,10 @@ from playwright.sync_api import expect
 
 from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import Journey
-from tests.support.dns_server import TxtZone, dns_server
+from tests.support.dns_server import TxtZone
 
 pytestmark = pytest.mark.browser
 OWNER = "peter@initrode.example"
-
-
-@pytest.fixture
-def dns() -> Iterator[tuple[str, TxtZone]]:
-    with dns_server() as server:
-        yield server
 
 
 @pytest.fixture
@@ -31,9 +25,9 @@ def stack_overrides(dns: tuple[str, TxtZone]) -> dict[str, object]:
     return {"dns_nameserver": dns[0], "outbox_poll_seconds": 0.2}
 
 
-def wait_until(check: object, timeout: float = 20.0) -> None:
+def wait_until(check: Callable[[], object], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.25)
 

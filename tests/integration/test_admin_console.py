@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,26 +20,17 @@ from saas.db.models import (
     OutboxJob,
     OutboxStatus,
 )
-from tests.support.dns_server import TxtZone, dns_server
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.dns_server import TxtZone
+from tests.support.stack import Browser, Stack
 
 CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 FLASH = 'data-testid="flash"'
 
 
 @pytest.fixture
-def dns() -> Iterator[tuple[str, TxtZone]]:
-    with dns_server() as server:
-        yield server
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path, dns: tuple[str, TxtZone]) -> Iterator[Stack]:
-    settings = stack_settings(
-        database_url, tmp_path, dns_nameserver=dns[0], outbox_poll_seconds=0.2
-    )
-    with running_stack(settings) as running:
-        yield running
+def stack_overrides(dns: tuple[str, TxtZone]) -> dict[str, object]:
+    # The run's DNS server (tests/conftest.py), the same for every test: one stack serves all.
+    return {"dns_nameserver": dns[0], "outbox_poll_seconds": 0.2}
 
 
 def operator(stack: Stack) -> Browser:

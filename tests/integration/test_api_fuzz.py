@@ -6,8 +6,8 @@ It runs the `st` command line (the supported interface of schemathesis 4) in a s
 the generator and the app do not share one interpreter's lock, and it reads the requests it
 made from the HAR report. The run is bounded (examples per operation, stateful steps) and
 seeded so that a failure reproduces. Its stateful phase removes members and revokes
-invitations: it writes to this test's own database, which is thrown away afterwards (a SQLite
-copy, or truncated PostgreSQL tables), so no other test sees what it did.
+invitations: it writes to the stack's database, which is reset to its seeded state before
+the next test, so no other test sees what it did.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 from tests.support.tokens import access_token_for
 
 ACME = "org_AcmeDemo00000001"
@@ -68,11 +67,7 @@ parameters = {{ "path.member_id" = "{vera}" }}
 """
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    settings = stack_settings(database_url, tmp_path, outbox_poll_seconds=0.5)
-    with running_stack(settings) as running:
-        yield running
+pytestmark = pytest.mark.stack(outbox_poll_seconds=0.5)
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 60)

@@ -4,8 +4,6 @@ will not issue, tokens signed with the dev IdP's own key)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,16 +11,10 @@ import jwt
 import pytest
 
 from saas.devidp.keys import KeyStore
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 from tests.support.tokens import access_token_for
 
 ACME = "org_AcmeDemo00000001"
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 def token_of(stack: Stack, email: str, org: str = ACME) -> str:

@@ -12,14 +12,14 @@ import base64
 import datetime
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 import httpx
 import jwt
 import pytest
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -45,21 +45,15 @@ from saas.invitations.services import InvitationService
 from saas.sso.services import SsoService
 from saas.sso.validation import ValidatedConnection, validate_saml_endpoint
 from tests.integration.test_sso_settings import certificate_pem
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 
 ACME_ORG = "org_AcmeDemo00000001"
 SETTLE_SECONDS = 30.0
 INITECH_ORG = "org_InitechDemo00003"
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    # The tests drive the outbox themselves, so that they know when it has run.
-    settings = stack_settings(
-        database_url, tmp_path, outbox_worker_enabled=False, auth0_request_timeout_seconds=1.0
-    )
-    with running_stack(settings) as running:
-        yield running
+# The tests drive the outbox themselves, so that they know when it has run.
+pytestmark = pytest.mark.stack(outbox_worker_enabled=False, auth0_request_timeout_seconds=1.0)
 
 
 @pytest.fixture
@@ -213,7 +207,7 @@ async def fill_auth0_invitations(settings: Settings, org_id: str, count: int) ->
     try:
         async with engine.begin() as connection:
             await connection.execute(
-                idp_models.Invitation.__table__.insert(),
+                sa_insert(idp_models.Invitation),
                 [
                     {
                         "id": f"uinv_old{n:012d}",
@@ -402,6 +396,7 @@ async def test_a_custom_login_domain_keeps_the_management_api_on_the_canonical_o
     stack: Stack,
 ) -> None:
     settings = on_custom_domain(stack)
+    assert settings.auth0_domain is not None
     assert settings.auth0_issuer == settings.auth0_domain + "/"
     assert settings.auth0_management_audience == stack.idp_url + "/api/v2/"
     client = ManagementClient(settings)

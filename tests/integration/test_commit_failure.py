@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from sqlalchemy import func, select, text
 from saas.config import Settings
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import AuditEvent, Project
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 from tests.support.tokens import access_token_for
 
 ACME = "org_AcmeDemo00000001"
@@ -106,11 +105,7 @@ async def count(settings: Settings, statement: Any) -> int:
         await config.get_engine().dispose()
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
-    with running_stack(settings) as running:
-        yield running
+pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
 
 
 @contextmanager

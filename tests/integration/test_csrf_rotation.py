@@ -7,22 +7,12 @@ not work for whoever uses the browser after them. Real servers, real cookies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 
 from saas.web.security import CSRF_HEADER
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 
 COOKIE = "saas_csrf"
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 def token(browser: Browser) -> str:

@@ -14,12 +14,10 @@ import datetime
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,18 +27,12 @@ from saas.db.config import create_sqlalchemy_config
 from saas.db.models import AuditEvent, Invitation, Membership, Organization, User
 from saas.members.services import MembershipService
 from saas.tenancy.permissions import Role
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 
 T = TypeVar("T")
 HX = {"HX-Request": "true"}
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 ROW = 'data-testid="member-row"'
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 # ---- helpers ----------------------------------------------------------------------------

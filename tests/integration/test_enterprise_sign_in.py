@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,18 +24,14 @@ from saas.db.config import standalone_session
 from saas.db.models import User
 from saas.login import errors
 from saas.organizations.services import OrganizationService
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 
 SSO_REQUIRED_TITLE = str(escape(errors.SsoRequired.title))
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    # No outbox: it would bring the test organization's enabled connection at the dev IdP in
-    # line with the app's rows while the test signs in through it.
-    settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
-    with running_stack(settings) as running:
-        yield running
+# No outbox: it would bring the test organization's enabled connection at the dev IdP in
+# line with the app's rows while the test signs in through it.
+pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
 
 
 def tenant(stack: Stack, **changes: bool) -> None:

@@ -25,7 +25,7 @@ import pytest
 from saas.config import PROJECT_ROOT
 from tests.integration.test_store_outage import writes_refused
 from tests.support.servers import free_port
-from tests.support.stack import running_stack, stack_settings
+from tests.support.stack import Stack
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -165,16 +165,15 @@ def test_every_answer_has_headers_request_id_and_an_honest_log_line(served: Serv
     assert not problems, f"{len(problems)} problems in {len(seen)} answers:\n" + "\n".join(problems)
 
 
+@pytest.mark.stack(outbox_worker_enabled=False)
 @pytest.mark.parametrize("path", ["//o/acme/", "//o/acme/members", "//o//acme/", "/o//acme//"])
 def test_tenant_pages_reached_through_repeated_slashes_are_not_cached(
-    database_url: str, tmp_path: Path, path: str
+    stack: Stack, path: str
 ) -> None:
-    settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
-    with running_stack(settings) as stack:
-        browser = stack.browser()
-        browser.login("alice@acme.example")
-        page = browser.get(path)  # absolute: the path is sent as written
-        browser.close()
+    browser = stack.browser()
+    browser.login("alice@acme.example")
+    page = browser.get(path)  # absolute: the path is sent as written
+    browser.close()
     assert page.url.raw_path.decode() == path
     # Litestar routes it as the tenant page it is, so it is private as that page is.
     assert page.status_code == 200, page.text[:300]

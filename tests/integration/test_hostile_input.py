@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,17 +21,14 @@ from sqlalchemy import select
 
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import AuditEvent, EnterpriseConnection, Invitation, OutboxJob, Project
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 from tests.support.tokens import access_token_for
 
 ACME = "org_AcmeDemo00000001"
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path, outbox_poll_seconds=0.2)) as running:
-        yield running
+pytestmark = pytest.mark.stack(outbox_poll_seconds=0.2)
 
 
 @pytest.fixture

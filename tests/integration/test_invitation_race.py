@@ -12,9 +12,7 @@ import asyncio
 import datetime
 import json
 import secrets
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -34,7 +32,7 @@ from saas.tenancy.authority import ActingMember
 from saas.tenancy.permissions import Role
 from saas.users.services import UserService
 from tests.support.held_request import HeldRequest
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 from tests.support.tokens import access_token_for
 
 SYSTEM = Actor.system()
@@ -374,12 +372,6 @@ async def test_an_expired_invitation_is_closed_by_the_next_one(session: AsyncSes
 
 
 # ---- over HTTP ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 def invitation_jobs_for(stack: Stack, email: str) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -23,7 +24,7 @@ WEEK = datetime.timedelta(days=7)
 
 
 @pytest.fixture
-async def org_id(session: AsyncSession):  # type: ignore[no-untyped-def]
+async def org_id(session: AsyncSession) -> UUID:
     org = await OrganizationService(session=session).create_organization(
         slug="acme", display_name="Acme", actor=SYSTEM
     )
@@ -42,7 +43,9 @@ async def member_of(session: AsyncSession, org_id: UUID, role: Role) -> ActingMe
     return ActingMember(user.id)
 
 
-async def invite(session: AsyncSession, org_id, email: str, role: Role = Role.MEMBER, **kw):  # type: ignore[no-untyped-def]
+async def invite(
+    session: AsyncSession, org_id: UUID, email: str, role: Role = Role.MEMBER, **kw: Any
+) -> tuple[Invitation, str]:
     if "authority" not in kw:
         kw["authority"] = await member_of(session, org_id, Role.ADMIN)
     return await InvitationService(session=session).invite(
@@ -50,7 +53,9 @@ async def invite(session: AsyncSession, org_id, email: str, role: Role = Role.ME
     )
 
 
-async def test_invitation_stores_only_a_hash_and_audits(session: AsyncSession, org_id) -> None:  # type: ignore[no-untyped-def]
+async def test_invitation_stores_only_a_hash_and_audits(
+    session: AsyncSession, org_id: UUID
+) -> None:
     invitation, ticket = await invite(session, org_id, "Carol@ACME.example")
     assert invitation.email == "carol@acme.example"
     assert invitation.token_hash == hash_ticket(ticket)
@@ -59,7 +64,9 @@ async def test_invitation_stores_only_a_hash_and_audits(session: AsyncSession, o
     assert "invitation.created" in actions
 
 
-async def test_duplicates_members_and_high_roles_are_refused(session: AsyncSession, org_id) -> None:  # type: ignore[no-untyped-def]
+async def test_duplicates_members_and_high_roles_are_refused(
+    session: AsyncSession, org_id: UUID
+) -> None:
     await invite(session, org_id, "carol@acme.example")
     with pytest.raises(Conflict, match="pending invitation"):
         await invite(session, org_id, "CAROL@acme.example")
@@ -75,7 +82,9 @@ async def test_duplicates_members_and_high_roles_are_refused(session: AsyncSessi
         await invite(session, org_id, "not-an-email")
 
 
-async def test_accept_requires_same_email_and_is_single_use(session: AsyncSession, org_id) -> None:  # type: ignore[no-untyped-def]
+async def test_accept_requires_same_email_and_is_single_use(
+    session: AsyncSession, org_id: UUID
+) -> None:
     invitation, ticket = await invite(session, org_id, "carol@acme.example", role=Role.ADMIN)
     service = InvitationService(session=session)
     users = UserService(session=session)
@@ -93,8 +102,8 @@ async def test_accept_requires_same_email_and_is_single_use(session: AsyncSessio
 
 
 async def test_revoked_expired_and_foreign_tickets_are_not_valid(
-    session: AsyncSession, org_id
-) -> None:  # type: ignore[no-untyped-def]
+    session: AsyncSession, org_id: UUID
+) -> None:
     service = InvitationService(session=session)
     revoked, revoked_ticket = await invite(session, org_id, "r@acme.example")
     await service.revoke(organization_id=org_id, invitation_id=revoked.id, actor=SYSTEM)
@@ -113,8 +122,8 @@ async def test_revoked_expired_and_foreign_tickets_are_not_valid(
 
 
 async def test_admins_cannot_rearm_or_withdraw_owner_invitations(
-    session: AsyncSession, org_id
-) -> None:  # type: ignore[no-untyped-def]
+    session: AsyncSession, org_id: UUID
+) -> None:
     service = InvitationService(session=session)
     admin = await member_of(session, org_id, Role.ADMIN)
     owner = await member_of(session, org_id, Role.OWNER)

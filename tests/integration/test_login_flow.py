@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
+import httpx
 
-from tests.support.stack import Stack, running_stack, stack_settings
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
+from tests.support.stack import Stack
 
 
-def authorize_params(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def authorize_params(response: httpx.Response) -> dict[str, str]:
     assert response.status_code == 303, response.text
     location = response.headers["location"]
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    settings = stack_settings(
-        database_url,
-        tmp_path,
-        platform_operator_emails="olivia@ops.example,root@ops.example,alice@acme.example",
-    )
-    with running_stack(settings) as running:
-        yield running
+pytestmark = pytest.mark.stack(
+    platform_operator_emails="olivia@ops.example,root@ops.example,alice@acme.example"
+)
 
 
 def sign_up(browser: Browser, email: str) -> None:

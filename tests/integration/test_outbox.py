@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,7 @@ def auth0_members(mgmt: httpx.Client) -> set[str]:
     return {m["user_id"] for m in items}
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    settings = stack_settings(database_url, tmp_path, outbox_poll_seconds=0.2)
-    with running_stack(settings) as running:
-        yield running
+pytestmark = pytest.mark.stack(outbox_poll_seconds=0.2)
 
 
 def test_invitation_is_delivered_through_auth0_and_accepted(stack: Stack) -> None:
@@ -168,7 +164,7 @@ async def churn(settings: Any, changes: int) -> dict[str, str]:
         await config.get_engine().dispose()
 
 
-async def drain_with(workers: list[OutboxWorker], settings: Any, deadline: float) -> None:
+async def drain_with(workers: Sequence[OutboxWorker], settings: Any, deadline: float) -> None:
     config = create_sqlalchemy_config(settings)
 
     async def pending() -> int:

@@ -14,8 +14,7 @@ import datetime
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -44,7 +43,7 @@ from saas.db.models import (
 from saas.invitations.services import InvitationService
 from saas.sso.services import SsoService
 from saas.sso.validation import ValidatedConnection
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 
 HANG_SECONDS = 2.0
 ADD_MEMBER = "/api/v2/organizations/*/members"
@@ -52,12 +51,8 @@ CREATE_INVITATION = "/api/v2/organizations/*/invitations"
 CREATE_CONNECTION = "/api/v2/connections"
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    # The tests drive workers themselves; the app's own would take their jobs.
-    settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
-    with running_stack(settings) as running:
-        yield running
+# The tests drive workers themselves; the app's own would take their jobs.
+pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
 
 
 @pytest.fixture

@@ -6,25 +6,16 @@ once what was done."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from saas.tenancy.permissions import Role
 from tests.integration.test_stale_authority import set_role
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 FLASH = 'data-testid="flash"'
 LIST = "/o/acme/projects"
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 def signed_in(stack: Stack, email: str) -> tuple[Browser, str]:

@@ -11,9 +11,8 @@ import asyncio
 import datetime
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +31,7 @@ from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
 from saas.tenancy.guards import requires_platform_operator
 from saas.tenancy.permissions import Permission, Role, has_permission
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 from tests.support.tokens import access_token_for
 
 ACTORS = (
@@ -363,9 +362,8 @@ class Caller:
 
 
 @pytest.fixture
-def matrix_stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as stack:
-        yield stack
+def matrix_stack(stack: Stack) -> Stack:
+    return stack
 
 
 def sign_in_callers(stack: Stack) -> dict[str, Caller]:

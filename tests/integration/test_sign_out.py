@@ -6,27 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 from http.cookies import SimpleCookie
-from pathlib import Path
 
 import httpx
 import jwt
-import pytest
 from litestar.stores.file import FileStore
 
 from saas.app import create_app
 from saas.config import Settings, load_settings
 from tests.support.servers import serve
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 def _set_cookies(response: httpx.Response, name: str) -> list[SimpleCookie]:

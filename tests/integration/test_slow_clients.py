@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -34,18 +33,14 @@ from saas.db.models import EnterpriseConnection, Organization, Project
 from tests.integration.test_stale_authority import ApiClient, DashboardUser, hold
 from tests.support.held_request import HeldRequest
 from tests.support.servers import serve
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 
 HELD = 20  # the app's whole PostgreSQL pool: pool_size 10 + max_overflow 10
 _FORM_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    # No in-process outbox worker: its short transactions would blur the count below.
-    settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
-    with running_stack(settings) as running:
-        yield running
+# No in-process outbox worker: its short transactions would blur the count below.
+pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
 
 
 def open_transactions(stack: Stack) -> int:

@@ -7,8 +7,6 @@ import asyncio
 import datetime
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +21,7 @@ from sqlalchemy import func, select
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import EnterpriseConnection, Organization, OutboxJob
 from saas.sso.secrets import decrypt_secret
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 
 CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 INITECH = "org_InitechDemo00003"
@@ -58,10 +56,7 @@ def metadata_xml(cert_pem: str) -> str:
 </md:EntityDescriptor>"""
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path, outbox_poll_seconds=0.2)) as running:
-        yield running
+pytestmark = pytest.mark.stack(outbox_poll_seconds=0.2)
 
 
 def olivia_on_initech(stack: Stack) -> Browser:

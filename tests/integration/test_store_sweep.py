@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -57,10 +57,10 @@ async def live_keys(directory: Path, keys: list[str]) -> set[str]:
     return {key for key in keys if await store.exists(key)}
 
 
-def wait_until(condition: object, timeout: float = 10.0) -> bool:
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         time.sleep(0.1)
     return False

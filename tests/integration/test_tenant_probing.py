@@ -6,23 +6,15 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack
 from tests.support.tokens import access_token_for
 
 GLOBEX = "org_GlobexDemo000002"
-
-
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_settings(database_url, tmp_path)) as running:
-        yield running
 
 
 def _problem(response: httpx.Response) -> dict[str, object]:

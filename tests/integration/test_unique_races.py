@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -41,7 +39,7 @@ from saas.organizations.cli import orgs
 from saas.organizations.services import OrganizationService
 from saas.projects.services import ProjectService
 from saas.users.services import UserService
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.stack import Browser, Stack
 from tests.support.tokens import access_token_for
 from tests.support.write_gate import writes_held
 
@@ -51,12 +49,8 @@ _FORM_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    # No in-process outbox worker: its polling would be one more writer at the gate.
-    settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
-    with running_stack(settings) as running:
-        yield running
+# No in-process outbox worker: its polling would be one more writer at the gate.
+pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
 
 
 async def count(settings: Settings, statement: Any) -> int:

@@ -8,17 +8,17 @@ them even when its own assertions pass.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Response
+
+# Re-exported: the browser tests have always found them here.
+from tests.support.threads import off_loop as off_loop
+from tests.support.threads import run_async as run_async
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,19 +32,6 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 GENERIC_ERROR = "Something went wrong"
-
-T = TypeVar("T")
-
-
-def off_loop(function: Callable[..., T], *args: Any) -> T:
-    """Call `function` in a worker thread. Playwright's sync API keeps an event loop marked as
-    running in the test's thread, so `asyncio.run` (seeding, database set-up) must run elsewhere."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(function, *args).result()
-
-
-def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
-    return off_loop(asyncio.run, coroutine)
 
 
 def require_chromium() -> Path:

@@ -70,9 +70,12 @@ class ThrowawayDatabase:
         )
 
     @classmethod
-    def create(cls, server_url: str) -> ThrowawayDatabase:
+    def create(cls, server_url: str, *, template: str | None = None) -> ThrowawayDatabase:
+        """An empty database, or a copy of `template` (a database nobody is connected to:
+        PostgreSQL copies its files, much faster than migrating another one)."""
         db = cls(server_url=server_url, name=f"saas_test_{uuid.uuid4().hex[:12]}")
-        asyncio.run(db._execute(f'CREATE DATABASE "{db.name}"'))
+        copy = f' TEMPLATE "{template}"' if template else ""
+        asyncio.run(db._execute(f'CREATE DATABASE "{db.name}"{copy}'))
         return db
 
     def drop(self) -> None:

@@ -19,6 +19,10 @@ class TxtZone:
         self.records: dict[str, list[str]] = {}
         self.queries = 0
 
+    def reset(self) -> None:
+        self.records.clear()
+        self.queries = 0
+
     def set_txt(self, name: str, *values: str) -> None:
         self.records[name.rstrip(".").lower()] = list(values)
 
@@ -38,7 +42,7 @@ class TxtZone:
                     question.name, 60, dns.rdataclass.IN, dns.rdatatype.TXT, *quoted
                 )
             )
-        return response.to_wire()  # type: ignore[no-any-return]
+        return response.to_wire()
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from advanced_alchemy.alembic.commands import AlembicCommands
 
@@ -12,13 +13,13 @@ def alembic_for(database_url: str) -> AlembicCommands:
     return AlembicCommands(create_sqlalchemy_config(load_settings(database_url=database_url)))
 
 
-def run_in_thread(fn: object) -> None:
+def run_in_thread(fn: Callable[[], object]) -> None:
     """Alembic's env.py calls asyncio.run(); from inside a running loop it needs a thread."""
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            fn()  # type: ignore[operator]
+            fn()
         except BaseException as error:  # re-raised in the caller's thread
             errors.append(error)
 

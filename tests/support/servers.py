@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import uvicorn
+
+T = TypeVar("T")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -18,40 +24,78 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+class _LoopRecordingServer(uvicorn.Server):
+    """uvicorn's server, remembering the event loop it serves on, so a test can run code
+    there (stop the app's background worker, clear its stores) between requests."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run `coroutine` on the server's loop and wait for its result (from any thread)."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result(timeout)
+
+
 @contextmanager
-def serve(
-    app: object,
+def serving(
+    app: Callable[..., Any],
     port: int | None = None,
     timeout: float = 15.0,
     *,
     host: str = "127.0.0.1",
     uds: str | None = None,
-) -> Iterator[str]:
+) -> Iterator[Served]:
     """Serve `app` on `host` (or the Unix socket `uds`) in a background thread; yields its
-    base URL (for a Unix socket, one to use with a client bound to that socket)."""
+    base URL (for a Unix socket, one to use with a client bound to that socket) and its loop."""
     if uds is None:
         port = port or free_port(host)
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=host,
         port=port or 0,
         uds=uds,
         log_level="warning",
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _LoopRecordingServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"server on port {port} did not start")
-        time.sleep(0.02)
+        time.sleep(0.01)
+    assert server.loop is not None
+    if uds is not None:
+        url = "http://localhost"
+    else:
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     try:
-        if uds is not None:
-            yield "http://localhost"
-        else:
-            yield f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        yield Served(url=url, loop=server.loop)
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+@contextmanager
+def serve(
+    app: Callable[..., Any],
+    port: int | None = None,
+    timeout: float = 15.0,
+    *,
+    host: str = "127.0.0.1",
+    uds: str | None = None,
+) -> Iterator[str]:
+    """As `serving`, yielding only the base URL."""
+    with serving(app, port, timeout, host=host, uds=uds) as served:
+        yield served.url

@@ -2,6 +2,12 @@
 
 Both share one Settings object, exactly as `make run` does: the app's callback URL is
 registered at the dev IdP, the dev IdP's issuer is the app's Auth0 issuer.
+
+`started_stack` starts the pair and remembers the state they started in; `StackServers.reset()`
+returns them to it (both databases, the app's stores, the outbox worker, the dev IdP's fault
+injection and keys) so that one pair of servers serves many tests. `StackPool` keeps such a
+pair running per backend, on a database of its own, and hands it to every test that asks for
+the same settings: that is the `stack` fixture in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -9,25 +15,44 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+import shutil
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+from advanced_alchemy.base import metadata_registry
+from litestar import Litestar
+from litestar.stores.file import FileStore
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from saas.app import create_app
+from saas.auth0.outbox import OutboxWorker
+from saas.auth0.runtime import WORKER_STATE_KEY
 from saas.config import Settings, load_settings
-from saas.db.config import standalone_session
+from saas.db.config import create_sqlalchemy_config, standalone_session
 from saas.demo.data import DEMO_PASSWORD
 from saas.demo.seed import seed_demo_data
 from saas.devidp.app import create_devidp_app
-from tests.support.servers import free_port, serve
+from saas.devidp.context import DevIdp
+from saas.devidp.faults import FaultBook
+from saas.devidp.models import DevIdpBase
+from saas.devidp.rate_window import RateLimitWindow
+from saas.devidp.tenant import TenantConfig
+from saas.login.sessions import RATE_LIMIT_STORE, SESSION_STORE
+from tests.support.servers import Served, free_port, serving
+from tests.support.snapshots import Snapshot
+from tests.support.threads import off_loop, run_async
 
 _INPUT = re.compile(r"<input\b[^>]*>", re.S)
 _ATTR = re.compile(r'(\w[\w-]*)="([^"]*)"')
 _FORM = re.compile(r'<form\b[^>]*action="(?P<action>[^"]*)"', re.S)
+# The app's stores (server-side sessions, sign-in counters): emptied between tests.
+APP_STORES = (SESSION_STORE, RATE_LIMIT_STORE)
 
 
 @dataclass(frozen=True)
@@ -82,17 +107,234 @@ async def seed(settings: Settings) -> None:
         await session.commit()
 
 
+async def _seed_and_snapshot(settings: Settings) -> Snapshot:
+    await seed(settings)
+    engine = create_sqlalchemy_config(settings).get_engine()
+    try:
+        return await Snapshot.take(engine, metadata_registry.get(None))
+    finally:
+        await engine.dispose()
+
+
+def _devidp_engine(settings: Settings) -> AsyncEngine:
+    # Waits for the dev IdP's own connections (SQLite, one writer at a time) instead of failing.
+    return create_async_engine(settings.devidp_database_url, connect_args={"timeout": 15})
+
+
+async def _devidp_snapshot(settings: Settings) -> Snapshot:
+    engine = _devidp_engine(settings)
+    try:
+        return await Snapshot.take(engine, DevIdpBase.metadata)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class StackServers:
+    """The running pair, and the state they started in."""
+
+    stack: Stack
+    app: Litestar
+    app_served: Served
+    idp: DevIdp
+    app_rows: Snapshot
+    idp_rows: Snapshot
+    idp_keys: bytes
+    # Store directories that existed once the app had started (file stores only).
+    store_dirs: dict[str, bool]
+    _engines: list[AsyncEngine] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Back to the state the servers started in, as if they had just been started."""
+        # Fault injection is in memory: a new book, as a new dev IdP has (ids from 1 again).
+        self.idp.faults = FaultBook()
+        # So is the simulated tenant's configuration (the Action, profile claims) and the
+        # Management API's rate-limit window: as a new dev IdP has them.
+        self.idp.tenant = TenantConfig()
+        self.idp.rate_limit = RateLimitWindow()
+        key_path = self.stack.settings.devidp_key_path
+        if key_path.read_bytes() != self.idp_keys:
+            key_path.write_bytes(self.idp_keys)  # the key store re-reads a changed file
+        self.app_served.call(self._reset_on_app_loop())
+
+    def park(self) -> None:
+        """Stop the outbox worker while other servers run tests: an idle stack polls nothing
+        and finishes nothing a test left behind (`reset` starts the worker again)."""
+        self.app_served.call(self._stop_worker())
+
+    async def _stop_worker(self) -> OutboxWorker | None:
+        # Stopping waits for the job it is running.
+        worker: OutboxWorker | None = self.app.state.get(WORKER_STATE_KEY)
+        if worker is not None:
+            await worker.stop()
+        return worker
+
+    async def _reset_on_app_loop(self) -> None:
+        # The worker first: a job in flight would write into the restored rows, or call the
+        # dev IdP while its rows are replaced.
+        worker = await self._stop_worker()
+        if not self._engines:
+            self._engines = [
+                create_sqlalchemy_config(self.stack.settings).get_engine(),
+                _devidp_engine(self.stack.settings),
+            ]
+        app_engine, idp_engine = self._engines
+        await self.app_rows.restore(app_engine)
+        await self.idp_rows.restore(idp_engine)
+        for name in APP_STORES:
+            await self._empty_store(name)
+        if worker is not None:
+            worker.start()
+
+    async def _empty_store(self, name: str) -> None:
+        store = self.app.stores.get(name)
+        if not isinstance(store, FileStore):
+            await store.delete_all()  # Redis: this store's namespace only
+            return
+        # As a fresh app has it: the directory only if it existed once the app had started.
+        await asyncio.to_thread(shutil.rmtree, store.path, ignore_errors=True)
+        if self.store_dirs[name]:
+            await store.path.mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        async def dispose() -> None:
+            for engine in self._engines:
+                await engine.dispose()
+
+        self.app_served.call(dispose())
+
+
+@contextmanager
+def started_stack(settings: Settings) -> Iterator[StackServers]:
+    """Seed the app's database, start the dev IdP and the app, and note the state they
+    started in. Safe to enter on a thread whose event loop is running (Playwright's)."""
+    app_rows = run_async(_seed_and_snapshot(settings))
+    with ExitStack() as stack:
+        devidp_app = create_devidp_app(settings)
+        idp_served = stack.enter_context(
+            serving(devidp_app, port=int(settings.devidp_base_url.rsplit(":", 1)[1]))
+        )
+        # Before the app starts: its outbox worker may change the dev IdP's rows at once.
+        idp_rows = run_async(_devidp_snapshot(settings))
+        idp_keys = settings.devidp_key_path.read_bytes()
+        app = create_app(settings)
+        app_served = stack.enter_context(
+            serving(app, port=int(settings.app_base_url.rsplit(":", 1)[1]))
+        )
+        # The API's OpenAPI document once, as a deployed app soon serves it: building it
+        # changes handler state inside Litestar that no reset can undo (2.25 adds the path
+        # parameters no handler takes to the handlers' signatures, and from then on every 422
+        # of those routes also names `org`). Every test then sees the state a running server
+        # is in, whichever test happened to ask for the document first.
+        schema = httpx.get(app_served.url + "/api/docs/openapi.json", timeout=30)
+        schema.raise_for_status()
+        store_dirs = {}
+        for name in APP_STORES:
+            store = app.stores.get(name)
+            store_dirs[name] = isinstance(store, FileStore) and Path(store.path).is_dir()
+        servers = StackServers(
+            stack=Stack(settings=settings, app_url=app_served.url, idp_url=idp_served.url),
+            app=app,
+            app_served=app_served,
+            idp=devidp_app.state["devidp"],
+            app_rows=app_rows,
+            idp_rows=idp_rows,
+            idp_keys=idp_keys,
+            store_dirs=store_dirs,
+        )
+        stack.callback(servers.close)
+        yield servers
+
+
 @contextmanager
 def running_stack(settings: Settings) -> Iterator[Stack]:
-    asyncio.run(seed(settings))
-    with ExitStack() as stack:
-        idp_url = stack.enter_context(
-            serve(create_devidp_app(settings), port=int(settings.devidp_base_url.rsplit(":", 1)[1]))
-        )
-        app_url = stack.enter_context(
-            serve(create_app(settings), port=int(settings.app_base_url.rsplit(":", 1)[1]))
-        )
-        yield Stack(settings=settings, app_url=app_url, idp_url=idp_url)
+    """A pair of servers of the caller's own, for a test that needs settings or a database
+    nobody else may share (a store that fails, a Redis that is stopped)."""
+    with started_stack(settings) as servers:
+        yield servers.stack
+
+
+# ---- running stacks, shared ---------------------------------------------------------------
+
+NewDatabase = Callable[[Path], AbstractContextManager[str]]
+# Stacks kept running per backend. Modules ask for a handful of different settings, and under
+# pytest-xdist a worker's modules come in no particular order: with only the last stack kept,
+# a worker started one for almost every module.
+STACKS_PER_BACKEND = 4
+
+
+@dataclass
+class _Running:
+    servers: StackServers
+    exit: ExitStack
+    used: bool = False  # a test has had it since it was started or reset
+    parked: bool = False
+
+
+class StackPool:
+    """Running stacks, each handed (reset) to every test that asks for its backend and
+    settings; the least recently used one is stopped when a backend would have more than
+    STACKS_PER_BACKEND. Only the stack in use runs its outbox worker: the others are parked.
+
+    Each stack has a database of its own (`new_database(directory)` makes one, dropped when
+    the stack stops): nothing else in the run writes to it, and its outbox worker takes no job
+    another test enqueued in the shared test database."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._running: dict[tuple[str, str], _Running] = {}  # oldest use first
+        self.started = 0  # how many stacks this pool has started (the reset test reads it)
+
+    def get(
+        self, backend: str, overrides: Mapping[str, object], new_database: NewDatabase
+    ) -> Stack:
+        key = (backend, repr(sorted(overrides.items())))
+        self._park_all_but(key)
+        running = self._running.pop(key, None)
+        if running is not None and running.used:
+            try:
+                off_loop(running.servers.reset)
+            except Exception as error:  # a previous test broke the servers: start new ones
+                warnings.warn(f"stack reset failed ({error!r}); restarting it", stacklevel=2)
+                off_loop(running.exit.close)
+                running = None
+        if running is None:
+            self._make_room(backend)
+            running = self._start(overrides, new_database)
+        running.used, running.parked = True, False
+        self._running[key] = running  # now the most recently used
+        return running.servers.stack
+
+    def _park_all_but(self, key: tuple[str, str]) -> None:
+        for other, running in self._running.items():
+            if other != key and not running.parked:
+                off_loop(running.servers.park)
+                running.parked = True
+
+    def _make_room(self, backend: str) -> None:
+        same_backend = [key for key in self._running if key[0] == backend]
+        for key in same_backend[: max(0, len(same_backend) - STACKS_PER_BACKEND + 1)]:
+            off_loop(self._running.pop(key).exit.close)
+
+    def _start(self, overrides: Mapping[str, object], new_database: NewDatabase) -> _Running:
+        self.started += 1
+        directory = self._root / f"stack-{self.started}"
+        directory.mkdir()
+        exit_stack = ExitStack()
+        try:
+            database_url = off_loop(exit_stack.enter_context, new_database(directory))
+            settings = stack_settings(database_url, directory, **overrides)
+            servers = off_loop(exit_stack.enter_context, started_stack(settings))
+        except BaseException:
+            off_loop(exit_stack.close)
+            raise
+        return _Running(servers=servers, exit=exit_stack)
+
+    def close(self) -> None:
+        """Stop every running stack and drop their databases."""
+        while self._running:
+            _, running = self._running.popitem()
+            off_loop(running.exit.close)
 
 
 def form_fields(page: str) -> dict[str, str]:
@@ -116,8 +358,8 @@ class Browser:
     def close(self) -> None:
         self.client.close()
 
-    def get(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.client.get(self._absolute(url), **kwargs)  # type: ignore[arg-type]
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(self._absolute(url), **kwargs)
 
     def _absolute(self, url: str) -> str:
         return url if url.startswith("http") else self.stack.app_url + url
