@@ -7,112 +7,16 @@ dev IdP) or a real access token (issued by the dev IdP for the caller's organiza
 
 from __future__ import annotations
 
-import asyncio
-import datetime
-import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-import httpx
 import pytest
-from litestar import Litestar
-from litestar.handlers import HTTPRouteHandler
 
 from saas.app import create_app
-from saas.audit.services import Actor
-from saas.config import Settings, load_settings
-from saas.db.config import create_sqlalchemy_config
-from saas.db.models import EnterpriseConnection, Organization, OutboxJob, OutboxStatus, User
-from saas.invitations.services import InvitationService
-from saas.members.services import MembershipService
-from saas.projects.services import ProjectService
-from saas.sso.services import SsoService
+from saas.config import load_settings
 from saas.tenancy.guards import requires_platform_operator
-from saas.tenancy.permissions import Permission, Role, has_permission
-from tests.support.stack import Browser, Stack
-from tests.support.tokens import access_token_for
-
-ACTORS = (
-    "anonymous",
-    "non_member",
-    "other_tenant_owner",
-    "viewer",
-    "member",
-    "admin",
-    "owner",
-    "operator",
-)
-EMAILS = {
-    "non_member": "gina@globex.example",  # admin of globex
-    "other_tenant_owner": "grace@globex.example",  # owner of globex
-    "viewer": "vera@acme.example",
-    "member": "bob@acme.example",
-    "admin": "adam@acme.example",
-    "owner": "alice@acme.example",
-    "operator": "olivia@ops.example",  # platform operator; not a member of acme
-}
-ACME_ROLES = {
-    "viewer": Role.VIEWER,
-    "member": Role.MEMBER,
-    "admin": Role.ADMIN,
-    "owner": Role.OWNER,
-}
-# The organization each outsider's own API token is for.
-OWN_ORG = {
-    "non_member": "org_GlobexDemo000002",
-    "other_tenant_owner": "org_GlobexDemo000002",
-    "operator": "org_InitechDemo00003",
-}
-ACME_ORG_ID = "org_AcmeDemo00000001"
-
-
-@dataclass(frozen=True)
-class Public:
-    """Same answer for everyone (or per actor where signing in changes it)."""
-
-    status: int
-    per_actor: dict[str, int] = field(default_factory=dict)
-    path_params: dict[str, str] = field(default_factory=dict)
-    data: dict[str, str] | None = None
-
-    def expected(self, actor: str) -> int:
-        return self.per_actor.get(actor, self.status)
-
-
-@dataclass(frozen=True)
-class Tenant:
-    """A tenant route guarded by `permission`; `api` routes take bearer tokens."""
-
-    permission: Permission
-    success: int
-    api: bool = False
-    target: str | None = None  # which fresh object the path needs: project, member, invitation
-    body: Callable[[], dict[str, str]] | None = None
-
-    def expected(self, actor: str) -> int:
-        if actor == "anonymous":
-            return 401 if self.api else 303
-        if actor not in ACME_ROLES:
-            # Outsiders, with a session or with a token for their own organization, learn
-            # nothing about acme: the same 404 as for an organization that does not exist.
-            return 404
-        return self.success if has_permission(ACME_ROLES[actor], self.permission) else 403
-
-
-@dataclass(frozen=True)
-class Operator:
-    """A platform-operator route: it does not exist for anyone else (404)."""
-
-    success: int
-    target: str | None = None  # "job": a failed outbox job
-    body: Callable[[], dict[str, str]] | None = None
-
-    def expected(self, actor: str) -> int:
-        if actor == "anonymous":
-            return 303
-        return self.success if actor == "operator" else 404
+from saas.tenancy.permissions import Permission
+from tests.support.matrix import Operator, Public, Rule, Tenant, route_table, run_matrix
+from tests.support.stack import Stack
 
 
 def unique_slug_form() -> dict[str, str]:
@@ -141,7 +45,6 @@ def unique_invitee() -> dict[str, str]:
 
 
 P = Permission
-Rule = Public | Tenant | Operator
 ROUTES: dict[tuple[str, str], Rule] = {
     # The operator console.
     ("GET", "/admin"): Operator(200),
@@ -252,18 +155,6 @@ ROUTES: dict[tuple[str, str], Rule] = {
 }
 
 
-def route_table(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
-    table: dict[tuple[str, str], HTTPRouteHandler] = {}
-    for route in app.routes:
-        for handler in getattr(route, "route_handlers", []):
-            if not isinstance(handler, HTTPRouteHandler):
-                continue
-            for method in handler.http_methods:
-                if method not in {"OPTIONS", "HEAD"}:
-                    table[(method, route.path)] = handler
-    return table
-
-
 def test_every_route_is_declared_with_its_guard() -> None:
     table = route_table(create_app(load_settings(app_env="test")))
     undeclared = sorted(set(table) - set(ROUTES))
@@ -284,148 +175,11 @@ def test_every_route_is_declared_with_its_guard() -> None:
 # ---- exercising every cell -------------------------------------------------------------
 
 
-async def _acme(settings: Settings, work: Callable[[Any, Organization], Any]) -> Any:
-    config = create_sqlalchemy_config(settings)
-    try:
-        async with config.get_session() as session:
-            from sqlalchemy import select
-
-            org = (
-                await session.execute(select(Organization).where(Organization.slug == "acme"))
-            ).scalar_one()
-            result = await work(session, org)
-            await session.commit()
-            return result
-    finally:
-        await config.get_engine().dispose()
-
-
-def fresh_target(settings: Settings, kind: str) -> str:
-    async def make(session: Any, org: Organization) -> str:
-        if kind == "project":
-            project = await ProjectService(session=session, organization_id=org.id).create_project(
-                name=f"Target {uuid.uuid4().hex[:10]}", actor=Actor.system()
-            )
-            return str(project.id)
-        if kind == "sso":
-            if not await SsoService(session, org, settings).current():
-                session.add(
-                    EnterpriseConnection(
-                        organization_id=org.id,
-                        auth0_connection_name="acme-saml",
-                        auth0_connection_id="con_AcmeSamlDemo0001",
-                        strategy="samlp",
-                        display_name="Acme Corp SAML",
-                    )
-                )
-            return ""
-        if kind == "job":
-            job = OutboxJob(
-                kind="matrix.failed", payload={}, status=OutboxStatus.FAILED.value, attempts=8
-            )
-            session.add(job)
-            await session.flush()
-            return str(job.id)
-        if kind == "member":
-            user = User(
-                sub=f"auth0|matrix-{uuid.uuid4().hex}",
-                email=f"m-{uuid.uuid4().hex[:8]}@acme.example",
-            )
-            session.add(user)
-            await session.flush()
-            membership = await MembershipService(session=session).add(
-                organization_id=org.id, user_id=user.id, role=Role.MEMBER, actor=Actor.system()
-            )
-            return str(membership.id)
-        invitation, _ = await InvitationService(session=session).invite(
-            organization_id=org.id,
-            email=f"i-{uuid.uuid4().hex[:8]}@acme.example",
-            role=Role.MEMBER,
-            actor=Actor.system(),
-            authority=None,
-            ttl=datetime.timedelta(days=1),
-        )
-        return str(invitation.id)
-
-    return str(asyncio.run(_acme(settings, make)))
-
-
-_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
-
-
-@dataclass
-class Caller:
-    actor: str
-    browser: Browser
-    token: str | None = None
-    csrf: str = ""
-
-
 @pytest.fixture
 def matrix_stack(stack: Stack) -> Stack:
     return stack
 
 
-def sign_in_callers(stack: Stack) -> dict[str, Caller]:
-    callers = {}
-    for actor in ACTORS:
-        browser = stack.browser()
-        token = None
-        if actor != "anonymous":
-            browser.login(EMAILS[actor])
-            token = access_token_for(browser, OWN_ORG.get(actor, ACME_ORG_ID))
-            if actor in ACME_ROLES:
-                # Make acme the session's active organization.
-                page = browser.follow(browser.get("/o/acme/login?silent=true"))
-                assert page.status_code == 200, (actor, page.status_code)
-        csrf = _CSRF.search(browser.get("/login").text)
-        assert csrf
-        callers[actor] = Caller(actor, browser, token, csrf[1])
-    return callers
-
-
-def request_cell(
-    stack: Stack, caller: Caller, method: str, path: str, rule: Rule
-) -> httpx.Response:
-    params = {"slug": "acme", "org": "acme"}
-    body: dict[str, str] | None = None
-    if isinstance(rule, Public):
-        params.update(rule.path_params)
-        body = rule.data
-    elif isinstance(rule, Operator):
-        if rule.target:
-            params[f"{rule.target}_id"] = fresh_target(stack.settings, rule.target)
-        body = rule.body() if rule.body else None
-    else:
-        if rule.target:
-            params[f"{rule.target}_id"] = fresh_target(stack.settings, rule.target)
-        body = rule.body() if rule.body else None
-    url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: params[m[1]], path)
-    headers = {"x-csrftoken": caller.csrf}
-    if isinstance(rule, Tenant) and rule.api:
-        if caller.token:
-            headers["authorization"] = f"Bearer {caller.token}"
-        return caller.browser.client.request(
-            method, stack.app_url + url, json=body, headers=headers
-        )
-    return caller.browser.client.request(method, stack.app_url + url, data=body, headers=headers)
-
-
 def test_isolation_matrix(matrix_stack: Stack) -> None:
-    callers = sign_in_callers(matrix_stack)
-    mismatches = []
-    cells = 0
-    for (method, path), rule in ROUTES.items():
-        for actor in ACTORS:
-            response = request_cell(matrix_stack, callers[actor], method, path, rule)
-            cells += 1
-            expected = rule.expected(actor)
-            if response.status_code != expected:
-                mismatches.append(
-                    f"{method} {path} as {actor}: {response.status_code}, expected {expected}"
-                )
-            elif expected >= 500:
-                mismatches.append(f"{method} {path} as {actor}: server error")
-    for caller in callers.values():
-        caller.browser.close()
+    mismatches, cells = run_matrix(matrix_stack, ROUTES)
     assert not mismatches, f"{len(mismatches)} of {cells} cells differ:\n" + "\n".join(mismatches)
