@@ -102,21 +102,25 @@ def _check_signing_cert(value: Any) -> None:
         raise refusal from None
 
 
+# What a connection's body may set; `name` and `strategy` only when it is created.
+CONNECTION_FIELDS = frozenset(
+    {
+        "display_name",
+        "options",
+        "enabled_clients",
+        "realms",
+        "is_domain_connection",
+        "metadata",
+        "show_as_button",
+    }
+)
+
+
 @post("/connections", opt={"scopes": ("create:connections",)}, status_code=201)
 async def create_connection(request: Request[Any, Any, Any], db: Db) -> Response[Any]:
     body = await json_object(
         request,
-        allowed={
-            "name",
-            "display_name",
-            "strategy",
-            "options",
-            "enabled_clients",
-            "realms",
-            "is_domain_connection",
-            "metadata",
-            "show_as_button",
-        },
+        allowed=CONNECTION_FIELDS | {"name", "strategy"},
         required=("name", "strategy"),
     )
     name = expect(body["name"], str, "name")
@@ -170,18 +174,7 @@ async def update_connection(
 ) -> dict[str, Any]:
     conn = await _connection(db, connection_id)
     # name and strategy are immutable in Auth0; sending them is a validation error.
-    body = await json_object(
-        request,
-        allowed={
-            "display_name",
-            "options",
-            "enabled_clients",
-            "realms",
-            "is_domain_connection",
-            "metadata",
-            "show_as_button",
-        },
-    )
+    body = await json_object(request, allowed=CONNECTION_FIELDS)
     if "options" in body:
         # Auth0 replaces `options` as a whole on PATCH.
         options = expect(body["options"], dict, "options")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 from litestar import Request
@@ -50,7 +51,7 @@ def not_found(message: str, code: str) -> ManagementError:
 async def json_object(
     request: Request[Any, Any, Any],
     *,
-    allowed: set[str],
+    allowed: AbstractSet[str],
     required: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON body, refusing unknown properties and missing required ones, as Auth0 does."""
