@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.errors import Forbidden, NotFound
@@ -131,6 +132,17 @@ async def requires_platform_operator(
         raise NotFound("There is nothing here.")
 
 
-async def provide_tenant(request: Request[Any, Any, Any]) -> TenantContext:
-    """Dependency: the tenant context the guard already resolved (or resolves it now)."""
+# The `tenant` dependency of each router: the tenant context its guard already resolved. Each
+# names its router's path parameter, so Litestar parses it with the request: a handler's
+# signature model lists the route's path parameters, and one that nothing asked for would be
+# reported missing beside any other invalid parameter (a phantom `org` in the API's 422).
+
+
+async def provide_dashboard_tenant(
+    request: Request[Any, Any, Any], slug: FromPath[str]
+) -> TenantContext:
+    return await tenant_for(request)
+
+
+async def provide_api_tenant(request: Request[Any, Any, Any], org: FromPath[str]) -> TenantContext:
     return await tenant_for(request)

@@ -12,7 +12,7 @@ than membership add `guards=[requires(Permission.X)]` (`saas.tenancy.guards`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from litestar import Router
@@ -20,10 +20,12 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.types import ControllerRouterHandler, ExceptionHandlersMap
 
+from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import (
     TENANT_RESOLVER,
     member_of_tenant,
-    provide_tenant,
+    provide_api_tenant,
+    provide_dashboard_tenant,
     resolve_api_tenant_of,
     resolve_browser_tenant_of,
 )
@@ -39,6 +41,7 @@ API_OPT = "api"
 def _tenant_router(
     path: str,
     resolver: object,
+    provide_tenant: Callable[..., Awaitable[TenantContext]],
     route_handlers: Sequence[ControllerRouterHandler],
     dependencies: Mapping[str, Provide],
     exception_handlers: ExceptionHandlersMap | None,
@@ -68,6 +71,7 @@ def dashboard_router(
     return _tenant_router(
         "/o/{slug:str}",
         resolve_browser_tenant_of,
+        provide_dashboard_tenant,
         route_handlers,
         dependencies or {},
         exception_handlers,
@@ -87,6 +91,7 @@ def api_router(
     return _tenant_router(
         "/api/v1/orgs/{org:str}",
         resolve_api_tenant_of,
+        provide_api_tenant,
         route_handlers,
         dependencies or {},
         exception_handlers,
