@@ -46,7 +46,8 @@ class SyncState:
         return self.status is SyncStatus.PENDING
 
 
-# Known failures, by a piece of the recorded error, in plain words. First match wins.
+# Known failures, by a piece of the recorded error (saas/auth0/management.py writes
+# "{method} {url}: {status} {Auth0's message}"), in plain words. First match wins.
 _REASONS: tuple[tuple[str, str], ...] = (
     (
         "belongs to someone else",
@@ -55,11 +56,12 @@ _REASONS: tuple[tuple[str, str], ...] = (
         "then retry.",
     ),
     ("no Auth0 role named", "Auth0 has no role with this name. Ask the operator to add it."),
+    ("invitations were created at Auth0", "Auth0 has too many invitations to look this one up."),
     ("timed out", "Auth0 did not answer in time, again and again."),
-    ("rate limit", "Auth0 refused too many requests in a row."),
-    ("429", "Auth0 refused too many requests in a row."),
-    ("401", "Auth0 refused the app's credentials. Ask the operator to check them."),
-    ("403", "The app is not allowed to make this change at Auth0. Ask the operator."),
+    ("rate limited", "Auth0 refused too many requests in a row."),
+    (": 401", "Auth0 refused the app's credentials. Ask the operator to check them."),
+    (": 403", "The app is not allowed to make this change at Auth0. Ask the operator."),
+    (": 5", "Auth0 had an error each time it was asked."),
     ("is not at Auth0 yet", "Something it depends on was never set up at Auth0."),
     ("worker running it stopped", "The change was started but never finished."),
 )

@@ -5,19 +5,24 @@ own organization's failed job, never another's. Real app, dev IdP and outbox wor
 from __future__ import annotations
 
 import asyncio
+import datetime
 import html
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from saas.audit.services import Actor
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import Organization, OutboxJob, OutboxStatus
+from saas.invitations.services import InvitationService
 from saas.sso.services import connection_name
+from saas.tenancy.permissions import Role
 from tests.integration.test_sso_settings import (
     CSRF,
     certificate_pem,
@@ -252,3 +257,65 @@ def test_the_operator_sees_which_organization_failed_and_retries(stack: Stack) -
         assert time.monotonic() < deadline, page
         time.sleep(0.2)
     operator.close()
+
+
+async def _acme_session_work(stack: Stack, work: Any) -> Any:
+    config = create_sqlalchemy_config(stack.settings)
+    try:
+        async with config.get_session() as session:
+            acme = (
+                await session.execute(select(Organization).where(Organization.slug == "acme"))
+            ).scalar_one()
+            result = await work(session, acme)
+            await session.commit()
+            return result
+    finally:
+        await config.get_engine().dispose()
+
+
+def test_the_invitations_panel_shows_pending_then_failed_in_plain_words(
+    database_url: str, tmp_path: Path
+) -> None:
+    """No worker runs here, so the invitation's job stays due until this test records it
+    failed, as the worker does after a refusal it cannot retry."""
+    email = "failed-invite@acme.example"
+
+    async def invite(session: Any, acme: Organization) -> None:
+        await InvitationService(session=session).invite(
+            organization_id=acme.id,
+            email=email,
+            role=Role.MEMBER,
+            actor=Actor.system(),
+            authority=None,
+            ttl=datetime.timedelta(days=1),
+        )
+
+    async def refused(session: Any, acme: Organization) -> None:
+        job = (
+            await session.execute(
+                select(OutboxJob).where(
+                    OutboxJob.organization_id == acme.id, OutboxJob.target_type == "invitation"
+                )
+            )
+        ).scalar_one()
+        job.status = OutboxStatus.FAILED.value
+        job.attempts = 1
+        job.last_error = "POST /api/v2/organizations/x/invitations: 403 insufficient_scope"
+
+    def item(browser: Browser) -> str:
+        page = browser.get("/o/acme/members/").text
+        return html.unescape(page.split(f'data-email="{email}"')[1].split("</li>")[0])
+
+    settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
+    with running_stack(settings) as stack:
+        asyncio.run(_acme_session_work(stack, invite))
+        browser = stack.browser()
+        browser.login("alice@acme.example")
+        assert browser.follow(browser.get("/o/acme/login?silent=true")).status_code == 200
+        assert 'data-sync="pending"' in item(browser)
+        asyncio.run(_acme_session_work(stack, refused))
+        shown = item(browser)
+        assert 'data-sync="failed"' in shown, shown
+        assert "The app is not allowed to make this change at Auth0" in shown
+        assert "insufficient_scope" not in shown
+        browser.close()
