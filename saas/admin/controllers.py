@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
 from saas.auth0.jobs import CONNECTION_TARGET, INVITATION_TARGET, ORGANIZATION_TARGET
-from saas.auth0.sync_state import sync_state, sync_states
+from saas.auth0.sync_state import retry_failed, sync_state, sync_states
 from saas.config import Settings
 from saas.db.models import Invitation, Organization, OrganizationStatus, OutboxJob, OutboxStatus
 from saas.errors import DomainError, InvalidInput
@@ -415,12 +415,7 @@ class AdminController(Controller):
         db_session: NamedDependency[AsyncSession],
         job_id: FromPath[UUID],
     ) -> Redirect:
-        job = await db_session.get(OutboxJob, job_id)
-        if job is None or job.status != OutboxStatus.FAILED.value:
-            raise InvalidInput("Only failed jobs can be retried.")
-        job.status = OutboxStatus.PENDING.value
-        job.attempts = 0
-        job.next_attempt_at = datetime.datetime.now(datetime.UTC)
+        job = await retry_failed(db_session, job_id, None)  # any organization's
         flash(request, f"The {job.kind} job is queued again.", "success")
         return Redirect(path=request.app.route_reverse("admin.outbox"), status_code=303)
 
