@@ -18,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
+from saas.auth0.jobs import CONNECTION_TARGET, INVITATION_TARGET, ORGANIZATION_TARGET
+from saas.auth0.sync_state import retry_failed, sync_state, sync_states
 from saas.config import Settings
 from saas.db.models import Invitation, Organization, OrganizationStatus, OutboxJob, OutboxStatus
 from saas.errors import DomainError, InvalidInput
@@ -212,13 +214,18 @@ class AdminController(Controller):
         status_code: int = 200,
     ) -> Template:
         domains = await organizations.domains_of(org.id)
-        invitations = (
-            await db.execute(
-                select(Invitation)
-                .where(Invitation.organization_id == org.id, Invitation.role == Role.OWNER.value)
-                .order_by(Invitation.created_at.desc())
-            )
-        ).scalars()
+        invitations = list(
+            (
+                await db.execute(
+                    select(Invitation)
+                    .where(
+                        Invitation.organization_id == org.id, Invitation.role == Role.OWNER.value
+                    )
+                    .order_by(Invitation.created_at.desc())
+                )
+            ).scalars()
+        )
+        connections = await organizations.connections_of(org.id)
         now = datetime.datetime.now(datetime.UTC)
         return Template(
             "admin/organization.html",
@@ -227,8 +234,16 @@ class AdminController(Controller):
                 db,
                 org=org,
                 domains=[(d, record_name(d.domain)) for d in domains],
-                connections=await organizations.connections_of(org.id),
+                connections=connections,
                 owner_invitations=[(i, i.status(now)) for i in invitations],
+                # Where Auth0 stands on each, from the outbox jobs (no Auth0 call).
+                org_sync=await sync_state(db, org.id, ORGANIZATION_TARGET, org.id),
+                connection_sync=await sync_states(
+                    db, org.id, CONNECTION_TARGET, [c.id for c in connections]
+                ),
+                invitation_sync=await sync_states(
+                    db, org.id, INVITATION_TARGET, [i.id for i in invitations]
+                ),
                 strategies=sorted(CONNECTION_STRATEGIES),
                 error=error,
             ),
@@ -378,16 +393,19 @@ class AdminController(Controller):
     async def outbox(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
     ) -> Template:
+        # Each with the organization it is for (none for jobs older than their target).
         jobs = (
             await db_session.execute(
-                select(OutboxJob)
+                select(OutboxJob, Organization)
+                .outerjoin(Organization, Organization.id == OutboxJob.organization_id)
                 .where(OutboxJob.status == OutboxStatus.FAILED.value)
                 .order_by(OutboxJob.updated_at.desc())
                 .limit(200)
             )
-        ).scalars()
+        ).all()
         return Template(
-            "admin/outbox.html", context=await self._layout(request, db_session, jobs=list(jobs))
+            "admin/outbox.html",
+            context=await self._layout(request, db_session, jobs=[(job, org) for job, org in jobs]),
         )
 
     @post("/outbox/{job_id:uuid}/retry", name="admin.retry_job")
@@ -397,12 +415,7 @@ class AdminController(Controller):
         db_session: NamedDependency[AsyncSession],
         job_id: FromPath[UUID],
     ) -> Redirect:
-        job = await db_session.get(OutboxJob, job_id)
-        if job is None or job.status != OutboxStatus.FAILED.value:
-            raise InvalidInput("Only failed jobs can be retried.")
-        job.status = OutboxStatus.PENDING.value
-        job.attempts = 0
-        job.next_attempt_at = datetime.datetime.now(datetime.UTC)
+        job = await retry_failed(db_session, job_id, None)  # any organization's
         flash(request, f"The {job.kind} job is queued again.", "success")
         return Redirect(path=request.app.route_reverse("admin.outbox"), status_code=303)
 

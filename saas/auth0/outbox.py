@@ -75,6 +75,18 @@ class JobHandler(Generic[StateT]):
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """What a job is for: the organization, and the object (type and id) it keeps in step."""
+
+    organization_id: UUID | None
+    type: str | None
+    id: UUID | None
+
+
+NO_TARGET = Target(None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A job this worker holds the lease of."""
 
@@ -83,6 +95,7 @@ class Claim:
     payload: dict[str, Any]
     attempts: int
     token: str
+    target: Target = NO_TARGET
 
     @property
     def read_input(self) -> dict[str, Any]:
@@ -94,11 +107,18 @@ def utcnow() -> datetime.datetime:
 
 
 def enqueue(
-    session: AsyncSession | async_scoped_session[AsyncSession], kind: str, **payload: Any
+    session: AsyncSession | async_scoped_session[AsyncSession],
+    kind: str,
+    *,
+    target: Target = NO_TARGET,
+    **payload: Any,
 ) -> OutboxJob:
     """Add a job to the caller's transaction; it exists only if the change it mirrors commits."""
     job = OutboxJob(
         kind=kind,
+        organization_id=target.organization_id,
+        target_type=target.type,
+        target_id=target.id,
         payload={k: str(v) if isinstance(v, UUID) else v for k, v in payload.items()},
         status=OutboxStatus.PENDING.value,
         attempts=0,
@@ -170,13 +190,22 @@ class OutboxWorker:
                         attempts=OutboxJob.attempts + 1,
                         updated_at=now,
                     )
-                    .returning(OutboxJob.id, OutboxJob.kind, OutboxJob.payload, OutboxJob.attempts)
+                    .returning(
+                        OutboxJob.id,
+                        OutboxJob.kind,
+                        OutboxJob.payload,
+                        OutboxJob.attempts,
+                        OutboxJob.organization_id,
+                        OutboxJob.target_type,
+                        OutboxJob.target_id,
+                    )
                     .execution_options(synchronize_session=False)
                 )
                 row = (await session.execute(statement)).one_or_none()
                 if row is None:
                     return None
-                claim = Claim(row.id, row.kind, dict(row.payload), row.attempts, token)
+                target = Target(row.organization_id, row.target_type, row.target_id)
+                claim = Claim(row.id, row.kind, dict(row.payload), row.attempts, token, target)
                 if claim.attempts <= self.max_attempts:
                     return claim
                 # Claimed again and again, never recorded: each worker stopped while running
@@ -265,7 +294,7 @@ class OutboxWorker:
 
     def _enqueue_again(self, session: AsyncSession, claim: Claim, event: str) -> None:
         logger.info(event, kind=claim.kind, job_id=str(claim.id))
-        enqueue(session, claim.kind, **claim.payload)
+        enqueue(session, claim.kind, target=claim.target, **claim.payload)
 
     async def _record_failure(self, claim: Claim, error: ManagementError) -> str | None:
         values: dict[str, Any] = {"last_error": str(error)[:2000]}

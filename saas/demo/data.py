@@ -8,6 +8,7 @@ Everything here is development data; none of it is loaded when APP_ENV=productio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from uuid import UUID
 
 # Clearly a development credential: printed by `make run` and listed in the README.
 DEMO_PASSWORD = "dev-password-123"  # noqa: S105
@@ -27,6 +28,9 @@ class DemoConnection:
 @dataclass(frozen=True, slots=True)
 class DemoOrganization:
     slug: str
+    # The app's id, fixed so the dev IdP's seed can mark the organization's connection as
+    # the app's own (`metadata.saas_organization_id`, checked before every connection sync).
+    id: UUID
     auth0_id: str
     display_name: str
     domains: tuple[str, ...]
@@ -71,6 +75,7 @@ GLOBEX_OIDC = DemoConnection(
 ORGANIZATIONS: tuple[DemoOrganization, ...] = (
     DemoOrganization(
         slug="acme",
+        id=UUID("0192d3a0-0000-7000-8000-000000000001"),
         auth0_id="org_AcmeDemo00000001",
         display_name="Acme Corp",
         domains=("acme.example",),
@@ -80,6 +85,7 @@ ORGANIZATIONS: tuple[DemoOrganization, ...] = (
     ),
     DemoOrganization(
         slug="globex",
+        id=UUID("0192d3a0-0000-7000-8000-000000000002"),
         auth0_id="org_GlobexDemo000002",
         display_name="Globex Corporation",
         domains=("globex.example",),
@@ -87,6 +93,7 @@ ORGANIZATIONS: tuple[DemoOrganization, ...] = (
     ),
     DemoOrganization(
         slug="initech",
+        id=UUID("0192d3a0-0000-7000-8000-000000000003"),
         auth0_id="org_InitechDemo00003",
         display_name="Initech",
         domains=(),

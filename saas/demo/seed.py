@@ -42,6 +42,7 @@ async def _seed_organization(
             jit_provisioning=spec.jit_provisioning,
             require_sso=spec.require_sso,
             auth0_org_id=spec.auth0_id,
+            organization_id=spec.id,
         )
         report.created.append(f"organization {spec.slug}")
     for domain in spec.domains:

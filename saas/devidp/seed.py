@@ -90,14 +90,47 @@ async def _upsert_roles(db: AsyncSession, audience: str) -> None:
     await db.flush()
 
 
-async def _ensure_connection(db: AsyncSession, demo: demo_data.DemoConnection) -> Connection:
+def _owners() -> dict[str, str]:
+    """Connection name -> the app's id of the organization whose connection it is."""
+    return {
+        org.connection.name: str(org.id)
+        for org in demo_data.ORGANIZATIONS
+        if org.connection is not None
+    }
+
+
+def _options(demo: demo_data.DemoConnection, settings: Settings) -> dict[str, object]:
+    """What Auth0 requires of each strategy (the dev IdP's own API refuses less)."""
+    if demo.strategy == "auth0":
+        return {"disable_signup": False, "brute_force_protection": True}
+    options: dict[str, object] = {"domain_aliases": list(demo.domains)}
+    if demo.strategy == "oidc":
+        # The dev IdP plays each demo enterprise IdP itself (saas/devidp/login_pages.py).
+        options |= {
+            "discovery_url": settings.auth0_issuer + ".well-known/openid-configuration",
+            "client_id": f"{demo.name}-client",
+            "type": "back_channel",
+        }
+    elif demo.strategy == "samlp":
+        options["signInEndpoint"] = settings.auth0_issuer + f"u/login/{demo.name}"
+    return options
+
+
+async def _ensure_connection(
+    db: AsyncSession, demo: demo_data.DemoConnection, settings: Settings
+) -> Connection:
     conn = await db.get(Connection, demo.auth0_id)
+    owner = _owners().get(demo.name)
+    # As the app would have created it: owned by its organization, so that the app's sync
+    # updates it instead of refusing a connection "that belongs to someone else".
+    metadata = {"saas_organization_id": owner} if owner else {}
+    if conn is not None:
+        if owner and (conn.metadata_ or {}).get("saas_organization_id") is None:
+            conn.metadata_ = {**(conn.metadata_ or {}), **metadata}
+            conn.options = {**_options(demo, settings), **(conn.options or {})}
+        return conn
     if conn is None:
-        options: dict[str, object] = {}
-        if demo.strategy == "auth0":
-            options = {"disable_signup": False, "brute_force_protection": True}
-        else:
-            options = {"domain_aliases": list(demo.domains)}
+        options = _options(demo, settings)
         conn = Connection(
             id=demo.auth0_id,
             name=demo.name,
@@ -105,7 +138,7 @@ async def _ensure_connection(db: AsyncSession, demo: demo_data.DemoConnection) -
             strategy=demo.strategy,
             options=options,
             realms=[demo.name],
-            metadata_={},
+            metadata_=metadata,
             is_domain_connection=False,
             enabled_clients=[],
         )
@@ -120,9 +153,9 @@ async def seed(
     await _upsert_clients(db, clients)
     await _upsert_roles(db, settings.auth0_audience)
 
-    password_db = await _ensure_connection(db, demo_data.PASSWORD_DB)
+    password_db = await _ensure_connection(db, demo_data.PASSWORD_DB, settings)
     for demo in (demo_data.ACME_SAML, demo_data.GLOBEX_OIDC):
-        await _ensure_connection(db, demo)
+        await _ensure_connection(db, demo, settings)
     # Every connection is usable by every registered app (Auth0's "enabled clients").
     app_ids = [c.client_id for c in clients if c.app_type != "non_interactive"]
     for conn in await db.scalars(select(Connection)):

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth0.jobs import sync_invitation_later
+from saas.auth0.jobs import INVITATION_TARGET, sync_invitation_later
+from saas.auth0.sync_state import SyncState, sync_states
 from saas.db.lists import offset_page
 from saas.db.models import Invitation, Membership, User
 from saas.db.tenant_repository import TenantScopedRepository
@@ -95,6 +96,14 @@ class InvitationService:
     async def _is_member(self, organization_id: UUID, email: str) -> bool:
         return bool(
             await MembershipService(session=self.session).member_emails(organization_id, [email])
+        )
+
+    async def sync_of(
+        self, organization_id: UUID, invitations: list[Invitation]
+    ) -> dict[UUID, SyncState]:
+        """Whether Auth0 has each invitation as it is here, from the outbox (no Auth0 call)."""
+        return await sync_states(
+            self.session, organization_id, INVITATION_TARGET, [i.id for i in invitations]
         )
 
     async def page(
@@ -250,7 +259,7 @@ class InvitationService:
                 for expired in open_invitations:
                     expired.revoked_at = now
                     await repository.update(expired, auto_commit=False)
-                    sync_invitation_later(self.session, expired.id)
+                    sync_invitation_later(self.session, organization_id, expired.id)
                 invitation = await repository.add(
                     Invitation(
                         email=email,
@@ -264,7 +273,7 @@ class InvitationService:
         except IntegrityError:
             # uq_invitations_open_email: a concurrent request invited this address first.
             raise _pending_conflict(email) from None
-        sync_invitation_later(self.session, invitation.id)
+        sync_invitation_later(self.session, organization_id, invitation.id)
         details: dict[str, object] = {"email": email, "role": role.value}
         if open_invitations:
             details["replaces"] = [str(inv.id) for inv in open_invitations]
@@ -321,7 +330,7 @@ class InvitationService:
             invitation = await self.repository_for(organization_id).update(
                 invitation, auto_commit=False
             )
-            sync_invitation_later(self.session, invitation.id)
+            sync_invitation_later(self.session, organization_id, invitation.id)
             await self._audit.record(
                 AuditAction.INVITATION_REVOKED,
                 actor=actor,
@@ -358,7 +367,7 @@ class InvitationService:
             invitation, auto_commit=False
         )
         # Auth0 gets a new invitation (a new ticket, emailed again) and loses the old one.
-        sync_invitation_later(self.session, invitation.id, delete_auth0_ids=stale)
+        sync_invitation_later(self.session, organization_id, invitation.id, delete_auth0_ids=stale)
         await self._audit.record(
             AuditAction.INVITATION_RESENT,
             actor=actor,

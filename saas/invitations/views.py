@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from uuid import UUID
 
+from saas.auth0.sync_state import SyncState
 from saas.db.models import Invitation
 from saas.invitations.services import InvitationService
 from saas.tenancy.context import TenantContext
@@ -18,6 +20,8 @@ class InvitationListing:
     invitations: list[Invitation]
     total: int
     now: datetime.datetime
+    # Where Auth0 stands on each shown invitation (those with sync jobs).
+    sync: dict[UUID, SyncState] = field(default_factory=dict)
 
 
 async def invitation_listing(
@@ -29,8 +33,12 @@ async def invitation_listing(
     page = await service.page(
         tenant.organization.id, open_only=True, limit=INVITATIONS_SHOWN, offset=0
     )
+    shown = list(page.items)
     return InvitationListing(
-        invitations=list(page.items), total=page.total, now=datetime.datetime.now(datetime.UTC)
+        invitations=shown,
+        total=page.total,
+        now=datetime.datetime.now(datetime.UTC),
+        sync=await service.sync_of(tenant.organization.id, shown),
     )
 
 

@@ -108,7 +108,9 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
         jit_provisioning: bool = False,
         require_sso: bool = False,
         auth0_org_id: str | None = None,
+        organization_id: UUID | None = None,
     ) -> Organization:
+        """`organization_id`: a fixed id (the demo seed's, see saas/demo/data.py)."""
         slug = validate_slug(slug.strip())
         display_name = display_name.strip()
         if not display_name or len(display_name) > 255:
@@ -133,6 +135,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
                 "jit_provisioning": jit_provisioning,
                 "require_sso": require_sso,
                 "auth0_org_id": auth0_org_id,
+                **({"id": organization_id} if organization_id is not None else {}),
             },
             unique=("slug",),
         )
@@ -207,7 +210,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
         record = await domains.update(record, auto_commit=False)
         for connection in await self.connections_of(organization_id):
             if connection.strategy in {"samlp", "oidc"}:
-                sync_connection_later(self.repository.session, connection.id)
+                sync_connection_later(self.repository.session, organization_id, connection.id)
         await self._audit.record(
             AuditAction.DOMAIN_VERIFIED,
             actor=actor,

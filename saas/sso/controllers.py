@@ -8,11 +8,12 @@ A configuration that does not validate, or that the service refuses, is answered
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Response, Template
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,6 +81,7 @@ class SsoController(Controller):
                 connection=connection,
                 form=form,
                 has_secret=bool(connection and connection.secret_ciphertext),
+                sync=await sso.sync_of(connection) if connection else None,
             ),
         )
 
@@ -121,6 +123,18 @@ class SsoController(Controller):
     ) -> Response[Any]:
         await sso.delete(actor=actor_from(request, tenant.user), authority=tenant.acting)
         return _back_to_settings(request, tenant, "The SSO connection was deleted.")
+
+    @post("/jobs/{job_id:uuid}/retry", name="sso.retry", status_code=303)
+    async def retry(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        sso: NamedDependency[SsoService],
+        job_id: FromPath[UUID],
+    ) -> Response[Any]:
+        """Send a change Auth0 did not accept again, once its cause is fixed."""
+        await sso.retry(job_id, authority=tenant.acting)
+        return _back_to_settings(request, tenant, "The change is queued for Auth0 again.")
 
     @get("/test", name="sso.test")
     async def test_connection(

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth0.jobs import disable_connection_later, sync_connection_later
+from saas.auth0.jobs import CONNECTION_TARGET, disable_connection_later, sync_connection_later
+from saas.auth0.sync_state import SyncState, retry_failed, sync_state
 from saas.config import Settings
 from saas.db.models import EnterpriseConnection, Organization
 from saas.errors import NotFound
@@ -56,6 +57,18 @@ class SsoService:
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def sync_of(self, connection: EnterpriseConnection) -> SyncState | None:
+        """Whether Auth0 has the connection as saved: from its outbox jobs, no Auth0 call."""
+        return await sync_state(
+            self.session, self.organization.id, CONNECTION_TARGET, connection.id
+        )
+
+    async def retry(self, job_id: UUID, *, authority: ActingMember | None = None) -> None:
+        """Queue one of this organization's failed jobs again (never another's: the job's
+        organization is part of the query), with org:manage re-read in this transaction."""
+        await self._authorize(authority)
+        await retry_failed(self.session, job_id, self.organization.id)
+
     async def _authorize(self, authority: ActingMember | None) -> None:
         await acting_role(self.session, self.organization.id, authority, Permission.ORG_MANAGE)
 
@@ -87,7 +100,7 @@ class SsoService:
             connection.secret_ciphertext = encrypt_secret(self.settings, validated.secret)
         write = self._connections.add if fresh else self._connections.update
         connection = await write(connection, auto_commit=False)
-        sync_connection_later(self.session, connection.id)
+        sync_connection_later(self.session, self.organization.id, connection.id)
         await AuditService(session=self.session).record(
             AuditAction.SSO_CREATED if created else AuditAction.SSO_UPDATED,
             actor=actor,

@@ -144,6 +144,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/o/{slug:str}/settings/sso/test"): Tenant(P.ORG_MANAGE, 303, target="sso"),
     ("POST", "/o/{slug:str}/settings/sso/delete"): Tenant(P.ORG_MANAGE, 303, target="sso"),
+    # Retry one of acme's failed jobs (a fresh one per cell; the tenant admin's retry of
+    # another organization's job is refused in test_sync_state.py).
+    ("POST", "/o/{slug:str}/settings/sso/jobs/{job_id:uuid}/retry"): Tenant(
+        P.ORG_MANAGE, 303, target="job"
+    ),
     # Near the end, because they change who belongs to acme. Ownership first: the owner hands
     # acme to a fresh member (and becomes an admin), so that every acme actor may then leave.
     ("POST", "/o/{slug:str}/members/{member_id:uuid}/transfer-ownership"): Tenant(

@@ -162,8 +162,15 @@ def fresh_target(settings: Settings, kind: str) -> str:
                 )
             return ""
         if kind == "job":
+            # Acme's: the operator may retry any organization's, a tenant admin only their own.
             job = OutboxJob(
-                kind="matrix.failed", payload={}, status=OutboxStatus.FAILED.value, attempts=8
+                kind="matrix.failed",
+                payload={},
+                status=OutboxStatus.FAILED.value,
+                attempts=8,
+                organization_id=org.id,
+                target_type="organization",
+                target_id=org.id,
             )
             session.add(job)
             await session.flush()
