@@ -30,11 +30,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from advanced_alchemy.base import metadata_registry
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import saas.db.models  # noqa: F401
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
+from saas.devidp import passwords as devidp_passwords
 from tests.support.databases import ThrowawayDatabase, require_postgres
 from tests.support.dns_server import TxtZone, dns_server
 from tests.support.migrations import upgrade
@@ -168,6 +171,17 @@ async def session(
 ) -> AsyncIterator[AsyncSession]:
     async with session_factory() as session:
         yield session
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_dev_idp_password_hashes() -> Iterator[None]:
+    """The dev IdP (in this process, a stand-in for Auth0) hashes the demo password whenever
+    it starts and checks it at every password sign-in, with argon2id at its default cost:
+    about 150 ms each here. For tests, argon2's cheapest parameters: the same hash and check,
+    a fraction of a millisecond. Nothing in the app hashes passwords."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(devidp_passwords, "_hasher", PasswordHasher.from_parameters(CHEAPEST))
+        yield
 
 
 # ---- the running stack ----------------------------------------------------------------------
