@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.db.models import OutboxJob, OutboxStatus
@@ -89,48 +89,43 @@ async def sync_states(
     session: Session, organization_id: UUID, target_type: str, target_ids: Iterable[UUID]
 ) -> dict[UUID, SyncState]:
     """The state of each object with jobs; objects without any are left out (made before
-    jobs recorded their target, or never synced). Two indexed queries, however many jobs
-    an object has had: which have a job still due, and the latest job of each."""
+    jobs recorded their target, or never synced). One query on the target index, however
+    many jobs an object has had: each object's latest job, with whether any of its jobs is
+    still due (so a page adds one statement for all its rows, not one per row)."""
     ids = list(target_ids)
     if not ids:
         return {}
-    of_these = (
-        (OutboxJob.organization_id == organization_id)
-        & (OutboxJob.target_type == target_type)
-        & OutboxJob.target_id.in_(ids)
-    )
-    pending = set(
-        (
-            await session.execute(
-                select(OutboxJob.target_id)
-                .where(of_these, OutboxJob.status == OutboxStatus.PENDING.value)
-                .distinct()
-            )
-        ).scalars()
-    )
+    by_target = OutboxJob.target_id
     newest = (
         select(
             OutboxJob.id,
             func.row_number()
             .over(
-                partition_by=OutboxJob.target_id,
+                partition_by=by_target,
                 # UUIDv7 ids grow with time: the newest job first, also within one instant.
                 order_by=(OutboxJob.created_at.desc(), OutboxJob.id.desc()),
             )
             .label("rank"),
+            func.max(case((OutboxJob.status == OutboxStatus.PENDING.value, 1), else_=0))
+            .over(partition_by=by_target)
+            .label("due"),
         )
-        .where(of_these)
+        .where(
+            OutboxJob.organization_id == organization_id,
+            OutboxJob.target_type == target_type,
+            by_target.in_(ids),
+        )
         .subquery()
     )
-    latest = (
-        await session.execute(
-            select(OutboxJob).join(newest, newest.c.id == OutboxJob.id).where(newest.c.rank == 1)
-        )
-    ).scalars()
+    latest = await session.execute(
+        select(OutboxJob, newest.c.due)
+        .join(newest, newest.c.id == OutboxJob.id)
+        .where(newest.c.rank == 1)
+    )
     states: dict[UUID, SyncState] = {}
-    for job in latest:
+    for job, due in latest.tuples():
         assert job.target_id is not None  # filtered on above
-        states[job.target_id] = _state(job, pending=job.target_id in pending)
+        states[job.target_id] = _state(job, pending=bool(due))
     return states
 
 
