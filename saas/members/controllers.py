@@ -145,9 +145,11 @@ class MembersController(Controller):
             # Your own role changed, and what you may do with it: the page reloads, and says so.
             flash(request, message, category="success")
             return ClientRefresh()
+        # The swapped row says the new role is waiting for Auth0, as a reload would.
+        sync = (await memberships.sync_of(tenant.organization.id, [user.id])).get(user.id)
         return HTMXTemplate(
             template_name="partials/members_row.html",
-            context={"tenant": tenant, "row": member_row(tenant, membership, user)},
+            context={"tenant": tenant, "row": member_row(tenant, membership, user, sync=sync)},
             **toast(message),
         )
 

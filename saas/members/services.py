@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.auth0.jobs import sync_member_later
+from saas.auth0.jobs import MEMBER_TARGET, sync_member_later
+from saas.auth0.sync_state import SyncState, sync_states
 from saas.db.keyset import Cursor, SortKey
 from saas.db.lists import text_search
 from saas.db.models import Membership, Organization, User
@@ -108,6 +109,11 @@ class MembershipService:
     @property
     def _audit(self) -> AuditService:
         return AuditService(session=self.session)
+
+    async def sync_of(self, organization_id: UUID, user_ids: list[UUID]) -> dict[UUID, SyncState]:
+        """Whether Auth0 has each member's role as it is here, by user id (member jobs name
+        the user), from the outbox in one query (no Auth0 call)."""
+        return await sync_states(self.session, organization_id, MEMBER_TARGET, user_ids)
 
     async def find(self, organization_id: UUID, user_id: UUID) -> Membership | None:
         return await self.repository_for(organization_id).get_one_or_none(user_id=user_id)

@@ -14,6 +14,7 @@ from litestar import Request
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.auth0.sync_state import SyncState
 from saas.db.keyset import Cursor, InvalidCursor
 from saas.db.models import Membership, User
 from saas.invitations.services import InvitationService
@@ -62,10 +63,23 @@ class MemberRow:
     can_transfer: bool
     role_options: list[Role]
     error: str | None = None
+    # Where Auth0 stands on this member's role, shown only while it is not in step.
+    sync: SyncState | None = None
+
+    @property
+    def sync_shown(self) -> SyncState | None:
+        """Pending or failed; in step (or never synced) shows nothing, to keep rows quiet."""
+        return (
+            self.sync if self.sync is not None and (self.sync.pending or self.sync.failed) else None
+        )
 
 
 def member_row(
-    tenant: TenantContext, membership: Membership, user: User, error: str | None = None
+    tenant: TenantContext,
+    membership: Membership,
+    user: User,
+    error: str | None = None,
+    sync: SyncState | None = None,
 ) -> MemberRow:
     target_role = Role(membership.role)
     is_me = membership.user_id == tenant.user.id
@@ -81,6 +95,7 @@ def member_row(
         can_transfer=tenant.can(Permission.OWNERSHIP) and not is_me and target_role != Role.OWNER,
         role_options=options,
         error=error,
+        sync=sync,
     )
 
 
@@ -166,7 +181,8 @@ async def member_listing(
     at: str | None = None,
 ) -> MemberListing:
     """One page of members. The organization's member count comes with the tenant, so a
-    listing is one SQL statement (two when searching: the capped match count)."""
+    listing is one SQL statement (two when searching: the capped match count), plus one
+    for the sync state of the rows on the page."""
     search = (q or "").strip()[:200]
     sort_key = sort if sort in MEMBER_SORT_KEYS else "name"
     descending = direction == "desc"
@@ -190,8 +206,12 @@ async def member_listing(
         PageStart.BEFORE: {"before": before or ""},
         PageStart.LAST: {"at": "last"},
     }[page.start]
+    sync = await memberships.sync_of(tenant.organization.id, [user.id for _, user in page.rows])
     return MemberListing(
-        rows=[member_row(tenant, membership, user) for membership, user in page.rows],
+        rows=[
+            member_row(tenant, membership, user, sync=sync.get(user.id))
+            for membership, user in page.rows
+        ],
         page=page,
         total=total,
         q=search,

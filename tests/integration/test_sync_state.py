@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from saas.audit.services import Actor
 from saas.db.config import create_sqlalchemy_config
-from saas.db.models import Organization, OutboxJob, OutboxStatus
+from saas.db.models import Membership, Organization, OutboxJob, OutboxStatus, User
 from saas.invitations.services import InvitationService
+from saas.members.services import MembershipService
 from saas.sso.services import connection_name
 from saas.tenancy.permissions import Role
 from tests.integration.test_sso_settings import (
@@ -314,4 +315,75 @@ def test_the_invitations_panel_shows_pending_then_failed_in_plain_words(
         assert 'data-sync="failed"' in shown, shown
         assert "The app is not allowed to make this change at Auth0" in shown
         assert "insufficient_scope" not in shown
+        browser.close()
+
+
+def test_a_changed_role_shows_pending_then_failed_in_plain_words(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The members page, like the invitations panel: a role change waits for Auth0 until
+    this test records its job failed (no worker runs), then the row says why in plain
+    words. Rows whose role is in step, or never synced, say nothing."""
+    email = "bob@acme.example"
+
+    async def settled(session: Any, acme: Organization) -> None:
+        """The seeded members' jobs done, as the worker would have them: their roles are in
+        step with Auth0."""
+        await session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.organization_id == acme.id, OutboxJob.target_type == "member")
+            .values(status=OutboxStatus.DONE.value)
+        )
+
+    async def change(session: Any, acme: Organization) -> None:
+        bob = (
+            await session.execute(
+                select(Membership)
+                .join(User, User.id == Membership.user_id)
+                .where(Membership.organization_id == acme.id, User.email == email)
+            )
+        ).scalar_one()
+        await MembershipService(session=session).change_role(
+            organization_id=acme.id,
+            membership_id=bob.id,
+            role=Role.ADMIN if bob.role != Role.ADMIN.value else Role.MEMBER,
+            actor=Actor.system(),
+            authority=None,
+        )
+
+    async def refused(session: Any, acme: Organization) -> None:
+        job = (
+            await session.execute(
+                select(OutboxJob).where(
+                    OutboxJob.organization_id == acme.id,
+                    OutboxJob.target_type == "member",
+                    OutboxJob.status == OutboxStatus.PENDING.value,
+                )
+            )
+        ).scalar_one()
+        job.status = OutboxStatus.FAILED.value
+        job.attempts = 1
+        job.last_error = "POST /api/v2/organizations/x/members/y/roles: 403 insufficient_scope"
+
+    def row(browser: Browser, who: str) -> str:
+        page = browser.get("/o/acme/members/").text
+        return html.unescape(page.split(f'data-email="{who}"')[1].split("</tr>")[0])
+
+    settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
+    with running_stack(settings) as stack:
+        browser = stack.browser()
+        browser.login("alice@acme.example")
+        assert browser.follow(browser.get("/o/acme/login?silent=true")).status_code == 200
+        asyncio.run(_acme_session_work(stack, settled))
+        # In step: the row says nothing about Auth0.
+        assert "data-sync" not in row(browser, email)
+        asyncio.run(_acme_session_work(stack, change))
+        assert 'data-sync="pending"' in row(browser, email)
+        asyncio.run(_acme_session_work(stack, refused))
+        shown = row(browser, email)
+        assert 'data-sync="failed"' in shown, shown
+        assert "The app is not allowed to make this change at Auth0" in shown
+        assert "insufficient_scope" not in shown
+        # Another member's role, in step, keeps a quiet row.
+        assert "data-sync" not in row(browser, "adam@acme.example")
         browser.close()
