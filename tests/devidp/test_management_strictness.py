@@ -7,18 +7,14 @@ this session shares)."""
 from __future__ import annotations
 
 import base64
-import datetime
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from saas.devidp.seed import ROLE_IDS
+from tests.support.certificates import self_signed_pem
 
 from .conftest import DevIdpServer
 
@@ -143,23 +139,6 @@ def test_an_invitation_is_created_with_200_and_listed_newest_first(
 # ---- SAML signing certificates ----------------------------------------------------------
 
 
-def certificate_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.strict.example")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def saml_connection(mgmt: httpx.Client, name: str, signing_cert: str) -> httpx.Response:
     return mgmt.post(
         "/connections",
@@ -175,7 +154,7 @@ def saml_connection(mgmt: httpx.Client, name: str, signing_cert: str) -> httpx.R
 
 
 def test_saml_signing_cert_must_be_the_base64_of_the_pem(mgmt: httpx.Client) -> None:
-    pem = certificate_pem()
+    pem = self_signed_pem("idp.strict.example", days=30)
     der_b64 = "".join(line for line in pem.splitlines() if "CERTIFICATE" not in line)
     for wrong in (pem, der_b64, base64.b64encode(b"not a certificate").decode(), "%%%"):
         refused = saml_connection(mgmt, "strict-saml-wrong", wrong)

@@ -11,9 +11,10 @@ from playwright.sync_api import Page, expect
 from saas.db.models import Organization
 from saas.sso.services import connection_name
 from tests.e2e.conftest import Journey
-from tests.integration.test_sso_settings import certificate_pem, metadata_xml
+from tests.integration.test_sso_settings import metadata_xml
 from tests.integration.test_sync_state import _organization, take_the_name_at_auth0
 from tests.support.browser import run_async, screenshot
+from tests.support.certificates import self_signed_pem
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +39,7 @@ def _olivia_saves_initech_saml(journey: Journey) -> Page:
     journey.goto(PAGE)
     page.get_by_label("SAML 2.0").check()
     page.get_by_label("Button label").fill("Initech SAML")
-    page.get_by_label("IdP metadata XML").fill(metadata_xml(certificate_pem()))
+    page.get_by_label("IdP metadata XML").fill(metadata_xml(self_signed_pem("idp.initech.example")))
     page.get_by_role("button", name="Validate and save").click()
     journey.expect_url(PAGE.rstrip("/"))
     expect(page.get_by_text("The connection “Initech SAML” was saved.")).to_be_visible()

@@ -44,8 +44,8 @@ from saas.devidp import models as idp_models
 from saas.invitations.services import InvitationService
 from saas.sso.services import SsoService
 from saas.sso.validation import ValidatedConnection, validate_saml_endpoint
-from tests.integration.test_sso_settings import certificate_pem
-from tests.support.stack import Stack
+from tests.support.certificates import self_signed_pem
+from tests.support.stack import Stack, add_fault
 
 ACME_ORG = "org_AcmeDemo00000001"
 SETTLE_SECONDS = 30.0
@@ -92,12 +92,6 @@ async def organization(db: Any, slug: str) -> Organization:
         return (
             await session.execute(select(Organization).where(Organization.slug == slug))
         ).scalar_one()
-
-
-async def add_fault(stack: Stack, **fault: Any) -> None:
-    async with httpx.AsyncClient() as client:
-        response = await client.post(stack.idp_url + "/__dev/faults", json=fault)
-        assert response.status_code == 201, response.text
 
 
 async def clear_faults(stack: Stack) -> None:
@@ -486,7 +480,7 @@ async def test_saml_from_sign_in_url_and_certificate_sends_the_base64_of_the_pem
     stack: Stack, db: Any
 ) -> None:
     initech = await organization(db, "initech")
-    pem = certificate_pem()
+    pem = self_signed_pem("idp.initech.example")
     validated = validate_saml_endpoint(
         "https://idp.initech.example/sso", pem, allow_loopback_http=False
     )

@@ -9,13 +9,11 @@ the file fast.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -23,38 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
-from saas.db.config import create_sqlalchemy_config
 from saas.db.models import AuditEvent, Invitation, Membership, Organization, User
 from saas.members.services import MembershipService
 from saas.tenancy.permissions import Role
-from tests.support.stack import Browser, Stack
+from tests.support.stack import Browser, Stack, in_acme
 
-T = TypeVar("T")
 HX = {"HX-Request": "true"}
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 ROW = 'data-testid="member-row"'
 
 
 # ---- helpers ----------------------------------------------------------------------------
-
-
-def in_db(stack: Stack, work: Callable[[AsyncSession, Organization], Awaitable[T]]) -> T:
-    """Run `work` in its own session against acme, committed."""
-
-    async def run() -> T:
-        config = create_sqlalchemy_config(stack.settings)
-        try:
-            async with config.get_session() as session:
-                org = (
-                    await session.execute(select(Organization).where(Organization.slug == "acme"))
-                ).scalar_one()
-                result = await work(session, org)
-                await session.commit()
-                return result
-        finally:
-            await config.get_engine().dispose()
-
-    return asyncio.run(run())
 
 
 class Member:
@@ -91,7 +68,7 @@ def membership_of(stack: Stack, email: str) -> Membership | None:
         )
         return (await session.execute(stmt)).scalar_one_or_none()
 
-    return in_db(stack, work)
+    return in_acme(stack.settings, work)
 
 
 def member_id(stack: Stack, email: str) -> str:
@@ -110,7 +87,7 @@ def invitations(stack: Stack) -> dict[str, Invitation]:
         rows = await session.execute(select(Invitation).where(Invitation.organization_id == org.id))
         return {inv.email: inv for inv in rows.scalars()}
 
-    return in_db(stack, work)
+    return in_acme(stack.settings, work)
 
 
 def audit_actions(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
@@ -123,7 +100,7 @@ def audit_actions(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
         # Sign-ins are audited too; these tests look at what the dashboard changed.
         return [(e.action, e.details) for e in rows.scalars() if e.action != "auth.login"]
 
-    return in_db(stack, work)
+    return in_acme(stack.settings, work)
 
 
 def add_members(stack: Stack, count: int, prefix: str = "extra") -> None:
@@ -141,7 +118,7 @@ def add_members(stack: Stack, count: int, prefix: str = "extra") -> None:
                 organization_id=org.id, user_id=user.id, role=Role.VIEWER, actor=Actor.system()
             )
 
-    in_db(stack, work)
+    in_acme(stack.settings, work)
 
 
 def rows_emails(html: str) -> list[str]:
@@ -370,7 +347,7 @@ def test_pending_invitations_resend_revoke_and_expired(stack: Stack) -> None:
         assert invitation is not None
         invitation.expires_at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
 
-    in_db(stack, expire)
+    in_acme(stack.settings, expire)
     page = alice.get("/o/acme/members").text
     panel = page.split('id="invitations-panel"', 1)[1].split("</section>", 1)[0]
     old_item = panel.split('data-email="old@acme.example"', 1)[1].split("</li>", 1)[0]
@@ -615,13 +592,13 @@ def test_audit_log_page_filters_and_keyset_paging(stack: Stack) -> None:
                 details={"name": f"Project {i:03d}"},
             )
 
-    in_db(stack, many_events)
+    in_acme(stack.settings, many_events)
 
     async def total(session: AsyncSession, org: Organization) -> int:
         stmt = select(func.count()).where(AuditEvent.organization_id == org.id)
         return int((await session.execute(stmt)).scalar_one())
 
-    events_total = in_db(stack, total)
+    events_total = in_acme(stack.settings, total)
 
     page = alice.get("/o/acme/audit")
     assert page.status_code == 200
@@ -673,7 +650,7 @@ def test_every_audit_action_reads_as_words_and_can_be_filtered(stack: Stack) -> 
         for action in AuditAction:
             await audit.record(action, actor=Actor.system(), organization_id=org.id)
 
-    in_db(stack, one_of_each)
+    in_acme(stack.settings, one_of_each)
     alice = Member(stack, "alice@acme.example")
     page = alice.get("/o/acme/audit")
     assert page.status_code == 200

@@ -7,20 +7,16 @@ Auth0 or mailed."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import AuditEvent, EnterpriseConnection, Invitation, OutboxJob, Project
+from tests.support.certificates import pem_body, self_signed_pem
 from tests.support.stack import Browser, Stack
 from tests.support.tokens import access_token_for
 
@@ -313,30 +309,12 @@ def test_json_that_is_not_utf8_is_400_and_writes_nothing(stack: Stack, api: http
 # ---- SAML metadata endpoints ----------------------------------------------------------------
 
 
-def certificate_body() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.initech.example")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    return "".join(line for line in pem.splitlines() if "CERTIFICATE" not in line)
-
-
 def metadata(*endpoints: str) -> str:
     return f"""<?xml version="1.0"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.initech.example/saml">
   <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">
-      <ds:X509Data><ds:X509Certificate>{certificate_body()}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+      <ds:X509Data><ds:X509Certificate>{pem_body(self_signed_pem("idp.initech.example"))}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
     {"".join(endpoints)}
   </md:IDPSSODescriptor>
 </md:EntityDescriptor>"""

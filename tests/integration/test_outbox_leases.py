@@ -43,7 +43,7 @@ from saas.db.models import (
 from saas.invitations.services import InvitationService
 from saas.sso.services import SsoService
 from saas.sso.validation import ValidatedConnection
-from tests.support.stack import Stack
+from tests.support.stack import Stack, add_fault
 
 HANG_SECONDS = 2.0
 ADD_MEMBER = "/api/v2/organizations/*/members"
@@ -97,12 +97,6 @@ async def job(db: Any, job_id: UUID) -> OutboxJob:
         found = await session.get(OutboxJob, job_id)
         assert found is not None
         return found
-
-
-async def add_fault(stack: Stack, **fault: Any) -> None:
-    async with httpx.AsyncClient() as client:
-        response = await client.post(stack.idp_url + "/__dev/faults", json=fault)
-        assert response.status_code == 201, response.text
 
 
 async def faults_left(stack: Stack) -> int:

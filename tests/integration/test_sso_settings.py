@@ -4,44 +4,23 @@ the connection created at Auth0 (the dev IdP) and enabled on the organization.""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import re
 import time
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from markupsafe import escape
 from sqlalchemy import func, select
 
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import EnterpriseConnection, Organization, OutboxJob
 from saas.sso.secrets import decrypt_secret
+from tests.support.certificates import self_signed_pem
 from tests.support.stack import Browser, Stack
 
 CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 INITECH = "org_InitechDemo00003"
-
-
-def certificate_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.initech.example")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def metadata_xml(cert_pem: str) -> str:
@@ -236,7 +215,7 @@ def test_saml_metadata_and_delete(stack: Stack) -> None:
         {
             "strategy": "samlp",
             "display_name": "Initech SAML",
-            "metadata_xml": metadata_xml(certificate_pem()),
+            "metadata_xml": metadata_xml(self_signed_pem("idp.initech.example")),
         },
     )
     assert saved.status_code == 303, saved.text
@@ -249,7 +228,7 @@ def test_saml_metadata_and_delete(stack: Stack) -> None:
         {
             "strategy": "samlp",
             "display_name": "Initech SAML 2",
-            "metadata_xml": metadata_xml(certificate_pem()),
+            "metadata_xml": metadata_xml(self_signed_pem("idp.initech.example")),
         },
         htmx=True,
     )

@@ -13,8 +13,8 @@ import asyncio
 import datetime
 import json
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -23,7 +23,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from saas.audit.services import Actor
-from saas.db.config import create_sqlalchemy_config
 from saas.db.models import (
     AuditEvent,
     Invitation,
@@ -40,10 +39,8 @@ from saas.tenancy.authority import ActingMember, require_permission_in_txn
 from saas.tenancy.permissions import Permission, Role
 from saas.users.services import UserService
 from tests.support.held_request import HeldRequest, HeldResponse, cookie_header
-from tests.support.stack import Browser, Stack
+from tests.support.stack import Browser, Stack, in_acme
 from tests.support.tokens import access_token_for
-
-T = TypeVar("T")
 
 # No in-process outbox worker: a job it runs while a test holds a write may be enqueued again
 # ("rows changed during the call"), a new job that is not the refused write's but looked like
@@ -52,23 +49,6 @@ T = TypeVar("T")
 pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
 ACME = "org_AcmeDemo00000001"
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-def in_db(stack: Stack, work: Callable[[AsyncSession, Organization], Awaitable[T]]) -> T:
-    async def run() -> T:
-        config = create_sqlalchemy_config(stack.settings)
-        try:
-            async with config.get_session() as session:
-                org = (
-                    await session.execute(select(Organization).where(Organization.slug == "acme"))
-                ).scalar_one()
-                result = await work(session, org)
-                await session.commit()
-                return result
-        finally:
-            await config.get_engine().dispose()
-
-    return asyncio.run(run())
 
 
 def membership(stack: Stack, email: str) -> Membership | None:
@@ -80,7 +60,7 @@ def membership(stack: Stack, email: str) -> Membership | None:
         )
         return (await session.execute(statement)).scalar_one_or_none()
 
-    return in_db(stack, work)
+    return in_acme(stack.settings, work)
 
 
 def set_role(stack: Stack, email: str, role: Role) -> None:
@@ -99,7 +79,7 @@ def set_role(stack: Stack, email: str, role: Role) -> None:
                 organization_id=org.id, membership_id=existing.id, role=role, actor=Actor.system()
             )
 
-    in_db(stack, work)
+    in_acme(stack.settings, work)
 
 
 def footprint(stack: Stack) -> dict[str, Any]:
@@ -120,14 +100,14 @@ def footprint(stack: Stack) -> dict[str, Any]:
             "jobs": await ids(OutboxJob),
         }
 
-    return in_db(stack, work)
+    return in_acme(stack.settings, work)
 
 
 def count(stack: Stack, model: Any, *where: Any) -> int:
     async def work(session: AsyncSession, _: Organization) -> int:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
-    return in_db(stack, work)
+    return in_acme(stack.settings, work)
 
 
 class ApiClient:

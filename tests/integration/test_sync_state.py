@@ -25,12 +25,12 @@ from saas.sso.services import connection_name
 from saas.tenancy.permissions import Role
 from tests.integration.test_sso_settings import (
     CSRF,
-    certificate_pem,
     metadata_xml,
     olivia_on_initech,
     save,
 )
-from tests.support.stack import Browser, Stack, running_stack, stack_settings
+from tests.support.certificates import self_signed_pem
+from tests.support.stack import Browser, Stack, in_acme, running_stack, stack_settings
 
 PAGE = "/o/initech/settings/sso/"
 RETRY = re.compile(r'action="(/o/initech/settings/sso/jobs/[0-9a-f-]+/retry)"')
@@ -69,7 +69,7 @@ def take_the_name_at_auth0(stack: Stack, name: str) -> str:
             json={
                 "name": name,
                 "strategy": "samlp",
-                "options": {"metadataXml": metadata_xml(certificate_pem())},
+                "options": {"metadataXml": metadata_xml(self_signed_pem("idp.initech.example"))},
                 "metadata": {"saas_organization_id": "someone-else"},
             },
         )
@@ -86,7 +86,7 @@ def test_a_refused_connection_is_shown_failed_in_plain_words_and_retried(stack: 
         {
             "strategy": "samlp",
             "display_name": "Initech SAML",
-            "metadata_xml": metadata_xml(certificate_pem()),
+            "metadata_xml": metadata_xml(self_signed_pem("idp.initech.example")),
         },
     )
     assert saved.status_code == 303, saved.text
@@ -126,7 +126,7 @@ def test_a_saved_connection_waits_then_is_in_step(stack: Stack) -> None:
         {
             "strategy": "samlp",
             "display_name": "Initech",
-            "metadata_xml": metadata_xml(certificate_pem()),
+            "metadata_xml": metadata_xml(self_signed_pem("idp.initech.example")),
         },
     )
     assert saved.status_code == 303, saved.text
@@ -194,7 +194,7 @@ def test_every_demo_organization_saves_its_sso_settings_into_step(stack: Stack) 
             {
                 "strategy": "samlp",
                 "display_name": "Acme Corp SAML",
-                "metadata_xml": metadata_xml(certificate_pem()),
+                "metadata_xml": metadata_xml(self_signed_pem("idp.initech.example")),
                 "assign_membership_on_login": "on",
             },
         ),
@@ -256,20 +256,6 @@ def test_the_operator_sees_which_organization_failed_and_retries(stack: Stack) -
     operator.close()
 
 
-async def _acme_session_work(stack: Stack, work: Any) -> Any:
-    config = create_sqlalchemy_config(stack.settings)
-    try:
-        async with config.get_session() as session:
-            acme = (
-                await session.execute(select(Organization).where(Organization.slug == "acme"))
-            ).scalar_one()
-            result = await work(session, acme)
-            await session.commit()
-            return result
-    finally:
-        await config.get_engine().dispose()
-
-
 def test_the_invitations_panel_shows_pending_then_failed_in_plain_words(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -305,12 +291,12 @@ def test_the_invitations_panel_shows_pending_then_failed_in_plain_words(
 
     settings = stack_settings(database_url, tmp_path, outbox_worker_enabled=False)
     with running_stack(settings) as stack:
-        asyncio.run(_acme_session_work(stack, invite))
+        in_acme(stack.settings, invite)
         browser = stack.browser()
         browser.login("alice@acme.example")
         assert browser.follow(browser.get("/o/acme/login?silent=true")).status_code == 200
         assert 'data-sync="pending"' in item(browser)
-        asyncio.run(_acme_session_work(stack, refused))
+        in_acme(stack.settings, refused)
         shown = item(browser)
         assert 'data-sync="failed"' in shown, shown
         assert "The app is not allowed to make this change at Auth0" in shown
@@ -374,12 +360,12 @@ def test_a_changed_role_shows_pending_then_failed_in_plain_words(
         browser = stack.browser()
         browser.login("alice@acme.example")
         assert browser.follow(browser.get("/o/acme/login?silent=true")).status_code == 200
-        asyncio.run(_acme_session_work(stack, settled))
+        in_acme(stack.settings, settled)
         # In step: the row says nothing about Auth0.
         assert "data-sync" not in row(browser, email)
-        asyncio.run(_acme_session_work(stack, change))
+        in_acme(stack.settings, change)
         assert 'data-sync="pending"' in row(browser, email)
-        asyncio.run(_acme_session_work(stack, refused))
+        in_acme(stack.settings, refused)
         shown = row(browser, email)
         assert 'data-sync="failed"' in shown, shown
         assert "The app is not allowed to make this change at Auth0" in shown

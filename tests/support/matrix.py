@@ -6,7 +6,6 @@ table; `tests/integration/test_adding_a_route.py` runs it over a route added as 
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import re
 import uuid
@@ -20,14 +19,13 @@ from litestar.handlers import HTTPRouteHandler
 
 from saas.audit.services import Actor
 from saas.config import Settings
-from saas.db.config import create_sqlalchemy_config
 from saas.db.models import EnterpriseConnection, Organization, OutboxJob, OutboxStatus, User
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
 from saas.tenancy.permissions import Permission, Role, has_permission
-from tests.support.stack import Browser, Stack
+from tests.support.stack import Browser, Stack, in_acme
 from tests.support.tokens import access_token_for
 
 ACTORS = (
@@ -126,22 +124,6 @@ def route_table(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
     return table
 
 
-async def _acme(settings: Settings, work: Callable[[Any, Organization], Any]) -> Any:
-    config = create_sqlalchemy_config(settings)
-    try:
-        async with config.get_session() as session:
-            from sqlalchemy import select
-
-            org = (
-                await session.execute(select(Organization).where(Organization.slug == "acme"))
-            ).scalar_one()
-            result = await work(session, org)
-            await session.commit()
-            return result
-    finally:
-        await config.get_engine().dispose()
-
-
 def fresh_target(settings: Settings, kind: str) -> str:
     async def make(session: Any, org: Organization) -> str:
         if kind == "project":
@@ -196,7 +178,7 @@ def fresh_target(settings: Settings, kind: str) -> str:
         )
         return str(invitation.id)
 
-    return str(asyncio.run(_acme(settings, make)))
+    return in_acme(settings, make)
 
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')

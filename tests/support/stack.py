@@ -17,24 +17,26 @@ import html
 import re
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import httpx
 from advanced_alchemy.base import metadata_registry
 from litestar import Litestar
 from litestar.stores.file import FileStore
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from saas.app import create_app
 from saas.auth0.outbox import OutboxWorker
 from saas.auth0.runtime import WORKER_STATE_KEY
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config, standalone_session
+from saas.db.models import Organization
 from saas.demo.data import DEMO_PASSWORD
 from saas.demo.seed import seed_demo_data
 from saas.devidp.app import create_devidp_app
@@ -48,6 +50,7 @@ from tests.support.servers import Served, free_port, serving
 from tests.support.snapshots import Snapshot
 from tests.support.threads import off_loop, run_async
 
+T = TypeVar("T")
 _INPUT = re.compile(r"<input\b[^>]*>", re.S)
 _ATTR = re.compile(r'(\w[\w-]*)="([^"]*)"')
 _FORM = re.compile(r'<form\b[^>]*action="(?P<action>[^"]*)"', re.S)
@@ -99,6 +102,32 @@ def stack_settings(database_url: str, tmp_path: Path, **overrides: object) -> Se
     }
     values.update(overrides)
     return load_settings(**values)
+
+
+async def add_fault(stack: Stack, **fault: Any) -> None:
+    """Arm a dev IdP fault (saas/devidp/faults.py), as a test's setup."""
+    async with httpx.AsyncClient() as client:
+        response = await client.post(stack.idp_url + "/__dev/faults", json=fault)
+        assert response.status_code == 201, response.text
+
+
+def in_acme(settings: Settings, work: Callable[[AsyncSession, Organization], Awaitable[T]]) -> T:
+    """Run `work` against the demo organization acme, in a session of its own, committed."""
+
+    async def run() -> T:
+        config = create_sqlalchemy_config(settings)
+        try:
+            async with config.get_session() as session:
+                org = (
+                    await session.execute(select(Organization).where(Organization.slug == "acme"))
+                ).scalar_one()
+                result = await work(session, org)
+                await session.commit()
+                return result
+        finally:
+            await config.get_engine().dispose()
+
+    return asyncio.run(run())
 
 
 async def seed(settings: Settings) -> None:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from saas.errors import InvalidInput
 from saas.sso.validation import check_url, refuse_internal_hosts, validate_saml_metadata
+from tests.support.certificates import pem_body, self_signed_pem
 
 
 @pytest.mark.parametrize(
@@ -43,21 +38,7 @@ def test_only_https_urls(url: str) -> None:
 
 
 def _metadata(*endpoints: str) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.example")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    body = "".join(line for line in pem.splitlines() if "CERTIFICATE" not in line)
+    body = pem_body(self_signed_pem(days=1))
     return (
         '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x">'
         '<md:IDPSSODescriptor><md:KeyDescriptor><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/'
