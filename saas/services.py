@@ -22,7 +22,6 @@ from saas.organizations.services import OrganizationService
 from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
 from saas.tenancy.context import TenantContext
-from saas.users.services import UserService
 
 
 def provide_projects(
@@ -73,10 +72,6 @@ def provide_organizations(db_session: NamedDependency[AsyncSession]) -> Organiza
     return OrganizationService(session=db_session)
 
 
-def provide_users(db_session: NamedDependency[AsyncSession]) -> UserService:
-    return UserService(session=db_session)
-
-
 TENANT_SERVICES: dict[str, Provide] = {
     "projects": Provide(provide_projects, sync_to_thread=False),
     "sso": Provide(provide_sso, sync_to_thread=False),
@@ -87,6 +82,5 @@ SERVICES: dict[str, Provide] = {
     "invitations": Provide(provide_invitations, sync_to_thread=False),
     "audit": Provide(provide_audit, sync_to_thread=False),
     "organizations": Provide(provide_organizations, sync_to_thread=False),
-    "users": Provide(provide_users, sync_to_thread=False),
     "sso_for": Provide(provide_sso_for, sync_to_thread=False),
 }
