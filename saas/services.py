@@ -8,34 +8,67 @@ ones on the tenant routers (they need `tenant`), the rest for the whole applicat
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
+from typing import Any
 
+from litestar import Request
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.audit.services import AuditService
+from saas.audit.services import Actor, AuditService
 from saas.config import Settings
 from saas.db.models import Organization
-from saas.invitations.services import InvitationService
-from saas.members.services import MembershipService
+from saas.invitations.services import InvitationService, TenantInvitations
+from saas.login.current_user import actor_from
+from saas.members.services import MembershipService, TenantMembers
 from saas.organizations.services import OrganizationService
 from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
+from saas.tenancy.caller import Caller
 from saas.tenancy.context import TenantContext
 
 
+def provide_caller(
+    request: Request[Any, Any, Any], tenant: NamedDependency[TenantContext]
+) -> Caller:
+    return Caller(
+        organization=tenant.organization,
+        authority=tenant.acting,
+        actor=actor_from(request, tenant.user),
+    )
+
+
+def provide_members(
+    caller: NamedDependency[Caller], db_session: NamedDependency[AsyncSession]
+) -> TenantMembers:
+    return TenantMembers(MembershipService(session=db_session), caller)
+
+
+def provide_tenant_invitations(
+    caller: NamedDependency[Caller],
+    db_session: NamedDependency[AsyncSession],
+    settings: NamedDependency[Settings],
+) -> TenantInvitations:
+    return TenantInvitations(
+        InvitationService(session=db_session),
+        caller,
+        ttl=datetime.timedelta(days=settings.invitation_ttl_days),
+    )
+
+
 def provide_projects(
-    tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+    caller: NamedDependency[Caller], db_session: NamedDependency[AsyncSession]
 ) -> ProjectService:
-    return ProjectService(session=db_session, organization_id=tenant.organization.id)
+    return ProjectService(session=db_session, caller=caller)
 
 
 def provide_sso(
-    tenant: NamedDependency[TenantContext],
+    caller: NamedDependency[Caller],
     db_session: NamedDependency[AsyncSession],
     settings: NamedDependency[Settings],
 ) -> SsoService:
-    return SsoService(db_session, tenant.organization, settings)
+    return SsoService(db_session, caller, settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +79,8 @@ class SsoForOrganization:
     session: AsyncSession
     settings: Settings
 
-    def __call__(self, organization: Organization) -> SsoService:
-        return SsoService(self.session, organization, self.settings)
+    def __call__(self, organization: Organization, actor: Actor) -> SsoService:
+        return SsoService(self.session, Caller.system(organization, actor), self.settings)
 
 
 def provide_sso_for(
@@ -73,13 +106,16 @@ def provide_organizations(db_session: NamedDependency[AsyncSession]) -> Organiza
 
 
 TENANT_SERVICES: dict[str, Provide] = {
+    "caller": Provide(provide_caller, sync_to_thread=False),
+    "members": Provide(provide_members, sync_to_thread=False),
+    "invitations": Provide(provide_tenant_invitations, sync_to_thread=False),
     "projects": Provide(provide_projects, sync_to_thread=False),
     "sso": Provide(provide_sso, sync_to_thread=False),
 }
 
 SERVICES: dict[str, Provide] = {
     "memberships": Provide(provide_memberships, sync_to_thread=False),
-    "invitations": Provide(provide_invitations, sync_to_thread=False),
+    "invitation_service": Provide(provide_invitations, sync_to_thread=False),
     "audit": Provide(provide_audit, sync_to_thread=False),
     "organizations": Provide(provide_organizations, sync_to_thread=False),
     "sso_for": Provide(provide_sso_for, sync_to_thread=False),

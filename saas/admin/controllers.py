@@ -139,7 +139,7 @@ class AdminController(Controller):
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
         organizations: NamedDependency[OrganizationService],
-        invitations: NamedDependency[InvitationService],
+        invitation_service: NamedDependency[InvitationService],
         sso_for: NamedDependency[SsoForOrganization],
         data: Annotated[CreateOrganizationForm, FormBody],
     ) -> Template | Redirect:
@@ -172,14 +172,13 @@ class AdminController(Controller):
             for domain in _split(data.domains):
                 await organizations.add_domain(organization_id=org.id, domain=domain, actor=actor)
             if validated is not None:
-                await sso_for(org).save(
+                await sso_for(org, actor).save(
                     validated,
                     display_name=f"{org.display_name} SSO",
                     assign_membership_on_login=org.jit_provisioning,
-                    actor=actor,
                 )
             if data.owner_email.strip():
-                await invitations.invite(
+                await invitation_service.invite(
                     organization_id=org.id,
                     email=data.owner_email,
                     role=Role.OWNER,
@@ -353,12 +352,12 @@ class AdminController(Controller):
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
         organizations: NamedDependency[OrganizationService],
-        invitations: NamedDependency[InvitationService],
+        invitation_service: NamedDependency[InvitationService],
         slug: FromPath[str],
         data: Annotated[OwnerForm, FormBody],
     ) -> Template | Redirect:
         async def action(org: Organization, actor: Actor) -> str:
-            invitation, _ticket = await invitations.invite(
+            invitation, _ticket = await invitation_service.invite(
                 organization_id=org.id,
                 email=data.email,
                 role=Role.OWNER,

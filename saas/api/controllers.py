@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 from advanced_alchemy.service import OffsetPagination
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.api.schemas import (
     InvitationIn,
@@ -33,18 +32,11 @@ from saas.api.schemas import (
     RoleChange,
     Search,
 )
-from saas.config import Settings
 from saas.db.keyset import Cursor, InvalidCursor
 from saas.db.models import Invitation, Membership, Project, User
 from saas.errors import InvalidInput
-from saas.invitations.services import InvitationService
-from saas.login.current_user import actor_from
-from saas.members.services import (
-    MATCH_COUNT_CAP,
-    MEMBER_SORT_KEYS,
-    MembershipService,
-    PageStart,
-)
+from saas.invitations.services import TenantInvitations
+from saas.members.services import MATCH_COUNT_CAP, MEMBER_SORT_KEYS, PageStart, TenantMembers
 from saas.projects.services import ProjectService
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
@@ -133,8 +125,7 @@ class MembersApi(Controller):
     @get("/", guards=[requires(Permission.MEMBERS_READ)], summary="List members")
     async def list_members(
         self,
-        tenant: NamedDependency[TenantContext],
-        memberships: NamedDependency[MembershipService],
+        members: NamedDependency[TenantMembers],
         q: Search = None,
         sort: SortKey = "name",
         descending: FromQuery[bool] = False,
@@ -151,8 +142,7 @@ class MembersApi(Controller):
             raise InvalidInput("Give `after` or `before`, not both.", field="after")
         search = (q or "").strip() or None
         try:
-            page, total = await memberships.listing(
-                tenant.organization,
+            page, total = await members.listing(
                 search=search,
                 sort=sort,
                 descending=descending,
@@ -176,22 +166,12 @@ class MembersApi(Controller):
     )
     async def change_role(
         self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        memberships: NamedDependency[MembershipService],
+        members: NamedDependency[TenantMembers],
         member_id: FromPath[UUID],
         data: JSONBody[RoleChange],
     ) -> MemberOut:
-        membership = await memberships.change_role(
-            organization_id=tenant.organization.id,
-            membership_id=member_id,
-            role=data.role,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-        )
-        user = await db_session.get_one(User, membership.user_id)
-        return _member(membership, user)
+        membership = await members.change_role(member_id, data.role)
+        return _member(membership, await members.user_of(membership))
 
     @delete(
         "/{member_id:uuid}",
@@ -200,18 +180,9 @@ class MembersApi(Controller):
         summary="Remove a member",
     )
     async def remove_member(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        memberships: NamedDependency[MembershipService],
-        member_id: FromPath[UUID],
+        self, members: NamedDependency[TenantMembers], member_id: FromPath[UUID]
     ) -> None:
-        await memberships.remove(
-            organization_id=tenant.organization.id,
-            membership_id=member_id,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-        )
+        await members.remove(member_id)
 
 
 class InvitationsApi(Controller):
@@ -221,33 +192,18 @@ class InvitationsApi(Controller):
     @get("/", guards=[requires(Permission.MEMBERS_INVITE)], summary="List open invitations")
     async def list_invitations(
         self,
-        tenant: NamedDependency[TenantContext],
-        invitations: NamedDependency[InvitationService],
+        invitations: NamedDependency[TenantInvitations],
         limit: Limit = 25,
         offset: Offset = 0,
     ) -> OffsetPagination[InvitationOut]:
-        page = await invitations.page(
-            tenant.organization.id, open_only=True, limit=limit, offset=offset
-        )
+        page = await invitations.page(open_only=True, limit=limit, offset=offset)
         return _page(page, _invitation)
 
     @post("/", guards=[requires(Permission.MEMBERS_INVITE)], summary="Invite someone")
     async def create_invitation(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        settings: NamedDependency[Settings],
-        invitations: NamedDependency[InvitationService],
-        data: JSONBody[InvitationIn],
+        self, invitations: NamedDependency[TenantInvitations], data: JSONBody[InvitationIn]
     ) -> InvitationOut:
-        invitation, _ticket = await invitations.invite(
-            organization_id=tenant.organization.id,
-            email=data.email,
-            role=data.role,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-            ttl=datetime.timedelta(days=settings.invitation_ttl_days),
-        )
+        invitation, _ticket = await invitations.invite(data.email, data.role)
         return _invitation(invitation)
 
     @delete(
@@ -257,18 +213,9 @@ class InvitationsApi(Controller):
         summary="Revoke an invitation",
     )
     async def revoke_invitation(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        invitations: NamedDependency[InvitationService],
-        invitation_id: FromPath[UUID],
+        self, invitations: NamedDependency[TenantInvitations], invitation_id: FromPath[UUID]
     ) -> None:
-        await invitations.revoke(
-            organization_id=tenant.organization.id,
-            invitation_id=invitation_id,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-        )
+        await invitations.revoke(invitation_id)
 
 
 class ProjectsApi(Controller):
@@ -278,7 +225,6 @@ class ProjectsApi(Controller):
     @get("/", guards=[requires(Permission.ORG_READ)], summary="List projects")
     async def list_projects(
         self,
-        tenant: NamedDependency[TenantContext],
         projects: NamedDependency[ProjectService],
         q: Search = None,
         limit: Limit = 25,
@@ -289,25 +235,15 @@ class ProjectsApi(Controller):
 
     @get("/{project_id:uuid}", guards=[requires(Permission.ORG_READ)], summary="Get a project")
     async def get_project(
-        self,
-        tenant: NamedDependency[TenantContext],
-        projects: NamedDependency[ProjectService],
-        project_id: FromPath[UUID],
+        self, projects: NamedDependency[ProjectService], project_id: FromPath[UUID]
     ) -> ProjectOut:
         return _project(await projects.get_project(project_id))
 
     @post("/", guards=[requires(Permission.PROJECTS_WRITE)], summary="Create a project")
     async def create_project(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        projects: NamedDependency[ProjectService],
-        data: JSONBody[ProjectIn],
+        self, projects: NamedDependency[ProjectService], data: JSONBody[ProjectIn]
     ) -> ProjectOut:
-        project = await projects.create_project(
-            name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
-        )
-        return _project(project)
+        return _project(await projects.create_project(data.name))
 
     @patch(
         "/{project_id:uuid}",
@@ -316,19 +252,11 @@ class ProjectsApi(Controller):
     )
     async def rename_project(
         self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
         projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
         data: JSONBody[ProjectIn],
     ) -> ProjectOut:
-        project = await projects.rename_project(
-            project_id=project_id,
-            name=data.name,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-        )
-        return _project(project)
+        return _project(await projects.rename_project(project_id, data.name))
 
     @delete(
         "/{project_id:uuid}",
@@ -337,12 +265,6 @@ class ProjectsApi(Controller):
         summary="Delete a project",
     )
     async def delete_project(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        projects: NamedDependency[ProjectService],
-        project_id: FromPath[UUID],
+        self, projects: NamedDependency[ProjectService], project_id: FromPath[UUID]
     ) -> None:
-        await projects.delete_project(
-            project_id=project_id, actor=actor_from(request, tenant.user), authority=tenant.acting
-        )
+        await projects.delete_project(project_id)

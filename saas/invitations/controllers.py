@@ -6,12 +6,11 @@ renders the invite card and the pending-invitations panel.
 
 from __future__ import annotations
 
-import datetime
 import re
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
@@ -20,16 +19,14 @@ from litestar.response import Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.config import Settings
-from saas.invitations.services import BatchRefused, InvitationService
+from saas.invitations.services import BatchRefused, TenantInvitations
 from saas.invitations.views import InviteForm, invitation_listing
-from saas.login.current_user import actor_from
-from saas.members.services import MembershipService
+from saas.members.services import TenantMembers
 from saas.members.views import members_page, members_url
 from saas.tenancy.context import TenantContext
-from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.tenancy.policy import grantable_roles
+from saas.tenancy.routers import form_post
 from saas.web.htmx import is_fragment, toast
 from saas.web.input import MultiLine, SingleLine
 from saas.web.refusals import REFUSALS, redirect_with_flash, refuse_into
@@ -79,8 +76,8 @@ class InvitationsController(Controller):
         request: HTMXRequest,
         tenant: TenantContext,
         db: AsyncSession,
-        memberships: MembershipService,
-        invitations: InvitationService,
+        members: TenantMembers,
+        invitations: TenantInvitations,
         form: InviteForm,
         status_code: int,
     ) -> Template:
@@ -90,7 +87,7 @@ class InvitationsController(Controller):
                 request,
                 tenant,
                 db,
-                memberships=memberships,
+                members=members,
                 invitations=invitations,
                 invite=form,
                 status_code=status_code,
@@ -105,34 +102,21 @@ class InvitationsController(Controller):
             status_code=status_code,
         )
 
-    @post(
-        "/",
-        name="invitations.create",
-        guards=[requires(Permission.MEMBERS_INVITE)],
-        status_code=200,
-    )
+    @form_post("/", name="invitations.create", permission=Permission.MEMBERS_INVITE)
     async def invite(
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
-        memberships: NamedDependency[MembershipService],
-        invitations: NamedDependency[InvitationService],
-        settings: NamedDependency[Settings],
+        members: NamedDependency[TenantMembers],
+        invitations: NamedDependency[TenantInvitations],
         data: InviteBody,
     ) -> Response[Any]:
         raw = (data.emails or data.email)[:20_000]
         form = InviteForm(emails=raw, role=data.role)
         emails = split_emails(raw)
         try:
-            invited = await invitations.invite_many(
-                organization_id=tenant.organization.id,
-                emails=emails,
-                role=data.role,
-                actor=actor_from(request, tenant.user),
-                authority=tenant.acting,
-                ttl=datetime.timedelta(days=settings.invitation_ttl_days),
-            )
+            invited = await invitations.invite_many(emails, data.role)
         except BatchRefused as refused:
             for failure in refused.failures:
                 key = "role" if failure.field == "role" else "email"
@@ -144,7 +128,7 @@ class InvitationsController(Controller):
                     "Nobody was invited: the whole list is sent only once every address is fine."
                 ]
             return await self._invite_refused(
-                request, tenant, db_session, memberships, invitations, form, refused.status_code
+                request, tenant, db_session, members, invitations, form, refused.status_code
             )
         message = (
             f"Invitation sent to {invited[0][0].email}."
@@ -169,7 +153,7 @@ class InvitationsController(Controller):
         self,
         request: HTMXRequest,
         tenant: TenantContext,
-        invitations: InvitationService,
+        invitations: TenantInvitations,
         message: str,
     ) -> Response[Any]:
         if not is_fragment(request):
@@ -181,52 +165,38 @@ class InvitationsController(Controller):
             **toast(message),
         )
 
-    @post(
+    @form_post(
         "/{invitation_id:uuid}/resend",
         name="invitations.resend",
-        guards=[requires(Permission.MEMBERS_INVITE)],
-        status_code=200,
+        permission=Permission.MEMBERS_INVITE,
     )
     async def resend(
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
-        invitations: NamedDependency[InvitationService],
-        settings: NamedDependency[Settings],
+        invitations: NamedDependency[TenantInvitations],
         invitation_id: FromPath[UUID],
     ) -> Response[Any]:
         refuse_into_panel(request)
-        invitation, _ = await invitations.resend(
-            organization_id=tenant.organization.id,
-            invitation_id=invitation_id,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-            ttl=datetime.timedelta(days=settings.invitation_ttl_days),
-        )
+        invitation, _ = await invitations.resend(invitation_id)
         return await self._panel(
             request, tenant, invitations, f"Invitation sent again to {invitation.email}."
         )
 
-    @post(
+    @form_post(
         "/{invitation_id:uuid}/revoke",
         name="invitations.revoke",
-        guards=[requires(Permission.MEMBERS_INVITE)],
-        status_code=200,
+        permission=Permission.MEMBERS_INVITE,
     )
     async def revoke(
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
-        invitations: NamedDependency[InvitationService],
+        invitations: NamedDependency[TenantInvitations],
         invitation_id: FromPath[UUID],
     ) -> Response[Any]:
         refuse_into_panel(request)
-        invitation = await invitations.revoke(
-            organization_id=tenant.organization.id,
-            invitation_id=invitation_id,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-        )
+        invitation = await invitations.revoke(invitation_id)
         return await self._panel(
             request, tenant, invitations, f"Invitation for {invitation.email} revoked."
         )

@@ -29,6 +29,7 @@ from saas.invitations.tickets import hash_ticket, new_ticket
 from saas.members.services import MembershipService, parse_role
 from saas.organizations.domains import normalize_email
 from saas.tenancy.authority import ActingMember, acting_role
+from saas.tenancy.caller import Caller
 from saas.tenancy.permissions import Permission, Role
 from saas.tenancy.policy import check_may_grant
 
@@ -431,4 +432,70 @@ class InvitationService:
             role=invitation.role,
             actor=actor,
             via="invitation",
+        )
+
+
+class TenantInvitations:
+    """The invitations of the request's organization, sent by the request's caller: what the
+    tenant routes use. The rules stay in `InvitationService`; this binds its organization,
+    acting member, audit actor and the configured lifetime of a ticket once."""
+
+    def __init__(
+        self, service: InvitationService, caller: Caller, *, ttl: datetime.timedelta
+    ) -> None:
+        self.service = service
+        self.caller = caller
+        self.ttl = ttl
+
+    @property
+    def _organization_id(self) -> UUID:
+        return self.caller.organization_id
+
+    async def page(
+        self, *, open_only: bool, limit: int, offset: int
+    ) -> OffsetPagination[Invitation]:
+        return await self.service.page(
+            self._organization_id, open_only=open_only, limit=limit, offset=offset
+        )
+
+    async def sync_of(self, invitations: list[Invitation]) -> dict[UUID, SyncState]:
+        return await self.service.sync_of(self._organization_id, invitations)
+
+    async def invite(self, email: str, role: Role | str) -> tuple[Invitation, str]:
+        return await self.service.invite(
+            organization_id=self._organization_id,
+            email=email,
+            role=role,
+            actor=self.caller.actor,
+            authority=self.caller.authority,
+            ttl=self.ttl,
+        )
+
+    async def invite_many(
+        self, emails: list[str], role: Role | str
+    ) -> list[tuple[Invitation, str]]:
+        return await self.service.invite_many(
+            organization_id=self._organization_id,
+            emails=emails,
+            role=role,
+            actor=self.caller.actor,
+            authority=self.caller.authority,
+            ttl=self.ttl,
+        )
+
+    async def resend(self, invitation_id: UUID) -> tuple[Invitation, str]:
+        return await self.service.resend(
+            organization_id=self._organization_id,
+            invitation_id=invitation_id,
+            actor=self.caller.actor,
+            ttl=self.ttl,
+            authority=self.caller.authority,
+        )
+
+    async def revoke(self, invitation_id: UUID) -> Invitation:
+        return await self.service.revoke(
+            organization_id=self._organization_id,
+            invitation_id=invitation_id,
+            actor=self.caller.actor,
+            authority=self.caller.authority,
         )

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from saas.auth0.sync_state import SyncState
 from saas.db.models import Invitation
-from saas.invitations.services import InvitationService
+from saas.invitations.services import TenantInvitations
 from saas.tenancy.context import TenantContext
 from saas.tenancy.permissions import Permission, Role
 
@@ -25,20 +25,18 @@ class InvitationListing:
 
 
 async def invitation_listing(
-    tenant: TenantContext, service: InvitationService
+    tenant: TenantContext, invitations: TenantInvitations
 ) -> InvitationListing | None:
     """Open invitations (pending and expired), for those who may invite; None for others."""
     if not tenant.can(Permission.MEMBERS_INVITE):
         return None
-    page = await service.page(
-        tenant.organization.id, open_only=True, limit=INVITATIONS_SHOWN, offset=0
-    )
+    page = await invitations.page(open_only=True, limit=INVITATIONS_SHOWN, offset=0)
     shown = list(page.items)
     return InvitationListing(
         invitations=shown,
         total=page.total,
         now=datetime.datetime.now(datetime.UTC),
-        sync=await service.sync_of(tenant.organization.id, shown),
+        sync=await invitations.sync_of(shown),
     )
 
 

@@ -156,7 +156,7 @@ class AuthController(Controller):
         db_session: NamedDependency[AsyncSession],
         provider: NamedDependency[OIDCProvider],
         organizations: NamedDependency[OrganizationService],
-        invitations: NamedDependency[InvitationService],
+        invitation_service: NamedDependency[InvitationService],
         invitation: FromQuery[str],
         organization: FromQuery[str],
     ) -> Redirect:
@@ -165,7 +165,7 @@ class AuthController(Controller):
         if org is None:
             raise errors.InvitationInvalid
         try:
-            pending = await invitations.get_pending_by_ticket(org.id, invitation)
+            pending = await invitation_service.get_pending_by_ticket(org.id, invitation)
         except (InvalidInput, NotFound) as error:
             raise errors.InvitationInvalid from error
         # An invitee whose own domain routes to this organization goes straight to its

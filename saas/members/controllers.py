@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
@@ -24,14 +24,14 @@ from litestar.response import Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.db.models import User
-from saas.invitations.services import InvitationService
-from saas.login.current_user import actor_from
-from saas.members.services import MembershipService
+from saas.db.models import Membership, User
+from saas.invitations.services import TenantInvitations
+from saas.members.services import TenantMembers
 from saas.members.views import member_listing, member_row, members_page, members_url
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
+from saas.tenancy.routers import form_post
 from saas.web.htmx import VARY, is_fragment, toast, toast_only
 from saas.web.input import SingleLine
 from saas.web.refusals import REFUSALS, redirect_with_flash, refuse_into
@@ -45,25 +45,25 @@ RoleBody = Annotated[RoleForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
 async def refuse_into_row(
-    request: Request[Any, Any, Any],
-    tenant: TenantContext,
-    db: AsyncSession,
-    memberships: MembershipService,
-    membership_id: UUID,
+    request: Request[Any, Any, Any], tenant: TenantContext, members: TenantMembers, member_id: UUID
 ) -> None:
     """Load the member's row before the change, so that a refusal (rendered without a query)
     shows it as it stands, the reason beside its controls. The service re-reads the same
     objects under its lock, so the row shows what the refusal saw. An id that is no member
     here declares nothing: the service answers it with its 404."""
-    membership = await memberships.find_by_id(tenant.organization.id, membership_id)
-    user = await db.get(User, membership.user_id) if membership is not None else None
-    if membership is None or user is None:
+    found = await members.find_with_user(member_id)
+    if found is None:
         return
+    membership, user = found
     refuse_into(
         request,
         "partials/members_row.html",
         lambda error: {"tenant": tenant, "row": member_row(tenant, membership, user, error.detail)},
     )
+
+
+def display_name(user: User) -> str:
+    return user.name or user.email
 
 
 class MembersController(Controller):
@@ -76,8 +76,8 @@ class MembersController(Controller):
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
-        memberships: NamedDependency[MembershipService],
-        invitations: NamedDependency[InvitationService],
+        members: NamedDependency[TenantMembers],
+        invitations: NamedDependency[TenantInvitations],
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
         dir: FromQuery[str | None] = None,
@@ -87,7 +87,7 @@ class MembersController(Controller):
     ) -> Template:
         listing = await member_listing(
             tenant,
-            memberships,
+            members,
             base_url=members_url(request, tenant),
             q=q,
             sort=sort,
@@ -105,105 +105,83 @@ class MembersController(Controller):
                 headers=VARY,
             )
         return await members_page(
-            request,
-            tenant,
-            db_session,
-            memberships=memberships,
-            invitations=invitations,
-            listing=listing,
+            request, tenant, db_session, members=members, invitations=invitations, listing=listing
         )
 
-    @post(
-        "/{member_id:uuid}/role",
-        name="members.change_role",
-        guards=[requires(Permission.MEMBERS_MANAGE)],
-        status_code=200,
+    @form_post(
+        "/{member_id:uuid}/role", name="members.change_role", permission=Permission.MEMBERS_MANAGE
     )
     async def change_role(
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        memberships: NamedDependency[MembershipService],
+        members: NamedDependency[TenantMembers],
         member_id: FromPath[UUID],
         data: RoleBody,
     ) -> Response[Any]:
-        await refuse_into_row(request, tenant, db_session, memberships, member_id)
-        membership = await memberships.change_role(
-            organization_id=tenant.organization.id,
-            membership_id=member_id,
-            role=data.role,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-        )
-        user = await db_session.get(User, membership.user_id)  # loaded with the row already
-        assert user is not None
-        message = f"{user.name or user.email} is now {membership.role}."
+        await refuse_into_row(request, tenant, members, member_id)
+        membership = await members.change_role(member_id, data.role)
+        user = await members.user_of(membership)
+        message = f"{display_name(user)} is now {membership.role}."
         if not is_fragment(request):
             return redirect_with_flash(request, message, members_url(request, tenant))
         if membership.user_id == tenant.user.id:
             # Your own role changed, and what you may do with it: the page reloads, and says so.
             flash(request, message, category="success")
             return ClientRefresh()
+        return await self._changed_row(tenant, members, membership, user, message)
+
+    @staticmethod
+    async def _changed_row(
+        tenant: TenantContext,
+        members: TenantMembers,
+        membership: Membership,
+        user: User,
+        message: str,
+    ) -> Response[Any]:
         # The swapped row says the new role is waiting for Auth0, as a reload would.
-        sync = (await memberships.sync_of(tenant.organization.id, [user.id])).get(user.id)
+        sync = (await members.sync_of([user.id])).get(user.id)
         return HTMXTemplate(
             template_name="partials/members_row.html",
             context={"tenant": tenant, "row": member_row(tenant, membership, user, sync=sync)},
             **toast(message),
         )
 
-    @post(
-        "/{member_id:uuid}/remove",
-        name="members.remove",
-        guards=[requires(Permission.MEMBERS_MANAGE)],
-        status_code=200,
+    @form_post(
+        "/{member_id:uuid}/remove", name="members.remove", permission=Permission.MEMBERS_MANAGE
     )
     async def remove_member(
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        memberships: NamedDependency[MembershipService],
+        members: NamedDependency[TenantMembers],
         member_id: FromPath[UUID],
     ) -> Response[Any]:
-        await refuse_into_row(request, tenant, db_session, memberships, member_id)
-        membership = await memberships.remove(
-            organization_id=tenant.organization.id,
-            membership_id=member_id,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
+        await refuse_into_row(request, tenant, members, member_id)
+        removed = await members.remove(member_id)
+        message = (
+            f"{display_name(await members.user_of(removed))} was removed from the organization."
         )
-        user = await db_session.get(User, membership.user_id)
-        who = (user.name or user.email) if user else "The member"
-        message = f"{who} was removed from the organization."
         if not is_fragment(request):
             return redirect_with_flash(request, message, members_url(request, tenant))
         # An empty body swapped over the row removes it.
         return toast_only(message)
 
-    @post(
+    @form_post(
         "/{member_id:uuid}/transfer-ownership",
         name="members.transfer_ownership",
-        guards=[requires(Permission.OWNERSHIP)],
-        status_code=200,
+        permission=Permission.OWNERSHIP,
     )
     async def transfer_ownership(
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        memberships: NamedDependency[MembershipService],
+        members: NamedDependency[TenantMembers],
         member_id: FromPath[UUID],
     ) -> Response[Any]:
-        await refuse_into_row(request, tenant, db_session, memberships, member_id)
-        new_owner, _ = await memberships.transfer_ownership(
-            organization_id=tenant.organization.id,
-            membership_id=member_id,
-            actor=actor_from(request, tenant.user),
-        )
-        user = await db_session.get(User, new_owner.user_id)
-        who = (user.name or user.email) if user else "The member"
+        await refuse_into_row(request, tenant, members, member_id)
+        new_owner, _ = await members.transfer_ownership(member_id)
+        who = display_name(await members.user_of(new_owner))
         message = f"{who} is now the owner, and you are an admin."
         if not is_fragment(request):
             return redirect_with_flash(request, message, members_url(request, tenant))
@@ -211,28 +189,19 @@ class MembersController(Controller):
         flash(request, message, category="success")
         return ClientRefresh()
 
-    @post(
-        "/leave",
-        name="members.leave",
-        guards=[requires(Permission.MEMBERS_READ)],
-        status_code=200,
-    )
+    @form_post("/leave", name="members.leave", permission=Permission.MEMBERS_READ)
     async def leave(
         self,
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
-        memberships: NamedDependency[MembershipService],
+        members: NamedDependency[TenantMembers],
     ) -> Response[Any]:
         refuse_into(
             request,
             "partials/members_self.html",
             lambda error: {"tenant": tenant, "self_error": error.detail},
         )
-        await memberships.leave(
-            organization_id=tenant.organization.id,
-            user_id=tenant.user.id,
-            actor=actor_from(request, tenant.user),
-        )
+        await members.leave()
         message = f"You left {tenant.organization.display_name}."
         elsewhere = request.app.route_reverse("select_organization")
         if not is_fragment(request):

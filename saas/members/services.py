@@ -30,6 +30,7 @@ from saas.db.models import Membership, Organization, User
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.tenancy.authority import ActingMember, acting_role, require_permission_in_txn
+from saas.tenancy.caller import Caller
 from saas.tenancy.permissions import Permission, Role
 from saas.tenancy.policy import check_may_grant, removal_refusal, role_change_refusal
 
@@ -459,3 +460,68 @@ class MembershipService:
             .where(User.email.in_(emails))
         )
         return set((await self.session.execute(stmt)).scalars())
+
+
+class TenantMembers:
+    """The members of the request's organization, changed by the request's caller: what the
+    tenant routes use. The rules stay in `MembershipService`; this binds its organization,
+    acting member and audit actor once, so a handler passes only what the person chose."""
+
+    def __init__(self, service: MembershipService, caller: Caller) -> None:
+        self.service = service
+        self.caller = caller
+
+    @property
+    def _organization_id(self) -> UUID:
+        return self.caller.organization_id
+
+    async def find_with_user(self, membership_id: UUID) -> tuple[Membership, User] | None:
+        membership = await self.service.find_by_id(self._organization_id, membership_id)
+        if membership is None:
+            return None
+        user = await self.service.session.get(User, membership.user_id)
+        return None if user is None else (membership, user)
+
+    async def user_of(self, membership: Membership) -> User:
+        # Loaded with the membership already: the identity map answers without a query.
+        return await self.service.session.get_one(User, membership.user_id)
+
+    async def listing(self, **query: Any) -> tuple[MemberPage, int]:
+        return await self.service.listing(self.caller.organization, **query)
+
+    async def sync_of(self, user_ids: list[UUID]) -> dict[UUID, SyncState]:
+        return await self.service.sync_of(self._organization_id, user_ids)
+
+    async def change_role(self, membership_id: UUID, role: Role | str) -> Membership:
+        return await self.service.change_role(
+            organization_id=self._organization_id,
+            membership_id=membership_id,
+            role=role,
+            actor=self.caller.actor,
+            authority=self.caller.authority,
+        )
+
+    async def remove(self, membership_id: UUID) -> Membership:
+        return await self.service.remove(
+            organization_id=self._organization_id,
+            membership_id=membership_id,
+            actor=self.caller.actor,
+            authority=self.caller.authority,
+        )
+
+    async def transfer_ownership(self, membership_id: UUID) -> tuple[Membership, Membership]:
+        return await self.service.transfer_ownership(
+            organization_id=self._organization_id,
+            membership_id=membership_id,
+            actor=self.caller.actor,
+        )
+
+    async def leave(self) -> Membership:
+        """The caller leaves the organization."""
+        if self.caller.actor.user_id is None:
+            raise Forbidden("Only a member can leave an organization.")
+        return await self.service.leave(
+            organization_id=self._organization_id,
+            user_id=self.caller.actor.user_id,
+            actor=self.caller.actor,
+        )

@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.auth0.sync_state import SyncState
 from saas.db.keyset import Cursor, InvalidCursor
 from saas.db.models import Membership, User
-from saas.invitations.services import InvitationService
+from saas.invitations.services import TenantInvitations
 from saas.invitations.views import InviteForm, invitation_listing
 from saas.members.services import (
     MATCH_COUNT_CAP,
     MEMBER_SORT_KEYS,
     MemberPage,
-    MembershipService,
     PageStart,
+    TenantMembers,
 )
 from saas.tenancy.context import TenantContext
 from saas.tenancy.permissions import Permission, Role
@@ -170,7 +170,7 @@ class MemberListing:
 
 async def member_listing(
     tenant: TenantContext,
-    memberships: MembershipService,
+    members: TenantMembers,
     *,
     base_url: str,
     q: str | None = None,
@@ -194,19 +194,17 @@ async def member_listing(
         "limit": PAGE_SIZE,
     }
     try:
-        page, total = await memberships.listing(
-            tenant.organization, start=start, cursor=cursor, **query
-        )
+        page, total = await members.listing(start=start, cursor=cursor, **query)
     except InvalidCursor:
         # A stale or edited link (another sort, a mangled cursor): the first page, not an error.
-        page, total = await memberships.listing(tenant.organization, **query)
+        page, total = await members.listing(**query)
     position = {
         PageStart.FIRST: {},
         PageStart.AFTER: {"after": after or ""},
         PageStart.BEFORE: {"before": before or ""},
         PageStart.LAST: {"at": "last"},
     }[page.start]
-    sync = await memberships.sync_of(tenant.organization.id, [user.id for _, user in page.rows])
+    sync = await members.sync_of([user.id for _, user in page.rows])
     return MemberListing(
         rows=[
             member_row(tenant, membership, user, sync=sync.get(user.id))
@@ -240,8 +238,8 @@ async def members_page(
     tenant: TenantContext,
     db: AsyncSession,
     *,
-    memberships: MembershipService,
-    invitations: InvitationService,
+    members: TenantMembers,
+    invitations: TenantInvitations,
     listing: MemberListing | None = None,
     invite: InviteForm | None = None,
     status_code: int = 200,
@@ -251,7 +249,7 @@ async def members_page(
         tenant,
         db,
         listing=listing
-        or await member_listing(tenant, memberships, base_url=members_url(request, tenant)),
+        or await member_listing(tenant, members, base_url=members_url(request, tenant)),
         invite=invite or InviteForm(),
         invitations=await invitation_listing(tenant, invitations),
         grantable=grantable_roles(tenant.role),

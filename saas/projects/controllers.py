@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
@@ -19,11 +19,11 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.login.current_user import actor_from
 from saas.projects.services import ProjectService
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
+from saas.tenancy.routers import form_post
 from saas.web.htmx import VARY, is_fragment
 from saas.web.input import SingleLine
 from saas.web.pages import page_context
@@ -74,10 +74,10 @@ class ProjectsController(Controller):
     ) -> Template:
         return await self._list_response(request, tenant, db_session, projects, search=q)
 
-    @post(
+    @form_post(
         "/",
         name="projects.create",
-        guards=[requires(Permission.PROJECTS_WRITE)],
+        permission=Permission.PROJECTS_WRITE,
         # What was typed goes back into the field with the refusal.
         before_request=FORM.remember,
         exception_handlers=FORM.exception_handlers,
@@ -90,17 +90,15 @@ class ProjectsController(Controller):
         projects: NamedDependency[ProjectService],
         data: Form,
     ) -> Template | Redirect:
-        project = await projects.create_project(
-            name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
-        )
+        project = await projects.create_project(data.name)
         return await self._after_change(
             request, tenant, db_session, projects, f"Project “{project.name}” created."
         )
 
-    @post(
+    @form_post(
         "/{project_id:uuid}/rename",
         name="projects.rename",
-        guards=[requires(Permission.PROJECTS_WRITE)],
+        permission=Permission.PROJECTS_WRITE,
         # Not `remember`: the new name is not the new-project field's to show.
         before_request=FORM.declare,
         exception_handlers=FORM.exception_handlers,
@@ -114,20 +112,13 @@ class ProjectsController(Controller):
         project_id: FromPath[UUID],
         data: Form,
     ) -> Template | Redirect:
-        project = await projects.rename_project(
-            project_id=project_id,
-            name=data.name,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-        )
+        project = await projects.rename_project(project_id, data.name)
         return await self._after_change(
             request, tenant, db_session, projects, f"Project renamed to “{project.name}”."
         )
 
-    @post(
-        "/{project_id:uuid}/delete",
-        name="projects.delete",
-        guards=[requires(Permission.PROJECTS_WRITE)],
+    @form_post(
+        "/{project_id:uuid}/delete", name="projects.delete", permission=Permission.PROJECTS_WRITE
     )
     async def delete_project(
         self,
@@ -137,9 +128,7 @@ class ProjectsController(Controller):
         projects: NamedDependency[ProjectService],
         project_id: FromPath[UUID],
     ) -> Template | Redirect:
-        project = await projects.delete_project(
-            project_id=project_id, actor=actor_from(request, tenant.user), authority=tenant.acting
-        )
+        project = await projects.delete_project(project_id)
         return await self._after_change(
             request, tenant, db_session, projects, f"Project “{project.name}” deleted."
         )

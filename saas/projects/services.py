@@ -1,5 +1,6 @@
 """Projects: the sample tenant-scoped resource. The pattern to copy for your own tenant data:
-a TenantScopedRepository, a service built with the organization id, the writer's permission
+a TenantScopedRepository, a service bound to the request's caller (its organization, its acting
+member and the audit actor; `saas.services` builds it per request), the writer's permission
 re-read inside the write's transaction, audit in the same transaction, and names validated
 here rather than in controllers."""
 
@@ -11,15 +12,17 @@ from advanced_alchemy.exceptions import NotFoundError
 from advanced_alchemy.filters import OrderBy, StatementFilter
 from advanced_alchemy.service import OffsetPagination, SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
-from saas.audit.services import Actor, AuditService
+from saas.audit.services import AuditService
 from saas.db.lists import offset_page, text_search
 from saas.db.models import Project
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.db.unique import insert_unless_taken
 from saas.errors import Conflict, InvalidInput, NotFound
-from saas.tenancy.authority import ActingMember, acting_role
+from saas.tenancy.authority import acting_role
+from saas.tenancy.caller import Caller
 from saas.tenancy.permissions import Permission
 
 MAX_NAME = 120
@@ -39,11 +42,19 @@ def clean_name(name: str) -> str:
 
 
 class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository]):
+    """The projects of the caller's organization, changed by the caller."""
+
     repository_type = ProjectRepository
+
+    def __init__(
+        self, *, session: AsyncSession | async_scoped_session[AsyncSession], caller: Caller
+    ) -> None:
+        super().__init__(session=session, organization_id=caller.organization_id)
+        self.caller = caller
 
     @property
     def organization_id(self) -> UUID:
-        return self.repository.organization_id
+        return self.caller.organization_id
 
     async def page(
         self, *, search: str | None, limit: int, offset: int
@@ -72,64 +83,58 @@ class ProjectService(SQLAlchemyAsyncRepositoryService[Project, ProjectRepository
         if (await self.repository.session.execute(statement.limit(1))).first() is not None:
             raise self._taken(name)
 
-    async def _authorize(self, authority: ActingMember | None) -> None:
+    async def _authorize(self) -> None:
         await acting_role(
-            self.repository.session, self.organization_id, authority, Permission.PROJECTS_WRITE
+            self.repository.session,
+            self.organization_id,
+            self.caller.authority,
+            Permission.PROJECTS_WRITE,
         )
 
-    async def create_project(
-        self, *, name: str, actor: Actor, authority: ActingMember | None = None
-    ) -> Project:
+    async def create_project(self, name: str) -> Project:
         name = clean_name(name)
-        await self._authorize(authority)
+        await self._authorize()
         await self._ensure_unique(name)
         # A concurrent request may create the same name after the check above; the database's
         # constraint decides, and the loser gets the same answer as if it had come second.
         project = await insert_unless_taken(
             self.repository.session,
             Project,
-            {"organization_id": self.organization_id, "name": name, "created_by_id": actor.user_id},
+            {
+                "organization_id": self.organization_id,
+                "name": name,
+                "created_by_id": self.caller.actor.user_id,
+            },
             # The expressions of the unique index uq_projects_org_lower_name.
             unique=["organization_id", func.lower(Project.name)],
         )
         if project is None:
             raise self._taken(name)
-        await self._audit(AuditAction.PROJECT_CREATED, actor, project, {"name": name})
+        await self._audit(AuditAction.PROJECT_CREATED, project, {"name": name})
         return project
 
-    async def rename_project(
-        self,
-        *,
-        project_id: UUID,
-        name: str,
-        actor: Actor,
-        authority: ActingMember | None = None,
-    ) -> Project:
-        await self._authorize(authority)
+    async def rename_project(self, project_id: UUID, name: str) -> Project:
+        await self._authorize()
         project = await self.get_project(project_id)
         name = clean_name(name)
         await self._ensure_unique(name, exclude=project.id)
         old = project.name
         project.name = name
         project = await self.repository.update(project, auto_commit=False)
-        await self._audit(AuditAction.PROJECT_RENAMED, actor, project, {"from": old, "to": name})
+        await self._audit(AuditAction.PROJECT_RENAMED, project, {"from": old, "to": name})
         return project
 
-    async def delete_project(
-        self, *, project_id: UUID, actor: Actor, authority: ActingMember | None = None
-    ) -> Project:
-        await self._authorize(authority)
+    async def delete_project(self, project_id: UUID) -> Project:
+        await self._authorize()
         project = await self.get_project(project_id)
         await self.repository.delete(project.id, auto_commit=False)
-        await self._audit(AuditAction.PROJECT_DELETED, actor, project, {"name": project.name})
+        await self._audit(AuditAction.PROJECT_DELETED, project, {"name": project.name})
         return project
 
-    async def _audit(
-        self, action: AuditAction, actor: Actor, project: Project, details: dict[str, str]
-    ) -> None:
+    async def _audit(self, action: AuditAction, project: Project, details: dict[str, str]) -> None:
         await AuditService(session=self.repository.session).record(
             action,
-            actor=actor,
+            actor=self.caller.actor,
             organization_id=self.organization_id,
             target_type="project",
             target_id=project.id,

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.config import Settings
 from saas.errors import InvalidInput
 from saas.login.authorize import begin_login
-from saas.login.current_user import actor_from
 from saas.login.provider import OIDCProvider
 from saas.sso.forms import SsoForm, validate_form
 from saas.sso.services import SsoService
@@ -107,8 +106,6 @@ class SsoController(Controller):
             validated,
             display_name=data.display_name,
             assign_membership_on_login=data.assign_membership_on_login in {"on", "true"},
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
         )
         return _back_to_settings(
             request, tenant, f"The connection “{connection.display_name}” was saved."
@@ -121,7 +118,7 @@ class SsoController(Controller):
         tenant: NamedDependency[TenantContext],
         sso: NamedDependency[SsoService],
     ) -> Response[Any]:
-        await sso.delete(actor=actor_from(request, tenant.user), authority=tenant.acting)
+        await sso.delete()
         return _back_to_settings(request, tenant, "The SSO connection was deleted.")
 
     @post("/jobs/{job_id:uuid}/retry", name="sso.retry", status_code=303)
@@ -133,7 +130,7 @@ class SsoController(Controller):
         job_id: FromPath[UUID],
     ) -> Response[Any]:
         """Send a change Auth0 did not accept again, once its cause is fixed."""
-        await sso.retry(job_id, authority=tenant.acting)
+        await sso.retry(job_id)
         return _back_to_settings(request, tenant, "The change is queued for Auth0 again.")
 
     @get("/test", name="sso.test")

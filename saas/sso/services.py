@@ -10,7 +10,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
-from saas.audit.services import Actor, AuditService
+from saas.audit.services import AuditService
 from saas.auth0.jobs import CONNECTION_TARGET, disable_connection_later, sync_connection_later
 from saas.auth0.sync_state import SyncState, retry_failed, sync_state
 from saas.config import Settings
@@ -19,7 +19,8 @@ from saas.errors import NotFound
 from saas.organizations.services import ConnectionRepository
 from saas.sso.secrets import encrypt_secret
 from saas.sso.validation import ValidatedConnection
-from saas.tenancy.authority import ActingMember, acting_role
+from saas.tenancy.authority import acting_role
+from saas.tenancy.caller import Caller
 from saas.tenancy.permissions import Permission
 
 SELF_SERVICE_STRATEGIES = ("samlp", "oidc")
@@ -36,11 +37,12 @@ def connection_name(organization: Organization, strategy: str) -> str:
 
 
 class SsoService:
-    def __init__(
-        self, session: AsyncSession, organization: Organization, settings: Settings
-    ) -> None:
+    """The SSO connection of the caller's organization, changed by the caller."""
+
+    def __init__(self, session: AsyncSession, caller: Caller, settings: Settings) -> None:
         self.session = session
-        self.organization = organization
+        self.caller = caller
+        self.organization = caller.organization
         self.settings = settings
 
     @property
@@ -63,14 +65,16 @@ class SsoService:
             self.session, self.organization.id, CONNECTION_TARGET, connection.id
         )
 
-    async def retry(self, job_id: UUID, *, authority: ActingMember | None = None) -> None:
+    async def retry(self, job_id: UUID) -> None:
         """Queue one of this organization's failed jobs again (never another's: the job's
         organization is part of the query), with org:manage re-read in this transaction."""
-        await self._authorize(authority)
+        await self._authorize()
         await retry_failed(self.session, job_id, self.organization.id)
 
-    async def _authorize(self, authority: ActingMember | None) -> None:
-        await acting_role(self.session, self.organization.id, authority, Permission.ORG_MANAGE)
+    async def _authorize(self) -> None:
+        await acting_role(
+            self.session, self.organization.id, self.caller.authority, Permission.ORG_MANAGE
+        )
 
     async def save(
         self,
@@ -78,10 +82,8 @@ class SsoService:
         *,
         display_name: str,
         assign_membership_on_login: bool,
-        actor: Actor,
-        authority: ActingMember | None = None,
     ) -> EnterpriseConnection:
-        await self._authorize(authority)
+        await self._authorize()
         connection = await self.current()
         created = connection is None
         # Another strategy is another Auth0 connection: the old one goes, a new one is made.
@@ -103,7 +105,7 @@ class SsoService:
         sync_connection_later(self.session, self.organization.id, connection.id)
         await AuditService(session=self.session).record(
             AuditAction.SSO_CREATED if created else AuditAction.SSO_UPDATED,
-            actor=actor,
+            actor=self.caller.actor,
             organization_id=self.organization.id,
             target_type="connection",
             target_id=connection.id,
@@ -121,15 +123,15 @@ class SsoService:
         )
         await self._connections.delete(connection.id, auto_commit=False)
 
-    async def delete(self, *, actor: Actor, authority: ActingMember | None = None) -> None:
-        await self._authorize(authority)
+    async def delete(self) -> None:
+        await self._authorize()
         connection = await self.current()
         if connection is None:
             raise NotFound("This organization has no SSO connection.")
         await self._remove(connection)
         await AuditService(session=self.session).record(
             AuditAction.SSO_DELETED,
-            actor=actor,
+            actor=self.caller.actor,
             organization_id=self.organization.id,
             target_type="connection",
             target_id=connection.id,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from litestar import Router
+from litestar import Router, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.types import ControllerRouterHandler, ExceptionHandlersMap
@@ -26,9 +26,11 @@ from saas.tenancy.guards import (
     member_of_tenant,
     provide_api_tenant,
     provide_dashboard_tenant,
+    requires,
     resolve_api_tenant_of,
     resolve_browser_tenant_of,
 )
+from saas.tenancy.permissions import Permission
 
 # Tenant data must not linger in shared or browser caches.
 PRIVATE = CacheControlHeader(no_store=True)
@@ -98,3 +100,9 @@ def api_router(
         api=True,
         security=[{"BearerToken": []}],
     )
+
+
+def form_post(path: str, *, name: str, permission: Permission, **options: Any) -> post:
+    """A dashboard form's POST: guarded by the permission it must name (there is no way to
+    leave it out), and answered 200, the status htmx swaps, also when it creates something."""
+    return post(path, name=name, guards=[requires(permission)], status_code=200, **options)

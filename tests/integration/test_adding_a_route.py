@@ -26,11 +26,10 @@ from sqlalchemy import select
 
 import saas.routes
 from saas.app import create_app
-from saas.audit.services import Actor
 from saas.db.config import standalone_session
 from saas.db.models import Organization
-from saas.login.current_user import actor_from
 from saas.projects.services import ProjectService
+from saas.tenancy.caller import Caller
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import member_of_tenant, requires
 from saas.tenancy.permissions import Permission
@@ -66,9 +65,7 @@ class ProjectNamesController(Controller):
         projects: NamedDependency[ProjectService],
         data: Annotated[NameForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> str:
-        project = await projects.create_project(
-            name=data.name, actor=actor_from(request, tenant.user), authority=tenant.acting
-        )
+        project = await projects.create_project(data.name)
         return project.name
 
 
@@ -138,8 +135,8 @@ def test_a_route_added_as_the_readme_says_sees_only_its_tenants_rows(
                 await session.execute(select(Organization).where(Organization.slug == "globex"))
             ).scalar_one()
             project = await ProjectService(
-                session=session, organization_id=globex.id
-            ).create_project(name=f"Globex only {uuid.uuid4().hex[:8]}", actor=Actor.system())
+                session=session, caller=Caller.system(globex)
+            ).create_project(f"Globex only {uuid.uuid4().hex[:8]}")
             await session.commit()
             return project.name
 

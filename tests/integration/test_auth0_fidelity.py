@@ -44,6 +44,7 @@ from saas.devidp import models as idp_models
 from saas.invitations.services import InvitationService
 from saas.sso.services import SsoService
 from saas.sso.validation import ValidatedConnection, validate_saml_endpoint
+from saas.tenancy.caller import Caller
 from tests.support.certificates import self_signed_pem
 from tests.support.stack import Stack, add_fault
 
@@ -133,11 +134,10 @@ async def test_a_changed_membership_on_authentication_setting_reaches_auth0(
     try:
         for assign in (False, True, False):
             async with db.get_session() as session:
-                connection = await SsoService(session, initech, stack.settings).save(
+                connection = await SsoService(session, Caller.system(initech), stack.settings).save(
                     oidc,
                     display_name="Initech SSO",
                     assign_membership_on_login=assign,
-                    actor=Actor.system(),
                 )
                 await session.commit()
             assert failed_errors(await settle(running, db)) == 0
@@ -486,11 +486,10 @@ async def test_saml_from_sign_in_url_and_certificate_sends_the_base64_of_the_pem
     )
     async with db.get_session() as session:
         await session.execute(update(OutboxJob).values(status=OutboxStatus.DONE.value))
-        connection = await SsoService(session, initech, stack.settings).save(
+        connection = await SsoService(session, Caller.system(initech), stack.settings).save(
             validated,
             display_name="Initech SAML",
             assign_membership_on_login=False,
-            actor=Actor.system(),
         )
         await session.commit()
     running = worker(stack.settings, db)

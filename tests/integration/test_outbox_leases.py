@@ -43,6 +43,7 @@ from saas.db.models import (
 from saas.invitations.services import InvitationService
 from saas.sso.services import SsoService
 from saas.sso.validation import ValidatedConnection
+from saas.tenancy.caller import Caller
 from tests.support.stack import Stack, add_fault
 
 HANG_SECONDS = 2.0
@@ -354,14 +355,14 @@ async def test_a_connection_deleted_while_auth0_creates_it_is_taken_off_the_orga
         summary={},
     )
     async with db.get_session() as session:
-        connection = await SsoService(session, initech, stack.settings).save(
-            oidc, display_name="Initech SSO", assign_membership_on_login=False, actor=Actor.system()
+        connection = await SsoService(session, Caller.system(initech), stack.settings).save(
+            oidc, display_name="Initech SSO", assign_membership_on_login=False
         )
         name = connection.auth0_connection_name
         await session.commit()
 
     async def delete(session: Any) -> None:
-        await SsoService(session, initech, stack.settings).delete(actor=Actor.system())
+        await SsoService(session, Caller.system(initech), stack.settings).delete()
 
     running, left = await while_auth0_creates(stack, db, CREATE_CONNECTION, delete)
     await running.client.aclose()
@@ -397,14 +398,13 @@ async def test_what_a_stopped_worker_created_at_auth0_is_found_there_and_undone(
             authority=None,
             ttl=datetime.timedelta(days=7),
         )
-        connection = await SsoService(session, initech, stack.settings).save(
+        connection = await SsoService(session, Caller.system(initech), stack.settings).save(
             ValidatedConnection(
                 strategy="oidc",
                 options={"discovery_url": stack.idp_url + "/.well-known/openid-configuration"},
             ),
             display_name="Initech SSO",
             assign_membership_on_login=False,
-            actor=Actor.system(),
         )
         await session.commit()
     client = ManagementClient(stack.settings)
@@ -422,7 +422,7 @@ async def test_what_a_stopped_worker_created_at_auth0_is_found_there_and_undone(
             await InvitationService(session=session).revoke(
                 organization_id=acme.id, invitation_id=invitation.id, actor=Actor.system()
             )
-            await SsoService(session, initech, stack.settings).delete(actor=Actor.system())
+            await SsoService(session, Caller.system(initech), stack.settings).delete()
             await session.commit()
         assert acme.auth0_org_id
         assert initech.auth0_org_id

@@ -38,6 +38,7 @@ from saas.login.membership import resolve_membership
 from saas.organizations.cli import orgs
 from saas.organizations.services import OrganizationService
 from saas.projects.services import ProjectService
+from saas.tenancy.caller import Caller
 from saas.users.services import UserService
 from tests.support.stack import Browser, Stack
 from tests.support.tokens import access_token_for
@@ -441,8 +442,8 @@ async def test_two_project_names_differing_only_in_case_at_once_leave_one(
     async def create_and_commit(name: str) -> str:
         async with session_factory() as session:
             try:
-                await ProjectService(session=session, organization_id=org.id).create_project(
-                    name=name, actor=system
+                await ProjectService(session=session, caller=Caller.system(org)).create_project(
+                    name
                 )
                 await session.commit()
             except Conflict:
@@ -451,9 +452,7 @@ async def test_two_project_names_differing_only_in_case_at_once_leave_one(
             return "created"
 
     async with session_factory() as first:
-        await ProjectService(session=first, organization_id=org.id).create_project(
-            name="Roadmap", actor=system
-        )
+        await ProjectService(session=first, caller=Caller.system(org)).create_project("Roadmap")
         second = asyncio.create_task(create_and_commit("roadmap"))
         await asyncio.sleep(0.5)
         assert not second.done(), "the second create must wait for the first transaction"

@@ -24,6 +24,7 @@ from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
+from saas.tenancy.caller import Caller as TenantCaller
 from saas.tenancy.permissions import Permission, Role, has_permission
 from tests.support.stack import Browser, Stack, in_acme
 from tests.support.tokens import access_token_for
@@ -127,12 +128,12 @@ def route_table(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
 def fresh_target(settings: Settings, kind: str) -> str:
     async def make(session: Any, org: Organization) -> str:
         if kind == "project":
-            project = await ProjectService(session=session, organization_id=org.id).create_project(
-                name=f"Target {uuid.uuid4().hex[:10]}", actor=Actor.system()
-            )
+            project = await ProjectService(
+                session=session, caller=TenantCaller.system(org)
+            ).create_project(f"Target {uuid.uuid4().hex[:10]}")
             return str(project.id)
         if kind == "sso":
-            if not await SsoService(session, org, settings).current():
+            if not await SsoService(session, TenantCaller.system(org), settings).current():
                 session.add(
                     EnterpriseConnection(
                         organization_id=org.id,
