@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.flash import flash
@@ -80,19 +81,95 @@ def _split(values: str) -> list[str]:
     return [v.strip() for v in values.replace("\n", ",").split(",") if v.strip()]
 
 
+async def operator_layout(
+    request: Request[Any, Any, Any], db: AsyncSession, **extra: Any
+) -> dict[str, Any]:
+    user = await load_current_user(request, db)
+    assert user is not None  # the guard ran
+    return {"user": user, "memberships": await memberships_of(db, user), **extra}
+
+
+@dataclass(frozen=True, slots=True)
+class OperatedOrganization:
+    """The organization an operator's page or action at `/admin/organizations/{slug}` is about,
+    as its handler receives it (`target`), with who acts (for the audit log)."""
+
+    request: Request[Any, Any, Any]
+    db: AsyncSession
+    organizations: OrganizationService
+    org: Organization
+    actor: Actor
+
+    async def page(self, error: DomainError | None = None, status_code: int = 200) -> Template:
+        org, db = self.org, self.db
+        domains = await self.organizations.domains_of(org.id)
+        invitations = list(
+            (
+                await db.execute(
+                    select(Invitation)
+                    .where(
+                        Invitation.organization_id == org.id, Invitation.role == Role.OWNER.value
+                    )
+                    .order_by(Invitation.created_at.desc())
+                )
+            ).scalars()
+        )
+        connections = await self.organizations.connections_of(org.id)
+        now = datetime.datetime.now(datetime.UTC)
+        return Template(
+            "admin/organization.html",
+            context=await operator_layout(
+                self.request,
+                db,
+                org=org,
+                domains=[(d, record_name(d.domain)) for d in domains],
+                connections=connections,
+                owner_invitations=[(i, i.status(now)) for i in invitations],
+                # Where Auth0 stands on each, from the outbox jobs (no Auth0 call).
+                org_sync=await sync_state(db, org.id, ORGANIZATION_TARGET, org.id),
+                connection_sync=await sync_states(
+                    db, org.id, CONNECTION_TARGET, [c.id for c in connections]
+                ),
+                invitation_sync=await sync_states(
+                    db, org.id, INVITATION_TARGET, [i.id for i in invitations]
+                ),
+                strategies=sorted(CONNECTION_STRATEGIES),
+                error=error,
+            ),
+            status_code=status_code,
+        )
+
+    async def act(self, action: Callable[[], Awaitable[str]]) -> Template | Redirect:
+        """Run `action`, back to the organization's page saying what it did (its return
+        value); a refusal is shown on that page, with what the operator sees there."""
+        try:
+            done = await action()
+        except DomainError as error:
+            if error.status_code == 404 and error.field is None:
+                raise
+            return await self.page(error=error, status_code=error.status_code)
+        flash(self.request, done, "success")
+        return _to_organization(self.request, self.org)
+
+
+async def provide_operated_organization(
+    request: Request[Any, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    organizations: NamedDependency[OrganizationService],
+    slug: FromPath[str],
+) -> OperatedOrganization:
+    org = await organizations.get_by_slug(slug)
+    actor = actor_from(request, await load_current_user(request, db_session))
+    return OperatedOrganization(request, db_session, organizations, org, actor)
+
+
 class AdminController(Controller):
     path = "/admin"
     include_in_schema = False
     guards = [requires_platform_operator]
     opt = {PRIVATE_OPT: True}
     cache_control = PRIVATE
-
-    async def _layout(
-        self, request: Request[Any, Any, Any], db: AsyncSession, **extra: Any
-    ) -> dict[str, Any]:
-        user = await load_current_user(request, db)
-        assert user is not None  # the guard ran
-        return {"user": user, "memberships": await memberships_of(db, user), **extra}
+    dependencies = {"target": Provide(provide_operated_organization)}
 
     @get("/", name="admin.home")
     async def home(
@@ -108,7 +185,7 @@ class AdminController(Controller):
         )
         return Template(
             "admin/home.html",
-            context=await self._layout(
+            context=await operator_layout(
                 request,
                 db_session,
                 organizations=page.items,
@@ -124,7 +201,7 @@ class AdminController(Controller):
     ) -> Template:
         return Template(
             "admin/new_organization.html",
-            context=await self._layout(
+            context=await operator_layout(
                 request,
                 db_session,
                 form=CreateOrganizationForm(),
@@ -191,7 +268,7 @@ class AdminController(Controller):
             # back on this non-2xx answer.
             return Template(
                 "admin/new_organization.html",
-                context=await self._layout(
+                context=await operator_layout(
                     request,
                     db_session,
                     form=data,
@@ -203,115 +280,37 @@ class AdminController(Controller):
         flash(request, f"{org.display_name} was created.", "success")
         return _to_organization(request, org)
 
-    async def _detail(
-        self,
-        request: Request[Any, Any, Any],
-        db: AsyncSession,
-        organizations: OrganizationService,
-        org: Organization,
-        error: DomainError | None = None,
-        status_code: int = 200,
-    ) -> Template:
-        domains = await organizations.domains_of(org.id)
-        invitations = list(
-            (
-                await db.execute(
-                    select(Invitation)
-                    .where(
-                        Invitation.organization_id == org.id, Invitation.role == Role.OWNER.value
-                    )
-                    .order_by(Invitation.created_at.desc())
-                )
-            ).scalars()
-        )
-        connections = await organizations.connections_of(org.id)
-        now = datetime.datetime.now(datetime.UTC)
-        return Template(
-            "admin/organization.html",
-            context=await self._layout(
-                request,
-                db,
-                org=org,
-                domains=[(d, record_name(d.domain)) for d in domains],
-                connections=connections,
-                owner_invitations=[(i, i.status(now)) for i in invitations],
-                # Where Auth0 stands on each, from the outbox jobs (no Auth0 call).
-                org_sync=await sync_state(db, org.id, ORGANIZATION_TARGET, org.id),
-                connection_sync=await sync_states(
-                    db, org.id, CONNECTION_TARGET, [c.id for c in connections]
-                ),
-                invitation_sync=await sync_states(
-                    db, org.id, INVITATION_TARGET, [i.id for i in invitations]
-                ),
-                strategies=sorted(CONNECTION_STRATEGIES),
-                error=error,
-            ),
-            status_code=status_code,
-        )
-
     @get("/organizations/{slug:str}", name="admin.organization")
-    async def organization(
-        self,
-        request: Request[Any, Any, Any],
-        db_session: NamedDependency[AsyncSession],
-        organizations: NamedDependency[OrganizationService],
-        slug: FromPath[str],
-    ) -> Template:
-        org = await organizations.get_by_slug(slug)
-        return await self._detail(request, db_session, organizations, org)
-
-    async def _act(
-        self,
-        request: Request[Any, Any, Any],
-        db: AsyncSession,
-        organizations: OrganizationService,
-        slug: str,
-        action: Callable[[Organization, Actor], Awaitable[str]],
-    ) -> Template | Redirect:
-        """Run `action` on the organization, back to its page saying what it did (its return
-        value); a refusal is shown on that page, with what the operator sees there."""
-        org = await organizations.get_by_slug(slug)
-        actor = actor_from(request, await load_current_user(request, db))
-        try:
-            done = await action(org, actor)
-        except DomainError as error:
-            if error.status_code == 404 and error.field is None:
-                raise
-            return await self._detail(
-                request, db, organizations, org, error=error, status_code=error.status_code
-            )
-        flash(request, done, "success")
-        return _to_organization(request, org)
+    async def organization(self, target: NamedDependency[OperatedOrganization]) -> Template:
+        return await target.page()
 
     @post("/organizations/{slug:str}/domains", name="admin.add_domain")
     async def add_domain(
         self,
-        request: Request[Any, Any, Any],
-        db_session: NamedDependency[AsyncSession],
-        organizations: NamedDependency[OrganizationService],
-        slug: FromPath[str],
+        target: NamedDependency[OperatedOrganization],
         data: Annotated[DomainForm, FormBody],
     ) -> Template | Redirect:
-        async def action(org: Organization, actor: Actor) -> str:
-            record = await organizations.add_domain(
+        org, actor = target.org, target.actor
+
+        async def action() -> str:
+            record = await target.organizations.add_domain(
                 organization_id=org.id, domain=data.domain, actor=actor
             )
             return f"{record.domain} was added. Publish its TXT record, then verify it."
 
-        return await self._act(request, db_session, organizations, slug, action)
+        return await target.act(action)
 
     @post("/organizations/{slug:str}/domains/verify", name="admin.verify_domain")
     async def verify_domain(
         self,
-        request: Request[Any, Any, Any],
-        db_session: NamedDependency[AsyncSession],
+        target: NamedDependency[OperatedOrganization],
         settings: NamedDependency[Settings],
-        organizations: NamedDependency[OrganizationService],
-        slug: FromPath[str],
         data: Annotated[DomainForm, FormBody],
     ) -> Template | Redirect:
-        async def action(org: Organization, actor: Actor) -> str:
-            record = await organizations.verify_domain(
+        org, actor = target.org, target.actor
+
+        async def action() -> str:
+            record = await target.organizations.verify_domain(
                 organization_id=org.id,
                 domain=data.domain,
                 actor=actor,
@@ -319,21 +318,20 @@ class AdminController(Controller):
             )
             return f"{record.domain} is verified."
 
-        return await self._act(request, db_session, organizations, slug, action)
+        return await target.act(action)
 
     @post("/organizations/{slug:str}/connections", name="admin.add_connection")
     async def add_connection(
         self,
-        request: Request[Any, Any, Any],
-        db_session: NamedDependency[AsyncSession],
-        organizations: NamedDependency[OrganizationService],
-        slug: FromPath[str],
+        target: NamedDependency[OperatedOrganization],
         data: Annotated[ConnectionForm, FormBody],
     ) -> Template | Redirect:
-        async def action(org: Organization, actor: Actor) -> str:
+        org, actor = target.org, target.actor
+
+        async def action() -> str:
             if not data.name.strip():
                 raise InvalidInput("Give the Auth0 connection's name.", field="name")
-            connection = await organizations.add_connection(
+            connection = await target.organizations.add_connection(
                 organization_id=org.id,
                 name=data.name.strip(),
                 strategy=data.strategy,
@@ -343,20 +341,19 @@ class AdminController(Controller):
             )
             return f"The connection {connection.auth0_connection_name} was attached."
 
-        return await self._act(request, db_session, organizations, slug, action)
+        return await target.act(action)
 
     @post("/organizations/{slug:str}/invite-owner", name="admin.invite_owner")
     async def invite_owner(
         self,
-        request: Request[Any, Any, Any],
-        db_session: NamedDependency[AsyncSession],
+        target: NamedDependency[OperatedOrganization],
         settings: NamedDependency[Settings],
-        organizations: NamedDependency[OrganizationService],
         invitation_service: NamedDependency[InvitationService],
-        slug: FromPath[str],
         data: Annotated[OwnerForm, FormBody],
     ) -> Template | Redirect:
-        async def action(org: Organization, actor: Actor) -> str:
+        org, actor = target.org, target.actor
+
+        async def action() -> str:
             invitation, _ticket = await invitation_service.invite(
                 organization_id=org.id,
                 email=data.email,
@@ -367,26 +364,27 @@ class AdminController(Controller):
             )
             return f"{invitation.email} is invited as an owner."
 
-        return await self._act(request, db_session, organizations, slug, action)
+        return await target.act(action)
 
     @post("/organizations/{slug:str}/status", name="admin.set_status")
     async def set_status(
         self,
-        request: Request[Any, Any, Any],
-        db_session: NamedDependency[AsyncSession],
-        organizations: NamedDependency[OrganizationService],
-        slug: FromPath[str],
+        target: NamedDependency[OperatedOrganization],
         data: Annotated[StatusForm, FormBody],
     ) -> Template | Redirect:
-        async def action(org: Organization, actor: Actor) -> str:
+        org, actor = target.org, target.actor
+
+        async def action() -> str:
             try:
                 status = OrganizationStatus(data.status)
             except ValueError:
                 raise InvalidInput("Choose active or suspended.", field="status") from None
-            await organizations.set_status(organization_id=org.id, status=status, actor=actor)
+            await target.organizations.set_status(
+                organization_id=org.id, status=status, actor=actor
+            )
             return f"{org.display_name} is {status.value} now."
 
-        return await self._act(request, db_session, organizations, slug, action)
+        return await target.act(action)
 
     @get("/outbox", name="admin.outbox")
     async def outbox(
@@ -404,7 +402,9 @@ class AdminController(Controller):
         ).all()
         return Template(
             "admin/outbox.html",
-            context=await self._layout(request, db_session, jobs=[(job, org) for job, org in jobs]),
+            context=await operator_layout(
+                request, db_session, jobs=[(job, org) for job, org in jobs]
+            ),
         )
 
     @post("/outbox/{job_id:uuid}/retry", name="admin.retry_job")

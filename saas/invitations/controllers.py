@@ -7,11 +7,12 @@ renders the invite card and the pending-invitations panel.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response
-from litestar.di import NamedDependency
+from litestar import Controller, Response
+from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
@@ -55,7 +56,35 @@ def split_emails(raw: str) -> list[str]:
     return result
 
 
-def refuse_into_panel(request: Request[Any, Any, Any]) -> None:
+@dataclass(frozen=True, slots=True)
+class InvitationWrite:
+    """A change to one pending invitation, as its handler receives it (`write`)."""
+
+    request: HTMXRequest
+    tenant: TenantContext
+    invitations: TenantInvitations
+    invitation_id: UUID
+
+    async def done(self, message: str) -> Response[Any]:
+        """The pending-invitations panel again, with `message` (a plain form: the page)."""
+        if not is_fragment(self.request):
+            return redirect_with_flash(
+                self.request, message, members_url(self.request, self.tenant)
+            )
+        listing = await invitation_listing(self.tenant, self.invitations)
+        return HTMXTemplate(
+            template_name="partials/invitations_panel.html",
+            context={"tenant": self.tenant, "invitations": listing},
+            **toast(message),
+        )
+
+
+def provide_invitation_write(
+    request: HTMXRequest,
+    tenant: NamedDependency[TenantContext],
+    invitations: NamedDependency[TenantInvitations],
+    invitation_id: FromPath[UUID],
+) -> InvitationWrite:
     """A refused resend or revoke shows its reason at the top of the pending-invitations panel,
     replacing only that message (the list needs a query to render)."""
     refuse_into(
@@ -65,11 +94,13 @@ def refuse_into_panel(request: Request[Any, Any, Any]) -> None:
         re_target="#invitations-error",
         re_swap="outerHTML",
     )
+    return InvitationWrite(request, tenant, invitations, invitation_id)
 
 
 class InvitationsController(Controller):
     path = "/members/invitations"
     exception_handlers = REFUSALS
+    dependencies = {"write": Provide(provide_invitation_write, sync_to_thread=False)}
 
     async def _invite_refused(
         self,
@@ -149,54 +180,20 @@ class InvitationsController(Controller):
             **toast(message),
         )
 
-    async def _panel(
-        self,
-        request: HTMXRequest,
-        tenant: TenantContext,
-        invitations: TenantInvitations,
-        message: str,
-    ) -> Response[Any]:
-        if not is_fragment(request):
-            return redirect_with_flash(request, message, members_url(request, tenant))
-        listing = await invitation_listing(tenant, invitations)
-        return HTMXTemplate(
-            template_name="partials/invitations_panel.html",
-            context={"tenant": tenant, "invitations": listing},
-            **toast(message),
-        )
-
     @form_post(
         "/{invitation_id:uuid}/resend",
         name="invitations.resend",
         permission=Permission.MEMBERS_INVITE,
     )
-    async def resend(
-        self,
-        request: HTMXRequest,
-        tenant: NamedDependency[TenantContext],
-        invitations: NamedDependency[TenantInvitations],
-        invitation_id: FromPath[UUID],
-    ) -> Response[Any]:
-        refuse_into_panel(request)
-        invitation, _ = await invitations.resend(invitation_id)
-        return await self._panel(
-            request, tenant, invitations, f"Invitation sent again to {invitation.email}."
-        )
+    async def resend(self, write: NamedDependency[InvitationWrite]) -> Response[Any]:
+        invitation, _ = await write.invitations.resend(write.invitation_id)
+        return await write.done(f"Invitation sent again to {invitation.email}.")
 
     @form_post(
         "/{invitation_id:uuid}/revoke",
         name="invitations.revoke",
         permission=Permission.MEMBERS_INVITE,
     )
-    async def revoke(
-        self,
-        request: HTMXRequest,
-        tenant: NamedDependency[TenantContext],
-        invitations: NamedDependency[TenantInvitations],
-        invitation_id: FromPath[UUID],
-    ) -> Response[Any]:
-        refuse_into_panel(request)
-        invitation = await invitations.revoke(invitation_id)
-        return await self._panel(
-            request, tenant, invitations, f"Invitation for {invitation.email} revoked."
-        )
+    async def revoke(self, write: NamedDependency[InvitationWrite]) -> Response[Any]:
+        invitation = await write.invitations.revoke(write.invitation_id)
+        return await write.done(f"Invitation for {invitation.email} revoked.")

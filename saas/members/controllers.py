@@ -11,11 +11,13 @@ partial (`refuse_into`) and lets the service's `DomainError` rise to `REFUSALS`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.flash import flash
@@ -24,7 +26,7 @@ from litestar.response import Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.db.models import Membership, User
+from saas.db.models import User
 from saas.invitations.services import TenantInvitations
 from saas.members.services import TenantMembers
 from saas.members.views import member_listing, member_row, members_page, members_url
@@ -44,22 +46,53 @@ class RoleForm(Struct):
 RoleBody = Annotated[RoleForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
-async def refuse_into_row(
-    request: Request[Any, Any, Any], tenant: TenantContext, members: TenantMembers, member_id: UUID
-) -> None:
+@dataclass(frozen=True, slots=True)
+class MemberWrite:
+    """A change to one member's row, as its handler receives it (`write`): the request, the
+    tenant, the bound members service and the member's id from the path."""
+
+    request: HTMXRequest
+    tenant: TenantContext
+    members: TenantMembers
+    member_id: UUID
+
+    def done(self, message: str, fragment: Callable[[], Response[Any]]) -> Response[Any]:
+        """A plain form goes back to the list, where the message is flashed; htmx gets
+        `fragment()`."""
+        if not is_fragment(self.request):
+            return redirect_with_flash(
+                self.request, message, members_url(self.request, self.tenant)
+            )
+        return fragment()
+
+    def reload(self, message: str) -> Response[Any]:
+        """The viewer's own powers changed: the page reloads, and says so."""
+        flash(self.request, message, category="success")
+        return ClientRefresh()
+
+
+async def provide_member_write(
+    request: HTMXRequest,
+    tenant: NamedDependency[TenantContext],
+    members: NamedDependency[TenantMembers],
+    member_id: FromPath[UUID],
+) -> MemberWrite:
     """Load the member's row before the change, so that a refusal (rendered without a query)
     shows it as it stands, the reason beside its controls. The service re-reads the same
     objects under its lock, so the row shows what the refusal saw. An id that is no member
     here declares nothing: the service answers it with its 404."""
     found = await members.find_with_user(member_id)
-    if found is None:
-        return
-    membership, user = found
-    refuse_into(
-        request,
-        "partials/members_row.html",
-        lambda error: {"tenant": tenant, "row": member_row(tenant, membership, user, error.detail)},
-    )
+    if found is not None:
+        membership, user = found
+        refuse_into(
+            request,
+            "partials/members_row.html",
+            lambda error: {
+                "tenant": tenant,
+                "row": member_row(tenant, membership, user, error.detail),
+            },
+        )
+    return MemberWrite(request, tenant, members, member_id)
 
 
 def display_name(user: User) -> str:
@@ -69,6 +102,7 @@ def display_name(user: User) -> str:
 class MembersController(Controller):
     path = "/members"
     exception_handlers = REFUSALS
+    dependencies = {"write": Provide(provide_member_write)}
 
     @get("/", name="members.list", guards=[requires(Permission.MEMBERS_READ)], cache=False)
     async def list_members(
@@ -112,82 +146,46 @@ class MembersController(Controller):
         "/{member_id:uuid}/role", name="members.change_role", permission=Permission.MEMBERS_MANAGE
     )
     async def change_role(
-        self,
-        request: HTMXRequest,
-        tenant: NamedDependency[TenantContext],
-        members: NamedDependency[TenantMembers],
-        member_id: FromPath[UUID],
-        data: RoleBody,
+        self, write: NamedDependency[MemberWrite], data: RoleBody
     ) -> Response[Any]:
-        await refuse_into_row(request, tenant, members, member_id)
-        membership = await members.change_role(member_id, data.role)
-        user = await members.user_of(membership)
+        membership = await write.members.change_role(write.member_id, data.role)
+        user = await write.members.user_of(membership)
         message = f"{display_name(user)} is now {membership.role}."
-        if not is_fragment(request):
-            return redirect_with_flash(request, message, members_url(request, tenant))
-        if membership.user_id == tenant.user.id:
-            # Your own role changed, and what you may do with it: the page reloads, and says so.
-            flash(request, message, category="success")
-            return ClientRefresh()
-        return await self._changed_row(tenant, members, membership, user, message)
-
-    @staticmethod
-    async def _changed_row(
-        tenant: TenantContext,
-        members: TenantMembers,
-        membership: Membership,
-        user: User,
-        message: str,
-    ) -> Response[Any]:
+        if membership.user_id == write.tenant.user.id:
+            return write.done(message, lambda: write.reload(message))
         # The swapped row says the new role is waiting for Auth0, as a reload would.
-        sync = (await members.sync_of([user.id])).get(user.id)
-        return HTMXTemplate(
-            template_name="partials/members_row.html",
-            context={"tenant": tenant, "row": member_row(tenant, membership, user, sync=sync)},
-            **toast(message),
+        sync = (await write.members.sync_of([user.id])).get(user.id)
+        row = member_row(write.tenant, membership, user, sync=sync)
+        return write.done(
+            message,
+            lambda: HTMXTemplate(
+                template_name="partials/members_row.html",
+                context={"tenant": write.tenant, "row": row},
+                **toast(message),
+            ),
         )
 
     @form_post(
         "/{member_id:uuid}/remove", name="members.remove", permission=Permission.MEMBERS_MANAGE
     )
-    async def remove_member(
-        self,
-        request: HTMXRequest,
-        tenant: NamedDependency[TenantContext],
-        members: NamedDependency[TenantMembers],
-        member_id: FromPath[UUID],
-    ) -> Response[Any]:
-        await refuse_into_row(request, tenant, members, member_id)
-        removed = await members.remove(member_id)
-        message = (
-            f"{display_name(await members.user_of(removed))} was removed from the organization."
-        )
-        if not is_fragment(request):
-            return redirect_with_flash(request, message, members_url(request, tenant))
+    async def remove_member(self, write: NamedDependency[MemberWrite]) -> Response[Any]:
+        removed = await write.members.remove(write.member_id)
+        who = display_name(await write.members.user_of(removed))
+        message = f"{who} was removed from the organization."
         # An empty body swapped over the row removes it.
-        return toast_only(message)
+        return write.done(message, lambda: toast_only(message))
 
     @form_post(
         "/{member_id:uuid}/transfer-ownership",
         name="members.transfer_ownership",
         permission=Permission.OWNERSHIP,
     )
-    async def transfer_ownership(
-        self,
-        request: HTMXRequest,
-        tenant: NamedDependency[TenantContext],
-        members: NamedDependency[TenantMembers],
-        member_id: FromPath[UUID],
-    ) -> Response[Any]:
-        await refuse_into_row(request, tenant, members, member_id)
-        new_owner, _ = await members.transfer_ownership(member_id)
-        who = display_name(await members.user_of(new_owner))
+    async def transfer_ownership(self, write: NamedDependency[MemberWrite]) -> Response[Any]:
+        new_owner, _ = await write.members.transfer_ownership(write.member_id)
+        who = display_name(await write.members.user_of(new_owner))
         message = f"{who} is now the owner, and you are an admin."
-        if not is_fragment(request):
-            return redirect_with_flash(request, message, members_url(request, tenant))
-        # Two rows and the viewer's own powers changed: the page reloads, and says so.
-        flash(request, message, category="success")
-        return ClientRefresh()
+        # Two rows and the viewer's own powers changed.
+        return write.done(message, lambda: write.reload(message))
 
     @form_post("/leave", name="members.leave", permission=Permission.MEMBERS_READ)
     async def leave(

@@ -7,11 +7,12 @@ A write that the service refuses (a name missing, too long or taken) is answered
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.flash import flash
@@ -41,38 +42,56 @@ class ProjectForm(Struct):
 Form = Annotated[ProjectForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectsPage:
+    """The projects page of the request's tenant, as its handlers answer with it (`page`)."""
+
+    request: Request[Any, Any, Any]
+    tenant: TenantContext
+    db: AsyncSession
+    projects: ProjectService
+
+    async def render(self, search: str | None = None) -> Template:
+        """The list, as an htmx fragment or inside the full page."""
+        found = await self.projects.page(search=search, limit=PAGE_SIZE, offset=0)
+        extra = {"projects": found.items, "total": found.total, "q": search or ""}
+        if is_fragment(self.request):
+            return Template(
+                "partials/projects_panel.html",
+                context={"tenant": self.tenant, **extra},
+                headers=VARY,
+            )
+        context = await page_context(self.tenant, self.db, **extra)
+        return Template("pages/projects.html", context=context, headers=VARY)
+
+    async def changed(self, done: str) -> Template | Redirect:
+        if is_fragment(self.request):
+            return await self.render()
+        # Post/redirect/get for plain forms, so a reload does not resubmit; the page the
+        # redirect lands on says what happened.
+        flash(self.request, done, "success")
+        path = self.request.app.route_reverse("projects.list", slug=self.tenant.organization.slug)
+        return Redirect(path=path, status_code=303)
+
+
+def provide_projects_page(
+    request: Request[Any, Any, Any],
+    tenant: NamedDependency[TenantContext],
+    db_session: NamedDependency[AsyncSession],
+    projects: NamedDependency[ProjectService],
+) -> ProjectsPage:
+    return ProjectsPage(request, tenant, db_session, projects)
+
+
 class ProjectsController(Controller):
     path = "/projects"
-
-    async def _list_response(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: TenantContext,
-        db: AsyncSession,
-        service: ProjectService,
-        *,
-        search: str | None = None,
-    ) -> Template:
-        page = await service.page(search=search, limit=PAGE_SIZE, offset=0)
-        extra = {"projects": page.items, "total": page.total, "q": search or ""}
-        if is_fragment(request):
-            return Template(
-                "partials/projects_panel.html", context={"tenant": tenant, **extra}, headers=VARY
-            )
-        return Template(
-            "pages/projects.html", context=await page_context(tenant, db, **extra), headers=VARY
-        )
+    dependencies = {"page": Provide(provide_projects_page, sync_to_thread=False)}
 
     @get("/", name="projects.list", guards=[requires(Permission.ORG_READ)])
     async def list_projects(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        projects: NamedDependency[ProjectService],
-        q: FromQuery[str | None] = None,
+        self, page: NamedDependency[ProjectsPage], q: FromQuery[str | None] = None
     ) -> Template:
-        return await self._list_response(request, tenant, db_session, projects, search=q)
+        return await page.render(search=q)
 
     @form_post(
         "/",
@@ -83,17 +102,10 @@ class ProjectsController(Controller):
         exception_handlers=FORM.exception_handlers,
     )
     async def create_project(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        projects: NamedDependency[ProjectService],
-        data: Form,
+        self, page: NamedDependency[ProjectsPage], data: Form
     ) -> Template | Redirect:
-        project = await projects.create_project(data.name)
-        return await self._after_change(
-            request, tenant, db_session, projects, f"Project “{project.name}” created."
-        )
+        project = await page.projects.create_project(data.name)
+        return await page.changed(f"Project “{project.name}” created.")
 
     @form_post(
         "/{project_id:uuid}/rename",
@@ -104,49 +116,16 @@ class ProjectsController(Controller):
         exception_handlers=FORM.exception_handlers,
     )
     async def rename_project(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        projects: NamedDependency[ProjectService],
-        project_id: FromPath[UUID],
-        data: Form,
+        self, page: NamedDependency[ProjectsPage], project_id: FromPath[UUID], data: Form
     ) -> Template | Redirect:
-        project = await projects.rename_project(project_id, data.name)
-        return await self._after_change(
-            request, tenant, db_session, projects, f"Project renamed to “{project.name}”."
-        )
+        project = await page.projects.rename_project(project_id, data.name)
+        return await page.changed(f"Project renamed to “{project.name}”.")
 
     @form_post(
         "/{project_id:uuid}/delete", name="projects.delete", permission=Permission.PROJECTS_WRITE
     )
     async def delete_project(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        projects: NamedDependency[ProjectService],
-        project_id: FromPath[UUID],
+        self, page: NamedDependency[ProjectsPage], project_id: FromPath[UUID]
     ) -> Template | Redirect:
-        project = await projects.delete_project(project_id)
-        return await self._after_change(
-            request, tenant, db_session, projects, f"Project “{project.name}” deleted."
-        )
-
-    async def _after_change(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: TenantContext,
-        db: AsyncSession,
-        projects: ProjectService,
-        done: str,
-    ) -> Template | Redirect:
-        if is_fragment(request):
-            return await self._list_response(request, tenant, db, projects)
-        # Post/redirect/get for plain forms, so a reload does not resubmit; the page the
-        # redirect lands on says what happened.
-        flash(request, done, "success")
-        return Redirect(
-            path=request.app.route_reverse("projects.list", slug=tenant.organization.slug),
-            status_code=303,
-        )
+        project = await page.projects.delete_project(project_id)
+        return await page.changed(f"Project “{project.name}” deleted.")
