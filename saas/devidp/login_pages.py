@@ -208,21 +208,46 @@ async def _enterprise_user(
             # Google Workspace connection is the same Auth0 user id, which Auth0 keeps unique.
             return "This account already signs in through another connection."
         local = email.split("@", 1)[0]
-        user = User(
+        user = await _new_user(
+            db,
+            connection,
             user_id=user_id,
             email=email,
             email_verified=True,  # enterprise IdPs assert verified emails
             name=" ".join(part.capitalize() for part in local.replace("_", ".").split(".") if part),
-            picture=picture_for(email),
-            connection=connection.name,
             password_hash=None,
-            groups=[],
-            created_at=now,
-            updated_at=now,
-            logins_count=0,
+            now=now,
         )
-        db.add(user)
-        await db.flush()
+    return user
+
+
+async def _new_user(
+    db: AsyncSession,
+    connection: Connection,
+    *,
+    user_id: str,
+    email: str,
+    email_verified: bool,
+    name: str,
+    password_hash: str | None,
+    now: float,
+) -> User:
+    """A user as Auth0 creates one at its first sign-in (or sign-up): no logins counted yet."""
+    user = User(
+        user_id=user_id,
+        email=email,
+        email_verified=email_verified,
+        name=name,
+        picture=picture_for(email),
+        connection=connection.name,
+        password_hash=password_hash,
+        groups=[],
+        created_at=now,
+        updated_at=now,
+        logins_count=0,
+    )
+    db.add(user)
+    await db.flush()
     return user
 
 
@@ -279,22 +304,17 @@ async def signup(db: Db, state: State, request: Request[Any, Any, Any]) -> Respo
         context = await _page_context(db, txn)
         context.update(connection=connection, error=error, email=email, name=name)
         return Template(template_name="signup.html", context=context, status_code=400)
-    user = User(
+    user = await _new_user(
+        db,
+        connection,
         user_id="auth0|" + hashlib.sha256(f"{connection.id}|{email}".encode()).hexdigest()[:24],
         email=email,
         # Invitees prove control of the address by following the emailed link.
         email_verified=bool(txn.params["invitation_id"]),
         name=name or email.split("@", 1)[0],
-        picture=picture_for(email),
-        connection=connection.name,
         password_hash=hash_password(password),
-        groups=[],
-        created_at=now,
-        updated_at=now,
-        logins_count=0,
+        now=now,
     )
-    db.add(user)
-    await db.flush()
     return await _signed_in(idp, request, db, txn, user, connection, now)
 
 

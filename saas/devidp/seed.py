@@ -16,18 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.config import Settings
 from saas.demo import data as demo_data
+from saas.devidp import models as idp
 from saas.devidp.clients import ClientSpec
-from saas.devidp.models import (
-    Client,
-    ClientGrant,
-    Connection,
-    MemberRole,
-    Membership,
-    Organization,
-    OrganizationConnection,
-    Role,
-    User,
-)
 from saas.devidp.passwords import hash_password
 from saas.tenancy.permissions import ROLE_PERMISSIONS
 from saas.tenancy.permissions import Role as AppRole
@@ -54,9 +44,9 @@ def picture_for(email: str) -> str:
 
 async def _upsert_clients(db: AsyncSession, clients: Sequence[ClientSpec]) -> None:
     for spec in clients:
-        client = await db.get(Client, spec.client_id)
+        client = await db.get(idp.Client, spec.client_id)
         if client is None:
-            client = Client(client_id=spec.client_id)
+            client = idp.Client(client_id=spec.client_id)
             db.add(client)
         client.client_secret = spec.client_secret
         client.name = spec.name
@@ -70,9 +60,9 @@ async def _upsert_clients(db: AsyncSession, clients: Sequence[ClientSpec]) -> No
             grant_id = (
                 "cgr_" + hashlib.sha256(f"{spec.client_id}|{audience}".encode()).hexdigest()[:16]
             )
-            grant = await db.get(ClientGrant, grant_id)
+            grant = await db.get(idp.ClientGrant, grant_id)
             if grant is None:
-                grant = ClientGrant(id=grant_id, client_id=spec.client_id, audience=audience)
+                grant = idp.ClientGrant(id=grant_id, client_id=spec.client_id, audience=audience)
                 db.add(grant)
             grant.scope = list(scopes)
     await db.flush()
@@ -80,9 +70,9 @@ async def _upsert_clients(db: AsyncSession, clients: Sequence[ClientSpec]) -> No
 
 async def _upsert_roles(db: AsyncSession, audience: str) -> None:
     for app_role, perms in ROLE_PERMISSIONS.items():
-        role = await db.get(Role, ROLE_IDS[app_role])
+        role = await db.get(idp.Role, ROLE_IDS[app_role])
         if role is None:
-            role = Role(id=ROLE_IDS[app_role], name=app_role.value)
+            role = idp.Role(id=ROLE_IDS[app_role], name=app_role.value)
             db.add(role)
         role.description = ROLE_DESCRIPTIONS[app_role]
         role.audience = audience
@@ -118,8 +108,8 @@ def _options(demo: demo_data.DemoConnection, settings: Settings) -> dict[str, ob
 
 async def _ensure_connection(
     db: AsyncSession, demo: demo_data.DemoConnection, settings: Settings
-) -> Connection:
-    conn = await db.get(Connection, demo.auth0_id)
+) -> idp.Connection:
+    conn = await db.get(idp.Connection, demo.auth0_id)
     owner = _owners().get(demo.name)
     # As the app would have created it: owned by its organization, so that the app's sync
     # updates it instead of refusing a connection "that belongs to someone else".
@@ -131,7 +121,7 @@ async def _ensure_connection(
         return conn
     if conn is None:
         options = _options(demo, settings)
-        conn = Connection(
+        conn = idp.Connection(
             id=demo.auth0_id,
             name=demo.name,
             display_name=demo.display_name,
@@ -158,13 +148,13 @@ async def seed(
         await _ensure_connection(db, demo, settings)
     # Every connection is usable by every registered app (Auth0's "enabled clients").
     app_ids = [c.client_id for c in clients if c.app_type != "non_interactive"]
-    for conn in await db.scalars(select(Connection)):
+    for conn in await db.scalars(select(idp.Connection)):
         conn.enabled_clients = sorted(set(conn.enabled_clients) | set(app_ids))
 
     for demo_user in demo_data.USERS:
-        if await db.get(User, demo_user.sub) is None:
+        if await db.get(idp.User, demo_user.sub) is None:
             db.add(
-                User(
+                idp.User(
                     user_id=demo_user.sub,
                     email=demo_user.email.lower(),
                     email_verified=True,
@@ -185,10 +175,10 @@ async def seed(
     await db.flush()
 
     for demo_org in demo_data.ORGANIZATIONS:
-        if await db.get(Organization, demo_org.auth0_id) is not None:
+        if await db.get(idp.Organization, demo_org.auth0_id) is not None:
             continue
         db.add(
-            Organization(
+            idp.Organization(
                 id=demo_org.auth0_id,
                 name=demo_org.slug,
                 display_name=demo_org.display_name,
@@ -203,7 +193,7 @@ async def seed(
             enabled.insert(0, demo_org.connection.auth0_id)
         for connection_id in enabled:
             db.add(
-                OrganizationConnection(
+                idp.OrganizationConnection(
                     organization_id=demo_org.auth0_id,
                     connection_id=connection_id,
                     assign_membership_on_login=False,
@@ -216,10 +206,12 @@ async def seed(
             if role is None:
                 continue
             db.add(
-                Membership(organization_id=demo_org.auth0_id, user_id=demo_user.sub, created_at=now)
+                idp.Membership(
+                    organization_id=demo_org.auth0_id, user_id=demo_user.sub, created_at=now
+                )
             )
             db.add(
-                MemberRole(
+                idp.MemberRole(
                     organization_id=demo_org.auth0_id,
                     user_id=demo_user.sub,
                     role_id=ROLE_IDS[AppRole(role)],

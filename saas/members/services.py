@@ -157,41 +157,32 @@ class MembershipService:
             raise ValueError(f"a {start} page takes {'a' if cursor is None else 'no'} cursor")
         if cursor is not None:
             key.check(cursor, sort, descending)
-        # "before" and "last" read backwards from their edge, then flip the rows.
-        backwards = start in (PageStart.BEFORE, PageStart.LAST)
-        order_descending = descending != backwards
         few_matches = search_matches is not None and search_matches <= MATCH_COUNT_CAP
-        statement = self._member_rows(organization_id, search).order_by(
-            *key.order_by(order_descending, use_index=not (search and few_matches))
-        )
-        ranges = key.after(cursor, order_descending) if cursor is not None else [None]
-        found: list[tuple[Membership, User]] = []
-        for where in ranges:
-            bounded = statement if where is None else statement.where(where)
-            result = await self.session.execute(bounded.limit(limit + 1 - len(found)))
-            found.extend((membership, user) for membership, user in result.tuples())
-            if len(found) > limit:
+        rows_of = self._member_rows(organization_id, search)
+        use_index = not (search and few_matches)
+        while True:
+            # "before" and "last" read backwards from their edge, then flip the rows.
+            backwards = start in (PageStart.BEFORE, PageStart.LAST)
+            order_descending = descending != backwards
+            statement = rows_of.order_by(*key.order_by(order_descending, use_index=use_index))
+            ranges = key.after(cursor, order_descending) if cursor is not None else [None]
+            found: list[tuple[Membership, User]] = []
+            for where in ranges:
+                bounded = statement if where is None else statement.where(where)
+                result = await self.session.execute(bounded.limit(limit + 1 - len(found)))
+                found.extend((membership, user) for membership, user in result.tuples())
+                if len(found) > limit:
+                    break
+            more = len(found) > limit
+            # Past the end (the list shrank since the link was made): the last page instead.
+            # Back at the start with a short page: the first page, full. Either restarts once:
+            # neither the last nor the first page restarts again.
+            if start == PageStart.AFTER and not found:
+                start, cursor = PageStart.LAST, None
+            elif start == PageStart.BEFORE and not more and len(found) < limit:
+                start, cursor = PageStart.FIRST, None
+            else:
                 break
-        more = len(found) > limit
-        # Past the end (the list shrank since the link was made): the last page instead. Back
-        # at the start with a short page: the first page, full.
-        restart = (
-            PageStart.LAST
-            if start == PageStart.AFTER and not found
-            else PageStart.FIRST
-            if start == PageStart.BEFORE and not more and len(found) < limit
-            else None
-        )
-        if restart is not None:
-            return await self.page(
-                organization_id,
-                search=search,
-                sort=sort,
-                descending=descending,
-                limit=limit,
-                start=restart,
-                search_matches=search_matches,
-            )
         rows = found[:limit][::-1] if backwards else found[:limit]
         has_previous = bool(rows) and (more if backwards else start == PageStart.AFTER)
         has_next = bool(rows) and (more if not backwards else start == PageStart.BEFORE)
@@ -268,6 +259,19 @@ class MembershipService:
             .values(member_count=Organization.member_count + change)
         )
 
+    async def _manager_role(
+        self, organization_id: UUID, authority: ActingMember | None
+    ) -> Role | None:
+        """The acting member's role, re-read with members:manage under the organization's lock
+        (taken first: every owner-affecting change is serialized by it)."""
+        return await acting_role(
+            self.session,
+            organization_id,
+            authority,
+            Permission.MEMBERS_MANAGE,
+            lock_organization=True,
+        )
+
     async def count_owners(self, organization_id: UUID) -> int:
         return await self.repository_for(organization_id).count(Membership.role == Role.OWNER.value)
 
@@ -311,13 +315,7 @@ class MembershipService:
         authority: ActingMember | None = None,
     ) -> Membership:
         new_role = parse_role(role)
-        actor_role = await acting_role(
-            self.session,
-            organization_id,
-            authority,
-            Permission.MEMBERS_MANAGE,
-            lock_organization=True,
-        )
+        actor_role = await self._manager_role(organization_id, authority)
         membership = await self._get_in_org(organization_id, membership_id)
         await self.session.refresh(membership)
         old_role = Role(membership.role)
@@ -350,13 +348,7 @@ class MembershipService:
         actor: Actor,
         authority: ActingMember | None = None,
     ) -> Membership:
-        actor_role = await acting_role(
-            self.session,
-            organization_id,
-            authority,
-            Permission.MEMBERS_MANAGE,
-            lock_organization=True,
-        )
+        actor_role = await self._manager_role(organization_id, authority)
         return await self._remove_locked(
             organization_id, membership_id, actor=actor, actor_role=actor_role
         )

@@ -16,16 +16,7 @@ from saas.devidp import store
 from saas.devidp.context import Db, get_idp
 from saas.devidp.errors import ManagementError
 from saas.devidp.ids import random_id
-from saas.devidp.management import shapes
-from saas.devidp.management.common import (
-    bad_body,
-    checkpoint_page,
-    expect,
-    json_object,
-    not_found,
-    offset_page,
-    uses_checkpoint,
-)
+from saas.devidp.management import common, shapes
 from saas.devidp.models import Connection, MemberRole, Organization, OrganizationConnection
 
 # Lowercase letters, digits, `-` and `_`, 1-50 characters (Auth0 docs); we also require an
@@ -35,7 +26,7 @@ MAX_ENABLED_CONNECTIONS = 10
 
 
 def no_org() -> ManagementError:
-    return not_found("No organization found by that id or name", "inexistent_organization")
+    return common.not_found("No organization found by that id or name", "inexistent_organization")
 
 
 async def get_org(db: AsyncSession, org_id: str) -> Organization:
@@ -47,24 +38,24 @@ async def get_org(db: AsyncSession, org_id: str) -> Organization:
 
 def _validate_org_fields(body: dict[str, Any]) -> None:
     if "name" in body:
-        name = expect(body["name"], str, "name")
+        name = common.expect(body["name"], str, "name")
         if not ORG_NAME.match(name):
-            raise bad_body(
+            raise common.bad_body(
                 "'String does not match pattern: lowercase letters, digits, - and _ "
                 "(1-50 characters, starting with a letter or digit)' on property name"
             )
     if "display_name" in body:
-        display = expect(body["display_name"], str, "display_name")
+        display = common.expect(body["display_name"], str, "display_name")
         if not 1 <= len(display) <= 255:
-            raise bad_body("'String length must be 1-255' on property display_name")
+            raise common.bad_body("'String length must be 1-255' on property display_name")
     if "branding" in body and body["branding"] is not None:
-        expect(body["branding"], dict, "branding")
+        common.expect(body["branding"], dict, "branding")
     if "metadata" in body:
-        metadata = expect(body["metadata"], dict, "metadata")
+        metadata = common.expect(body["metadata"], dict, "metadata")
         if len(metadata) > 25 or not all(
             isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in metadata.items()
         ):
-            raise bad_body(
+            raise common.bad_body(
                 "'metadata: up to 25 string keys with string values' on property metadata"
             )
 
@@ -81,7 +72,7 @@ _ORG_READ = {"scopes": ("read:organizations",)}
 async def create_organization(
     request: Request[Any, Any, Any], db: Db, state: State
 ) -> Response[Any]:
-    body = await json_object(
+    body = await common.json_object(
         request,
         allowed={"name", "display_name", "branding", "metadata", "enabled_connections"},
         required=("name",),
@@ -105,11 +96,11 @@ async def create_organization(
     enabled = body.get("enabled_connections")
     rendered_connections = []
     if enabled is not None:
-        expect(enabled, list, "enabled_connections")
+        common.expect(enabled, list, "enabled_connections")
         if len(enabled) > MAX_ENABLED_CONNECTIONS:
-            raise bad_body("'Array is too long, maximum 10' on property enabled_connections")
+            raise common.bad_body("'Array is too long, maximum 10' on property enabled_connections")
         for item in enabled:
-            link, conn = await _enable(db, org.id, expect(item, dict, "enabled_connections"))
+            link, conn = await _enable(db, org.id, common.expect(item, dict, "enabled_connections"))
             rendered_connections.append(shapes.enabled_connection(link, conn))
     await db.commit()
     data = shapes.organization(org)
@@ -122,9 +113,11 @@ async def create_organization(
 async def list_organizations(request: Request[Any, Any, Any], db: Db) -> Any:
     orgs = list(await db.scalars(select(Organization).order_by(Organization.id)))
     query = request.query_params
-    if uses_checkpoint(query):
-        return checkpoint_page(query, orgs, "organizations", lambda o: o.id, shapes.organization)
-    return offset_page(query, orgs, "organizations", shapes.organization, checkpoint=True)
+    if common.uses_checkpoint(query):
+        return common.checkpoint_page(
+            query, orgs, "organizations", lambda o: o.id, shapes.organization
+        )
+    return common.offset_page(query, orgs, "organizations", shapes.organization, checkpoint=True)
 
 
 @get("/organizations/{org_id:str}", opt=_ORG_READ)
@@ -145,7 +138,9 @@ async def update_organization(
     org_id: FromPath[str], request: Request[Any, Any, Any], db: Db
 ) -> dict[str, Any]:
     org = await get_org(db, org_id)
-    body = await json_object(request, allowed={"name", "display_name", "branding", "metadata"})
+    body = await common.json_object(
+        request, allowed={"name", "display_name", "branding", "metadata"}
+    )
     _validate_org_fields(body)
     if "name" in body:
         if await _name_taken(db, body["name"], except_id=org.id):
@@ -187,12 +182,12 @@ async def _enable(
         "is_signup_enabled",
     }
     if extra:
-        raise bad_body(f"'Additional properties not allowed: {','.join(sorted(extra))}'")
+        raise common.bad_body(f"'Additional properties not allowed: {','.join(sorted(extra))}'")
     if "connection_id" not in body:
-        raise bad_body("'Missing required property: connection_id'")
-    conn = await db.get(Connection, expect(body["connection_id"], str, "connection_id"))
+        raise common.bad_body("'Missing required property: connection_id'")
+    conn = await db.get(Connection, common.expect(body["connection_id"], str, "connection_id"))
     if conn is None:
-        raise not_found("The connection does not exist", "inexistent_connection")
+        raise common.not_found("The connection does not exist", "inexistent_connection")
     if await db.get(OrganizationConnection, (org_id, conn.id)) is not None:
         raise ManagementError(
             409, "The connection is already enabled for this organization.", "conflict"
@@ -205,9 +200,9 @@ async def _enable(
     flags = {}
     for flag in ("assign_membership_on_login", "show_as_button", "is_signup_enabled"):
         if flag in body:
-            flags[flag] = expect(body[flag], bool, flag)
+            flags[flag] = common.expect(body[flag], bool, flag)
     if flags.get("is_signup_enabled") and conn.strategy != "auth0":
-        raise bad_body("'is_signup_enabled applies to database connections only'")
+        raise common.bad_body("'is_signup_enabled applies to database connections only'")
     link = OrganizationConnection(
         organization_id=org_id,
         connection_id=conn.id,
@@ -229,7 +224,7 @@ async def list_enabled_connections(
 ) -> Any:
     await get_org(db, org_id)
     rows = await store.enabled_connections(db, org_id)
-    return offset_page(
+    return common.offset_page(
         request.query_params, rows, "enabled_connections", lambda r: shapes.enabled_connection(*r)
     )
 
@@ -243,7 +238,7 @@ async def add_enabled_connection(
     org_id: FromPath[str], request: Request[Any, Any, Any], db: Db
 ) -> dict[str, Any]:
     await get_org(db, org_id)
-    body = await json_object(
+    body = await common.json_object(
         request,
         allowed={
             "connection_id",
@@ -265,7 +260,7 @@ async def _link(
     link = await db.get(OrganizationConnection, (org_id, connection_id))
     conn = await db.get(Connection, connection_id)
     if link is None or conn is None:
-        raise not_found(
+        raise common.not_found(
             "The connection is not enabled for this organization", "inexistent_connection"
         )
     return link, conn
@@ -286,11 +281,11 @@ async def update_enabled_connection(
     org_id: FromPath[str], connection_id: FromPath[str], request: Request[Any, Any, Any], db: Db
 ) -> dict[str, Any]:
     link, conn = await _link(db, org_id, connection_id)
-    body = await json_object(
+    body = await common.json_object(
         request, allowed={"assign_membership_on_login", "show_as_button", "is_signup_enabled"}
     )
     for flag, value in body.items():
-        setattr(link, flag, expect(value, bool, flag))
+        setattr(link, flag, common.expect(value, bool, flag))
     await db.commit()
     return shapes.enabled_connection(link, conn)
 
