@@ -12,9 +12,9 @@ from litestar.types import ControllerRouterHandler
 from saas.admin.controllers import AdminController
 from saas.api.controllers import InvitationsApi, MembersApi, OrganizationApi, ProjectsApi
 from saas.audit.controllers import AuditController
-from saas.invitations.controllers import InvitationsController
+from saas.invitations.controllers import InvitationController, InvitationsController
 from saas.login.controllers import AuthController
-from saas.members.controllers import MembersController
+from saas.members.controllers import MemberController, MembersController
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
 from saas.services import TENANT_SERVICES
@@ -26,7 +26,9 @@ from saas.tenancy.routers import api_router, dashboard_router
 DASHBOARD: list[ControllerRouterHandler] = [
     OrganizationHomeController,
     MembersController,
+    MemberController,
     InvitationsController,
+    InvitationController,
     ProjectsController,
     AuditController,
     SsoController,

@@ -18,12 +18,10 @@ from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Template
 from msgspec import Struct
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.invitations.services import BatchRefused, TenantInvitations
 from saas.invitations.views import InviteForm, invitation_listing
-from saas.members.services import TenantMembers
-from saas.members.views import members_page, members_url
+from saas.members.views import MembersPage, members_url, provide_members_page
 from saas.tenancy.context import TenantContext
 from saas.tenancy.permissions import Permission
 from saas.tenancy.policy import grantable_roles
@@ -98,51 +96,30 @@ def provide_invitation_write(
 
 
 class InvitationsController(Controller):
+    """Inviting: the invite form, one address or a batch."""
+
     path = "/members/invitations"
     exception_handlers = REFUSALS
-    dependencies = {"write": Provide(provide_invitation_write, sync_to_thread=False)}
+    dependencies = {"page": Provide(provide_members_page, sync_to_thread=False)}
 
-    async def _invite_refused(
-        self,
-        request: HTMXRequest,
-        tenant: TenantContext,
-        db: AsyncSession,
-        members: TenantMembers,
-        invitations: TenantInvitations,
-        form: InviteForm,
-        status_code: int,
-    ) -> Template:
-        if not is_fragment(request):
+    @staticmethod
+    async def _invite_refused(page: MembersPage, form: InviteForm, status_code: int) -> Template:
+        if not is_fragment(page.request):
             # The whole page, so the form keeps what was typed beside its errors.
-            return await members_page(
-                request,
-                tenant,
-                db,
-                members=members,
-                invitations=invitations,
-                invite=form,
-                status_code=status_code,
-            )
+            return await page.render(invite=form, status_code=status_code)
         return Template(
             "partials/invitations_invite.html",
             context={
-                "tenant": tenant,
+                "tenant": page.tenant,
                 "invite": form,
-                "grantable": grantable_roles(tenant.role),
+                "grantable": grantable_roles(page.tenant.role),
             },
             status_code=status_code,
         )
 
     @form_post("/", name="invitations.create", permission=Permission.MEMBERS_INVITE)
-    async def invite(
-        self,
-        request: HTMXRequest,
-        tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        members: NamedDependency[TenantMembers],
-        invitations: NamedDependency[TenantInvitations],
-        data: InviteBody,
-    ) -> Response[Any]:
+    async def invite(self, page: NamedDependency[MembersPage], data: InviteBody) -> Response[Any]:
+        request, tenant, invitations = page.request, page.tenant, page.invitations
         raw = (data.emails or data.email)[:20_000]
         form = InviteForm(emails=raw, role=data.role)
         emails = split_emails(raw)
@@ -158,16 +135,14 @@ class InvitationsController(Controller):
                 form.errors["batch"] = [
                     "Nobody was invited: the whole list is sent only once every address is fine."
                 ]
-            return await self._invite_refused(
-                request, tenant, db_session, members, invitations, form, refused.status_code
-            )
+            return await self._invite_refused(page, form, refused.status_code)
         message = (
             f"Invitation sent to {invited[0][0].email}."
             if len(invited) == 1
             else f"{len(invited)} invitations sent."
         )
         if not is_fragment(request):
-            return redirect_with_flash(request, message, members_url(request, tenant))
+            return redirect_with_flash(request, message, page.url)
         return HTMXTemplate(
             template_name="partials/invitations_invite.html",
             context={
@@ -180,20 +155,20 @@ class InvitationsController(Controller):
             **toast(message),
         )
 
-    @form_post(
-        "/{invitation_id:uuid}/resend",
-        name="invitations.resend",
-        permission=Permission.MEMBERS_INVITE,
-    )
+
+class InvitationController(Controller):
+    """Changes to one pending invitation: each handler receives it as `write`."""
+
+    path = "/members/invitations/{invitation_id:uuid}"
+    exception_handlers = REFUSALS
+    dependencies = {"write": Provide(provide_invitation_write, sync_to_thread=False)}
+
+    @form_post("/resend", name="invitations.resend", permission=Permission.MEMBERS_INVITE)
     async def resend(self, write: NamedDependency[InvitationWrite]) -> Response[Any]:
         invitation, _ = await write.invitations.resend(write.invitation_id)
         return await write.done(f"Invitation sent again to {invitation.email}.")
 
-    @form_post(
-        "/{invitation_id:uuid}/revoke",
-        name="invitations.revoke",
-        permission=Permission.MEMBERS_INVITE,
-    )
+    @form_post("/revoke", name="invitations.revoke", permission=Permission.MEMBERS_INVITE)
     async def revoke(self, write: NamedDependency[InvitationWrite]) -> Response[Any]:
         invitation = await write.invitations.revoke(write.invitation_id)
         return await write.done(f"Invitation for {invitation.email} revoked.")

@@ -24,12 +24,16 @@ from litestar.plugins.flash import flash
 from litestar.plugins.htmx import ClientRedirect, ClientRefresh, HTMXRequest, HTMXTemplate
 from litestar.response import Template
 from msgspec import Struct
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.db.models import User
-from saas.invitations.services import TenantInvitations
 from saas.members.services import TenantMembers
-from saas.members.views import member_listing, member_row, members_page, members_url
+from saas.members.views import (
+    MembersPage,
+    member_listing,
+    member_row,
+    members_url,
+    provide_members_page,
+)
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
@@ -100,18 +104,16 @@ def display_name(user: User) -> str:
 
 
 class MembersController(Controller):
+    """The member list, and leaving it."""
+
     path = "/members"
     exception_handlers = REFUSALS
-    dependencies = {"write": Provide(provide_member_write)}
+    dependencies = {"page": Provide(provide_members_page, sync_to_thread=False)}
 
     @get("/", name="members.list", guards=[requires(Permission.MEMBERS_READ)], cache=False)
     async def list_members(
         self,
-        request: HTMXRequest,
-        tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
-        members: NamedDependency[TenantMembers],
-        invitations: NamedDependency[TenantInvitations],
+        page: NamedDependency[MembersPage],
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
         dir: FromQuery[str | None] = None,
@@ -120,9 +122,9 @@ class MembersController(Controller):
         at: FromQuery[str | None] = None,
     ) -> Template:
         listing = await member_listing(
-            tenant,
-            members,
-            base_url=members_url(request, tenant),
+            page.tenant,
+            page.members,
+            base_url=page.url,
             q=q,
             sort=sort,
             direction=dir,
@@ -130,62 +132,15 @@ class MembersController(Controller):
             before=before,
             at=at,
         )
-        if is_fragment(request):
+        if is_fragment(page.request):
             return HTMXTemplate(
                 template_name="partials/members_results.html",
-                context={"tenant": tenant, "listing": listing, "fragment": True},
+                context={"tenant": page.tenant, "listing": listing, "fragment": True},
                 # The pushed URL, canonical: default sort and page 1 left out.
                 push_url=listing.url(),
                 headers=VARY,
             )
-        return await members_page(
-            request, tenant, db_session, members=members, invitations=invitations, listing=listing
-        )
-
-    @form_post(
-        "/{member_id:uuid}/role", name="members.change_role", permission=Permission.MEMBERS_MANAGE
-    )
-    async def change_role(
-        self, write: NamedDependency[MemberWrite], data: RoleBody
-    ) -> Response[Any]:
-        membership = await write.members.change_role(write.member_id, data.role)
-        user = await write.members.user_of(membership)
-        message = f"{display_name(user)} is now {membership.role}."
-        if membership.user_id == write.tenant.user.id:
-            return write.done(message, lambda: write.reload(message))
-        # The swapped row says the new role is waiting for Auth0, as a reload would.
-        sync = (await write.members.sync_of([user.id])).get(user.id)
-        row = member_row(write.tenant, membership, user, sync=sync)
-        return write.done(
-            message,
-            lambda: HTMXTemplate(
-                template_name="partials/members_row.html",
-                context={"tenant": write.tenant, "row": row},
-                **toast(message),
-            ),
-        )
-
-    @form_post(
-        "/{member_id:uuid}/remove", name="members.remove", permission=Permission.MEMBERS_MANAGE
-    )
-    async def remove_member(self, write: NamedDependency[MemberWrite]) -> Response[Any]:
-        removed = await write.members.remove(write.member_id)
-        who = display_name(await write.members.user_of(removed))
-        message = f"{who} was removed from the organization."
-        # An empty body swapped over the row removes it.
-        return write.done(message, lambda: toast_only(message))
-
-    @form_post(
-        "/{member_id:uuid}/transfer-ownership",
-        name="members.transfer_ownership",
-        permission=Permission.OWNERSHIP,
-    )
-    async def transfer_ownership(self, write: NamedDependency[MemberWrite]) -> Response[Any]:
-        new_owner, _ = await write.members.transfer_ownership(write.member_id)
-        who = display_name(await write.members.user_of(new_owner))
-        message = f"{who} is now the owner, and you are an admin."
-        # Two rows and the viewer's own powers changed.
-        return write.done(message, lambda: write.reload(message))
+        return await page.render(listing=listing)
 
     @form_post("/leave", name="members.leave", permission=Permission.MEMBERS_READ)
     async def leave(
@@ -206,3 +161,50 @@ class MembersController(Controller):
             return redirect_with_flash(request, message, elsewhere)
         flash(request, message, category="success")
         return ClientRedirect(elsewhere)
+
+
+class MemberController(Controller):
+    """Changes to one member: each handler receives the member as `write`."""
+
+    path = "/members/{member_id:uuid}"
+    exception_handlers = REFUSALS
+    dependencies = {"write": Provide(provide_member_write)}
+
+    @form_post("/role", name="members.change_role", permission=Permission.MEMBERS_MANAGE)
+    async def change_role(
+        self, write: NamedDependency[MemberWrite], data: RoleBody
+    ) -> Response[Any]:
+        membership = await write.members.change_role(write.member_id, data.role)
+        user = await write.members.user_of(membership)
+        message = f"{display_name(user)} is now {membership.role}."
+        if membership.user_id == write.tenant.user.id:
+            return write.done(message, lambda: write.reload(message))
+        # The swapped row says the new role is waiting for Auth0, as a reload would.
+        sync = (await write.members.sync_of([user.id])).get(user.id)
+        row = member_row(write.tenant, membership, user, sync=sync)
+        return write.done(
+            message,
+            lambda: HTMXTemplate(
+                template_name="partials/members_row.html",
+                context={"tenant": write.tenant, "row": row},
+                **toast(message),
+            ),
+        )
+
+    @form_post("/remove", name="members.remove", permission=Permission.MEMBERS_MANAGE)
+    async def remove_member(self, write: NamedDependency[MemberWrite]) -> Response[Any]:
+        removed = await write.members.remove(write.member_id)
+        who = display_name(await write.members.user_of(removed))
+        message = f"{who} was removed from the organization."
+        # An empty body swapped over the row removes it.
+        return write.done(message, lambda: toast_only(message))
+
+    @form_post(
+        "/transfer-ownership", name="members.transfer_ownership", permission=Permission.OWNERSHIP
+    )
+    async def transfer_ownership(self, write: NamedDependency[MemberWrite]) -> Response[Any]:
+        new_owner, _ = await write.members.transfer_ownership(write.member_id)
+        who = display_name(await write.members.user_of(new_owner))
+        message = f"{who} is now the owner, and you are an admin."
+        # Two rows and the viewer's own powers changed.
+        return write.done(message, lambda: write.reload(message))

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -233,25 +234,47 @@ def _page_position(
     return (PageStart.LAST if at == "last" else PageStart.FIRST), None
 
 
-async def members_page(
+@dataclass(frozen=True, slots=True)
+class MembersPage:
+    """The members page of the request's tenant, as the members and the invitations handlers
+    answer with it (`page`): the member list, the invite card and the pending invitations."""
+
+    request: Request[Any, Any, Any]
+    tenant: TenantContext
+    db: AsyncSession
+    members: TenantMembers
+    invitations: TenantInvitations
+
+    @property
+    def url(self) -> str:
+        return members_url(self.request, self.tenant)
+
+    async def render(
+        self,
+        *,
+        listing: MemberListing | None = None,
+        invite: InviteForm | None = None,
+        status_code: int = 200,
+    ) -> Template:
+        """The whole page (direct visits, reloads, a plain form's refused invitation)."""
+        context = await page_context(
+            self.tenant,
+            self.db,
+            listing=listing or await member_listing(self.tenant, self.members, base_url=self.url),
+            invite=invite or InviteForm(),
+            invitations=await invitation_listing(self.tenant, self.invitations),
+            grantable=grantable_roles(self.tenant.role),
+        )
+        return Template(
+            "pages/members.html", context=context, status_code=status_code, headers=VARY
+        )
+
+
+def provide_members_page(
     request: Request[Any, Any, Any],
-    tenant: TenantContext,
-    db: AsyncSession,
-    *,
-    members: TenantMembers,
-    invitations: TenantInvitations,
-    listing: MemberListing | None = None,
-    invite: InviteForm | None = None,
-    status_code: int = 200,
-) -> Template:
-    """The whole members page (direct visits, reloads, a plain form's refused invitation)."""
-    context = await page_context(
-        tenant,
-        db,
-        listing=listing
-        or await member_listing(tenant, members, base_url=members_url(request, tenant)),
-        invite=invite or InviteForm(),
-        invitations=await invitation_listing(tenant, invitations),
-        grantable=grantable_roles(tenant.role),
-    )
-    return Template("pages/members.html", context=context, status_code=status_code, headers=VARY)
+    tenant: NamedDependency[TenantContext],
+    db_session: NamedDependency[AsyncSession],
+    members: NamedDependency[TenantMembers],
+    invitations: NamedDependency[TenantInvitations],
+) -> MembersPage:
+    return MembersPage(request, tenant, db_session, members, invitations)
