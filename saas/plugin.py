@@ -17,7 +17,6 @@ from saas.login.sessions import (
     create_stores,
 )
 from saas.routes import route_handlers
-from saas.services import SERVICES
 from saas.stores import sweep_expired_entries
 from saas.web.errors import EXCEPTION_HANDLERS
 from saas.web.input import handle_validation_exception
@@ -46,7 +45,6 @@ class ApplicationCore(InitPluginProtocol, CLIPluginProtocol):
         app_config.state["db_config"] = self.db_config
         app_config.dependencies["settings"] = Provide(lambda: settings, sync_to_thread=False)
         app_config.dependencies["provider"] = Provide(lambda: provider, sync_to_thread=False)
-        app_config.dependencies.update(SERVICES)
         app_config.on_shutdown.append(provider.aclose)
         start_outbox, stop_outbox = lifecycle(settings, self.db_config)
         app_config.on_startup.append(start_outbox)  # type: ignore[arg-type]

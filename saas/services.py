@@ -16,7 +16,7 @@ from litestar import Request
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.audit.services import Actor, AuditService
+from saas.audit.services import Actor, AuditService, OrganizationAuditLog
 from saas.config import Settings
 from saas.db.models import Organization
 from saas.invitations.services import InvitationService, TenantInvitations
@@ -89,34 +89,38 @@ def provide_sso_for(
     return SsoForOrganization(db_session, settings)
 
 
-def provide_memberships(db_session: NamedDependency[AsyncSession]) -> MembershipService:
-    return MembershipService(session=db_session)
-
-
 def provide_invitations(db_session: NamedDependency[AsyncSession]) -> InvitationService:
     return InvitationService(session=db_session)
 
 
-def provide_audit(db_session: NamedDependency[AsyncSession]) -> AuditService:
-    return AuditService(session=db_session)
+def provide_audit_log(
+    caller: NamedDependency[Caller], db_session: NamedDependency[AsyncSession]
+) -> OrganizationAuditLog:
+    return OrganizationAuditLog(AuditService(session=db_session), caller.organization_id)
 
 
 def provide_organizations(db_session: NamedDependency[AsyncSession]) -> OrganizationService:
     return OrganizationService(session=db_session)
 
 
+# On the tenant routers (`saas.routes`): bound to the request's tenant and caller.
 TENANT_SERVICES: dict[str, Provide] = {
     "caller": Provide(provide_caller, sync_to_thread=False),
     "members": Provide(provide_members, sync_to_thread=False),
     "invitations": Provide(provide_tenant_invitations, sync_to_thread=False),
     "projects": Provide(provide_projects, sync_to_thread=False),
     "sso": Provide(provide_sso, sync_to_thread=False),
+    "audit": Provide(provide_audit_log, sync_to_thread=False),
 }
 
-SERVICES: dict[str, Provide] = {
-    "memberships": Provide(provide_memberships, sync_to_thread=False),
-    "invitation_service": Provide(provide_invitations, sync_to_thread=False),
-    "audit": Provide(provide_audit, sync_to_thread=False),
+# Services that take any organization's id and write as the system: only the controllers that
+# act before a tenant exists (sign-in, accepting an invitation) or above every tenant (the
+# operator console) declare them, so no tenant route can reach around its tenant's binding.
+SIGN_IN_SERVICES: dict[str, Provide] = {
     "organizations": Provide(provide_organizations, sync_to_thread=False),
+    "invitation_service": Provide(provide_invitations, sync_to_thread=False),
+}
+OPERATOR_SERVICES: dict[str, Provide] = {
+    **SIGN_IN_SERVICES,
     "sso_for": Provide(provide_sso_for, sync_to_thread=False),
 }

@@ -28,7 +28,7 @@ from saas.invitations.services import InvitationService
 from saas.login.current_user import actor_from, load_current_user, memberships_of
 from saas.organizations.dns_verification import record_name
 from saas.organizations.services import CONNECTION_STRATEGIES, OrganizationService
-from saas.services import SsoForOrganization
+from saas.services import OPERATOR_SERVICES, SsoForOrganization
 from saas.sso.forms import SsoForm, validate_form
 from saas.tenancy.guards import requires_platform_operator
 from saas.tenancy.permissions import Role
@@ -152,6 +152,8 @@ class OperatedOrganization:
         return _to_organization(self.request, self.org)
 
 
+# Reads through the request's session: keep it the only async dependency at its depth that
+# does, since Litestar resolves dependencies of one depth concurrently.
 async def provide_operated_organization(
     request: Request[Any, Any, Any],
     db_session: NamedDependency[AsyncSession],
@@ -169,7 +171,7 @@ class AdminController(Controller):
     guards = [requires_platform_operator]
     opt = {PRIVATE_OPT: True}
     cache_control = PRIVATE
-    dependencies = {"target": Provide(provide_operated_organization)}
+    dependencies = {**OPERATOR_SERVICES, "target": Provide(provide_operated_organization)}
 
     @get("/", name="admin.home")
     async def home(

@@ -15,7 +15,7 @@ from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
-from saas.audit.services import AuditEntry, AuditService, audit_cursor
+from saas.audit.services import AuditEntry, OrganizationAuditLog, audit_cursor
 from saas.db.keyset import Cursor
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
@@ -88,7 +88,7 @@ class AuditController(Controller):
         request: HTMXRequest,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
-        audit: NamedDependency[AuditService],
+        audit: NamedDependency[OrganizationAuditLog],
         action: FromQuery[str | None] = None,
         actor: FromQuery[str | None] = None,
         before: FromQuery[str | None] = None,
@@ -98,8 +98,7 @@ class AuditController(Controller):
         action_filter = known_action.value if known_action else ""
         actor_filter = (actor or "").strip()[:200]
         cursor = audit_cursor(before)
-        entries, next_cursor = await audit.page_for_organization(
-            tenant.organization.id,
+        entries, next_cursor = await audit.page(
             action=action_filter or None,
             actor=actor_filter or None,
             before=cursor,

@@ -160,3 +160,24 @@ class AuditService:
             else None
         )
         return entries, cursor
+
+
+class OrganizationAuditLog:
+    """One organization's audit log, as the tenant routes read it (bound to the request's
+    organization by `saas.services`)."""
+
+    def __init__(self, service: AuditService, organization_id: UUID) -> None:
+        self.service = service
+        self.organization_id = organization_id
+
+    async def page(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        before: Cursor | None = None,
+        limit: int = 50,
+    ) -> tuple[list[AuditEntry], Cursor | None]:
+        return await self.service.page_for_organization(
+            self.organization_id, action=action, actor=actor, before=before, limit=limit
+        )

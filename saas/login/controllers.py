@@ -27,6 +27,7 @@ from saas.login.pending import take
 from saas.login.provider import OIDCProvider
 from saas.login.sessions import id_token_hint, start_authenticated_session
 from saas.organizations.services import OrganizationService
+from saas.services import SIGN_IN_SERVICES
 from saas.web.input import SingleLine
 from saas.web.security import fresh_csrf_cookie
 
@@ -81,6 +82,7 @@ async def _login_to(
 
 class AuthController(Controller):
     include_in_schema = False
+    dependencies = SIGN_IN_SERVICES
 
     @get("/login", name="login")
     async def login_page(

@@ -25,7 +25,6 @@ from litestar.plugins.htmx import ClientRedirect, ClientRefresh, HTMXRequest, HT
 from litestar.response import Template
 from msgspec import Struct
 
-from saas.db.models import User
 from saas.members.services import TenantMembers
 from saas.members.views import (
     MembersPage,
@@ -75,6 +74,8 @@ class MemberWrite:
         return ClientRefresh()
 
 
+# Reads through the request's session: keep it the only async dependency at its depth that
+# does, since Litestar resolves dependencies of one depth concurrently.
 async def provide_member_write(
     request: HTMXRequest,
     tenant: NamedDependency[TenantContext],
@@ -97,10 +98,6 @@ async def provide_member_write(
             },
         )
     return MemberWrite(request, tenant, members, member_id)
-
-
-def display_name(user: User) -> str:
-    return user.name or user.email
 
 
 class MembersController(Controller):
@@ -176,7 +173,7 @@ class MemberController(Controller):
     ) -> Response[Any]:
         membership = await write.members.change_role(write.member_id, data.role)
         user = await write.members.user_of(membership)
-        message = f"{display_name(user)} is now {membership.role}."
+        message = f"{user.name or user.email} is now {membership.role}."
         if membership.user_id == write.tenant.user.id:
             return write.done(message, lambda: write.reload(message))
         # The swapped row says the new role is waiting for Auth0, as a reload would.
@@ -194,7 +191,7 @@ class MemberController(Controller):
     @form_post("/remove", name="members.remove", permission=Permission.MEMBERS_MANAGE)
     async def remove_member(self, write: NamedDependency[MemberWrite]) -> Response[Any]:
         removed = await write.members.remove(write.member_id)
-        who = display_name(await write.members.user_of(removed))
+        who = await write.members.name_of(removed)
         message = f"{who} was removed from the organization."
         # An empty body swapped over the row removes it.
         return write.done(message, lambda: toast_only(message))
@@ -204,7 +201,7 @@ class MemberController(Controller):
     )
     async def transfer_ownership(self, write: NamedDependency[MemberWrite]) -> Response[Any]:
         new_owner, _ = await write.members.transfer_ownership(write.member_id)
-        who = display_name(await write.members.user_of(new_owner))
+        who = await write.members.name_of(new_owner)
         message = f"{who} is now the owner, and you are an admin."
         # Two rows and the viewer's own powers changed.
         return write.done(message, lambda: write.reload(message))

@@ -478,6 +478,12 @@ class TenantMembers:
         # Loaded with the membership already: the identity map answers without a query.
         return await self.service.session.get_one(User, membership.user_id)
 
+    async def name_of(self, membership: Membership) -> str:
+        """How the dashboard names the member (loaded with the membership already: the
+        identity map answers without a query)."""
+        user = await self.service.session.get(User, membership.user_id)
+        return (user.name or user.email) if user is not None else "The member"
+
     async def listing(self, **query: Any) -> tuple[MemberPage, int]:
         return await self.service.listing(self.caller.organization, **query)
 
