@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import structlog
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from saas.config import Settings
 from saas.login.errors import CodeExchangeFailed
@@ -113,16 +115,23 @@ class OIDCProvider:
     async def authorization_url(
         self, *, state: str, nonce: str, code_verifier: str, extra: dict[str, str]
     ) -> str:
+        """The authorization request (code flow with PKCE S256), built by Authlib's RFC 6749
+        and RFC 7636 helpers: no HTTP client is made for what sends no request (building an
+        `AsyncOAuth2Client` per sign-in was most of POST /login's time)."""
         metadata = await self.metadata()
-        async with self._client() as client:
-            url, _ = client.create_authorization_url(
-                metadata.authorization_endpoint,
-                state=state,
-                nonce=nonce,
-                code_verifier=code_verifier,
-                **extra,
-            )
-        return str(url)
+        uri = prepare_grant_uri(
+            metadata.authorization_endpoint,
+            client_id=self.settings.auth0_client_id,
+            response_type="code",
+            redirect_uri=self.settings.callback_url,
+            scope=SCOPES,
+            state=state,
+            nonce=nonce,
+            code_challenge=create_s256_code_challenge(code_verifier),
+            code_challenge_method="S256",
+            **extra,
+        )
+        return str(uri)
 
     async def exchange_code(self, *, code: str, code_verifier: str) -> dict[str, Any]:
         metadata = await self.metadata()
