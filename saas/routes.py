@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from saas.account.controllers import AccountController
 from saas.admin.controllers import AdminController
 from saas.api.controllers import InvitationsApi, MembersApi, OrganizationApi, ProjectsApi
 from saas.audit.controllers import AuditController
@@ -36,7 +37,7 @@ DASHBOARD: list[ControllerRouterHandler] = [
 API: list[ControllerRouterHandler] = [OrganizationApi, MembersApi, InvitationsApi, ProjectsApi]
 
 # Everything else: sign-in, health, the platform operator's console.
-PUBLIC: list[ControllerRouterHandler] = [SystemController, AuthController]
+PUBLIC: list[ControllerRouterHandler] = [SystemController, AuthController, AccountController]
 OPERATOR: list[ControllerRouterHandler] = [AdminController]
 
 

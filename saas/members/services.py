@@ -29,6 +29,7 @@ from saas.db.lists import text_search
 from saas.db.models import Membership, Organization, User
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
+from saas.login.session_ending import end_sessions_on_commit
 from saas.tenancy.authority import ActingMember, acting_role, require_permission_in_txn
 from saas.tenancy.permissions import Permission, Role
 from saas.tenancy.policy import check_may_grant, removal_refusal, role_change_refusal
@@ -389,6 +390,13 @@ class MembershipService:
             target_type="user",
             target_id=membership.user_id,
             details={"role": membership.role},
+        )
+        await end_sessions_on_commit(
+            self.session,
+            user_ids=[membership.user_id],
+            organization_id=organization_id,
+            actor=actor,
+            reason="left" if leaving else "removed",
         )
         return membership
 

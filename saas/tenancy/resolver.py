@@ -63,9 +63,17 @@ async def resolve_tenant(
             connection.clear_session()  # the account is gone; so is the session
         raise SignInRequired(_login_location(slug, connection, silent=False))
     user, organization, membership = found
+    in_this_org = organization is not None and active_organization_id(connection) == organization.id
     if organization is None or membership is None:
+        if in_this_org:
+            # Access ended while this session was in the organization (saas.login.session_ending
+            # ends such sessions when the change commits; this is for one it could not reach).
+            connection.clear_session()
+            raise SignInRequired(_login_location(slug, connection, silent=False))
         raise NotFound(NOT_VISIBLE)
     if not organization.is_active:
+        if in_this_org:
+            connection.clear_session()
         raise Forbidden("This organization is suspended. Contact your administrator.")
     if active_organization_id(connection) != organization.id:
         raise SignInRequired(_login_location(slug, connection, silent=True))

@@ -73,6 +73,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/invitation"): Public(400),  # required parameters missing
     ("GET", "/logged-out"): Public(200),
     ("GET", "/select-organization"): Public(303, per_actor={"operator": 200}),
+    # Your sessions: each signed-in person's own; the anonymous are sent to sign in.
+    ("GET", "/account/sessions"): Public(200, per_actor={"anonymous": 303}),
+    ("POST", "/account/sessions/end"): Public(303, data={"session": "0" * 32}),
+    ("POST", "/account/sessions/end-others"): Public(303),
     ("GET", "/api/docs"): Public(200),
     ("GET", "/api/docs/openapi.json"): Public(200),
     ("GET", "/api/docs/scalar"): Public(200),
