@@ -18,6 +18,7 @@ from saas.login.controllers import AuthController
 from saas.members.controllers import MembersController
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
+from saas.security.controllers import SecurityController
 from saas.services import TENANT_SERVICES
 from saas.sso.controllers import SsoController
 from saas.system.controllers import SystemController
@@ -31,6 +32,7 @@ DASHBOARD: list[ControllerRouterHandler] = [
     ProjectsController,
     AuditController,
     SsoController,
+    SecurityController,
 ]
 
 # /api/v1/orgs/{org}/...: the JSON API, for bearer tokens of the organization's members.

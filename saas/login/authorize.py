@@ -9,6 +9,7 @@ from litestar.response import Redirect
 
 from saas.db.models import EnterpriseConnection, Organization
 from saas.login.errors import OrganizationSuspended, UnknownOrganization
+from saas.login.mfa import MFA_POLICY
 from saas.login.pending import PendingLogin, remember
 from saas.login.provider import OIDCProvider
 from saas.login.redirects import safe_next
@@ -46,6 +47,8 @@ async def begin_login(
         extra["login_hint"] = login_hint
     if invitation:
         extra["invitation"] = invitation
+    if organization is not None and organization.require_mfa:
+        extra["acr_values"] = MFA_POLICY  # saas.login.mfa
     if silent:
         extra["prompt"] = "none"
     url = await provider.authorization_url(

@@ -53,6 +53,12 @@ PENDING_LOGIN = "pending_login"
 ID_TOKEN = "id_token"  # noqa: S105  (a key name)
 DEVICE = "device"  # the User-Agent in a person's words, for "Your sessions"
 ADDRESS = "address"  # the client address the session was opened from
+# The organization whose sign-in was confirmed with multi-factor authentication (the ID
+# token's `amr` held "mfa"); only that one: a session stepped up for one organization does not
+# count for another (saas.login.mfa).
+MFA_ORGANIZATION_ID = "mfa_organization_id"
+# The session's `last_seen_at` as the request found it, before this request refreshed it.
+PREVIOUS_SEEN = "saas.previous_seen"
 # Set when the session loaded held a signed-in user (saas.login.session_directory can end it).
 _LOADED_SIGNED_IN = "saas.loaded_signed_in"
 
@@ -230,6 +236,7 @@ def start_authenticated_session(
     user_id: str,
     organization_id: str | None,
     id_token: str | None = None,
+    mfa: bool = False,
 ) -> None:
     """Replace whatever the browser had with a fresh session under a new id."""
     from saas.login.session_directory import describe_device
@@ -244,6 +251,7 @@ def start_authenticated_session(
             ID_TOKEN: id_token,
             DEVICE: describe_device(connection.headers.get("user-agent")),
             ADDRESS: connection.client.host if connection.client else "",
+            MFA_ORGANIZATION_ID: organization_id if mfa else None,
             _ROTATE: True,
         }
     )
@@ -266,6 +274,20 @@ def session_expired(session: dict[str, Any], settings: Settings, now: float) -> 
     )
 
 
+def session_past(
+    connection: ASGIConnection[Any, Any, Any, Any], idle: int, absolute: int, now: float
+) -> bool:
+    """Whether this request's session is older than `absolute` seconds, or was idle longer
+    than `idle` before this request (an organization's own timeouts)."""
+    created = connection.session.get(CREATED_AT)
+    seen = connection.scope.get(PREVIOUS_SEEN, created)
+    if not isinstance(created, int | float):
+        return False
+    if not isinstance(seen, int | float):
+        seen = created
+    return now - created > absolute or now - seen > idle
+
+
 def session_timeout_middleware_factory(settings: Settings) -> Any:
     """Expire sessions past their idle or absolute deadline; refresh `last_seen_at` otherwise.
 
@@ -280,6 +302,8 @@ def session_timeout_middleware_factory(settings: Settings) -> Any:
                 if session_expired(session, settings, now):
                     scope["session"] = {}
                 else:
+                    # For the organization's own, shorter idle timeout (saas.tenancy.resolver).
+                    scope[PREVIOUS_SEEN] = session.get(LAST_SEEN_AT)  # type: ignore[literal-required]
                     session[LAST_SEEN_AT] = int(now)
             await app(scope, receive, send)
 

@@ -142,6 +142,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
         P.PROJECTS_WRITE, 204, api=True, target="project"
     ),
     # Self-service SSO (each cell first makes sure acme has its SAML connection).
+    # The security policy: owners only. The body changes nothing (no MFA, platform timeouts),
+    # so the owner's later cells are not asked to step up.
+    ("GET", "/o/{slug:str}/settings/security"): Tenant(P.OWNERSHIP, 200),
+    ("POST", "/o/{slug:str}/settings/security"): Tenant(
+        P.OWNERSHIP, 303, body=lambda: {"idle_minutes": "", "absolute_minutes": ""}
+    ),
     ("GET", "/o/{slug:str}/settings/sso"): Tenant(P.ORG_MANAGE, 200),
     ("POST", "/o/{slug:str}/settings/sso"): Tenant(
         P.ORG_MANAGE, 422, body=lambda: {"strategy": "oidc", "discovery_url": "ftp://nope"}
