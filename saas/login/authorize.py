@@ -31,6 +31,10 @@ async def begin_login(
             raise OrganizationSuspended
         if not organization.auth0_org_id:
             raise UnknownOrganization("This organization is still being set up. Try again shortly.")
+    if organization is not None and organization.require_mfa:
+        # Auth0 leaves `amr` out of silently issued ID tokens, so a silent switch into this
+        # organization could never pass the callback's check: ask interactively.
+        silent = False
     pending = PendingLogin.new(
         next_url=safe_next(next_url),
         organization_id=str(organization.id) if organization else None,
