@@ -7,8 +7,8 @@ are ended from the session store once that transaction has committed
 back ends nobody's session, and no store call runs inside the transaction.
 
 Should the store call fail after the commit, the sessions still cannot enter the organization:
-the tenant resolver drops a session whose active organization no longer admits it, at its next
-request there (saas.tenancy.resolver).
+the tenant resolver refuses a session whose active organization no longer admits it, and takes
+that organization out of it, at its next request there (saas.tenancy.resolver).
 """
 
 from __future__ import annotations

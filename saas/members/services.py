@@ -391,13 +391,14 @@ class MembershipService:
             target_id=membership.user_id,
             details={"role": membership.role},
         )
-        await end_sessions_on_commit(
-            self.session,
-            user_ids=[membership.user_id],
-            organization_id=organization_id,
-            actor=actor,
-            reason="left" if leaving else "removed",
-        )
+        if not leaving:  # one who leaves picks another organization in this same session
+            await end_sessions_on_commit(
+                self.session,
+                user_ids=[membership.user_id],
+                organization_id=organization_id,
+                actor=actor,
+                reason="removed",
+            )
         return membership
 
     async def leave(self, *, organization_id: UUID, user_id: UUID, actor: Actor) -> Membership:

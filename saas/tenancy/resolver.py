@@ -27,7 +27,7 @@ from saas.login.current_user import active_organization_id, session_user_id
 from saas.login.mfa import mfa_done_for
 from saas.login.provider import OIDCProvider
 from saas.login.redirects import sign_in_location
-from saas.login.sessions import session_past
+from saas.login.sessions import MFA_ORGANIZATION_ID, ORGANIZATION_ID, session_past
 from saas.login.tokens import InvalidToken, verify_access_token
 from saas.security.services import effective_timeouts
 from saas.tenancy.context import NOT_VISIBLE, SignInRequired, TenantContext
@@ -68,16 +68,16 @@ async def resolve_tenant(
         raise SignInRequired(_login_location(slug, connection, silent=False))
     user, organization, membership = found
     in_this_org = organization is not None and active_organization_id(connection) == organization.id
-    if organization is None or membership is None:
+    if organization is None or membership is None or not organization.is_active:
         if in_this_org:
-            # Access ended while this session was in the organization (saas.login.session_ending
-            # ends such sessions when the change commits; this is for one it could not reach).
-            connection.clear_session()
-            raise SignInRequired(_login_location(slug, connection, silent=False))
-        raise NotFound(NOT_VISIBLE)
-    if not organization.is_active:
-        if in_this_org:
-            connection.clear_session()
+            # Access ended while this session was in the organization: it is in none now.
+            # (saas.login.session_ending ends the sessions of a removed member or a suspended
+            # organization when the change commits; this holds for any it could not reach, and
+            # for one who left on their own, who stays signed in to choose another.)
+            connection.session[ORGANIZATION_ID] = None
+            connection.session.pop(MFA_ORGANIZATION_ID, None)
+        if organization is None or membership is None:
+            raise NotFound(NOT_VISIBLE)
         raise Forbidden("This organization is suspended. Contact your administrator.")
     if active_organization_id(connection) != organization.id:
         raise SignInRequired(_login_location(slug, connection, silent=True))
