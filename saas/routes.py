@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from saas.account.controllers import AccountController
 from saas.admin.controllers import AdminController
 from saas.api.controllers import InvitationsApi, MembersApi, OrganizationApi, ProjectsApi
 from saas.audit.controllers import AuditController
@@ -17,6 +18,7 @@ from saas.login.controllers import AuthController
 from saas.members.controllers import MemberController, MembersController
 from saas.organizations.controllers import OrganizationHomeController
 from saas.projects.controllers import ProjectsController
+from saas.security.controllers import SecurityController
 from saas.services import TENANT_SERVICES
 from saas.sso.controllers import SsoController
 from saas.system.controllers import SystemController
@@ -32,13 +34,14 @@ DASHBOARD: list[ControllerRouterHandler] = [
     ProjectsController,
     AuditController,
     SsoController,
+    SecurityController,
 ]
 
 # /api/v1/orgs/{org}/...: the JSON API, for bearer tokens of the organization's members.
 API: list[ControllerRouterHandler] = [OrganizationApi, MembersApi, InvitationsApi, ProjectsApi]
 
 # Everything else: sign-in, health, the platform operator's console.
-PUBLIC: list[ControllerRouterHandler] = [SystemController, AuthController]
+PUBLIC: list[ControllerRouterHandler] = [SystemController, AuthController, AccountController]
 OPERATOR: list[ControllerRouterHandler] = [AdminController]
 
 

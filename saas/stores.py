@@ -76,8 +76,21 @@ return {count, ttl}
 """
 
 
+@runtime_checkable
+class MemberSets(Protocol):
+    """Named sets of strings beside the store's entries (the sessions each user holds)."""
+
+    async def add_member(self, key: str, member: str, expires_in: int) -> None:
+        """Add `member` to the set `key`; the set lives `expires_in` seconds after this add."""
+        ...
+
+    async def members(self, key: str) -> set[str]: ...
+
+    async def remove_members(self, key: str, members: Iterable[str]) -> None: ...
+
+
 class CountingRedisStore(RedisStore):
-    """Litestar's Redis store plus an atomic fixed-window counter."""
+    """Litestar's Redis store plus an atomic fixed-window counter and member sets."""
 
     __slots__ = ("_hit_script",)
 
@@ -90,6 +103,22 @@ class CountingRedisStore(RedisStore):
             keys=[self._make_key(key)], args=[window_seconds * 1000]
         )
         return WindowCount(count=int(count), resets_in=int(ttl_ms) / 1000)
+
+    async def add_member(self, key: str, member: str, expires_in: int) -> None:
+        name = self._make_key(key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(name, member)
+            pipe.expire(name, expires_in)
+            await pipe.execute()
+
+    async def members(self, key: str) -> set[str]:
+        found = await self._redis.smembers(self._make_key(key))
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
+
+    async def remove_members(self, key: str, members: Iterable[str]) -> None:
+        gone = list(members)
+        if gone:
+            await self._redis.srem(self._make_key(key), *gone)
 
 
 class SweptFileStore(FileStore):
@@ -149,6 +178,53 @@ class SweptFileStore(FileStore):
             except (OSError, msgspec.DecodeError, msgspec.ValidationError):
                 continue
         return deleted
+
+
+class IndexedFileStore(SweptFileStore):
+    """A file store with member sets kept as one JSON list per set, changed under a lock of
+    this process (file stores serve one process only)."""
+
+    __slots__ = ("_set_lock",)
+
+    def __init__(self, path: os.PathLike[str], *, create_directories: bool = False) -> None:
+        super().__init__(path, create_directories=create_directories)
+        self._set_lock = anyio.Lock()
+
+    async def _read_set(self, key: str) -> set[str]:
+        raw = await self.get(key)
+        if raw is None:
+            return set()
+        try:
+            return set(msgspec.json.decode(raw, type=list[str]))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return set()
+
+    async def add_member(self, key: str, member: str, expires_in: int) -> None:
+        async with self._set_lock:
+            found = await self._read_set(key)
+            found.add(member)
+            await self.set(key, msgspec.json.encode(sorted(found)), expires_in=expires_in)
+
+    async def members(self, key: str) -> set[str]:
+        return await self._read_set(key)
+
+    async def remove_members(self, key: str, members: Iterable[str]) -> None:
+        gone = set(members)
+        if not gone:
+            return
+        async with self._set_lock:
+            found = await self._read_set(key)
+            if not found & gone:
+                return
+            left = found - gone
+            if not left:
+                await self.delete(key)
+                return
+            # Keep the set's own deadline: a removal must not lengthen it.
+            remaining = await self.expires_in(key)
+            await self.set(
+                key, msgspec.json.encode(sorted(left)), expires_in=max(1, remaining or 1)
+            )
 
 
 class CountingFileStore(SweptFileStore):

@@ -24,12 +24,14 @@ from saas.devidp import store
 from saas.devidp.context import CODE_TTL_SECONDS, TRANSACTION_TTL_SECONDS, Db, DevIdp, get_idp
 from saas.devidp.errors import AuthorizeRedirect, HtmlError, add_query
 from saas.devidp.ids import opaque_token, random_id, sha256_hex
+from saas.devidp.mfa_policy import REQUIRED, asks_for_mfa, challenge_pending, mfa_location
 from saas.devidp.models import (
     AuthorizationCode,
     Connection,
     IdpSession,
     Invitation,
     LoginTransaction,
+    MfaCode,
     Organization,
     TokenFamily,
     User,
@@ -97,6 +99,7 @@ async def validate_request(idp: DevIdp, db: AsyncSession, query: Any, now: float
                 "connection",
                 "login_hint",
                 "prompt",
+                "acr_values",
             )
         }
     except _Repeated as exc:
@@ -188,6 +191,8 @@ async def validate_request(idp: DevIdp, db: AsyncSession, query: Any, now: float
         "login_hint": params["login_hint"],
         "prompt": prompts,
         "require_org": client.organization_usage == "require" and org is None,
+        # The tenant's post-login Action challenges for a second factor (saas.devidp.mfa).
+        REQUIRED: asks_for_mfa(params["acr_values"]),
     }
 
 
@@ -279,6 +284,8 @@ async def issue_code(
             family_id=family.id,
         )
     )
+    if params.get(REQUIRED) and not challenge_pending(params):
+        db.add(MfaCode(code_hash=sha256_hex(code), expires_at=now + CODE_TTL_SECONDS))
     await db.flush()
     return Redirect(add_query(params["redirect_uri"], {"code": code, "state": params["state"]}))
 
@@ -298,6 +305,11 @@ async def finish(
         txn.authenticated_user_id = user.user_id
         await db.commit()
         return Redirect(f"/u/organization?state={quote(txn.id)}", cookies=cookies or [])
+    if challenge_pending(params):
+        # Before the organization admits anyone: an invitation is consumed only once.
+        txn.authenticated_user_id = user.user_id
+        await db.commit()
+        return Redirect(mfa_location(txn), cookies=cookies or [])
     try:
         await admit(idp, db, params, user, session.connection, now)
     except Refusal as refusal:
@@ -367,6 +379,13 @@ async def authorize(request: Request[Any, Any, Any], db: Db, state: State) -> Re
             or not _session_fits(params, *existing, invitee)
         ):
             raise login_required
+        if challenge_pending(params):
+            raise AuthorizeRedirect(
+                params["redirect_uri"],
+                "interaction_required",
+                "Multifactor authentication required",
+                params["state"],
+            )
         session, user = existing
         try:
             await admit(idp, db, params, user, session.connection, now)

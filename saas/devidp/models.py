@@ -245,3 +245,27 @@ class MailboxMessage(DevIdpBase):
     body: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class MfaEnrollment(DevIdpBase):
+    """A user's confirmed one-time-password authenticator (TOTP, RFC 6238), as Auth0's `otp`
+    factor. Its own table, so an existing dev IdP database gains it (create_all adds tables,
+    never columns)."""
+
+    __tablename__ = "mfa_enrollments"
+
+    user_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))  # base32, shown once at enrollment
+    confirmed_at: Mapped[float] = mapped_column(Float)
+    # The last 30-second time step whose code was accepted: a code is good once.
+    last_step: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MfaCode(DevIdpBase):
+    """An authorization code issued after a multi-factor challenge in its own transaction:
+    its ID token carries `amr: ["mfa"]` and the multi-factor `acr`."""
+
+    __tablename__ = "mfa_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)

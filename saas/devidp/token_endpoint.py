@@ -33,6 +33,7 @@ from saas.devidp.models import (
     AuthorizationCode,
     Client,
     ClientGrant,
+    MfaCode,
     Organization,
     RefreshToken,
     TokenFamily,
@@ -177,6 +178,7 @@ async def _authorization_code(
         sid=record.session_id,
         family_id=record.family_id,
         now=now,
+        mfa=await db.get(MfaCode, record.code_hash) is not None,
     )
     await db.commit()
     return payload
@@ -196,6 +198,7 @@ async def _issue_user_tokens(
     sid: str,
     family_id: str,
     now: float,
+    mfa: bool = False,
 ) -> dict[str, Any]:
     scopes = set(scope.split())
     if audience:
@@ -238,6 +241,7 @@ async def _issue_user_tokens(
             sid=sid,
             org=org,
             now=now,
+            mfa=mfa,
         )
     if "offline_access" in scopes and "refresh_token" in client.grant_types:
         refresh = opaque_token(36)

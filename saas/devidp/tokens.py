@@ -8,6 +8,7 @@ import jwt
 
 from saas.devidp.context import ACCESS_TOKEN_TTL_SECONDS, ID_TOKEN_TTL_SECONDS, DevIdp
 from saas.devidp.ids import iso8601
+from saas.devidp.mfa_policy import MFA_POLICY
 from saas.devidp.models import Organization, User
 from saas.devidp.tenant import post_login_action_claims
 
@@ -30,6 +31,7 @@ def id_token(
     sid: str,
     org: Organization | None,
     now: float,
+    mfa: bool = False,
 ) -> str:
     claims: dict[str, Any] = {
         "iss": idp.issuer,
@@ -55,6 +57,10 @@ def id_token(
     if org is not None:
         claims["org_id"] = org.id
         claims["org_name"] = org.name
+    if mfa:
+        # As Auth0 after a multi-factor challenge (saas.devidp.mfa).
+        claims["amr"] = ["mfa"]
+        claims["acr"] = MFA_POLICY
     claims.update(post_login_action_claims(idp.tenant, idp.settings.auth0_connection_claim, user))
     return sign(idp, claims)
 

@@ -9,6 +9,7 @@ from litestar.response import Redirect
 
 from saas.db.models import EnterpriseConnection, Organization
 from saas.login.errors import OrganizationSuspended, UnknownOrganization
+from saas.login.mfa import MFA_POLICY
 from saas.login.pending import PendingLogin, remember
 from saas.login.provider import OIDCProvider
 from saas.login.redirects import safe_next
@@ -30,6 +31,10 @@ async def begin_login(
             raise OrganizationSuspended
         if not organization.auth0_org_id:
             raise UnknownOrganization("This organization is still being set up. Try again shortly.")
+    if organization is not None and organization.require_mfa:
+        # Auth0 leaves `amr` out of silently issued ID tokens, so a silent switch into this
+        # organization could never pass the callback's check: ask interactively.
+        silent = False
     pending = PendingLogin.new(
         next_url=safe_next(next_url),
         organization_id=str(organization.id) if organization else None,
@@ -46,6 +51,8 @@ async def begin_login(
         extra["login_hint"] = login_hint
     if invitation:
         extra["invitation"] = invitation
+    if organization is not None and organization.require_mfa:
+        extra["acr_values"] = MFA_POLICY  # saas.login.mfa
     if silent:
         extra["prompt"] = "none"
     url = await provider.authorization_url(

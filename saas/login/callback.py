@@ -26,6 +26,7 @@ from saas.login.membership import (
     resolve_membership,
     signed_in_connection,
 )
+from saas.login.mfa import token_shows_mfa
 from saas.login.pending import PendingLogin
 from saas.login.provider import OIDCProvider, UserinfoUnavailable
 from saas.login.tokens import InvalidToken, verify_id_token
@@ -42,6 +43,8 @@ class CompletedLogin:
     membership: Membership | None
     next_url: str
     id_token: str
+    # The ID token's `amr` showed multi-factor authentication (saas.login.mfa).
+    mfa: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,10 @@ async def complete_login(
     verified = await verified_claims(provider, pending, params)
     claims = verified.claims
     organization = await organization_from_claims(db, pending, claims)
+    mfa = token_shows_mfa(claims)
+    if organization is not None and organization.require_mfa and not mfa:
+        # Before the first write: a refused sign-in leaves no user, membership or audit row.
+        raise errors.MfaRequired
     email = _email_of(claims)
     if email is None:
         raise errors.TokenRejected(NO_EMAIL)
@@ -227,4 +234,5 @@ async def complete_login(
         membership=membership,
         next_url=pending.next_url,
         id_token=verified.id_token,
+        mfa=mfa,
     )

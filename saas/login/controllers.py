@@ -224,6 +224,7 @@ class AuthController(Controller):
             user_id=str(completed.user.id),
             organization_id=str(organization.id) if organization else None,
             id_token=completed.id_token,
+            mfa=completed.mfa,
         )
         logger.info(
             "login_succeeded",

@@ -87,3 +87,14 @@ class EmailNotVerified(LoginRefused):
     reason = "email_not_verified"
     status_code = 403
     message = "Your identity provider did not confirm your email address."
+
+
+class MfaRequired(LoginRefused):
+    reason = "mfa_required"
+    status_code = 403
+    title = "This organization requires multi-factor authentication"
+    message = (
+        "Your organization asks everyone to confirm their sign-in with a second factor, such as "
+        "an authenticator app, and this sign-in did not. Start again and complete the "
+        "second step when asked; if you are never asked, contact your administrator."
+    )

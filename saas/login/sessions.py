@@ -30,7 +30,7 @@ from litestar.types import Empty
 from redis.exceptions import RedisError
 
 from saas.config import Settings
-from saas.stores import CountingFileStore, CountingRedisStore, StoreUnavailable, SweptFileStore
+from saas.stores import CountingFileStore, CountingRedisStore, IndexedFileStore, StoreUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -51,6 +51,16 @@ CREATED_AT = "created_at"
 LAST_SEEN_AT = "last_seen_at"
 PENDING_LOGIN = "pending_login"
 ID_TOKEN = "id_token"  # noqa: S105  (a key name)
+DEVICE = "device"  # the User-Agent in a person's words, for "Your sessions"
+ADDRESS = "address"  # the client address the session was opened from
+# The organization whose sign-in was confirmed with multi-factor authentication (the ID
+# token's `amr` held "mfa"); only that one: a session stepped up for one organization does not
+# count for another (saas.login.mfa).
+MFA_ORGANIZATION_ID = "mfa_organization_id"
+# The session's `last_seen_at` as the request found it, before this request refreshed it.
+PREVIOUS_SEEN = "saas.previous_seen"
+# Set when the session loaded held a signed-in user (saas.login.session_directory can end it).
+_LOADED_SIGNED_IN = "saas.loaded_signed_in"
 
 ONE_YEAR_SECONDS = 365 * 24 * 3600
 
@@ -61,7 +71,18 @@ def session_cookie_name(settings: Settings) -> str:
 
 
 class RotatingSessionBackend(ServerSideSessionBackend):
-    """Litestar's server-side backend, plus id rotation on request."""
+    """Litestar's server-side backend, plus id rotation on request, each signed-in session
+    indexed under its user (saas.login.session_directory), and a session ended elsewhere
+    (by its owner in another browser, or when access ended) not written back by a request
+    that was in flight when it ended."""
+
+    async def load_from_connection(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> dict[str, Any]:
+        data = await super().load_from_connection(connection)
+        if data.get(USER_ID):
+            connection.scope[_LOADED_SIGNED_IN] = True  # type: ignore[literal-required]
+        return data
 
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         rotated = connection.scope.get(_ROTATED_ID)
@@ -81,14 +102,27 @@ class RotatingSessionBackend(ServerSideSessionBackend):
                 )
                 self._expire_cookie(message)
             return
-        if isinstance(scope_session, dict) and scope_session.pop(_ROTATE, False):
+        store = self.config.get_store_from_app(connection.scope["app"])
+        rotating = isinstance(scope_session, dict) and scope_session.pop(_ROTATE, False)
+        if rotating:
             old_id = connection.cookies.get(self.config.key)
             if old_id:
-                await self.delete(
-                    old_id, store=self.config.get_store_from_app(connection.scope["app"])
-                )
+                await self.delete(old_id, store=store)
             connection.scope[_ROTATED_ID] = self.generate_session_id()  # type: ignore[literal-required]
+        elif connection.scope.get(_LOADED_SIGNED_IN):
+            session_id = connection.cookies.get(self.config.key)
+            if session_id and not await store.exists(session_id):
+                # Ended while this request ran: writing it back would bring it back to life.
+                self._expire_cookie(message)
+                return
         await super().store_in_message(scope_session, message, connection)
+        user_id = scope_session.get(USER_ID) if isinstance(scope_session, dict) else None
+        if rotating and user_id:
+            from saas.login.session_directory import SessionDirectory
+
+            await SessionDirectory.of(connection.scope["app"]).register(
+                str(user_id), self.get_session_id(connection)
+            )
 
     def _expire_cookie(self, message: Message) -> None:
         # Litestar's own "cleared" cookie is `null` with the configured Max-Age, which outlives
@@ -191,7 +225,7 @@ def create_stores(settings: Settings) -> dict[str, Store]:
     root = settings.state_dir / "stores"
     # FileStore.with_namespace() drops create_directories, so build each store directly.
     return {
-        SESSION_STORE: SweptFileStore(root / SESSION_STORE, create_directories=True),
+        SESSION_STORE: IndexedFileStore(root / SESSION_STORE, create_directories=True),
         RATE_LIMIT_STORE: CountingFileStore(root / RATE_LIMIT_STORE, create_directories=True),
     }
 
@@ -202,8 +236,11 @@ def start_authenticated_session(
     user_id: str,
     organization_id: str | None,
     id_token: str | None = None,
+    mfa: bool = False,
 ) -> None:
     """Replace whatever the browser had with a fresh session under a new id."""
+    from saas.login.session_directory import describe_device
+
     now = int(time.time())
     connection.set_session(
         {
@@ -212,6 +249,9 @@ def start_authenticated_session(
             CREATED_AT: now,
             LAST_SEEN_AT: now,
             ID_TOKEN: id_token,
+            DEVICE: describe_device(connection.headers.get("user-agent")),
+            ADDRESS: connection.client.host if connection.client else "",
+            MFA_ORGANIZATION_ID: organization_id if mfa else None,
             _ROTATE: True,
         }
     )
@@ -234,6 +274,20 @@ def session_expired(session: dict[str, Any], settings: Settings, now: float) -> 
     )
 
 
+def session_past(
+    connection: ASGIConnection[Any, Any, Any, Any], idle: int, absolute: int, now: float
+) -> bool:
+    """Whether this request's session is older than `absolute` seconds, or was idle longer
+    than `idle` before this request (an organization's own timeouts)."""
+    created = connection.session.get(CREATED_AT)
+    seen = connection.scope.get(PREVIOUS_SEEN, created)
+    if not isinstance(created, int | float):
+        return False
+    if not isinstance(seen, int | float):
+        seen = created
+    return now - created > absolute or now - seen > idle
+
+
 def session_timeout_middleware_factory(settings: Settings) -> Any:
     """Expire sessions past their idle or absolute deadline; refresh `last_seen_at` otherwise.
 
@@ -248,6 +302,8 @@ def session_timeout_middleware_factory(settings: Settings) -> Any:
                 if session_expired(session, settings, now):
                     scope["session"] = {}
                 else:
+                    # For the organization's own, shorter idle timeout (saas.tenancy.resolver).
+                    scope[PREVIOUS_SEEN] = session.get(LAST_SEEN_AT)  # type: ignore[literal-required]
                     session[LAST_SEEN_AT] = int(now)
             await app(scope, receive, send)
 

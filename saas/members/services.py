@@ -29,6 +29,7 @@ from saas.db.lists import text_search
 from saas.db.models import Membership, Organization, User
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
+from saas.login.session_ending import end_sessions_on_commit
 from saas.tenancy.authority import ActingMember, acting_role, require_permission_in_txn
 from saas.tenancy.caller import Caller
 from saas.tenancy.permissions import Permission, Role
@@ -383,6 +384,14 @@ class MembershipService:
             target_id=membership.user_id,
             details={"role": membership.role},
         )
+        if not leaving:  # one who leaves picks another organization in this same session
+            await end_sessions_on_commit(
+                self.session,
+                user_ids=[membership.user_id],
+                organization_id=organization_id,
+                actor=actor,
+                reason="removed",
+            )
         return membership
 
     async def leave(self, *, organization_id: UUID, user_id: UUID, actor: Actor) -> Membership:

@@ -24,6 +24,7 @@ from saas.db.lists import offset_page, text_search
 from saas.db.models import (
     ConnectionStrategy,
     EnterpriseConnection,
+    Membership,
     Organization,
     OrganizationDomain,
     OrganizationStatus,
@@ -31,6 +32,7 @@ from saas.db.models import (
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.db.unique import insert_unless_taken
 from saas.errors import Conflict, InvalidInput, NotFound
+from saas.login.session_ending import end_sessions_on_commit
 from saas.members.services import parse_role
 from saas.organizations.consumer_domains import is_consumer_domain
 from saas.organizations.dns_verification import has_token, record_name
@@ -237,6 +239,17 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
                 target_type="organization",
                 target_id=organization_id,
             )
+            if status == OrganizationStatus.SUSPENDED:
+                members = await self.repository.session.scalars(
+                    select(Membership.user_id).where(Membership.organization_id == organization_id)
+                )
+                await end_sessions_on_commit(
+                    self.repository.session,
+                    user_ids=list(members),
+                    organization_id=organization_id,
+                    actor=actor,
+                    reason="organization_suspended",
+                )
         return organization
 
     async def overview(

@@ -12,6 +12,7 @@ bearer token, once per request.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -23,9 +24,12 @@ from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import Forbidden, NotFound
 from saas.login.current_user import active_organization_id, session_user_id
+from saas.login.mfa import mfa_done_for
 from saas.login.provider import OIDCProvider
 from saas.login.redirects import sign_in_location
+from saas.login.sessions import MFA_ORGANIZATION_ID, ORGANIZATION_ID, session_past
 from saas.login.tokens import InvalidToken, verify_access_token
+from saas.security.services import effective_timeouts
 from saas.tenancy.context import NOT_VISIBLE, SignInRequired, TenantContext
 
 
@@ -63,12 +67,31 @@ async def resolve_tenant(
             connection.clear_session()  # the account is gone; so is the session
         raise SignInRequired(_login_location(slug, connection, silent=False))
     user, organization, membership = found
-    if organization is None or membership is None:
-        raise NotFound(NOT_VISIBLE)
-    if not organization.is_active:
+    in_this_org = organization is not None and active_organization_id(connection) == organization.id
+    if organization is None or membership is None or not organization.is_active:
+        if in_this_org:
+            # Access ended while this session was in the organization: it is in none now.
+            # (saas.login.session_ending ends the sessions of a removed member or a suspended
+            # organization when the change commits; this holds for any it could not reach, and
+            # for one who left on their own, who stays signed in to choose another.)
+            connection.session[ORGANIZATION_ID] = None
+            connection.session.pop(MFA_ORGANIZATION_ID, None)
+        if organization is None or membership is None:
+            raise NotFound(NOT_VISIBLE)
         raise Forbidden("This organization is suspended. Contact your administrator.")
     if active_organization_id(connection) != organization.id:
         raise SignInRequired(_login_location(slug, connection, silent=True))
+    settings: Settings = connection.app.state["settings"]
+    idle, absolute = effective_timeouts(organization, settings)
+    if session_past(connection, idle, absolute, time.time()):
+        # The organization's own, shorter session lifetime: signed out, as the platform's
+        # timeout does (saas.login.sessions), at the first request past it.
+        connection.clear_session()
+        raise SignInRequired(_login_location(slug, connection, silent=False))
+    if organization.require_mfa and not mfa_done_for(connection, organization):
+        # Opened without multi-factor authentication (or before the organization required
+        # it): a fresh authorization that asks for it (saas.login.authorize).
+        raise SignInRequired(_login_location(slug, connection, silent=False))
     return TenantContext(organization=organization, membership=membership, user=user)
 
 

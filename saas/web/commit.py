@@ -27,6 +27,7 @@ import structlog
 # The accessor Advanced Alchemy's own before-send handlers use to find the request's session.
 from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state
 
+from saas.login.session_ending import end_committed_sessions, forget_pending
 from saas.web.errors import send_error_answer
 
 if TYPE_CHECKING:
@@ -78,8 +79,12 @@ def commit_before_answer_middleware_factory(
                                 await session.rollback()
                             if (flashed := _flashes(scope)) is not None:
                                 del flashed[flashed_before:]
+                            forget_pending(session)
                             await send_error_answer(scope, receive, send, error)
                             return
+                        # Sessions the committed change ended (a removed member's): gone
+                        # before the answer says it is done.
+                        await end_committed_sessions(session, scope["app"])
                 await send(message)
 
             await app(scope, receive, send_after_commit)

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import ssl
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ from saas.demo.data import PASSWORD_CONNECTION, organization, user
 from saas.login import errors
 from saas.login.callback import NO_EMAIL, PROVIDER_MESSAGES
 from saas.login.jwks import JWKSCache
+from saas.login.mfa import MFA_POLICY
 from saas.login.tokens import InvalidToken, verify_access_token, verify_id_token
 from tests.support.controlled_op import (
     CLIENT_ID,
@@ -172,6 +174,10 @@ class Database:
 
     def count_logins(self) -> int:
         return int(self.scalar("SELECT count(*) FROM audit_events WHERE action = 'auth.login'"))
+
+    def set_require_mfa(self, slug: str, required: bool) -> None:
+        sql = "UPDATE organizations SET require_mfa = :required WHERE slug = :slug"
+        self._run([(sql, {"required": required, "slug": slug})])
 
     def set_status(self, slug: str, status: str) -> None:
         # Raw SQL on purpose: no `updated_at` bump, so a restored row equals its snapshot.
@@ -343,6 +349,8 @@ class Case:
     start: Literal["organization", "email"] = "organization"
     email: str = UNKNOWN_DOMAIN_EMAIL
     suspend_before_callback: bool = False
+    # Initech requires multi-factor authentication for this case (its security policy).
+    require_mfa: bool = False
     # For token cases: what verify_id_token must name as the reason (checked in-process).
     token_reason: str | None = None
     # Text that must not appear in the answer.
@@ -461,6 +469,20 @@ CASES: tuple[Case, ...] = (
          _s(sub="waad|rp-negative-uma", email="uma@acme.example", drop=frozenset({"email"}),
             claims={CONNECTION_CLAIM: ACME_SAML}, userinfo_claims={"email_verified": False}),
          errors.EmailNotVerified, start="email", email="uma@acme.example"),
+    # Multi-factor authentication, for an organization that requires it: a real member (the
+    # same sign-in lands when the organization does not), whose ID token's `amr` must hold
+    # "mfa" (saas.login.mfa).
+    Case("mfa-required-no-amr", _s(sub=OLIVIA.sub, email=OLIVIA.email, drop=frozenset({"amr"})),
+         errors.MfaRequired, require_mfa=True),
+    Case("mfa-required-amr-without-mfa",
+         _s(sub=OLIVIA.sub, email=OLIVIA.email, claims={"amr": ["pwd", "otp"]}),
+         errors.MfaRequired, require_mfa=True),
+    Case("mfa-required-amr-a-string-not-a-list",
+         _s(sub=OLIVIA.sub, email=OLIVIA.email, claims={"amr": "mfa"}),
+         errors.MfaRequired, require_mfa=True),
+    Case("mfa-required-amr-case-differs",
+         _s(sub=OLIVIA.sub, email=OLIVIA.email, claims={"amr": ["MFA"]}),
+         errors.MfaRequired, require_mfa=True),
 )  # fmt: skip
 
 
@@ -475,8 +497,19 @@ def test_refused_with_a_clear_page_and_nothing_written(shared_rp: RP, case: Case
         # Its own identity per case: one regression cannot leak into the next case.
         scenario = replace(scenario, sub=f"{NEWCOMER_SUB}-{case.id}")
     rp.op.use(scenario)
+    if case.require_mfa:
+        rp.db.set_require_mfa(INITECH.slug, True)
+    try:
+        _refused_and_nothing_written(rp, case, scenario)
+    finally:
+        if case.require_mfa:
+            rp.db.set_require_mfa(INITECH.slug, False)
+
+
+def _refused_and_nothing_written(rp: RP, case: Case, scenario: Scenario) -> None:
     before = rp.db.snapshot()
-    assert rp.db.count_users(scenario.sub) == 0
+    if scenario.sub != OLIVIA.sub:
+        assert rp.db.count_users(scenario.sub) == 0
 
     def suspend() -> None:
         rp.db.set_status(INITECH.slug, "suspended")
@@ -502,7 +535,11 @@ def test_refused_with_a_clear_page_and_nothing_written(shared_rp: RP, case: Case
         assert_signed_out(rp, browser)
         browser.close()
     assert rp.db.snapshot() == before
-    assert rp.db.count_users(scenario.sub) == 0
+    if scenario.sub != OLIVIA.sub:
+        assert rp.db.count_users(scenario.sub) == 0
+    if case.require_mfa:
+        # Asked for, as Auth0 documents it.
+        assert rp.op.last_authorization.params["acr_values"] == MFA_POLICY
 
 
 @pytest.mark.parametrize("case", [case.param() for case in CASES if case.token_reason])
@@ -730,3 +767,92 @@ def test_sign_out_falls_back_to_v2_logout_where_no_end_session_endpoint_is_publi
     assert str(location.copy_with(query=None)) == rp.op.base_url + "/v2/logout"
     assert dict(location.params) == {"client_id": CLIENT_ID, "returnTo": rp.url + "/logged-out"}
     assert id_token not in str(location)
+
+
+# ---- multi-factor authentication: what gets in ----------------------------------------------
+
+MFA_AMR = {"amr": ["pwd", "otp", "mfa"]}  # as Auth0 sends it after a one-time-password challenge
+
+
+@contextmanager
+def initech_requires_mfa(rp: RP) -> Iterator[None]:
+    rp.db.set_require_mfa(INITECH.slug, True)
+    try:
+        yield
+    finally:
+        rp.db.set_require_mfa(INITECH.slug, False)
+
+
+def rewrite_session(rp: RP, browser: Browser, **changes: Any) -> None:
+    session_id = browser.client.cookies.get("saas_session")
+    assert session_id
+    store = FileStore(rp.settings.state_dir / "stores" / "sessions")
+    data = rp.session(browser)
+    assert data is not None
+    data.update(changes)
+    asyncio.run(store.set(session_id, json.dumps(data).encode(), expires_in=600))
+
+
+def test_mfa_sign_in_lands_and_the_session_remembers_for_which_organization(rp: RP) -> None:
+    with initech_requires_mfa(rp):
+        rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name, claims=MFA_AMR)
+        browser = rp.browser()
+        done = attempt(rp, browser)
+        assert done.response.status_code == 303, done.response.text
+        assert rp.op.last_authorization.params["acr_values"] == MFA_POLICY
+        assert browser.get(f"/o/{INITECH.slug}/").status_code == 200
+        session = rp.session(browser)
+        assert session is not None
+        assert session["organization_id"]
+        assert session["mfa_organization_id"] == session["organization_id"]
+
+
+def test_a_session_opened_without_mfa_is_stepped_up_before_it_may_enter(rp: RP) -> None:
+    with initech_requires_mfa(rp):
+        rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name)
+        browser = rp.browser()
+        assert attempt(rp, browser).response.status_code == 403  # refused: no MFA
+        # A session opened before the requirement: sent to a fresh, non-silent authorization.
+        rp.db.set_require_mfa(INITECH.slug, False)
+        rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name)
+        browser = rp.browser()
+        assert attempt(rp, browser).response.status_code == 303
+        assert browser.get(f"/o/{INITECH.slug}/").status_code == 200
+        rp.db.set_require_mfa(INITECH.slug, True)
+        step_up = browser.get(f"/o/{INITECH.slug}/")
+        assert step_up.status_code == 303
+        location = step_up.headers["location"]
+        assert location.startswith(f"/o/{INITECH.slug}/login")
+        assert "silent" not in location
+        assert browser.get("/account/sessions").status_code == 200  # still signed in
+        # Stepping up: the authorization asks for MFA, and a token showing it gets in.
+        rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name, claims=MFA_AMR)
+        to_op = browser.get(location)
+        assert to_op.status_code == 303
+        back = browser.client.get(to_op.headers["location"])
+        assert rp.op.last_authorization.params["acr_values"] == MFA_POLICY
+        landed = browser.client.get(back.headers["location"])
+        assert landed.status_code == 303, landed.text
+        assert browser.get(f"/o/{INITECH.slug}/").status_code == 200
+
+
+def test_a_session_stepped_up_for_another_organization_does_not_count(rp: RP) -> None:
+    with initech_requires_mfa(rp):
+        rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name, claims=MFA_AMR)
+        browser = rp.browser()
+        assert attempt(rp, browser).response.status_code == 303
+        assert browser.get(f"/o/{INITECH.slug}/").status_code == 200
+        # The same session, as if its MFA had been for another organization.
+        other = str(uuid.uuid4())
+        rewrite_session(rp, browser, mfa_organization_id=other)
+        before = rp.db.snapshot()
+        refused = browser.get(f"/o/{INITECH.slug}/")
+        assert refused.status_code == 303
+        assert refused.headers["location"].startswith(f"/o/{INITECH.slug}/login")
+        assert rp.db.snapshot() == before
+        # And a sign-in whose token lacks MFA does not replace that session's MFA either.
+        rp.op.use(sub=OLIVIA.sub, email=OLIVIA.email, name=OLIVIA.name)
+        again = attempt(rp, browser)
+        assert again.response.status_code == errors.MfaRequired.status_code
+        assert browser.get(f"/o/{INITECH.slug}/").status_code == 303
+        assert rp.db.snapshot() == before

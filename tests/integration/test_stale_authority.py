@@ -265,7 +265,6 @@ def test_api_writes_use_the_role_at_write_time(stack: Stack) -> None:
 
 def test_dashboard_writes_use_the_role_at_write_time(stack: Stack) -> None:
     alice = ApiClient(stack, "alice@acme.example")
-    adam = DashboardUser(stack, "adam@acme.example")
     bob = DashboardUser(stack, "bob@acme.example")
     invite = {"emails": "eve@acme.example", "role": "admin"}
 
@@ -281,6 +280,8 @@ def test_dashboard_writes_use_the_role_at_write_time(stack: Stack) -> None:
         # An admin removed while his invitation is on its way: refused like a non-member, with
         # an error page, not the members page he may no longer see.
         set_role(stack, "adam@acme.example", Role.ADMIN)
+        # Signed in again each time: his removal ended his sessions in acme.
+        adam = DashboardUser(stack, "adam@acme.example")
         response, before = refused_after(
             stack,
             adam.held("/o/acme/members/invitations/", invite, htmx=htmx),
@@ -311,6 +312,7 @@ def test_dashboard_writes_use_the_role_at_write_time(stack: Stack) -> None:
     assert created.status_code == 200, created.text
     assert count(stack, Project, Project.name == "Held back") == 1
     set_role(stack, "adam@acme.example", Role.ADMIN)
+    adam = DashboardUser(stack, "adam@acme.example")
     invited = hold(adam.held("/o/acme/members/invitations/", invite, htmx=True)).finish()
     assert invited.status_code == 200, invited.text
     assert count(stack, Invitation, Invitation.email == "eve@acme.example") == 1

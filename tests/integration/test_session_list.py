@@ -1,0 +1,234 @@
+"""Sessions findable by user: a person lists their sessions and ends any or all of them from
+another browser; removal and suspension end the person's sessions in that organization at
+once. On the file store and on Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.account.controllers import handle_of
+from saas.audit.actions import AuditAction
+from saas.db.models import AuditEvent, Membership, Organization, User
+from tests.support.stack import Browser, Stack, in_acme
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+_HANDLE = re.compile(r'name="session" value="([0-9a-f]+)"')
+
+STORES = pytest.mark.parametrize(
+    "store",
+    ["files", pytest.param("redis", marks=pytest.mark.stack(redis_url=REDIS_URL))],
+)
+
+
+def csrf(browser: Browser, path: str = "/account/sessions") -> str:
+    found = _CSRF.search(browser.get(path).text)
+    assert found
+    return found[1]
+
+
+def signed_in(stack: Stack, email: str, *, agent: str) -> Browser:
+    browser = stack.browser()
+    browser.client.headers["user-agent"] = agent
+    page = browser.login(email)
+    assert page.status_code == 200, page.text
+    return browser
+
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+
+
+def audit_actions(stack: Stack, action: AuditAction) -> list[AuditEvent]:
+    async def read(session: AsyncSession, _: Organization) -> list[AuditEvent]:
+        rows = await session.scalars(select(AuditEvent).where(AuditEvent.action == action.value))
+        return list(rows)
+
+    return in_acme(stack.settings, read)
+
+
+@STORES
+def test_sessions_are_listed_and_one_ends_another(stack: Stack, store: str) -> None:
+    laptop = signed_in(stack, "alice@acme.example", agent=FIREFOX)
+    phone = signed_in(stack, "alice@acme.example", agent=SAFARI)
+    assert phone.get("/o/acme/").status_code == 200
+
+    page = laptop.get("/account/sessions")
+    assert page.status_code == 200
+    assert page.text.count('data-testid="session"') == 2
+    assert "Firefox on Linux" in page.text
+    assert "Safari on iPhone" in page.text
+    assert "this browser" in page.text
+    assert "127.0.0.1" in page.text
+    # The ids, the browsers' bearer secrets, are never on the page.
+    for browser in (laptop, phone):
+        session_id = browser.client.cookies.get("saas_session")
+        assert session_id
+        assert session_id not in page.text
+
+    # The laptop's own row comes first; the phone's is the other one.
+    handles = _HANDLE.findall(page.text)
+    assert len(handles) == 2
+    ended = laptop.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": handles[1], "_csrf_token": csrf(laptop)},
+    )
+    assert ended.status_code == 303
+    after = laptop.follow(ended)
+    assert "Signed out 1 session on Safari on iPhone" in after.text
+    assert after.text.count('data-testid="session"') == 1
+
+    # The phone is out at its next request, and stays out.
+    refused = phone.get("/o/acme/")
+    assert refused.status_code == 303
+    assert refused.headers["location"].startswith("/o/acme/login")
+    assert phone.get("/account/sessions").status_code == 303
+    # The laptop is still in.
+    assert laptop.get("/o/acme/").status_code == 200
+
+    entries = audit_actions(stack, AuditAction.SESSION_ENDED)
+    assert len(entries) == 1
+    assert entries[0].details["device"] == "Safari on iPhone"
+
+
+@STORES
+def test_sign_out_all_other_sessions(stack: Stack, store: str) -> None:
+    browsers = [signed_in(stack, "alice@acme.example", agent=FIREFOX) for _ in range(3)]
+    keeper = browsers[0]
+    done = keeper.client.post(
+        stack.app_url + "/account/sessions/end-others", data={"_csrf_token": csrf(keeper)}
+    )
+    assert done.status_code == 303
+    assert "Signed out 2 other sessions" in keeper.follow(done).text
+    assert keeper.get("/o/acme/").status_code == 200
+    for other in browsers[1:]:
+        assert other.get("/o/acme/").status_code == 303
+    assert len(audit_actions(stack, AuditAction.SESSION_ENDED)) == 2
+
+
+def test_signing_out_here_from_the_list_ends_this_session(stack: Stack) -> None:
+    browser = signed_in(stack, "alice@acme.example", agent=FIREFOX)
+    page = browser.get("/account/sessions")
+    (handle,) = _HANDLE.findall(page.text)
+    out = browser.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": handle, "_csrf_token": csrf(browser)},
+    )
+    assert out.status_code == 303
+    assert out.headers["location"] == "/logged-out"
+    assert browser.get("/o/acme/").status_code == 303
+
+
+def test_another_persons_session_cannot_be_ended(stack: Stack) -> None:
+    alice = signed_in(stack, "alice@acme.example", agent=FIREFOX)
+    bob = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    (bobs_handle,) = _HANDLE.findall(bob.get("/account/sessions").text)
+    tried = alice.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": bobs_handle, "_csrf_token": csrf(alice)},
+    )
+    assert tried.status_code == 303
+    assert "That session has ended already" in alice.follow(tried).text
+    assert bob.get("/o/acme/").status_code == 200
+
+
+def test_sessions_page_asks_for_sign_in_and_csrf(stack: Stack) -> None:
+    anonymous = stack.browser()
+    page = anonymous.get("/account/sessions")
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/login")
+    alice = signed_in(stack, "alice@acme.example", agent=FIREFOX)
+    no_token = alice.client.post(stack.app_url + "/account/sessions/end-others")
+    assert no_token.status_code == 403
+    garbage = alice.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": "x" * 5000, "_csrf_token": csrf(alice)},
+    )
+    assert garbage.status_code in {303, 400, 422}
+
+
+def membership_id(stack: Stack, email: str) -> str:
+    async def find(session: AsyncSession, org: Organization) -> str:
+        found = await session.scalar(
+            select(Membership.id)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.organization_id == org.id, User.email == email)
+        )
+        assert found is not None
+        return str(found)
+
+    return in_acme(stack.settings, find)
+
+
+@STORES
+def test_removal_ends_the_removed_persons_sessions_at_once(stack: Stack, store: str) -> None:
+    alice = signed_in(stack, "alice@acme.example", agent=FIREFOX)
+    bob = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    assert bob.get("/o/acme/").status_code == 200
+    assert "Safari on iPhone" in bob.get("/account/sessions").text
+
+    removed = alice.client.post(
+        stack.app_url + f"/o/acme/members/{membership_id(stack, 'bob@acme.example')}/remove",
+        data={"_csrf_token": csrf(alice, "/o/acme/members")},
+    )
+    assert removed.status_code in {200, 303}, removed.text
+
+    # Ended server-side: Bob's browser is anonymous everywhere, not only in acme.
+    refused = bob.get("/o/acme/")
+    assert refused.status_code == 303
+    assert refused.headers["location"].startswith("/o/acme/login")
+    assert bob.get("/account/sessions").status_code == 303
+    entries = audit_actions(stack, AuditAction.SESSIONS_ENDED_ACCESS)
+    assert [e.details["reason"] for e in entries] == ["removed"]
+    assert alice.get("/o/acme/").status_code == 200
+
+
+def test_suspension_ends_the_members_sessions(stack: Stack) -> None:
+    bob = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    assert bob.get("/o/acme/").status_code == 200
+    operator = signed_in(stack, "olivia@ops.example", agent=FIREFOX)
+    done = operator.client.post(
+        stack.app_url + "/admin/organizations/acme/status",
+        data={"status": "suspended", "_csrf_token": csrf(operator, "/admin")},
+    )
+    assert done.status_code == 303, done.text
+    assert bob.get("/account/sessions").status_code == 303  # signed out, not only refused
+    entries = audit_actions(stack, AuditAction.SESSIONS_ENDED_ACCESS)
+    assert [e.details["reason"] for e in entries] == ["organization_suspended"]
+
+
+def test_a_session_the_commit_hook_missed_leaves_the_organization(stack: Stack) -> None:
+    bob = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    assert bob.get("/o/acme/").status_code == 200
+
+    async def remove_behind_the_apps_back(session: AsyncSession, org: Organization) -> None:
+        bob_row = await session.scalar(select(User).where(User.email == "bob@acme.example"))
+        assert bob_row is not None
+        membership = await session.scalar(
+            select(Membership).where(
+                Membership.organization_id == org.id, Membership.user_id == bob_row.id
+            )
+        )
+        await session.delete(membership)
+
+    in_acme(stack.settings, remove_behind_the_apps_back)
+    assert bob.get("/o/acme/").status_code == 404
+    # The session is in no organization now: re-adding him would need a new authorization.
+    listed = bob.get("/account/sessions")
+    assert listed.status_code == 200
+    assert " in Acme Corp" not in listed.text
+
+
+def test_unique_handle_per_session() -> None:
+    ids = {uuid.uuid4().hex for _ in range(100)}
+    assert len({handle_of(i) for i in ids}) == 100
+    assert all(len(handle_of(i)) == 32 for i in ids)
