@@ -24,6 +24,7 @@ from saas.login.current_user import actor_from
 from saas.members.services import MembershipService, TenantMembers
 from saas.organizations.services import OrganizationService
 from saas.projects.services import ProjectService
+from saas.security.services import SecurityPolicyService
 from saas.sso.services import SsoService
 from saas.tenancy.caller import Caller
 from saas.tenancy.context import TenantContext
@@ -89,6 +90,12 @@ def provide_sso_for(
     return SsoForOrganization(db_session, settings)
 
 
+def provide_security(
+    caller: NamedDependency[Caller], db_session: NamedDependency[AsyncSession]
+) -> SecurityPolicyService:
+    return SecurityPolicyService(session=db_session, caller=caller)
+
+
 def provide_invitations(db_session: NamedDependency[AsyncSession]) -> InvitationService:
     return InvitationService(session=db_session)
 
@@ -111,6 +118,7 @@ TENANT_SERVICES: dict[str, Provide] = {
     "projects": Provide(provide_projects, sync_to_thread=False),
     "sso": Provide(provide_sso, sync_to_thread=False),
     "audit": Provide(provide_audit_log, sync_to_thread=False),
+    "security": Provide(provide_security, sync_to_thread=False),
 }
 
 # Services that take any organization's id and write as the system: only the controllers that

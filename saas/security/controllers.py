@@ -16,7 +16,6 @@ from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.config import Settings
-from saas.login.current_user import actor_from
 from saas.security.services import SecurityPolicyService, effective_timeouts, parse_policy
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
@@ -79,8 +78,8 @@ class SecurityController(Controller):
         self,
         request: Request[Any, Any, Any],
         tenant: NamedDependency[TenantContext],
-        db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        security: NamedDependency[SecurityPolicyService],
         data: Annotated[SecurityForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         policy = parse_policy(
@@ -89,12 +88,7 @@ class SecurityController(Controller):
             absolute_minutes=data.absolute_minutes,
             settings=settings,
         )
-        await SecurityPolicyService(session=db_session).save(
-            tenant.organization.id,
-            policy,
-            actor=actor_from(request, tenant.user),
-            authority=tenant.acting,
-        )
+        await security.save(policy)
         url = request.app.route_reverse("security.settings", slug=tenant.organization.slug)
         message = "The security policy was saved."
         if is_fragment(request):

@@ -12,16 +12,16 @@ its sessions sooner than the platform does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
-from saas.audit.services import Actor, AuditService
+from saas.audit.services import AuditService
 from saas.config import Settings
 from saas.db.models import Organization
 from saas.errors import InvalidInput
-from saas.tenancy.authority import ActingMember, acting_role
+from saas.tenancy.authority import acting_role
+from saas.tenancy.caller import Caller
 from saas.tenancy.permissions import Permission
 
 # The shortest a policy may name, as the database's CHECK constraints hold it.
@@ -97,20 +97,23 @@ def _described(policy: SecurityPolicy) -> dict[str, object]:
 
 
 class SecurityPolicyService:
-    def __init__(self, *, session: AsyncSession | async_scoped_session[AsyncSession]) -> None:
-        self.session = session
+    """The security policy of the caller's organization, changed by the caller."""
 
-    async def save(
-        self,
-        organization_id: UUID,
-        policy: SecurityPolicy,
-        *,
-        actor: Actor,
-        authority: ActingMember | None,
-    ) -> Organization:
+    def __init__(
+        self, *, session: AsyncSession | async_scoped_session[AsyncSession], caller: Caller
+    ) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def save(self, policy: SecurityPolicy) -> Organization:
         """Write the policy, with the owner's authority re-read in this transaction."""
+        organization_id = self.caller.organization_id
         await acting_role(
-            self.session, organization_id, authority, Permission.OWNERSHIP, lock_organization=True
+            self.session,
+            organization_id,
+            self.caller.authority,
+            Permission.OWNERSHIP,
+            lock_organization=True,
         )
         organization = await self.session.get_one(Organization, organization_id)
         await self.session.refresh(organization)
@@ -127,7 +130,7 @@ class SecurityPolicyService:
         await self.session.flush()
         await AuditService(session=self.session).record(
             AuditAction.SECURITY_POLICY_CHANGED,
-            actor=actor,
+            actor=self.caller.actor,
             organization_id=organization_id,
             target_type="organization",
             target_id=organization_id,
