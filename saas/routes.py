@@ -15,7 +15,10 @@ from saas.audit.controllers import AuditController
 from saas.invitations.controllers import InvitationsController
 from saas.login.controllers import AuthController
 from saas.members.controllers import MembersController
-from saas.organizations.controllers import OrganizationHomeController
+from saas.organizations.controllers import (
+    OrganizationHomeController,
+    OrganizationSettingsController,
+)
 from saas.projects.controllers import ProjectsController
 from saas.services import TENANT_SERVICES
 from saas.sso.controllers import SsoController
@@ -30,6 +33,7 @@ DASHBOARD: list[ControllerRouterHandler] = [
     ProjectsController,
     AuditController,
     SsoController,
+    OrganizationSettingsController,
 ]
 
 # /api/v1/orgs/{org}/...: the JSON API, for bearer tokens of the organization's members.

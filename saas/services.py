@@ -19,6 +19,7 @@ from saas.db.models import Organization
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
+from saas.organizations.settings import OrganizationSettingsService
 from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
 from saas.tenancy.context import TenantContext
@@ -28,6 +29,12 @@ def provide_projects(
     tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
 ) -> ProjectService:
     return ProjectService(session=db_session, organization_id=tenant.organization.id)
+
+
+def provide_org_settings(
+    tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+) -> OrganizationSettingsService:
+    return OrganizationSettingsService(db_session, tenant.organization)
 
 
 def provide_sso(
@@ -75,6 +82,7 @@ def provide_organizations(db_session: NamedDependency[AsyncSession]) -> Organiza
 TENANT_SERVICES: dict[str, Provide] = {
     "projects": Provide(provide_projects, sync_to_thread=False),
     "sso": Provide(provide_sso, sync_to_thread=False),
+    "org_settings": Provide(provide_org_settings, sync_to_thread=False),
 }
 
 SERVICES: dict[str, Provide] = {
