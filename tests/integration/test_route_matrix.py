@@ -160,6 +160,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
         P.ORG_MANAGE, 422, body=lambda: {"strategy": "oidc", "discovery_url": "ftp://nope"}
     ),
     ("GET", "/o/{slug:str}/settings/sso/test"): Tenant(P.ORG_MANAGE, 303, target="sso"),
+    ("GET", "/o/{slug:str}/settings/sso/test/result"): Tenant(P.ORG_MANAGE, 200),
+    ("GET", "/o/{slug:str}/settings/sso/metadata.xml"): Tenant(P.ORG_MANAGE, 200),
     ("POST", "/o/{slug:str}/settings/sso/delete"): Tenant(P.ORG_MANAGE, 303, target="sso"),
     # Retry one of acme's failed jobs (a fresh one per cell; the tenant admin's retry of
     # another organization's job is refused in test_sync_state.py).
