@@ -10,6 +10,7 @@ application's 403/404 page like any other route.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -29,22 +30,16 @@ from saas.errors import DomainError, InvalidInput
 from saas.login.current_user import actor_from
 from saas.organizations.overview import overview_of
 from saas.organizations.settings import DomainRow, OrganizationSettingsService
+from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TENANT_STATE_KEY, TenantContext
 from saas.tenancy.guards import read_before_body, requires
 from saas.tenancy.permissions import Permission
+from saas.web.errors import handler_for
 from saas.web.input import SingleLine
 from saas.web.pages import page_context
-from saas.web.refusals import (
-    FORM_STATUSES,
-    REFUSAL_STATE_KEY,
-    Refusal,
-    handle_refusal,
-    redirect_with_flash,
-)
+from saas.web.refusals import FORM_STATUSES, redirect_with_flash
 
-PANEL = "partials/org_settings_panel.html"
 AUDIT_LABELS = {action.value: action.label for action in AuditAction}
-TITLE = "Organization settings"
 
 
 class NameForm(Struct):
@@ -55,24 +50,44 @@ class DomainForm(Struct):
     domain: SingleLine = ""
 
 
-def _refuse_on_settings(
-    request: Request[Any, Any, Any], domains: list[DomainRow], form: dict[str, str]
-) -> None:
-    """A refusal of this request shows the settings panel (loaded already: refusals run no
-    query) with the error beside its field and the fields as typed."""
-    tenant = request.state[TENANT_STATE_KEY]
+SETTINGS_FORM = "saas.org_settings_form"
 
-    def context(error: DomainError) -> dict[str, Any]:
-        return {"tenant": tenant, "user": tenant.user, "domains": domains, "error": error,
-                "form": form}  # fmt: skip
 
-    request.state[REFUSAL_STATE_KEY] = Refusal(
-        PANEL,
-        context,
-        statuses=FORM_STATUSES,
-        re_target="#org-settings",
-        re_swap="outerHTML",
-        page_title=TITLE,
+@dataclass(frozen=True, slots=True)
+class SettingsForm:
+    """What a refused settings change is shown with: the domains (loaded before the write;
+    exception handlers run no query), the fields as typed, and the domain the change was for."""
+
+    domains: list[DomainRow]
+    form: dict[str, str]
+    domain_id: str | None
+
+
+def settings_refusal(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    """The settings page again, the error beside the field (or the domain) it is about, with
+    the refusal's status: for what was typed (409, 422). Anything else -- a lost authority, a
+    domain this organization does not have, a sign-in -- is the application's answer."""
+    declared = request.state.get(SETTINGS_FORM)
+    tenant = request.state.get(TENANT_STATE_KEY)
+    if (
+        not isinstance(declared, SettingsForm)
+        or not isinstance(tenant, TenantContext)
+        or isinstance(exc, AuthorityRefused)
+        or exc.status_code not in FORM_STATUSES
+    ):
+        return handler_for(exc)(request, exc)
+    return Template(
+        "pages/org_settings.html",
+        context={
+            "tenant": tenant,
+            "user": tenant.user,
+            "domains": declared.domains,
+            "form": declared.form,
+            "error": exc,
+            "error_domain_id": declared.domain_id,
+        },
+        status_code=exc.status_code,
+        media_type=MediaType.HTML,
     )
 
 
@@ -86,25 +101,28 @@ def _invalid_text(request: Request[Any, Any, Any], exc: ValidationException) -> 
     error = InvalidInput(
         "Remove the control characters (such as a tab, a line break or NUL).", field=field
     )
-    return handle_refusal(request, error)
+    return settings_refusal(request, error)
 
 
 SETTINGS_REFUSALS: ExceptionHandlersMap = {
-    DomainError: handle_refusal,
+    DomainError: settings_refusal,
     ValidationException: _invalid_text,
 }
 
 
 async def declare_settings_form(request: Request[Any, Any, Any]) -> None:
     """`before_request` of every settings write (it runs before the body is parsed, so a
-    field the text rule refuses is shown in the form too): load what the panel shows, in a
+    field the text rule refuses is shown in the form too): load what the page shows, in a
     read that ends before the write begins, and keep what was typed."""
     tenant = request.state[TENANT_STATE_KEY]
     async with read_before_body(request) as db:
         domains = await OrganizationSettingsService(db, tenant.organization).domains()
     form = {key: str(value) for key, value in (await request.form()).items()}
     form.pop("_csrf_token", None)
-    _refuse_on_settings(request, domains, form)
+    domain_id = request.path_params.get("domain_id")
+    request.state[SETTINGS_FORM] = SettingsForm(
+        domains, form, str(domain_id) if domain_id is not None else None
+    )
 
 
 def _settings_url(request: Request[Any, Any, Any], tenant: TenantContext) -> str:
@@ -143,7 +161,12 @@ class OrganizationSettingsController(Controller):
         return Template(
             "pages/org_settings.html",
             context=await page_context(
-                tenant, db_session, domains=await org_settings.domains(), error=None, form={}
+                tenant,
+                db_session,
+                domains=await org_settings.domains(),
+                error=None,
+                form={},
+                error_domain_id=None,
             ),
             media_type=MediaType.HTML,
         )

@@ -101,7 +101,7 @@ def next_actions(tenant: TenantContext, overview: Overview) -> list[NextAction]:
                     "sso.settings",
                 )
             )
-        elif sync is None or sync.pending or overview.connection.auth0_connection_id is None:
+        elif (sync is not None and sync.pending) or overview.connection.auth0_connection_id is None:
             actions.append(
                 NextAction(
                     "Finish single sign-on set-up",
