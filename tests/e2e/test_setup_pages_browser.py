@@ -5,6 +5,7 @@ go to `test-artifacts/screenshots/setup-*.png`."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
@@ -221,3 +222,28 @@ def test_settings_rename_and_add_verify_remove_a_domain(
     journey.expect_url("/o/acme/settings/organization")
     expect(page.get_by_text("eu.acme-corporation.example was removed.")).to_be_visible()
     expect(row).to_have_count(0)
+
+
+def test_a_test_sign_in_result_for_a_stranger_and_a_refusal(journey: Journey) -> None:
+    page = sign_in_as(journey, "alice@acme.example")
+    journey.goto("/o/acme/settings/sso/")
+    page.get_by_test_id("test-sign-in").click()
+    journey.wait_for(journey.stack.idp_url + "/u/login/acme-saml")
+    # Someone the IdP lets in whom acme does not know: the connection works, and the result
+    # says this person is no member here.
+    journey.sign_in_at_idp("carol@acme.example")
+    journey.expect_url("/o/acme/settings/sso/test/result")
+    expect(page.get_by_test_id("test-outcome")).to_have_text("succeeded")
+    expect(page.get_by_test_id("test-membership")).to_contain_text("not a member")
+    at_both_widths(page, "sso-test-stranger")
+
+    # The IdP refuses (Auth0 answers the callback with an error): the reason, on the page.
+    journey.goto("/o/acme/settings/sso/")
+    with page.expect_request(lambda request: "/authorize?" in request.url) as authorize:
+        page.get_by_test_id("test-sign-in").click()
+    state = parse_qs(urlsplit(authorize.value.url).query)["state"][0]
+    journey.goto(f"/callback?state={state}&error=access_denied&error_description=no")
+    journey.expect_url("/o/acme/settings/sso/test/result")
+    expect(page.get_by_test_id("test-outcome")).to_have_text("failed")
+    expect(page.get_by_test_id("test-reason")).to_contain_text("does not have access")
+    at_both_widths(page, "sso-test-failed")
