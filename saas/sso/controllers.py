@@ -236,7 +236,14 @@ class SsoController(Controller):
         ):
             result = None
         connection = await sso.current()
+        # Whether the person who signed in belongs here: a working connection can still
+        # leave someone outside the organization.
+        role = None
+        if result is not None and result.get("ok"):
+            role = await sso.role_of_sub(str(result["claims"]["sub"]))
         return Template(
             "pages/sso_test_result.html",
-            context=await page_context(tenant, db_session, result=result, connection=connection),
+            context=await page_context(
+                tenant, db_session, result=result, connection=connection, member_role=role
+            ),
         )
