@@ -16,7 +16,10 @@ from saas.audit.controllers import AuditController
 from saas.invitations.controllers import InvitationController, InvitationsController
 from saas.login.controllers import AuthController
 from saas.members.controllers import MemberController, MembersController
-from saas.organizations.controllers import OrganizationHomeController
+from saas.organizations.controllers import (
+    OrganizationHomeController,
+    OrganizationSettingsController,
+)
 from saas.projects.controllers import ProjectsController
 from saas.security.controllers import SecurityController
 from saas.services import TENANT_SERVICES
@@ -35,6 +38,7 @@ DASHBOARD: list[ControllerRouterHandler] = [
     AuditController,
     SsoController,
     SecurityController,
+    OrganizationSettingsController,
 ]
 
 # /api/v1/orgs/{org}/...: the JSON API, for bearer tokens of the organization's members.

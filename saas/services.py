@@ -23,6 +23,7 @@ from saas.invitations.services import InvitationService, TenantInvitations
 from saas.login.current_user import actor_from
 from saas.members.services import MembershipService, TenantMembers
 from saas.organizations.services import OrganizationService
+from saas.organizations.settings import OrganizationSettingsService
 from saas.projects.services import ProjectService
 from saas.security.services import SecurityPolicyService
 from saas.sso.services import SsoService
@@ -62,6 +63,12 @@ def provide_projects(
     caller: NamedDependency[Caller], db_session: NamedDependency[AsyncSession]
 ) -> ProjectService:
     return ProjectService(session=db_session, caller=caller)
+
+
+def provide_org_settings(
+    caller: NamedDependency[Caller], db_session: NamedDependency[AsyncSession]
+) -> OrganizationSettingsService:
+    return OrganizationSettingsService(db_session, caller)
 
 
 def provide_sso(
@@ -119,6 +126,7 @@ TENANT_SERVICES: dict[str, Provide] = {
     "sso": Provide(provide_sso, sync_to_thread=False),
     "audit": Provide(provide_audit_log, sync_to_thread=False),
     "security": Provide(provide_security, sync_to_thread=False),
+    "org_settings": Provide(provide_org_settings, sync_to_thread=False),
 }
 
 # Services that take any organization's id and write as the system: only the controllers that

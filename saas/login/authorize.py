@@ -25,7 +25,10 @@ async def begin_login(
     invitation: str | None = None,
     next_url: str | None = None,
     silent: bool = False,
+    sso_test: bool = False,
 ) -> Redirect:
+    """`sso_test`: an admin's test of `connection` (saas/login/sso_test.py); the identity
+    provider is asked to authenticate afresh (`prompt=login`), not to reuse its session."""
     if organization is not None:
         if not organization.is_active:
             raise OrganizationSuspended
@@ -41,6 +44,7 @@ async def begin_login(
         auth0_org_id=organization.auth0_org_id if organization else None,
         invitation=invitation,
         silent=silent,
+        sso_test=connection.auth0_connection_name if sso_test and connection else None,
     )
     extra: dict[str, str] = {}
     if organization is not None and organization.auth0_org_id:
@@ -55,6 +59,8 @@ async def begin_login(
         extra["acr_values"] = MFA_POLICY  # saas.login.mfa
     if silent:
         extra["prompt"] = "none"
+    elif sso_test:
+        extra["prompt"] = "login"
     url = await provider.authorization_url(
         state=pending.state,
         nonce=pending.nonce,

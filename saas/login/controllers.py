@@ -26,6 +26,7 @@ from saas.login.discovery import route_email
 from saas.login.pending import take
 from saas.login.provider import OIDCProvider
 from saas.login.sessions import id_token_hint, start_authenticated_session
+from saas.login.sso_test import run_test_sign_in
 from saas.organizations.services import OrganizationService
 from saas.services import SIGN_IN_SERVICES
 from saas.web.input import SingleLine
@@ -202,6 +203,15 @@ class AuthController(Controller):
         pending = take(request.session, state_param)
         if pending is None:
             raise errors.StateMismatch
+        if pending.sso_test is not None:
+            await run_test_sign_in(
+                request.session,
+                provider,
+                settings,
+                pending,
+                CallbackParams(state_param, code, error, error_description),
+            )
+            return Redirect(path=pending.next_url, status_code=303)
         if pending.silent and error in SILENT_LOGIN_FAILURES:
             # Silent switching found no IdP session: fall back to an interactive sign-in.
             org = None

@@ -30,6 +30,8 @@ class PendingLogin:
     auth0_org_id: str | None = None  # what the ID token's org_id must equal
     invitation: str | None = None  # the invitation ticket being accepted
     silent: bool = False  # prompt=none: fall back to interactive on login_required
+    # An admin's test of this connection (saas/login/sso_test.py): nobody is signed in by it.
+    sso_test: str | None = None
 
     @classmethod
     def new(cls, **fields: Any) -> PendingLogin:

@@ -13,21 +13,26 @@ from uuid import UUID
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Response, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.auth0.sync_state import SyncState
 from saas.config import Settings
+from saas.db.models import EnterpriseConnection
 from saas.errors import InvalidInput
 from saas.login.authorize import begin_login
 from saas.login.provider import OIDCProvider
+from saas.login.sso_test import SSO_TEST_RESULT
 from saas.sso.forms import SsoForm, validate_form
-from saas.sso.services import SsoService
+from saas.sso.service_provider import saml_metadata, service_provider_values
+from saas.sso.services import SsoService, connection_name
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
 from saas.web.htmx import client_redirect, is_fragment
+from saas.web.input import SingleLine
 from saas.web.pages import page_context
 from saas.web.refusals import FormErrors
 
@@ -49,6 +54,29 @@ def _back_to_settings(
     return Redirect(path=_settings_url(request, tenant), status_code=303)
 
 
+PROTOCOLS = ("samlp", "oidc")
+
+
+def _name_for(tenant: TenantContext, connection: EnterpriseConnection | None, strategy: str) -> str:
+    """The Auth0 connection name a connection of `strategy` has, or will have once saved:
+    changing the protocol makes a new connection (saas/sso/services.py)."""
+    if connection is not None and connection.strategy == strategy:
+        return connection.auth0_connection_name
+    return connection_name(tenant.organization, strategy)
+
+
+def testable(connection: EnterpriseConnection | None, sync: SyncState | None) -> str | None:
+    """Why a test sign-in cannot start now, or None when it can: only a connection Auth0 has
+    as saved can be tested (a pending change would test the old one, a failed one nothing)."""
+    if connection is None:
+        return "Save the connection first."
+    if sync is not None and sync.failed:
+        return "Auth0 did not accept the last change: fix it and retry before testing."
+    if connection.auth0_connection_id is None or (sync is not None and sync.pending):
+        return "Auth0 is still setting up the connection; test it once it is in step."
+    return None
+
+
 class SsoController(Controller):
     path = "/settings/sso"
     guards = [requires(Permission.ORG_MANAGE)]
@@ -58,12 +86,17 @@ class SsoController(Controller):
         self,
         tenant: NamedDependency[TenantContext],
         db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         sso: NamedDependency[SsoService],
+        protocol: FromQuery[SingleLine | None] = None,
     ) -> Template:
+        """`protocol` (samlp or oidc) pre-selects the protocol: the choice that shows only that
+        protocol's fields works without JavaScript, by CSS alone or by this link."""
         connection = await sso.current()
         options = connection.options if connection else {}
+        chosen = protocol if protocol in PROTOCOLS else None
         form = SsoForm(
-            strategy=connection.strategy if connection else "samlp",
+            strategy=chosen or (connection.strategy if connection else ""),
             display_name=connection.display_name if connection else "",
             assign_membership_on_login="on"
             if connection and connection.assign_membership_on_login
@@ -72,6 +105,7 @@ class SsoController(Controller):
             discovery_url=str(options.get("discovery_url", "")),
             client_id=str(options.get("client_id", "")),
         )
+        sync = await sso.sync_of(connection) if connection else None
         return Template(
             "pages/sso_settings.html",
             context=await page_context(
@@ -80,8 +114,36 @@ class SsoController(Controller):
                 connection=connection,
                 form=form,
                 has_secret=bool(connection and connection.secret_ciphertext),
-                sync=await sso.sync_of(connection) if connection else None,
+                sync=sync,
+                not_testable=testable(connection, sync),
+                sp={
+                    strategy: service_provider_values(
+                        settings, _name_for(tenant, connection, strategy)
+                    )
+                    for strategy in PROTOCOLS
+                },
+                dev_idp=settings.uses_dev_idp,
             ),
+        )
+
+    @get("/metadata.xml", name="sso.metadata", media_type="application/samlmetadata+xml")
+    async def metadata(
+        self,
+        tenant: NamedDependency[TenantContext],
+        settings: NamedDependency[Settings],
+        sso: NamedDependency[SsoService],
+    ) -> Response[bytes]:
+        """The service provider's SAML metadata for this organization's SAML connection (the
+        one saved, or the one saving would make), for the customer's IdP to import."""
+        values = service_provider_values(settings, _name_for(tenant, await sso.current(), "samlp"))
+        return Response(
+            saml_metadata(values),
+            media_type="application/samlmetadata+xml",
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="{values.connection_name}-sp-metadata.xml"'
+                )
+            },
         )
 
     @post(
@@ -141,14 +203,44 @@ class SsoController(Controller):
         sso: NamedDependency[SsoService],
         provider: NamedDependency[OIDCProvider],
     ) -> Redirect:
-        """Sign in through the connection now, and come back here."""
+        """Sign in through the connection now, and come back to the result page (what was
+        received, or why it failed); the admin stays signed in as themselves."""
         connection = await sso.current()
-        if connection is None or connection.auth0_connection_id is None:
-            raise InvalidInput("Save the connection and wait until Auth0 has it, then test it.")
+        reason = testable(connection, await sso.sync_of(connection) if connection else None)
+        if reason is not None:
+            raise InvalidInput(reason)
         return await begin_login(
             request,
             provider,
             organization=tenant.organization,
             connection=connection,
-            next_url=_settings_url(request, tenant),
+            next_url=request.app.route_reverse("sso.test_result", slug=tenant.organization.slug),
+            sso_test=True,
+        )
+
+    @get("/test/result", name="sso.test_result")
+    async def test_result(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        sso: NamedDependency[SsoService],
+    ) -> Template:
+        """The latest test sign-in of this organization's connection, from this session."""
+        result = request.session.get(SSO_TEST_RESULT)
+        if not isinstance(result, dict) or result.get("organization_id") != str(
+            tenant.organization.id
+        ):
+            result = None
+        connection = await sso.current()
+        # Whether the person who signed in belongs here: a working connection can still
+        # leave someone outside the organization.
+        role = None
+        if result is not None and result.get("ok"):
+            role = await sso.role_of_sub(str(result["claims"]["sub"]))
+        return Template(
+            "pages/sso_test_result.html",
+            context=await page_context(
+                tenant, db_session, result=result, connection=connection, member_role=role
+            ),
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from uuid import UUID
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
@@ -14,7 +15,7 @@ from saas.audit.services import AuditService
 from saas.auth0.jobs import CONNECTION_TARGET, disable_connection_later, sync_connection_later
 from saas.auth0.sync_state import SyncState, retry_failed, sync_state
 from saas.config import Settings
-from saas.db.models import EnterpriseConnection, Organization
+from saas.db.models import EnterpriseConnection, Membership, Organization, User
 from saas.errors import NotFound
 from saas.organizations.services import ConnectionRepository
 from saas.sso.secrets import encrypt_secret
@@ -64,6 +65,16 @@ class SsoService:
         return await sync_state(
             self.session, self.organization.id, CONNECTION_TARGET, connection.id
         )
+
+    async def role_of_sub(self, sub: str) -> str | None:
+        """The role in this organization of the person Auth0 knows as `sub`, if any (what a
+        test sign-in's result says about them)."""
+        statement = (
+            select(Membership.role)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.organization_id == self.organization.id, User.sub == sub)
+        )
+        return await self.session.scalar(statement)
 
     async def retry(self, job_id: UUID) -> None:
         """Queue one of this organization's failed jobs again (never another's: the job's

@@ -15,6 +15,7 @@ from saas.app import create_app
 from saas.config import load_settings
 from saas.tenancy.guards import requires_platform_operator
 from saas.tenancy.permissions import Permission
+from tests.support.dns_server import TxtZone
 from tests.support.matrix import Operator, Public, Rule, Tenant, route_table, run_matrix
 from tests.support.stack import Stack
 
@@ -112,6 +113,22 @@ ROUTES: dict[tuple[str, str], Rule] = {
         P.MEMBERS_INVITE, 303, target="invitation"
     ),
     ("GET", "/o/{slug:str}/audit"): Tenant(P.AUDIT_READ, 200),
+    # Organization settings: the name and the email domains (org:manage).
+    ("GET", "/o/{slug:str}/settings/organization"): Tenant(P.ORG_MANAGE, 200),
+    ("POST", "/o/{slug:str}/settings/organization/name"): Tenant(
+        P.ORG_MANAGE, 303, body=lambda: {"display_name": "Acme Corp"}
+    ),
+    ("POST", "/o/{slug:str}/settings/organization/domains"): Tenant(
+        P.ORG_MANAGE, 303, body=unique_domain
+    ),
+    # A fresh unverified domain per cell: verifying finds no TXT record (a form error, 422),
+    # removing it succeeds.
+    ("POST", "/o/{slug:str}/settings/organization/domains/{domain_id:uuid}/verify"): Tenant(
+        P.ORG_MANAGE, 422, target="domain"
+    ),
+    ("POST", "/o/{slug:str}/settings/organization/domains/{domain_id:uuid}/remove"): Tenant(
+        P.ORG_MANAGE, 303, target="domain"
+    ),
     # The JSON API (bearer tokens).
     ("GET", "/api/v1/orgs/{org:str}"): Tenant(P.ORG_READ, 200, api=True),
     ("GET", "/api/v1/orgs/{org:str}/members"): Tenant(P.MEMBERS_READ, 200, api=True),
@@ -153,6 +170,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
         P.ORG_MANAGE, 422, body=lambda: {"strategy": "oidc", "discovery_url": "ftp://nope"}
     ),
     ("GET", "/o/{slug:str}/settings/sso/test"): Tenant(P.ORG_MANAGE, 303, target="sso"),
+    ("GET", "/o/{slug:str}/settings/sso/test/result"): Tenant(P.ORG_MANAGE, 200),
+    ("GET", "/o/{slug:str}/settings/sso/metadata.xml"): Tenant(P.ORG_MANAGE, 200),
     ("POST", "/o/{slug:str}/settings/sso/delete"): Tenant(P.ORG_MANAGE, 303, target="sso"),
     # Retry one of acme's failed jobs (a fresh one per cell; the tenant admin's retry of
     # another organization's job is refused in test_sync_state.py).
@@ -188,6 +207,12 @@ def test_every_route_is_declared_with_its_guard() -> None:
 
 
 # ---- exercising every cell -------------------------------------------------------------
+
+
+@pytest.fixture
+def stack_overrides(dns: tuple[str, TxtZone]) -> dict[str, object]:
+    # Domain verification asks the run's own DNS server (an empty zone), never the network.
+    return {"dns_nameserver": dns[0]}
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from saas.config import Settings
 from saas.db.models import EnterpriseConnection, Organization, OutboxJob, OutboxStatus, User
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
+from saas.organizations.services import OrganizationService
 from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
 from saas.tenancy.caller import Caller as TenantCaller
@@ -144,6 +145,13 @@ def fresh_target(settings: Settings, kind: str) -> str:
                     )
                 )
             return ""
+        if kind == "domain":
+            domain = await OrganizationService(session=session).add_domain(
+                organization_id=org.id,
+                domain=f"m{uuid.uuid4().hex[:10]}.example",
+                actor=Actor.system(),
+            )
+            return str(domain.id)
         if kind == "job":
             # Acme's: the operator may retry any organization's, a tenant admin only their own.
             job = OutboxJob(

@@ -1,0 +1,189 @@
+"""An organization's own settings, changed by its admins (org:manage): the display name, and
+the email domains that route its people's sign-ins.
+
+The rules are the operator console's (`OrganizationService`): a domain is normalized the one
+way, public mailbox domains are refused, one domain belongs to one organization, and only a
+TXT record holding the token verifies it. What this adds is the tenant's side: every write
+re-reads the admin's role inside its own transaction (saas/tenancy/authority.py), and the DNS
+lookup of a verification runs with no transaction open.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.audit.actions import AuditAction
+from saas.audit.services import AuditService
+from saas.auth0.jobs import sync_connection_later, sync_organization_later
+from saas.db.models import EnterpriseConnection, Organization, OrganizationDomain
+from saas.errors import InvalidInput, NotFound
+from saas.organizations.dns_verification import has_token, record_name
+from saas.organizations.domains import normalize_domain
+from saas.organizations.services import (
+    ConnectionRepository,
+    DomainRepository,
+    OrganizationService,
+)
+from saas.tenancy.authority import acting_role
+from saas.tenancy.caller import Caller
+from saas.tenancy.permissions import Permission
+
+MAX_DISPLAY_NAME = 255
+# Connections whose Auth0 options carry the organization's verified domains (home-realm
+# discovery); a change of those domains is synced to them, as verifying one from the console is.
+ROUTED_STRATEGIES = ("samlp", "oidc")
+
+
+def clean_display_name(value: str) -> str:
+    """Runs of white space become one space; 1-255 characters remain."""
+    cleaned = " ".join(value.split())
+    if not cleaned:
+        raise InvalidInput("Give the organization a name.", field="display_name")
+    if len(cleaned) > MAX_DISPLAY_NAME:
+        raise InvalidInput(
+            f"Use at most {MAX_DISPLAY_NAME} characters for the name.", field="display_name"
+        )
+    return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRow:
+    """A domain as its settings page shows it: with the TXT record that verifies it."""
+
+    domain: OrganizationDomain
+    record_name: str
+
+    @property
+    def verified(self) -> bool:
+        return self.domain.is_verified
+
+
+async def domain_rows(session: AsyncSession, organization_id: UUID) -> list[DomainRow]:
+    """An organization's domains by name, each with the TXT record that verifies it."""
+    repository = DomainRepository(session=session, organization_id=organization_id)
+    statement = repository.statement.order_by(OrganizationDomain.domain, OrganizationDomain.id)
+    rows = (await session.execute(statement)).scalars()
+    return [DomainRow(row, record_name(row.domain)) for row in rows]
+
+
+class OrganizationSettingsService:
+    """The name and the domains of the caller's organization, changed by the caller."""
+
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+        self.organization = caller.organization
+
+    @property
+    def _domains(self) -> DomainRepository:
+        return DomainRepository(session=self.session, organization_id=self.organization.id)
+
+    async def _authorize(self) -> None:
+        await acting_role(
+            self.session, self.organization.id, self.caller.authority, Permission.ORG_MANAGE
+        )
+
+    async def domains(self) -> list[DomainRow]:
+        return await domain_rows(self.session, self.organization.id)
+
+    async def rename(self, display_name: str) -> Organization:
+        name = clean_display_name(display_name)
+        await self._authorize()
+        organization = await self.session.get_one(
+            Organization, self.organization.id, populate_existing=True
+        )
+        previous = organization.display_name
+        if previous == name:
+            return organization
+        organization.display_name = name
+        # Auth0's organization carries the display name its sign-in pages show.
+        sync_organization_later(self.session, organization.id)
+        await AuditService(session=self.session).record(
+            AuditAction.ORGANIZATION_RENAMED,
+            actor=self.caller.actor,
+            organization_id=organization.id,
+            target_type="organization",
+            target_id=organization.id,
+            details={"from": previous, "to": name},
+        )
+        return organization
+
+    async def add_domain(self, domain: str) -> OrganizationDomain:
+        normalize_domain(domain)  # refuse a malformed name before the write begins
+        await self._authorize()
+        return await OrganizationService(session=self.session).add_domain(
+            organization_id=self.organization.id, domain=domain, actor=self.caller.actor
+        )
+
+    async def _domain(self, domain_id: UUID) -> OrganizationDomain:
+        statement = self._domains.statement.where(OrganizationDomain.id == domain_id)
+        record = (
+            await self.session.execute(statement.execution_options(populate_existing=True))
+        ).scalar_one_or_none()
+        if record is None:
+            raise NotFound("This organization has no such domain.")
+        return record
+
+    async def verify_domain(self, domain_id: UUID, *, nameserver: str | None) -> OrganizationDomain:
+        """Look the TXT record up with no transaction open, then mark the domain verified in
+        a write that re-reads the admin's role and the domain (removed or verified meanwhile:
+        nothing to do twice)."""
+        record = await self._domain(domain_id)
+        if record.is_verified:
+            return record
+        name, token = record.domain, record.verification_token
+        if self.session.in_transaction():
+            await self.session.commit()  # the read above; writes nothing
+        published = await has_token(name, token, nameserver)
+        await self._authorize()
+        record = await self._domain(domain_id)
+        if record.is_verified:
+            return record
+        if not published or record.verification_token != token:
+            raise InvalidInput(
+                f"No TXT record {record_name(name)} with the expected value was found. "
+                "DNS changes can take a few minutes to appear; try again later.",
+                field="domain",
+            )
+        record.verified_at = datetime.datetime.now(datetime.UTC)
+        await self._sync_routed_connections()
+        await AuditService(session=self.session).record(
+            AuditAction.DOMAIN_VERIFIED,
+            actor=self.caller.actor,
+            organization_id=self.organization.id,
+            target_type="domain",
+            target_id=record.id,
+            details={"domain": record.domain},
+        )
+        return record
+
+    async def remove_domain(self, domain_id: UUID) -> OrganizationDomain:
+        await self._authorize()
+        record = await self._domain(domain_id)
+        was_verified = record.is_verified
+        await self._domains.delete(record.id, auto_commit=False)
+        if was_verified:
+            await self._sync_routed_connections()
+        await AuditService(session=self.session).record(
+            AuditAction.DOMAIN_REMOVED,
+            actor=self.caller.actor,
+            organization_id=self.organization.id,
+            target_type="domain",
+            target_id=record.id,
+            details={"domain": record.domain, "verified": was_verified},
+        )
+        return record
+
+    async def _sync_routed_connections(self) -> None:
+        connections = ConnectionRepository(
+            session=self.session, organization_id=self.organization.id
+        )
+        statement = connections.statement.where(
+            EnterpriseConnection.strategy.in_(ROUTED_STRATEGIES)
+        )
+        for connection in (await self.session.execute(statement)).scalars():
+            sync_connection_later(self.session, self.organization.id, connection.id)
