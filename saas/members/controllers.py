@@ -28,7 +28,14 @@ from saas.db.models import User
 from saas.invitations.services import InvitationService
 from saas.login.current_user import actor_from
 from saas.members.services import MembershipService
-from saas.members.views import member_listing, member_row, members_page, members_url
+from saas.members.views import (
+    MEMBERS_CHANGED,
+    history_headers,
+    member_listing,
+    member_row,
+    members_page,
+    members_url,
+)
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
@@ -100,9 +107,9 @@ class MembersController(Controller):
             return HTMXTemplate(
                 template_name="partials/members_results.html",
                 context={"tenant": tenant, "listing": listing, "fragment": True},
-                # The pushed URL, canonical: default sort and page 1 left out.
-                push_url=listing.url(),
-                headers=VARY,
+                # The URL pushed (or, searching, replaced), canonical: default sort and page 1
+                # left out.
+                headers={**VARY, **history_headers(request.htmx.trigger, listing)},
             )
         return await members_page(
             request,
@@ -179,8 +186,11 @@ class MembersController(Controller):
         message = f"{who} was removed from the organization."
         if not is_fragment(request):
             return redirect_with_flash(request, message, members_url(request, tenant))
-        # An empty body swapped over the row removes it.
-        return toast_only(message)
+        # An empty body swapped over the row removes it; the list then reloads its page, so
+        # its count and rows are those of the organization now.
+        removed = toast_only(message)
+        removed.set_header("HX-Trigger-After-Settle", MEMBERS_CHANGED)
+        return removed
 
     @post(
         "/{member_id:uuid}/transfer-ownership",

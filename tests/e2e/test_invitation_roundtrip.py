@@ -8,11 +8,12 @@ import time
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog, expect
+from playwright.sync_api import Browser, expect
 
 from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import TIMEOUT_MS, Journey
 from tests.support.browser import PageWatch, screenshot
+from tests.support.members_page import choose_role, confirm_dialog, open_invite_form, row_action
 
 pytestmark = pytest.mark.browser
 CAROL = "carol@acme.example"
@@ -36,6 +37,7 @@ def test_invite_accept_change_role_and_remove(journey: Journey, chromium: Browse
     journey.expect_url("/o/acme/")
     journey.goto("/o/acme/members")
 
+    open_invite_form(page)
     page.get_by_label("Email addresses").fill(CAROL)
     page.get_by_label("Role", exact=True).select_option("member")
     page.get_by_role("button", name="Send invitations").click()
@@ -71,15 +73,13 @@ def test_invite_accept_change_role_and_remove(journey: Journey, chromium: Browse
     carol_row = page.locator(f'[data-testid="member-row"][data-email="{CAROL}"]')
     expect(carol_row).to_be_visible()
     expect(page.locator('[data-testid="invitation"]', has_text=CAROL)).to_have_count(0)
-    carol_row.get_by_test_id("role-select").select_option("admin")
+    choose_role(carol_row, "admin")
+    confirm_dialog(page, "an admin?")
     expect(page.get_by_test_id("toast").last).to_contain_text("is now admin")
     screenshot(page, "roundtrip-carol-admin")
 
-    def accept(dialog: Dialog) -> None:
-        dialog.accept()
-
-    page.once("dialog", accept)
-    carol_row.get_by_role("button", name="Remove").click()
+    row_action(carol_row, "Remove").click()
+    confirm_dialog(page, "Remove")
     expect(page.locator(f'[data-testid="member-row"][data-email="{CAROL}"]')).to_have_count(0)
     page.reload()
     expect(page.locator(f'[data-testid="member-row"][data-email="{CAROL}"]')).to_have_count(0)
