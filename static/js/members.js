@@ -39,7 +39,7 @@
     };
   }
 
-  function ask(question, proceed) {
+  function ask(question, proceed, cancel) {
     dialog.querySelector("#confirm-dialog-title").textContent = question.title;
     var detail = dialog.querySelector("#confirm-dialog-detail");
     detail.textContent = question.detail;
@@ -49,7 +49,7 @@
     accept.classList.toggle("button--danger-solid", question.danger);
     accept.classList.toggle("button--primary", !question.danger);
     dialog.returnValue = "";
-    pending = proceed;
+    pending = { proceed: proceed, cancel: cancel };
     dialog.showModal();
   }
 
@@ -59,13 +59,17 @@
     var question = elt && elt.matches ? confirmation(elt, event.detail.question) : null;
     if (!question) return;
     event.preventDefault();
-    ask(question, function () { event.detail.issueRequest(true); });
+    // A role left unconfirmed goes back to the member's role: nothing changed, nothing shows.
+    var cancel = elt.matches("[data-role-form]") ? function () { elt.reset(); } : null;
+    ask(question, function () { event.detail.issueRequest(true); }, cancel);
   });
 
   function onDialogClose() {
-    var proceed = pending;
+    var answer = pending;
     pending = null;
-    if (dialog.returnValue === "confirm" && proceed) proceed();
+    if (!answer) return;
+    if (dialog.returnValue === "confirm") answer.proceed();
+    else if (answer.cancel) answer.cancel();
   }
 
   // ---- menus and the invite disclosure --------------------------------------------------
