@@ -148,11 +148,13 @@ def test_dashboard_search_narrows_and_back_restores(journey: Journey) -> None:
     # the previous URL, which the server renders as a full page.
     back(journey)
     expect(page).to_have_url(re.compile(r"/o/acme/members\?q=vera$"))
+    page.wait_for_load_state()  # the restored page's own styles and scripts, before going on
     expect(rows).to_have_count(1)
     # A search replaces the address as it is typed (Back does not walk every partial query),
     # so one more Back leaves the search, and the members page, for the page before it.
     back(journey)
     expect(page).to_have_url(re.compile(r"/o/acme/$"))
+    page.wait_for_load_state()
     journey.check_page()
     open_members(journey)
     expect(rows).to_have_count(everyone)

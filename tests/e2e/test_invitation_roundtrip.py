@@ -4,6 +4,7 @@ as a member, then Alice changes Carol's role and removes her."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -81,6 +82,10 @@ def test_invite_accept_change_role_and_remove(journey: Journey, chromium: Browse
     row_action(carol_row, "Remove").click()
     confirm_dialog(page, "Remove")
     expect(page.locator(f'[data-testid="member-row"][data-email="{CAROL}"]')).to_have_count(0)
+    # The list reloads its page after a removal; its count then tells the truth.
+    expect(page.get_by_test_id("members-summary")).to_have_text(
+        re.compile(r"^Showing (\d+) of \1 members$")
+    )
     page.reload()
     expect(page.locator(f'[data-testid="member-row"][data-email="{CAROL}"]')).to_have_count(0)
     journey.screenshot()
