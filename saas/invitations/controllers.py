@@ -151,6 +151,7 @@ class InvitationsController(Controller):
                 "grantable": grantable_roles(tenant.role),
                 "invitations": await invitation_listing(tenant, invitations),
                 "oob_invitations": True,
+                "sent": message,
             },
             **toast(message),
         )

@@ -27,7 +27,9 @@ from msgspec import Struct
 
 from saas.members.services import TenantMembers
 from saas.members.views import (
+    MEMBERS_CHANGED,
     MembersPage,
+    history_headers,
     member_listing,
     member_row,
     members_url,
@@ -133,9 +135,9 @@ class MembersController(Controller):
             return HTMXTemplate(
                 template_name="partials/members_results.html",
                 context={"tenant": page.tenant, "listing": listing, "fragment": True},
-                # The pushed URL, canonical: default sort and page 1 left out.
-                push_url=listing.url(),
-                headers=VARY,
+                # The URL pushed (or, searching, replaced), canonical: default sort and page 1
+                # left out.
+                headers={**VARY, **history_headers(page.request.htmx.trigger, listing)},
             )
         return await page.render(listing=listing)
 
@@ -158,6 +160,14 @@ class MembersController(Controller):
             return redirect_with_flash(request, message, elsewhere)
         flash(request, message, category="success")
         return ClientRedirect(elsewhere)
+
+
+def _removed(message: str) -> Response[Any]:
+    """An empty body swapped over the row removes it; the list then reloads its page, so its
+    count and rows are those of the organization now."""
+    removed = toast_only(message)
+    removed.set_header("HX-Trigger-After-Settle", MEMBERS_CHANGED)
+    return removed
 
 
 class MemberController(Controller):
@@ -193,8 +203,7 @@ class MemberController(Controller):
         removed = await write.members.remove(write.member_id)
         who = await write.members.name_of(removed)
         message = f"{who} was removed from the organization."
-        # An empty body swapped over the row removes it.
-        return write.done(message, lambda: toast_only(message))
+        return write.done(message, lambda: _removed(message))
 
     @form_post(
         "/transfer-ownership", name="members.transfer_ownership", permission=Permission.OWNERSHIP

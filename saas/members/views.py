@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from litestar import Request
 from litestar.di import NamedDependency
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,12 +29,24 @@ from saas.members.services import (
     TenantMembers,
 )
 from saas.tenancy.context import TenantContext
-from saas.tenancy.permissions import Permission, Role
+from saas.tenancy.permissions import ROLE_RANK, Permission, Role
 from saas.tenancy.policy import grantable_roles, removal_refusal, role_options
 from saas.web.htmx import VARY
 from saas.web.pages import page_context
 
 PAGE_SIZE = 25
+# The ids of the members page's htmx triggers (the `HX-Trigger` header names the element):
+# a search replaces the URL in place, a refresh after a removal leaves the URL alone.
+SEARCH_FORM_ID = "members-search"
+REFRESH_ID = "members-refresh"
+# The event a removal's answer fires: the list reloads the page it shows.
+MEMBERS_CHANGED = "members-changed"
+# What a raise to these roles gives, said in the confirmation before it is made.
+RAISE_CONFIRMED: dict[Role, str] = {
+    Role.ADMIN: "Admins invite and remove people, change roles, and manage settings, "
+    "single sign-on and the audit log.",
+    Role.OWNER: "Owners can do everything, including deleting the organization.",
+}
 
 
 def connection_label(sub: str) -> str:
@@ -66,6 +79,26 @@ class MemberRow:
     error: str | None = None
     # Where Auth0 stands on this member's role, shown only while it is not in step.
     sync: SyncState | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.user.name or self.user.email
+
+    @property
+    def initials(self) -> str:
+        """Up to two letters for the avatar: "Bob Brown" -> BB, "bob@x" -> B."""
+        words = (self.user.name or "").split()
+        letters = [word[0] for word in words[:1] + words[1:][-1:] if word[:1].isalnum()]
+        return ("".join(letters) or self.user.email[:1]).upper()
+
+    def raise_confirmation(self, role: Role) -> tuple[str, str] | None:
+        """The question and its detail that a raise to `role` asks first (admin or owner from
+        below), or None for a change made without asking."""
+        current = Role(self.membership.role)
+        if role not in RAISE_CONFIRMED or ROLE_RANK[role] <= ROLE_RANK[current]:
+            return None
+        article = "an" if role.value[:1] in "aeiou" else "a"
+        return f"Make {self.display_name} {article} {role.value}?", RAISE_CONFIRMED[role]
 
     @property
     def sync_shown(self) -> SyncState | None:
@@ -169,6 +202,14 @@ class MemberListing:
         return f"{count} {noun}" + (f" matching \u201c{self.q}\u201d" if self.q else "")
 
 
+def history_headers(trigger: str | None, listing: MemberListing) -> dict[str, str]:
+    """How a list fragment updates the address bar: a search replaces the entry (Back does not
+    walk every partial query), a refresh after a removal leaves it, sorting and pages push."""
+    if trigger == REFRESH_ID:
+        return {}
+    return {"HX-Replace-Url" if trigger == SEARCH_FORM_ID else "HX-Push-Url": listing.url()}
+
+
 async def member_listing(
     tenant: TenantContext,
     members: TenantMembers,
@@ -239,7 +280,7 @@ class MembersPage:
     """The members page of the request's tenant, as the members and the invitations handlers
     answer with it (`page`): the member list, the invite card and the pending invitations."""
 
-    request: Request[Any, Any, Any]
+    request: HTMXRequest
     tenant: TenantContext
     db: AsyncSession
     members: TenantMembers
@@ -271,7 +312,7 @@ class MembersPage:
 
 
 def provide_members_page(
-    request: Request[Any, Any, Any],
+    request: HTMXRequest,
     tenant: NamedDependency[TenantContext],
     db_session: NamedDependency[AsyncSession],
     members: NamedDependency[TenantMembers],

@@ -98,8 +98,7 @@ class ProjectsController(Controller):
         name="projects.create",
         permission=Permission.PROJECTS_WRITE,
         # What was typed goes back into the field with the refusal.
-        before_request=FORM.remember,
-        exception_handlers=FORM.exception_handlers,
+        **FORM.route_options(),
     )
     async def create_project(
         self, page: NamedDependency[ProjectsPage], data: Form
@@ -112,8 +111,7 @@ class ProjectsController(Controller):
         name="projects.rename",
         permission=Permission.PROJECTS_WRITE,
         # Not `remember`: the new name is not the new-project field's to show.
-        before_request=FORM.declare,
-        exception_handlers=FORM.exception_handlers,
+        **FORM.route_options(remember=False),
     )
     async def rename_project(
         self, page: NamedDependency[ProjectsPage], project_id: FromPath[UUID], data: Form

@@ -10,7 +10,6 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
-from litestar.plugins.flash import flash
 from litestar.response import Response, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,10 +19,9 @@ from saas.security.services import SecurityPolicyService, effective_timeouts, pa
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
-from saas.web.htmx import client_redirect, is_fragment
 from saas.web.input import SingleLine
 from saas.web.pages import page_context
-from saas.web.refusals import FormErrors, redirect_with_flash
+from saas.web.refusals import FormErrors, reload_with_flash
 
 FORM = FormErrors("partials/security_form.html", target="#security-form", title="Security")
 
@@ -67,13 +65,7 @@ class SecurityController(Controller):
             ),
         )
 
-    @post(
-        "/",
-        name="security.save",
-        status_code=303,
-        before_request=FORM.remember,
-        exception_handlers=FORM.exception_handlers,
-    )
+    @post("/", name="security.save", status_code=303, **FORM.route_options())
     async def save(
         self,
         request: Request[Any, Any, Any],
@@ -90,8 +82,4 @@ class SecurityController(Controller):
         )
         await security.save(policy)
         url = request.app.route_reverse("security.settings", slug=tenant.organization.slug)
-        message = "The security policy was saved."
-        if is_fragment(request):
-            flash(request, message, "success")
-            return client_redirect(url)
-        return redirect_with_flash(request, message, url)
+        return reload_with_flash(request, "The security policy was saved.", url)

@@ -14,7 +14,6 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
-from litestar.plugins.flash import flash
 from litestar.response import Redirect, Response, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,10 +30,9 @@ from saas.sso.services import SsoService, connection_name
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission
-from saas.web.htmx import client_redirect, is_fragment
 from saas.web.input import SingleLine
 from saas.web.pages import page_context
-from saas.web.refusals import FormErrors
+from saas.web.refusals import FormErrors, reload_with_flash
 
 FORM = FormErrors("partials/sso_form.html", target="#sso-form", title="Single sign-on")
 
@@ -48,10 +46,7 @@ def _back_to_settings(
 ) -> Response[Any]:
     """To the settings page, which says what happened: a full page load for htmx too, since
     the current connection's card changes with the form."""
-    flash(request, done, "success")
-    if is_fragment(request):
-        return client_redirect(_settings_url(request, tenant))
-    return Redirect(path=_settings_url(request, tenant), status_code=303)
+    return reload_with_flash(request, done, _settings_url(request, tenant))
 
 
 PROTOCOLS = ("samlp", "oidc")
@@ -146,13 +141,7 @@ class SsoController(Controller):
             },
         )
 
-    @post(
-        "/",
-        name="sso.save",
-        status_code=303,
-        before_request=FORM.remember,
-        exception_handlers=FORM.exception_handlers,
-    )
+    @post("/", name="sso.save", status_code=303, **FORM.route_options())
     async def save(
         self,
         request: Request[Any, Any, Any],

@@ -37,7 +37,7 @@ from saas.errors import DomainError
 from saas.tenancy.authority import AuthorityRefused
 from saas.tenancy.context import TENANT_STATE_KEY, TenantContext
 from saas.web.errors import handler_for
-from saas.web.htmx import ToastLevel, is_fragment
+from saas.web.htmx import ToastLevel, client_redirect, is_fragment
 
 REFUSAL_STATE_KEY = "saas.refusal"
 # Where `FormErrors`'s hook keeps the submitted fields, on the request's state.
@@ -116,9 +116,10 @@ class FormErrors:
     partial, rendered with `tenant`, `user`, `error` and `form`, the fields as submitted),
     replacing the element `target`; a plain post gets a page titled `title` with that form.
 
-    `before_request=FORM.remember` on a route also keeps what was typed for the answer (a
-    handler's parsed body does not reach its exception handler); `FORM.declare` declares the
-    form without echoing the fields (another field's route)."""
+    A route whose refusals it shows takes `**FORM.route_options()`: its `before_request` hook
+    keeps what was typed for the answer (a handler's parsed body does not reach its exception
+    handler), and its exception handlers render it; `route_options(remember=False)` declares
+    the form without echoing the fields (another field's route)."""
 
     template: str
     target: str
@@ -153,6 +154,13 @@ class FormErrors:
         """`before_request` hook: declare the form, its fields left empty."""
         self._declare(request, {})
 
+    def route_options(self, *, remember: bool = True) -> dict[str, Any]:
+        """The options of a route whose refusals this form shows."""
+        return {
+            "before_request": self.remember if remember else self.declare,
+            "exception_handlers": self.exception_handlers,
+        }
+
 
 def redirect_with_flash(
     request: Request[Any, Any, Any], message: str, path: str, level: ToastLevel = "success"
@@ -161,3 +169,14 @@ def redirect_with_flash(
     in the flash region of `layouts/base.html`, as a toast would have."""
     flash(request, message, category=level)
     return Redirect(path=path, status_code=HTTP_303_SEE_OTHER)
+
+
+def reload_with_flash(
+    request: Request[Any, Any, Any], message: str, path: str, level: ToastLevel = "success"
+) -> Response[Any]:
+    """To `path` as a full page load, which says what happened: a plain form is redirected,
+    htmx is told to load the page (for a change that alters more than the form's own part)."""
+    if is_fragment(request):
+        flash(request, message, category=level)
+        return client_redirect(path)
+    return redirect_with_flash(request, message, path, level)

@@ -21,6 +21,7 @@ from tests.support.browser import (
     assert_no_generic_error,
     launch_chromium,
     screenshot,
+    serve_pictures_locally,
 )
 from tests.support.stack import Stack
 
@@ -114,6 +115,7 @@ class Journey:
 def journey(chromium: Browser, stack: Stack, request: pytest.FixtureRequest) -> Iterator[Journey]:
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(TIMEOUT_MS)
+    serve_pictures_locally(context)
     page = context.new_page()
     # The dev IdP serves no favicon (saas/devidp is not the browser tests' to change), so
     # Chromium's automatic /favicon.ico request there logs a 404; the app has an icon.

@@ -4,15 +4,17 @@ as a member, then Alice changes Carol's role and removes her."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog, expect
+from playwright.sync_api import Browser, expect
 
 from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import TIMEOUT_MS, Journey
 from tests.support.browser import PageWatch, screenshot
+from tests.support.members_page import choose_role, confirm_dialog, open_invite_form, row_action
 
 pytestmark = pytest.mark.browser
 CAROL = "carol@acme.example"
@@ -36,6 +38,7 @@ def test_invite_accept_change_role_and_remove(journey: Journey, chromium: Browse
     journey.expect_url("/o/acme/")
     journey.goto("/o/acme/members")
 
+    open_invite_form(page)
     page.get_by_label("Email addresses").fill(CAROL)
     page.get_by_label("Role", exact=True).select_option("member")
     page.get_by_role("button", name="Send invitations").click()
@@ -71,16 +74,18 @@ def test_invite_accept_change_role_and_remove(journey: Journey, chromium: Browse
     carol_row = page.locator(f'[data-testid="member-row"][data-email="{CAROL}"]')
     expect(carol_row).to_be_visible()
     expect(page.locator('[data-testid="invitation"]', has_text=CAROL)).to_have_count(0)
-    carol_row.get_by_test_id("role-select").select_option("admin")
+    choose_role(carol_row, "admin")
+    confirm_dialog(page, "an admin?")
     expect(page.get_by_test_id("toast").last).to_contain_text("is now admin")
     screenshot(page, "roundtrip-carol-admin")
 
-    def accept(dialog: Dialog) -> None:
-        dialog.accept()
-
-    page.once("dialog", accept)
-    carol_row.get_by_role("button", name="Remove").click()
+    row_action(carol_row, "Remove").click()
+    confirm_dialog(page, "Remove")
     expect(page.locator(f'[data-testid="member-row"][data-email="{CAROL}"]')).to_have_count(0)
+    # The list reloads its page after a removal; its count then tells the truth.
+    expect(page.get_by_test_id("members-summary")).to_have_text(
+        re.compile(r"^Showing (\d+) of \1 members$")
+    )
     page.reload()
     expect(page.locator(f'[data-testid="member-row"][data-email="{CAROL}"]')).to_have_count(0)
     journey.screenshot()

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Response
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    Route,
+)
 
 # Re-exported: the browser tests have always found them here.
 from tests.support.threads import off_loop as off_loop
@@ -112,6 +121,24 @@ class PageWatch:
 
     def check(self) -> None:
         assert not self.problems, "the browser saw problems:\n" + "\n".join(self.problems)
+
+
+# People's pictures: the dev IdP hands out Gravatar URLs (as Auth0 does). Tests fetch nothing
+# from the internet, so a local picture answers for Gravatar.
+PICTURE_HOSTS = re.compile(r"^https://([a-z0-9-]+\.)?gravatar\.com/")
+_PICTURE = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8">'
+    b'<rect width="8" height="8" fill="#c9d3f2"/><circle cx="4" cy="3" r="1.6" fill="#3656d6"/>'
+    b'<rect x="1.5" y="5.4" width="5" height="2.6" rx="1.3" fill="#3656d6"/></svg>'
+)
+
+
+def _picture(route: Route) -> None:
+    route.fulfill(status=200, content_type="image/svg+xml", body=_PICTURE)
+
+
+def serve_pictures_locally(context: BrowserContext) -> None:
+    context.route(PICTURE_HOSTS, _picture)
 
 
 def assert_no_generic_error(page: Page) -> None:
