@@ -214,7 +214,7 @@ def test_dashboard_member_sees_no_admin_controls(journey: Journey) -> None:
     expect(member_row(journey, "alice@acme.example")).to_contain_text("owner")
     expect(page.get_by_test_id("role-select")).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("^Remove"))).to_have_count(0)
-    expect(page.get_by_role("button", name=re.compile("Transfer ownership"))).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("Make owner"))).to_have_count(0)
     expect(page.get_by_text("Invite people")).to_have_count(0)
     expect(page.get_by_text("Pending invitations")).to_have_count(0)
     expect(page.get_by_role("link", name="Audit log")).to_have_count(0)

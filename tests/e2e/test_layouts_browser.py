@@ -1,0 +1,182 @@
+"""Every page and state of the app at 1280x800 and on a 390x844 phone: no sideways scroll,
+no critical or serious axe-core violation, a screenshot of each (tests/support/layout.py).
+
+One sign-in per person: each test signs one demo person in (the stack is reset between tests,
+sessions included) and walks that person's pages at both widths, collecting every problem
+before it fails, so one run names them all. Screenshots:
+`test-artifacts/screenshots/layout-<page>-<width>.png`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, ViewportSize, expect
+from sqlalchemy import select, update
+
+from saas.audit.services import Actor
+from saas.db.config import standalone_session
+from saas.db.models import Invitation, Organization, User
+from saas.invitations.services import InvitationService
+from saas.tenancy.permissions import Role
+from tests.e2e.conftest import Journey
+from tests.support.browser import run_async
+from tests.support.layout import LayoutReport, inspect_layout
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.browser
+
+WIDTHS: tuple[ViewportSize, ...] = (
+    {"width": 1280, "height": 800},
+    {"width": 390, "height": 844},
+)
+
+
+class Walk:
+    """Visits page states at both widths and keeps every report."""
+
+    def __init__(self, journey: Journey) -> None:
+        self.journey = journey
+        self.reports: list[LayoutReport] = []
+
+    def visit(
+        self,
+        name: str,
+        url: str | None = None,
+        *,
+        status: int | None = None,
+        prepare: Callable[[Page], None] | None = None,
+    ) -> None:
+        """At each width: open `url` (or stay where the page is), run `prepare`, inspect."""
+        page = self.journey.page
+        if status is not None and url is not None:
+            self.journey.watch.expect_status(url.split("?", 1)[0], status)
+        for viewport in WIDTHS:
+            page.set_viewport_size(viewport)
+            if url is not None:
+                self.journey.goto(url)
+            if prepare is not None:
+                prepare(page)
+            self.reports.append(inspect_layout(page, f"layout-{name}"))
+
+    def check(self) -> None:
+        failures = [
+            f"{report.name} at {report.width}px:\n    " + "\n    ".join(report.problems)
+            for report in self.reports
+            if report.problems
+        ]
+        assert not failures, "layout and accessibility problems:\n  " + "\n  ".join(failures)
+
+
+def sign_in(journey: Journey, email: str, *, password_database: bool = False) -> None:
+    journey.page.set_viewport_size(WIDTHS[0])
+    journey.start_login(email)
+    if password_database:
+        journey.choose_connection("Email and password")
+    journey.sign_in_at_idp(email)
+
+
+async def _invite(stack: Stack, slug: str, email: str, *, state: str = "pending") -> str:
+    """An invitation written as the dashboard would, then aged or revoked; its plain ticket."""
+    async with standalone_session(stack.settings) as db:
+        org = (await db.execute(select(Organization).where(Organization.slug == slug))).scalar_one()
+        alice = (
+            await db.execute(select(User).where(User.email == "alice@acme.example"))
+        ).scalar_one()
+        invitation, ticket = await InvitationService(session=db).invite(
+            organization_id=org.id,
+            email=email,
+            role=Role.MEMBER,
+            actor=Actor(user_id=alice.id),
+            authority=None,
+            ttl=datetime.timedelta(days=7),
+        )
+        if state == "expired":
+            past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+            await db.execute(
+                update(Invitation).where(Invitation.id == invitation.id).values(expires_at=past)
+            )
+        elif state == "revoked":
+            await db.execute(
+                update(Invitation)
+                .where(Invitation.id == invitation.id)
+                .values(revoked_at=datetime.datetime.now(datetime.UTC))
+            )
+        await db.commit()
+        return f"/invitation?invitation={ticket}&organization={org.auth0_org_id}"
+
+
+def test_signed_out_pages(journey: Journey) -> None:
+    walk = Walk(journey)
+    walk.visit("home", "/")
+    walk.visit("sign-in", "/login")
+    walk.visit("not-found-anonymous", "/no-such-page", status=404)
+    # The email router: an unknown domain goes on to the IdP's connection picker.
+    for viewport in WIDTHS:
+        journey.page.set_viewport_size(viewport)
+        journey.goto("/login")
+        journey.page.get_by_label("Work email").fill("someone@unknown.example")
+        journey.page.get_by_role("button", name="Continue").click()
+        journey.wait_for(journey.stack.idp_url + "/")
+        expect(journey.page.get_by_text("Choose how you sign in")).to_be_visible()
+        walk.reports.append(inspect_layout(journey.page, "layout-connection-picker"))
+    walk.check()
+
+
+def test_owner_pages(journey: Journey) -> None:
+    stack = journey.stack
+    run_async(_invite(stack, "acme", "pending.one@acme.example"))
+    run_async(_invite(stack, "acme", "a.very.long.address.for.phones@acme.example"))
+    sign_in(journey, "alice@acme.example")
+    walk = Walk(journey)
+    walk.visit("overview", "/o/acme/")
+    walk.visit("members", "/o/acme/members")
+    walk.visit("projects", "/o/acme/projects")
+    walk.visit("audit", "/o/acme/audit")
+    walk.visit("sso-settings", "/o/acme/settings/sso")
+    walk.visit("home-signed-in", "/")
+    walk.visit("not-found-tenant", "/o/no-such-org/", status=404)
+    walk.visit("not-found-signed-in", "/o/acme/no-such-page", status=404)
+    walk.check()
+
+
+def test_viewer_forbidden_page(journey: Journey) -> None:
+    sign_in(journey, "vera@acme.example")
+    walk = Walk(journey)
+    walk.visit("forbidden", "/o/acme/audit", status=403)
+    walk.visit("overview-viewer", "/o/acme/")
+    walk.check()
+
+
+def _open_switcher(page: Page) -> None:
+    switcher = page.get_by_test_id("org-switcher")
+    if switcher.get_attribute("open") is None:
+        switcher.locator("summary").click()
+    expect(switcher.get_by_role("link").first).to_be_visible()
+
+
+def test_operator_and_multi_organization_pages(journey: Journey) -> None:
+    sign_in(journey, "olivia@ops.example", password_database=True)
+    walk = Walk(journey)
+    walk.visit("multi-org-overview", "/o/initech/")
+    walk.visit("org-switcher-open", "/o/initech/", prepare=_open_switcher)
+    walk.visit("operator-organizations", "/admin/")
+    walk.visit("operator-organization", "/admin/organizations/acme")
+    walk.visit("operator-new-organization", "/admin/organizations/new")
+    walk.visit("operator-failed-jobs", "/admin/outbox")
+    walk.check()
+
+
+def test_invitation_refusal_pages(journey: Journey) -> None:
+    stack = journey.stack
+    expired = run_async(_invite(stack, "acme", "late@acme.example", state="expired"))
+    revoked = run_async(_invite(stack, "acme", "withdrawn@acme.example", state="revoked"))
+    wrong = run_async(_invite(stack, "acme", "somebody.else@acme.example"))
+    walk = Walk(journey)
+    walk.visit("invitation-expired", expired, status=403)
+    walk.visit("invitation-revoked", revoked, status=403)
+    sign_in(journey, "bob@acme.example")
+    walk.visit("invitation-wrong-person", wrong, status=403)
+    walk.check()
