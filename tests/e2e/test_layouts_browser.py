@@ -10,8 +10,11 @@ before it fails, so one run names them all. Screenshots:
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable
+from uuid import UUID
 
+import httpx
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 from sqlalchemy import select, update
@@ -52,7 +55,8 @@ class Walk:
         """At each width: open `url` (or stay where the page is), run `prepare`, inspect."""
         page = self.journey.page
         if status is not None and url is not None:
-            self.journey.watch.expect_status(url.split("?", 1)[0], status)
+            path = url.removeprefix(self.journey.stack.app_url).split("?", 1)[0]
+            self.journey.watch.expect_status(path, status)
         for viewport in WIDTHS:
             page.set_viewport_size(viewport)
             if url is not None:
@@ -78,14 +82,15 @@ def sign_in(journey: Journey, email: str, *, password_database: bool = False) ->
     journey.sign_in_at_idp(email)
 
 
-async def _invite(stack: Stack, slug: str, email: str, *, state: str = "pending") -> str:
-    """An invitation written as the dashboard would, then aged or revoked; its plain ticket."""
+async def _invite(stack: Stack, slug: str, email: str) -> tuple[UUID, str]:
+    """An invitation written as the dashboard would (the outbox then sends it through the dev
+    IdP, whose mailbox has the link)."""
     async with standalone_session(stack.settings) as db:
         org = (await db.execute(select(Organization).where(Organization.slug == slug))).scalar_one()
         alice = (
             await db.execute(select(User).where(User.email == "alice@acme.example"))
         ).scalar_one()
-        invitation, ticket = await InvitationService(session=db).invite(
+        invitation, _ticket = await InvitationService(session=db).invite(
             organization_id=org.id,
             email=email,
             role=Role.MEMBER,
@@ -93,19 +98,40 @@ async def _invite(stack: Stack, slug: str, email: str, *, state: str = "pending"
             authority=None,
             ttl=datetime.timedelta(days=7),
         )
-        if state == "expired":
-            past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
-            await db.execute(
-                update(Invitation).where(Invitation.id == invitation.id).values(expires_at=past)
-            )
-        elif state == "revoked":
-            await db.execute(
-                update(Invitation)
-                .where(Invitation.id == invitation.id)
-                .values(revoked_at=datetime.datetime.now(datetime.UTC))
-            )
         await db.commit()
-        return f"/invitation?invitation={ticket}&organization={org.auth0_org_id}"
+        return invitation.id, email
+
+
+async def _age(stack: Stack, invitation_id: UUID, state: str) -> None:
+    """Expire or withdraw an invitation whose link was sent (the row only: the link stays)."""
+    now = datetime.datetime.now(datetime.UTC)
+    values = (
+        {"expires_at": now - datetime.timedelta(days=1)}
+        if state == "expired"
+        else {"revoked_at": now}
+    )
+    async with standalone_session(stack.settings) as db:
+        await db.execute(update(Invitation).where(Invitation.id == invitation_id).values(**values))
+        await db.commit()
+
+
+def invitation_link(stack: Stack, email: str, timeout: float = 20.0) -> str:
+    """The link of the invitation mailed to `email`, from the dev IdP's mailbox."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in httpx.get(stack.idp_url + "/__dev/mailbox.json").json()["messages"]:
+            if message["to"] == email:
+                return str(message["link"])
+        time.sleep(0.25)
+    raise AssertionError(f"no invitation email for {email}")
+
+
+def sent_invitation(stack: Stack, email: str, state: str = "pending") -> str:
+    invitation_id, _ = run_async(_invite(stack, "acme", email))
+    link = invitation_link(stack, email)
+    if state != "pending":
+        run_async(_age(stack, invitation_id, state))
+    return link
 
 
 def test_signed_out_pages(journey: Journey) -> None:
@@ -169,14 +195,35 @@ def test_operator_and_multi_organization_pages(journey: Journey) -> None:
     walk.check()
 
 
-def test_invitation_refusal_pages(journey: Journey) -> None:
+def test_invitation_pages(journey: Journey) -> None:
     stack = journey.stack
-    expired = run_async(_invite(stack, "acme", "late@acme.example", state="expired"))
-    revoked = run_async(_invite(stack, "acme", "withdrawn@acme.example", state="revoked"))
-    wrong = run_async(_invite(stack, "acme", "somebody.else@acme.example"))
+    valid = sent_invitation(stack, "newcomer@acme.example")
+    expired = sent_invitation(stack, "late@acme.example", "expired")
+    revoked = sent_invitation(stack, "withdrawn@acme.example", "revoked")
+    wrong = sent_invitation(stack, "somebody.else@acme.example")
     walk = Walk(journey)
+    page = journey.page
+
+    def at_idp_sign_in(page: Page) -> None:
+        # A valid invitation goes on to its connection's sign-in page, the address filled in.
+        assert page.url.startswith(stack.idp_url + "/u/login/"), page.url
+        expect(page.get_by_label("Work email")).to_have_value("newcomer@acme.example")
+
+    walk.visit("invitation-valid", valid, prepare=at_idp_sign_in)
     walk.visit("invitation-expired", expired, status=403)
+    expect(page.get_by_role("heading", level=1)).to_have_text("This invitation has expired")
+    expect(page.locator(".error-card")).to_contain_text("Ask an administrator of Acme Corp")
     walk.visit("invitation-revoked", revoked, status=403)
+    expect(page.get_by_role("heading", level=1)).to_have_text("This invitation was withdrawn")
+    expect(page.locator(".error-card")).to_contain_text("withdrew this invitation")
     sign_in(journey, "bob@acme.example")
     walk.visit("invitation-wrong-person", wrong, status=403)
+    card = page.locator(".error-card")
+    expect(page.get_by_role("heading", level=1)).to_have_text("This invitation is for someone else")
+    expect(card).to_contain_text("You are signed in as bob@acme.example")
+    expect(card).to_contain_text("was sent to somebody.else@acme.example")
+    expect(card.get_by_role("button", name="Sign out")).to_be_visible()
     walk.check()
+    # Nothing was accepted: the invitation still waits for its own person.
+    card.get_by_role("button", name="Sign out").click()
+    journey.wait_for("/logged-out")
