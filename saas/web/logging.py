@@ -46,7 +46,14 @@ def _processors(settings: Settings) -> list[structlog.typing.Processor]:
         return processors
     colours = colours_wanted()
     return [
-        structlog.dev.ConsoleRenderer(colors=colours)
+        # Litestar's own choice of traceback (one frame, no locals: a full rich traceback
+        # with locals takes seconds to render), with colours only where they are seen.
+        structlog.dev.ConsoleRenderer(
+            colors=colours,
+            exception_formatter=structlog.dev.RichTracebackFormatter(
+                max_frames=1, show_locals=False, width=80, color_system="auto" if colours else None
+            ),
+        )
         if isinstance(processor, structlog.dev.ConsoleRenderer)
         else processor
         for processor in processors
