@@ -159,6 +159,14 @@ def test_owner_pages(journey: Journey) -> None:
     walk = Walk(journey)
     walk.visit("overview", "/o/acme/")
     walk.visit("members", "/o/acme/members")
+
+    def refused_invitation(page: Page) -> None:
+        page.get_by_label("Email addresses").fill("carol@, dave@")
+        page.get_by_role("button", name="Send invitations").click()
+        expect(page.get_by_test_id("invite-email-error").locator("li")).to_have_count(2)
+
+    journey.watch.expect_status("/o/acme/members/invitations", 422)
+    walk.visit("members-invite-error", "/o/acme/members", prepare=refused_invitation)
     walk.visit("projects", "/o/acme/projects")
     walk.visit("audit", "/o/acme/audit")
     walk.visit("sso-settings", "/o/acme/settings/sso")
