@@ -18,6 +18,7 @@ from litestar.template import TemplateConfig
 from saas.config import PROJECT_ROOT, Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
 from saas.plugin import ApplicationCore
+from saas.web.dates import FILTERS as DATE_FILTERS
 from saas.web.errors import send_last_resort_answer
 from saas.web.input import AppRequest, refuse_control_characters
 from saas.web.logging import create_logging_config
@@ -83,6 +84,11 @@ class Application(Litestar):
             await send_last_resort_answer(scope, receive, send_through_hooks, error)
 
 
+def _configure_jinja(engine: JinjaTemplateEngine, settings: Settings) -> None:
+    engine.engine.auto_reload = settings.is_development
+    engine.engine.filters.update(DATE_FILTERS)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     db_config = create_sqlalchemy_config(settings)
@@ -91,9 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine=JinjaTemplateEngine,
         # Outside development, templates do not change under a running server: skip the
         # file-modification check Jinja otherwise makes on every render.
-        engine_callback=lambda engine: setattr(
-            engine.engine, "auto_reload", settings.is_development
-        ),
+        engine_callback=lambda engine: _configure_jinja(engine, settings),
     )
     return Application(
         edge=wrap_edge(settings),

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from urllib.parse import urlsplit
 
 import click
@@ -56,35 +57,83 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
 
 
+READY_TIMEOUT_SECONDS = 120.0
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Poll `url` until it answers below 500, the process ends, or `timeout` passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=2.0).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @click.command(name="dev", help="Run the app and the development IdP together (Ctrl-C stops both).")
 def dev_command() -> None:
+    """The dev IdP first, the app once it answers (so the app's outbox worker never starts
+    against an IdP that is not up yet, and logs no retries for it), then where to go.
+
+    Quiet on purpose: the servers' own start-up and access lines are off (the app logs its own
+    request lines), and the last lines printed say what to open."""
     settings = _settings_or_exit()
     if settings.is_production:
         click.echo("error: `saas dev` is for development; use a process manager in production")
         sys.exit(2)
     host, port = _host_port(settings.app_base_url)
-    commands = [
+    app_command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "saas.asgi:app",
+        "--host",
+        host,
+        "--port",
+        str(port),
         # The app writes its own one-line access log (with request ids), so uvicorn need not.
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "saas.asgi:app",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
+        "--no-access-log",
+        "--log-level",
+        "warning",
     ]
-    if settings.uses_dev_idp:
-        commands.append([sys.executable, "-m", "saas.cli", "devidp", "serve"])
-    processes = [subprocess.Popen(command) for command in commands]  # noqa: S603
-    click.echo(f"app:     {settings.app_base_url}")
-    if settings.uses_dev_idp:
-        click.echo(f"dev IdP: {settings.devidp_base_url}")
-    _print_login_hints(settings)
+    click.echo("starting…")
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        if settings.uses_dev_idp:
+            idp = subprocess.Popen([sys.executable, "-m", "saas.cli", "devidp", "serve", "--quiet"])
+            processes.append(idp)
+            discovery = settings.devidp_base_url + "/.well-known/openid-configuration"
+            if not _wait_until_ready(discovery, idp, READY_TIMEOUT_SECONDS):
+                click.echo(
+                    f"error: the development IdP did not start on {settings.devidp_base_url}"
+                )
+                _stop(processes)
+                sys.exit(1)
+        app = subprocess.Popen(app_command)  # noqa: S603
+        processes.insert(0, app)
+        if not _wait_until_ready(settings.app_base_url + "/health", app, READY_TIMEOUT_SECONDS):
+            click.echo(f"error: the app did not start on {settings.app_base_url}")
+            _stop(processes)
+            sys.exit(1)
+        _print_where_to_go(settings)
         while all(process.poll() is None for process in processes):
             try:
                 processes[0].wait(timeout=0.5)
@@ -93,15 +142,24 @@ def dev_command() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
     sys.exit(max((p.returncode or 0) for p in processes) if processes else 0)
+
+
+def _print_where_to_go(settings: Settings) -> None:
+    """The last lines `make run` prints: the demo people, then the addresses to open."""
+    _print_login_hints(settings)
+    base = settings.app_base_url
+    click.echo("Ready. Open:")
+    click.echo(f"  sign in           {base}/login")
+    click.echo(f"  operator console  {base}/admin/  (as olivia@ops.example)")
+    if settings.uses_dev_idp:
+        click.echo(
+            f"  mailbox           {settings.devidp_base_url}/__dev/mailbox  (invitation emails)"
+        )
+        click.echo(f"  dev IdP           {settings.devidp_base_url}")
+    click.echo("Ctrl-C stops both servers.", nl=True)
+    sys.stdout.flush()
 
 
 def _print_login_hints(settings: Settings) -> None:

@@ -17,7 +17,10 @@ def devidp() -> None:
 
 @devidp.command(name="serve", help="Run the dev IdP on the host and port of DEVIDP_BASE_URL.")
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
-def serve(reload: bool) -> None:
+@click.option(
+    "--quiet", is_flag=True, help="Log warnings and errors only (no start-up or access lines)."
+)
+def serve(reload: bool, quiet: bool) -> None:
     import uvicorn
 
     from saas.devidp.app import create_devidp_app
@@ -33,7 +36,13 @@ def serve(reload: bool) -> None:
         uvicorn.run("saas.devidp.cli:_app_factory", host=host, port=port, reload=True, factory=True)
         return
     # Fails fast (RuntimeError) when APP_ENV=production.
-    uvicorn.run(create_devidp_app(settings), host=host, port=port, proxy_headers=False)
+    uvicorn.run(
+        create_devidp_app(settings),
+        host=host,
+        port=port,
+        proxy_headers=False,
+        log_level="warning" if quiet else "info",
+    )
 
 
 def _app_factory():  # type: ignore[no-untyped-def]  # uvicorn --reload needs an import path

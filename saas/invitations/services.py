@@ -379,6 +379,13 @@ class InvitationService:
         )
         return invitation, ticket
 
+    async def get_by_ticket(self, organization_id: UUID, ticket: str) -> Invitation | None:
+        """The invitation this ticket opens, whatever its state (for the refusal that says which
+        state it is in: only the link's holder knows the ticket)."""
+        return await self.repository_for(organization_id).get_one_or_none(
+            token_hash=hash_ticket(ticket)
+        )
+
     async def get_pending_by_ticket(self, organization_id: UUID, ticket: str) -> Invitation:
         invitation = await self.repository_for(organization_id).get_one_or_none(
             token_hash=hash_ticket(ticket)

@@ -15,9 +15,9 @@ from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.config import Settings
-from saas.db.models import Organization
+from saas.db.models import Invitation, Organization
 from saas.errors import InvalidInput, NotFound
-from saas.invitations.services import InvitationService
+from saas.invitations.services import InvitationService, utcnow
 from saas.login import errors
 from saas.login.authorize import begin_login
 from saas.login.callback import CallbackParams, complete_login
@@ -27,8 +27,10 @@ from saas.login.pending import take
 from saas.login.provider import OIDCProvider
 from saas.login.sessions import id_token_hint, start_authenticated_session
 from saas.login.sso_test import run_test_sign_in
+from saas.organizations.domains import normalize_email
 from saas.organizations.services import OrganizationService
 from saas.services import SIGN_IN_SERVICES
+from saas.web.dates import format_date
 from saas.web.input import SingleLine
 from saas.web.security import fresh_csrf_cookie
 
@@ -79,6 +81,26 @@ async def _login_to(
         next_url=next_url,
         silent=silent,
     )
+
+
+def _usable_invitation(invitation: Invitation | None, org: Organization) -> Invitation:
+    """The invitation, if it can still be accepted; else the refusal that says why."""
+    if invitation is None:
+        raise errors.InvitationInvalid
+    if invitation.revoked_at is not None:
+        raise errors.InvitationRevoked(
+            f"An administrator of {org.display_name} withdrew this invitation, so the link no "
+            "longer works. If you still need access, ask them for a new one."
+        )
+    if invitation.accepted_at is not None:
+        raise errors.InvitationAlreadyUsed
+    if invitation.expires_at <= utcnow():
+        raise errors.InvitationExpired(
+            f"This invitation to {org.display_name} expired on "
+            f"{format_date(invitation.expires_at)}. Ask an administrator of "
+            f"{org.display_name} to resend it."
+        )
+    return invitation
 
 
 class AuthController(Controller):
@@ -168,9 +190,19 @@ class AuthController(Controller):
         if org is None:
             raise errors.InvitationInvalid
         try:
-            pending = await invitation_service.get_pending_by_ticket(org.id, invitation)
+            found = await invitation_service.get_by_ticket(org.id, invitation)
         except (InvalidInput, NotFound) as error:
             raise errors.InvitationInvalid from error
+        pending = _usable_invitation(found, org)
+        # Opened in a browser where someone else is signed in: say who, and to whom it was sent,
+        # instead of an IdP round trip that ends in a refusal with neither.
+        signed_in = await load_current_user(request, db_session)
+        if signed_in is not None and normalize_email(signed_in.email) != pending.email:
+            raise errors.InvitationForSomeoneElse(
+                f"You are signed in as {signed_in.email}, but this invitation to "
+                f"{org.display_name} was sent to {pending.email}. Sign out, then open the "
+                "invitation link again and sign in as the invited person."
+            )
         # An invitee whose own domain routes to this organization goes straight to its
         # enterprise connection (and must, when the organization requires SSO).
         route = await route_email(db_session, pending.email)

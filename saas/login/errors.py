@@ -12,6 +12,8 @@ class LoginRefused(Exception):
     status_code = 400
     title = "We could not sign you in"
     message = "Something about this sign-in was not right. Please start again."
+    # The refusal page offers a sign-out button: the person signed in is the problem.
+    offer_sign_out = False
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.message)
@@ -81,6 +83,37 @@ class InvitationInvalid(LoginRefused):
     status_code = 403
     title = "Invitation not valid"
     message = "This invitation is not valid any more, or it was sent to a different email address."
+
+
+class InvitationExpired(InvitationInvalid):
+    """Only for a holder of the link (the ticket is the secret): which case it is, and what to
+    do, tells them nothing they could not learn from the email it came in."""
+
+    reason = "invitation_expired"
+    title = "This invitation has expired"
+    message = "This invitation has expired. Ask an administrator of the organization to resend it."
+
+
+class InvitationRevoked(InvitationInvalid):
+    reason = "invitation_revoked"
+    title = "This invitation was withdrawn"
+    message = (
+        "An administrator of the organization withdrew this invitation, so the link no longer "
+        "works. If you still need access, ask them for a new one."
+    )
+
+
+class InvitationAlreadyUsed(InvitationInvalid):
+    reason = "invitation_used"
+    title = "This invitation was already accepted"
+    message = "This invitation was already accepted. Sign in to open the organization."
+
+
+class InvitationForSomeoneElse(InvitationInvalid):
+    reason = "invitation_wrong_person"
+    title = "This invitation is for someone else"
+    message = "This invitation was sent to a different email address."
+    offer_sign_out = True
 
 
 class EmailNotVerified(LoginRefused):

@@ -18,10 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.audit.services import Actor
 from saas.db.locks import lock_organization
 from saas.db.models import Membership, Organization, OrganizationDomain, User
-from saas.errors import DomainError
+from saas.errors import DomainError, Forbidden
 from saas.invitations.services import InvitationService
 from saas.login.discovery import connection_for
-from saas.login.errors import EmailNotVerified, InvitationInvalid, NotAMember, SsoRequired
+from saas.login.errors import (
+    EmailNotVerified,
+    InvitationForSomeoneElse,
+    InvitationInvalid,
+    NotAMember,
+    SsoRequired,
+)
 from saas.members.services import MembershipService
 from saas.organizations.domains import email_domain
 
@@ -104,6 +110,12 @@ async def resolve_membership(
             return await InvitationService(session=db).accept(
                 organization_id=organization.id, ticket=invitation_ticket, user=user, actor=actor
             )
+        except Forbidden as error:
+            raise InvitationForSomeoneElse(
+                f"You signed in as {user.email}, but this invitation was sent to a different "
+                "email address. Sign out, then open the invitation link again and sign in as "
+                "the invited person."
+            ) from error
         except DomainError as error:
             raise InvitationInvalid from error
     existing = await members.find(organization.id, user.id)

@@ -1,4 +1,4 @@
-"""Health check and the public home page."""
+"""Health check, the public home page, the header's account menu as a fragment, the icon."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import structlog
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
-from litestar.response import Response, Template
+from litestar.params import FromQuery
+from litestar.response import Redirect, Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from redis.exceptions import RedisError
 from sqlalchemy import text
@@ -17,6 +18,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.config import Settings
+from saas.db.models import User
+from saas.login.current_user import (
+    MembershipView,
+    active_organization_id,
+    load_current_user,
+    memberships_of,
+)
 from saas.login.sessions import SESSION_STORE
 from saas.stores import StoreUnavailable
 
@@ -42,12 +50,62 @@ class SystemController(Controller):
         body = {"status": "ok" if healthy else "unavailable", "checks": checks}
         return Response(body, status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE)
 
-    @get("/", name="home", opt={"public": True})
-    async def home(self, settings: NamedDependency[Settings]) -> Template:
+    @get("/", name="home", opt={"public": True}, cache=False)
+    async def home(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> Template:
+        """Signed out: what this is and a sign-in button. Signed in: the same header as every
+        page, and the way back into the person's organization."""
+        context = await _signed_in_context(request, db_session)
         return Template(
             template_name="pages/home.html",
-            context={"show_demo_hint": settings.uses_dev_idp, "idp_url": settings.auth0_base_url},
+            context={
+                **context,
+                "show_demo_hint": settings.uses_dev_idp,
+                "idp_url": settings.auth0_base_url,
+            },
         )
+
+    @get("/account/nav", name="account.nav", opt={"public": True}, cache=False)
+    async def account_nav(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        back: FromQuery[bool] = False,
+    ) -> Template:
+        """The header's account menu for pages rendered where no one loaded the person (error
+        pages: the router's own 404 runs before any session is read). With `back`, also the
+        error page's way back, to the person's organization rather than away from it."""
+        context = await _signed_in_context(request, db_session)
+        return Template(
+            template_name="partials/account_nav_fragment.html",
+            context={**context, "back": back},
+        )
+
+    @get("/favicon.ico", name="favicon", opt={"public": True}, include_in_schema=False)
+    async def favicon(self) -> Redirect:
+        # Browsers ask for /favicon.ico on their own (the dev IdP's pages, a JSON answer); the
+        # pages themselves name the static icon.
+        return Redirect(path="/static/favicon.svg", status_code=301)
+
+
+async def _signed_in_context(
+    request: Request[Any, Any, Any], db_session: AsyncSession
+) -> dict[str, Any]:
+    """Who is signed in, their organizations, and the one to go back to (the session's active
+    organization while they are still its member, else the chooser)."""
+    user: User | None = await load_current_user(request, db_session)
+    if user is None:
+        return {"user": None, "memberships": [], "back_to": None}
+    memberships: list[MembershipView] = [
+        m for m in await memberships_of(db_session, user) if m.organization.is_active
+    ]
+    active = active_organization_id(request)
+    current = next((m for m in memberships if m.organization.id == active), None)
+    return {"user": user, "memberships": memberships, "back_to": current}
 
 
 # A store that does not answer in this time is as good as down for a page waiting on it.

@@ -94,6 +94,7 @@ def error_response(
     title: str | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    offer_sign_out: bool = False,
 ) -> Response[Any]:
     title = title or _TITLES.get(status_code, "Error")
     if wants_json(request):
@@ -108,7 +109,12 @@ def error_response(
         return Response(problem, status_code=status_code, media_type=PROBLEM_JSON, headers=headers)
     return Template(
         template_name="pages/error.html",
-        context={"status_code": status_code, "title": title, "detail": detail},
+        context={
+            "status_code": status_code,
+            "title": title,
+            "detail": detail,
+            "offer_sign_out": offer_sign_out,
+        },
         status_code=status_code,
         headers=headers,
         media_type=MediaType.HTML,
@@ -124,7 +130,12 @@ def handle_login_refused(request: Request[Any, Any, Any], exc: LoginRefused) -> 
     # The reason goes to the log; tokens, codes and claims never do.
     logger.warning("login_refused", reason=exc.reason, cause=type(exc.__cause__).__name__)
     return error_response(
-        request, exc.status_code, exc.detail, title=exc.title, extra={"reason": exc.reason}
+        request,
+        exc.status_code,
+        exc.detail,
+        title=exc.title,
+        extra={"reason": exc.reason},
+        offer_sign_out=exc.offer_sign_out,
     )
 
 

@@ -1,6 +1,8 @@
 """Structured logging: one line per request, with a request id that follows the request.
 
-JSON in production (for log shippers), readable console lines in development. Query strings
+JSON in production (for log shippers), readable console lines in development, coloured only
+when stdout is a terminal (and `NO_COLOR` is not set): piped into a file or a CI log, ANSI
+escape codes are noise. Query strings
 are never logged: on /callback they carry authorization codes and state.
 
 The request id is always the app's own: a client (or a proxy) can send any `X-Request-ID`, and
@@ -12,7 +14,9 @@ proxy's logs. The path is logged as it was received, before Litestar normalises 
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -30,9 +34,35 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_log = structlog.get_logger("saas.access")
 
 
+def colours_wanted() -> bool:
+    """ANSI colours for the console log: only on a terminal, and never with NO_COLOR set
+    (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _processors(settings: Settings) -> list[structlog.typing.Processor]:
+    processors = default_structlog_processors(as_json=settings.is_production)
+    if settings.is_production:
+        return processors
+    colours = colours_wanted()
+    return [
+        # Litestar's own choice of traceback (one frame, no locals: a full rich traceback
+        # with locals takes seconds to render), with colours only where they are seen.
+        structlog.dev.ConsoleRenderer(
+            colors=colours,
+            exception_formatter=structlog.dev.RichTracebackFormatter(
+                max_frames=1, show_locals=False, width=80, color_system="auto" if colours else None
+            ),
+        )
+        if isinstance(processor, structlog.dev.ConsoleRenderer)
+        else processor
+        for processor in processors
+    ]
+
+
 def create_logging_config(settings: Settings) -> StructLoggingConfig:
     return StructLoggingConfig(
-        processors=default_structlog_processors(as_json=settings.is_production),
+        processors=_processors(settings),
         # The JSON renderer emits bytes, the console renderer text: each needs its own logger.
         logger_factory=(
             structlog.BytesLoggerFactory()

@@ -4,6 +4,9 @@
 // - swaps the inline-error fragments the server answers refusals with (403/409/422), but never
 //   a full error page into a part of the page: that one becomes a toast instead;
 // - shows toasts announced by the server in an `HX-Trigger: {"toast": {...}}` header;
+// - closes an open header menu (<details class="menu">, the organization switcher) on Escape or a
+//   click outside it, returning focus to its button when focus was inside;
+// - asks before a destructive plain form is sent: `data-confirm="…"` on the form;
 // - keeps tenant data out of localStorage (no htmx history cache: back/forward reload the URL,
 //   which the server renders as a full page).
 (function () {
@@ -104,6 +107,38 @@
   document.addEventListener("htmx:sendError", function () {
     showToast("The server could not be reached. Check your connection and try again.", "error");
   });
+
+  function openMenus() {
+    return document.querySelectorAll("details.menu[open]");
+  }
+
+  function closeMenu(menu, returnFocus) {
+    var hadFocus = menu.contains(document.activeElement);
+    menu.removeAttribute("open");
+    var summary = menu.querySelector("summary");
+    if (summary && (returnFocus || hadFocus)) summary.focus();
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var menus = openMenus();
+    for (var i = 0; i < menus.length; i++) closeMenu(menus[i], menus[i].contains(document.activeElement));
+  });
+
+  document.addEventListener("click", function (event) {
+    var menus = openMenus();
+    for (var i = 0; i < menus.length; i++) {
+      if (!menus[i].contains(event.target)) closeMenu(menus[i], false);
+    }
+  });
+
+  // A destructive plain form asks first. The browser's own confirm dialog: keyboard-operable,
+  // announced by screen readers, nothing to style or trap. Cancel sends nothing.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  }, true);
 
   document.addEventListener("toast", function (event) {
     var detail = event.detail || {};

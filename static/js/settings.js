@@ -1,7 +1,7 @@
 // The settings pages' small helpers (no inline script anywhere, for a strict CSP):
 // - copy buttons beside the service-provider values: hidden until this script shows them, they
-//   copy the value with the Clipboard API and say so in the page's status region (aria-live);
-// - `data-confirm` on a plain form: a destructive post asks first (Cancel sends nothing).
+//   copy the value with the Clipboard API and say so in the page's status region (aria-live).
+// (`data-confirm` on a destructive form is asked by static/js/dashboard.js, on every page.)
 (function () {
   "use strict";
 
@@ -33,20 +33,6 @@
     });
   }
 
-  function setUpConfirmations() {
-    document.addEventListener("submit", function (event) {
-      var form = event.target;
-      if (!(form instanceof HTMLFormElement)) return;
-      var question = form.getAttribute("data-confirm");
-      if (question && !window.confirm(question)) event.preventDefault();
-    });
-  }
-
-  function start() {
-    setUpCopyButtons();
-    setUpConfirmations();
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setUpCopyButtons);
+  else setUpCopyButtons();
 })();

@@ -49,7 +49,7 @@ def back(journey: Journey) -> None:
 
 
 def open_members(journey: Journey) -> None:
-    journey.page.get_by_role("link", name="Members").click()
+    journey.page.get_by_role("link", name="Members", exact=True).click()
     journey.expect_url("/o/acme/members")
     expect(journey.page.get_by_role("heading", name="Members", level=1)).to_be_visible()
 
@@ -58,7 +58,7 @@ def test_dashboard_alice_invites_carol_and_manages_roles(journey: Journey) -> No
     page = journey.page
     sign_in(journey, "alice@acme.example")
     open_members(journey)
-    expect(page.get_by_role("link", name="Members")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("link", name="Members", exact=True)).to_have_attribute("aria-current", "page")
     expect(member_row(journey, "bob@acme.example")).to_contain_text("acme-saml")
     expect(page.get_by_text("No pending invitations.")).to_be_visible()
     screenshot(page, "dashboard-members-owner")
@@ -229,7 +229,7 @@ def test_dashboard_member_sees_no_admin_controls(journey: Journey) -> None:
     expect(member_row(journey, "alice@acme.example")).to_contain_text("owner")
     expect(page.get_by_test_id("role-select")).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("^Remove"))).to_have_count(0)
-    expect(page.get_by_role("button", name=re.compile("Transfer ownership"))).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("Make owner"))).to_have_count(0)
     expect(page.get_by_text("Invite people")).to_have_count(0)
     expect(page.get_by_text("Pending invitations")).to_have_count(0)
     expect(page.get_by_role("link", name="Audit log")).to_have_count(0)

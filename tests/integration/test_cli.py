@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import free_port
 
 
 def saas(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -52,3 +60,63 @@ def test_seed_is_refused_in_production(empty_sqlite_url: str) -> None:
     )
     assert result.returncode == 2
     assert "refusing to seed demo data" in result.stderr
+
+
+# Two servers start from cold in subprocesses: slow on a loaded machine, whatever the code.
+@pytest.mark.timeout(300)
+def test_dev_says_where_to_go_and_stays_quiet(
+    migrated_sqlite_template: Path, tmp_path: Path
+) -> None:
+    """`make run`'s last step as a newcomer sees it through a pipe (no terminal): the last lines
+    name the sign-in page, the demo people, the mailbox and the operator console; no ANSI
+    colour codes; no outbox retries because the dev IdP was not up yet."""
+    database = tmp_path / "app.db"
+    shutil.copyfile(migrated_sqlite_template, database)
+    app_port, idp_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{database}",
+        "STATE_DIR": str(tmp_path / "state"),
+        "APP_BASE_URL": f"http://127.0.0.1:{app_port}",
+        "DEVIDP_BASE_URL": f"http://127.0.0.1:{idp_port}",
+        "DEVIDP_DATABASE_URL": f"sqlite:///{tmp_path / 'devidp.db'}",
+        "DEVIDP_KEY_PATH": str(tmp_path / "devidp-keys.json"),
+        "OUTBOX_POLL_SECONDS": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("NO_COLOR", None)
+    env.pop("REDIS_URL", None)
+    seeded = subprocess.run(
+        [sys.executable, "-m", "saas.cli", "seed"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    log = tmp_path / "dev.log"
+    with log.open("wb") as out:
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "saas.cli", "dev"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 240
+            while "Ctrl-C stops both servers." not in log.read_text() and dev.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+            # Let the worker send the seeded organizations and members to the dev IdP.
+            time.sleep(3)
+        finally:
+            dev.send_signal(signal.SIGINT)
+            dev.wait(timeout=30)
+    output = log.read_text()
+    assert "\x1b[" not in output, output
+    assert "outbox_job_retry" not in output, output
+    assert "Started server process" not in output, output
+    ready = output[output.index("Demo sign-ins") : output.index("Ctrl-C stops both servers.")]
+    assert "alice@acme.example" in ready
+    assert f"http://127.0.0.1:{app_port}/login" in ready
+    assert f"http://127.0.0.1:{app_port}/admin/" in ready
+    assert f"http://127.0.0.1:{idp_port}/__dev/mailbox" in ready

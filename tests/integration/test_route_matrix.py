@@ -66,6 +66,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/outbox/{job_id:uuid}/retry"): Operator(303, target="job"),
     ("GET", "/health"): Public(200),
     ("GET", "/"): Public(200),
+    ("GET", "/account/nav"): Public(200),
+    ("GET", "/favicon.ico"): Public(301),
     ("GET", "/static/{file_path:path}"): Public(200, path_params={"file_path": "css/app.css"}),
     ("GET", "/login"): Public(200),
     ("POST", "/login"): Public(303, data={"email": "someone@example.com"}),

@@ -110,6 +110,9 @@ class PageWatch:
         # A navigation that is superseded (a redirect followed by a click) is aborted, not broken.
         if failure == "net::ERR_ABORTED" and request.is_navigation_request():
             return
+        # Nor is the browser's own icon fetch, cut short when the test moves on to another page.
+        if failure == "net::ERR_ABORTED" and self._path(request.url) == "/static/favicon.svg":
+            return
         self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
 
     def _on_response(self, response: Response) -> None:

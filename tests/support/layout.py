@@ -1,0 +1,141 @@
+"""One check for every page state a browser test visits: it fits, it is accessible, it is seen.
+
+`check_layout(page, name)`:
+
+- **no sideways scroll**: the document is no wider than the viewport, and no visible element
+  sticks out past the viewport's right edge (an element inside a container that scrolls or
+  clips on its own, such as a wide table in `.table-wrap`, is that container's business);
+- **axe-core** (bundled in the `axe-playwright-python` package, injected from the installed
+  file: nothing is fetched at run time) finds no critical or serious violation; each one is
+  reported with its rule id and the CSS targets of its nodes;
+- a full-page **screenshot** at `test-artifacts/screenshots/<name>-<width>.png`.
+
+Every problem of the page is collected before failing, so one run names them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page
+
+from tests.support.browser import SCREENSHOTS
+
+FAILING_IMPACTS = frozenset({"critical", "serious"})
+# Rules axe ships switched off ("experimental") that the issue's audit ran as well.
+EXTRA_RULES = {"label-content-name-mismatch": {"enabled": True}}
+AXE_OPTIONS: dict[str, Any] = {"resultTypes": ["violations"], "rules": EXTRA_RULES}
+
+_AXE = Axe()
+
+# Elements wider than the viewport's right edge, except inside a container that scrolls or
+# clips its own overflow (then the container is what must fit), and except hidden ones.
+_OVERFLOW_SCRIPT = """
+() => {
+  const root = document.scrollingElement || document.documentElement;
+  const width = root.clientWidth;
+  const clipped = (el) => {
+    for (let p = el.parentElement; p && p !== document.body && p !== root; p = p.parentElement) {
+      const style = getComputedStyle(p);
+      if (/(auto|scroll|hidden|clip)/.test(style.overflowX)) return true;
+    }
+    return false;
+  };
+  const describe = (el) => {
+    let text = el.tagName.toLowerCase();
+    if (el.id) text += "#" + el.id;
+    if (el.classList.length) text += "." + Array.from(el.classList).join(".");
+    const testid = el.getAttribute("data-testid");
+    if (testid) text += `[data-testid=${testid}]`;
+    return text;
+  };
+  const out = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    // Not rendered: hidden, or inside a closed <details> (content-visibility: hidden).
+    if (!el.checkVisibility({ visibilityProperty: true, contentVisibilityAuto: true })) continue;
+    const rect = el.getBoundingClientRect();
+    if (rect.width === 0 || rect.height === 0) continue;
+    const style = getComputedStyle(el);
+    if (style.position === "fixed") continue;
+    const right = rect.right + window.scrollX;
+    if (clipped(el)) continue;
+    if (right > width + 0.5) out.push({ element: describe(el), by: Math.round(right - width) });
+    else if (rect.left < -0.5 && rect.right > 0.5) {
+      out.push({ element: describe(el) + " (past the left edge)", by: Math.round(-rect.left) });
+    }
+  }
+  return { scrollWidth: root.scrollWidth, clientWidth: width, sticking: out.slice(0, 15) };
+}
+"""
+
+
+@dataclass(frozen=True)
+class LayoutReport:
+    name: str
+    width: int
+    overflow_px: int
+    violations: list[str]
+    sticking_out: list[str]
+    screenshot: Path
+
+    @property
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        if self.overflow_px > 0:
+            found.append(f"scrolls sideways by {self.overflow_px}px")
+        found += [f"sticks out past the right edge: {item}" for item in self.sticking_out]
+        found += self.violations
+        return found
+
+
+def measure_overflow(page: Page) -> tuple[int, list[str]]:
+    """How far the document scrolls sideways, and the elements sticking out (with how far)."""
+    result = page.evaluate(_OVERFLOW_SCRIPT)
+    overflow = max(0, int(result["scrollWidth"]) - int(result["clientWidth"]))
+    sticking = [f"{item['element']} by {item['by']}px" for item in result["sticking"]]
+    return overflow, sticking
+
+
+def axe_violations(page: Page) -> list[str]:
+    """Critical and serious axe-core violations: rule id, impact, help, node targets."""
+    response = _AXE.run(page, options=AXE_OPTIONS).response
+    found = []
+    for violation in response["violations"]:
+        if violation.get("impact") not in FAILING_IMPACTS:
+            continue
+        targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]]
+        shown = "; ".join(targets[:8]) + (
+            f"; … {len(targets) - 8} more" if len(targets) > 8 else ""
+        )
+        found.append(
+            f"axe {violation['id']} ({violation['impact']}, {len(targets)} nodes): "
+            f"{violation['help']} -> {shown}"
+        )
+    return found
+
+
+def axe_version(page: Page) -> str:
+    page.evaluate(_AXE.axe_script)
+    return str(page.evaluate("axe.version"))
+
+
+def inspect_layout(page: Page, name: str) -> LayoutReport:
+    """Measure, audit and photograph the page as it is now, without failing."""
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    overflow, sticking = measure_overflow(page)
+    violations = axe_violations(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}-{width}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return LayoutReport(name, width, overflow, violations, sticking, path)
+
+
+def check_layout(page: Page, name: str) -> LayoutReport:
+    """`inspect_layout`, failing with every problem it found."""
+    report = inspect_layout(page, name)
+    problems = report.problems
+    assert not problems, f"{name} at {report.width}px ({page.url}):\n  " + "\n  ".join(problems)
+    return report
