@@ -58,7 +58,9 @@ def test_dashboard_alice_invites_carol_and_manages_roles(journey: Journey) -> No
     page = journey.page
     sign_in(journey, "alice@acme.example")
     open_members(journey)
-    expect(page.get_by_role("link", name="Members", exact=True)).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("link", name="Members", exact=True)).to_have_attribute(
+        "aria-current", "page"
+    )
     expect(member_row(journey, "bob@acme.example")).to_contain_text("acme-saml")
     expect(page.get_by_text("No pending invitations.")).to_be_visible()
     screenshot(page, "dashboard-members-owner")

@@ -27,6 +27,7 @@ from saas.tenancy.permissions import Role
 from tests.e2e.conftest import Journey
 from tests.support.browser import run_async
 from tests.support.layout import LayoutReport, inspect_layout
+from tests.support.members_page import open_invite_form
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.browser
@@ -161,6 +162,7 @@ def test_owner_pages(journey: Journey) -> None:
     walk.visit("members", "/o/acme/members")
 
     def refused_invitation(page: Page) -> None:
+        open_invite_form(page)
         page.get_by_label("Email addresses").fill("carol@, dave@")
         page.get_by_role("button", name="Send invitations").click()
         expect(page.get_by_test_id("invite-email-error").locator("li")).to_have_count(2)
@@ -170,6 +172,9 @@ def test_owner_pages(journey: Journey) -> None:
     walk.visit("projects", "/o/acme/projects")
     walk.visit("audit", "/o/acme/audit")
     walk.visit("sso-settings", "/o/acme/settings/sso")
+    walk.visit("organization-settings", "/o/acme/settings/organization")
+    walk.visit("security-settings", "/o/acme/settings/security")
+    walk.visit("your-sessions", "/account/sessions")
     walk.visit("home-signed-in", "/")
     walk.visit("not-found-tenant", "/o/no-such-org/", status=404)
     walk.visit("not-found-signed-in", "/o/acme/no-such-page", status=404)
