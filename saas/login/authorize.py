@@ -26,9 +26,11 @@ async def begin_login(
     next_url: str | None = None,
     silent: bool = False,
     sso_test: bool = False,
+    reauthenticate: bool = False,
 ) -> Redirect:
-    """`sso_test`: an admin's test of `connection` (saas/login/sso_test.py); the identity
-    provider is asked to authenticate afresh (`prompt=login`), not to reuse its session."""
+    """`sso_test`: an admin's test of `connection` (saas/login/sso_test.py); it and
+    `reauthenticate` ask the identity provider to authenticate afresh (`prompt=login`), not to
+    reuse its session."""
     if organization is not None:
         if not organization.is_active:
             raise OrganizationSuspended
@@ -59,7 +61,7 @@ async def begin_login(
         extra["acr_values"] = MFA_POLICY  # saas.login.mfa
     if silent:
         extra["prompt"] = "none"
-    elif sso_test:
+    elif sso_test or reauthenticate:
         extra["prompt"] = "login"
     url = await provider.authorization_url(
         state=pending.state,

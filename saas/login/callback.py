@@ -175,9 +175,17 @@ async def complete_login(
     pending: PendingLogin,
     params: CallbackParams,
     actor: Actor,
+    signed_in_sub: str | None = None,
 ) -> CompletedLogin:
     verified = await verified_claims(provider, pending, params)
     claims = verified.claims
+    if (
+        pending.silent
+        and signed_in_sub is not None
+        and not hmac.compare_digest(signed_in_sub.encode(), claims["sub"].encode())
+    ):
+        # Before the first write: a silent answer never replaces who is signed in here.
+        raise errors.SilentSwitchToAnotherPerson
     organization = await organization_from_claims(db, pending, claims)
     mfa = token_shows_mfa(claims)
     if organization is not None and organization.require_mfa and not mfa:

@@ -59,6 +59,7 @@ async def _login_to(
     *,
     next_url: str | None,
     silent: bool = False,
+    reauthenticate: bool = False,
 ) -> Redirect:
     """A login for one organization. The enterprise connection is only forced on users whose
     own email domain routes to it: an invited outsider (or an operator switching in) chooses
@@ -80,6 +81,7 @@ async def _login_to(
         login_hint=user.email if user else None,
         next_url=next_url,
         silent=silent,
+        reauthenticate=reauthenticate,
     )
 
 
@@ -252,14 +254,26 @@ class AuthController(Controller):
                 if org is None:
                     raise errors.UnknownOrganization
             return await _login_to(request, db_session, provider, org, next_url=pending.next_url)
-        completed = await complete_login(
-            db_session,
-            settings=settings,
-            provider=provider,
-            pending=pending,
-            params=CallbackParams(state_param, code, error, error_description),
-            actor=actor_from(request, None),
-        )
+        signed_in = await load_current_user(request, db_session) if pending.silent else None
+        try:
+            completed = await complete_login(
+                db_session,
+                settings=settings,
+                provider=provider,
+                pending=pending,
+                params=CallbackParams(state_param, code, error, error_description),
+                actor=actor_from(request, None),
+                signed_in_sub=signed_in.sub if signed_in else None,
+            )
+        except errors.SilentSwitchToAnotherPerson:
+            logger.warning("silent_login_for_another_person")
+            org = None
+            if pending.auth0_org_id is not None:
+                org = await organizations.get_one_or_none(auth0_org_id=pending.auth0_org_id)
+            # Not silent, and not the IdP's session either: the person signs in, and sees as whom.
+            return await _login_to(
+                request, db_session, provider, org, next_url=pending.next_url, reauthenticate=True
+            )
         organization = completed.organization
         start_authenticated_session(
             request,

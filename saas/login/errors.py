@@ -122,6 +122,18 @@ class EmailNotVerified(LoginRefused):
     message = "Your identity provider did not confirm your email address."
 
 
+class SilentSwitchToAnotherPerson(LoginRefused):
+    """A silent sign-in (`prompt=none`) answered for someone other than the person signed in
+    here: the IdP's own session changed hands (another person signed in at the IdP in this
+    browser, as a test sign-in does). Never taken silently: the controller asks for an
+    interactive sign-in instead, so the person sees who they sign in as."""
+
+    reason = "silent_switch_to_another_person"
+    status_code = 409
+    title = "Sign in again"
+    message = "Your identity provider answered for someone else. Sign in again to continue."
+
+
 class MfaRequired(LoginRefused):
     reason = "mfa_required"
     status_code = 403

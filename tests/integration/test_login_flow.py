@@ -138,3 +138,31 @@ def test_logout_without_csrf_token_is_refused(stack: Stack) -> None:
     response = browser.client.post(stack.app_url + "/logout")
     assert response.status_code == 403
     assert browser.get("/o/acme/").status_code == 200
+
+
+def test_a_silent_answer_for_another_person_never_replaces_who_is_signed_in(stack: Stack) -> None:
+    """The IdP's session in this browser changed hands (another person signed in there, as an
+    admin's SSO test sign-in does): a silent organization switch must not sign the browser in
+    as that person. It asks for an interactive, fresh sign-in instead (`prompt=login`)."""
+    browser = stack.browser()
+    browser.login("olivia@ops.example")
+    browser.follow(browser.get("/o/initech/login?silent=true"))
+    other = stack.browser()
+    other.login("gina@globex.example")
+    idp_session = other.client.cookies.get("devidp_session")
+    assert idp_session
+    browser.client.cookies.set("devidp_session", idp_session)
+    switch = browser.get("/o/globex/login?silent=true")
+    assert authorize_params(switch)["prompt"] == "none"
+    # The IdP answers silently, for gina, to the app's callback.
+    answered = browser.client.get(switch.headers["location"])
+    assert answered.status_code in (302, 303), answered.text[:300]
+    assert "code=" in answered.headers["location"]
+    callback = browser.client.get(answered.headers["location"])
+    assert callback.status_code == 303
+    assert authorize_params(callback)["prompt"] == "login"
+    # Still Olivia here: her session is unchanged and Globex was not entered as gina.
+    still = browser.get("/o/initech/")
+    assert still.status_code == 200
+    assert "olivia@ops.example" in still.text
+    assert browser.get("/o/globex/").status_code == 303
