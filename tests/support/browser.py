@@ -95,6 +95,9 @@ class PageWatch:
         if message.type != "error":
             return
         text = message.text
+        # htmx logs a request it aborted itself (replaced by a newer one, see above) as errors.
+        if text.startswith(("htmx:sendAbort", "htmx:afterRequest")):
+            return
         status = re.search(r"status of (\d{3})", text)
         location = message.location.get("url", "")
         if location in self.tolerated_urls or (status and self._expected(location, int(status[1]))):
@@ -112,6 +115,10 @@ class PageWatch:
             return
         # Nor is the browser's own icon fetch, cut short when the test moves on to another page.
         if failure == "net::ERR_ABORTED" and self._path(request.url) == "/static/favicon.svg":
+            return
+        # Nor an htmx request that a newer one replaced (hx-sync "replace": a search typed on
+        # while the previous one was in flight). A real failure still shows as its status.
+        if failure == "net::ERR_ABORTED" and request.headers.get("hx-request") == "true":
             return
         self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
 
