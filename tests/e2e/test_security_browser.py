@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import Journey
 from tests.support.browser import screenshot
+from tests.support.layout import horizontal_overflow
 
 pytestmark = pytest.mark.browser
 
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.browser
 def _both_sizes(page: Page, name: str) -> None:
     screenshot(page, f"{name}-desktop")
     page.set_viewport_size({"width": 390, "height": 844})
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"{name}: {width}px wide at 390"
+    overflow = horizontal_overflow(page)
+    assert overflow == 0, f"{name}: scrolls {overflow}px sideways at 390"
     screenshot(page, f"{name}-phone")
     page.set_viewport_size({"width": 1280, "height": 800})
 

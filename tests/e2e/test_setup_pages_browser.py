@@ -13,14 +13,13 @@ from playwright.sync_api import Page, ViewportSize, expect
 from tests.e2e.conftest import Journey
 from tests.support.browser import screenshot
 from tests.support.dns_server import TxtZone
+from tests.support.layout import horizontal_overflow
 
 pytestmark = pytest.mark.browser
 
+
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-NO_SIDEWAYS_SCROLL = (
-    "document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth"
-)
 
 
 # For a failure's message: the elements that reach past the viewport's right edge.
@@ -40,10 +39,8 @@ def at_both_widths(page: Page, name: str) -> None:
     for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)
         page.wait_for_timeout(50)
-        widths = page.evaluate(
-            "[document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]"
-        )
-        assert page.evaluate(NO_SIDEWAYS_SCROLL), (name, label, widths, page.evaluate(WIDEST))
+        overflow = horizontal_overflow(page)
+        assert overflow == 0, (name, label, overflow, page.evaluate(WIDEST))
         screenshot(page, f"setup-{name}-{label}")
     page.set_viewport_size(DESKTOP)
 

@@ -139,3 +139,12 @@ def check_layout(page: Page, name: str) -> LayoutReport:
     problems = report.problems
     assert not problems, f"{name} at {report.width}px ({page.url}):\n  " + "\n  ".join(problems)
     return report
+
+
+def horizontal_overflow(page: Page) -> int:
+    """How far the page scrolls sideways, in CSS pixels (0: it does not)."""
+    return int(
+        page.evaluate(
+            "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
+        )
+    )

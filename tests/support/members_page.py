@@ -7,6 +7,8 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
+from tests.support.layout import horizontal_overflow as horizontal_overflow
+
 
 def member_row(page: Page, email: str) -> Locator:
     return page.locator(f'[data-testid="member-row"][data-email="{email}"]')
@@ -37,12 +39,3 @@ def row_action(row: Locator, name: str) -> Locator:
     """A row's action, in its menu (opened here)."""
     row.get_by_test_id("row-menu").click()
     return row.get_by_role("button", name=name)
-
-
-def horizontal_overflow(page: Page) -> int:
-    """How far the page scrolls sideways, in CSS pixels (0: it does not)."""
-    return int(
-        page.evaluate(
-            "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
-        )
-    )
