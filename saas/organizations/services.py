@@ -281,7 +281,7 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
         await lock_organization(session, organization_id)
         standing = await domain_standing(session, organization_id, normalized)
         on_list = Conflict(
-            f"{normalized} is already claimed by this organization: it is on the list below.",
+            f"{normalized} is already claimed by this organization.",
             field="domain",
         )
         taken = Conflict(
