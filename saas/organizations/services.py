@@ -127,18 +127,21 @@ async def mark_domain_verified(session: Session, record: OrganizationDomain) -> 
     now = datetime.datetime.now(datetime.UTC)
     try:
         async with session.begin_nested():
-            await session.execute(
+            updated = await session.scalar(
                 update(OrganizationDomain)
                 .where(
                     OrganizationDomain.id == record.id,
                     OrganizationDomain.organization_id == record.organization_id,
                 )
                 .values(verified_at=now, updated_at=now)
+                .returning(OrganizationDomain.id)
                 .execution_options(synchronize_session=False)
             )
     except IntegrityError:
         # The only constraint this UPDATE can break is the one on verified domains.
         raise verified_elsewhere(record.domain) from None
+    if updated is None:  # removed by a concurrent request since the caller read it
+        raise NotFound("This organization has no such domain.", field="domain")
     # What the row now holds, without a second flush of it.
     set_committed_value(record, "verified_at", now)
     set_committed_value(record, "updated_at", now)

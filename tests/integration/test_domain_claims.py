@@ -18,15 +18,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from saas.audit.services import Actor
-from saas.db.models import OrganizationDomain
-from saas.errors import Conflict
+from saas.db.models import Organization, OrganizationDomain
+from saas.errors import Conflict, NotFound
 from saas.organizations.dns_verification import record_name
 from saas.organizations.services import (
     MAX_PENDING_DOMAINS,
     DomainStanding,
     OrganizationService,
+    mark_domain_verified,
 )
-from saas.organizations.settings import domain_rows
+from saas.organizations.settings import OrganizationSettingsService, domain_rows
+from saas.tenancy.caller import Caller
 from tests.support.dns_server import TxtZone
 
 SYSTEM = Actor.system()
@@ -339,3 +341,58 @@ async def test_two_verified_adds_of_one_domain_at_once_leave_one(
     assert "another organization has verified it" in await second
     async with session_factory() as session:
         assert await holders(session) == {first_org: True}
+
+
+async def test_a_tenant_and_an_operator_verifying_one_domain_at_once_leave_one_verified(
+    session_factory: async_sessionmaker[AsyncSession], dns: tuple[str, TxtZone]
+) -> None:
+    """The settings page's verification (OrganizationSettingsService) first, the console's
+    second: one rule, in `mark_domain_verified`, whichever path each comes through."""
+    nameserver, zone = dns
+    async with session_factory() as session:
+        tenant_org, console_org = await organizations(session, "tenant", "console")
+        tokens = [await claim(session, tenant_org), await claim(session, console_org)]
+        [row] = await domain_rows(session, tenant_org)
+        domain_id = row.domain.id
+        await session.commit()
+    zone.set_txt(record_name(DOMAIN), *tokens)
+
+    async def verify_from_console() -> str:
+        async with session_factory() as session:
+            try:
+                await verify(session, console_org, nameserver)
+            except Conflict as refused:
+                await session.rollback()
+                return refused.detail
+            await session.commit()
+            return "verified"
+
+    async with session_factory() as first:
+        organization = await first.get_one(Organization, tenant_org)
+        settings = OrganizationSettingsService(first, Caller.system(organization))
+        assert (await settings.verify_domain(domain_id, nameserver=nameserver)).is_verified
+        second = asyncio.create_task(verify_from_console())
+        await asyncio.sleep(1.0)
+        assert not second.done(), "the console's verification must wait for the tenant's"
+        await first.commit()
+    assert (await second).startswith(f"Another organization has already verified {DOMAIN}")
+    async with session_factory() as session:
+        assert await holders(session) == {tenant_org: True, console_org: False}
+
+
+async def test_verifying_a_claim_removed_meanwhile_is_not_found(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as session:
+        (org,) = await organizations(session, "acme")
+        await claim(session, org)
+        await session.commit()
+        [row] = await domain_rows(session, org)
+        await session.commit()
+        async with session_factory() as other:
+            await other.execute(
+                delete(OrganizationDomain).where(OrganizationDomain.id == row.domain.id)
+            )
+            await other.commit()
+        with pytest.raises(NotFound):
+            await mark_domain_verified(session, row.domain)
