@@ -26,11 +26,14 @@ async def insert_unless_taken(
     values: Mapping[str, Any],
     *,
     unique: Sequence[str | ColumnElement[Any]],
+    index_where: ColumnElement[bool] | None = None,
 ) -> ModelT | None:
     """The new row (in the session, as `add` would leave it), or None when another row holds
     the same values of the `unique` columns. Only that constraint is an expected conflict:
     any other still raises. For a unique index over expressions (`lower(name)`), give the
-    same expressions: both databases match the conflict target to the index by them."""
+    same expressions: both databases match the conflict target to the index by them. For a
+    partial unique index, `index_where` is its predicate (or one that implies it), which is how both
+    databases pick that index as the conflict target."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         statement: Any = postgresql.insert(model)
@@ -41,7 +44,7 @@ async def insert_unless_taken(
         raise NotImplementedError(msg)
     statement = (
         statement.values(**values)
-        .on_conflict_do_nothing(index_elements=list(unique))
+        .on_conflict_do_nothing(index_elements=list(unique), index_where=index_where)
         .returning(model)
     )
     row: ModelT | None = (await session.execute(statement)).scalar_one_or_none()

@@ -14,7 +14,7 @@ from saas.audit.services import Actor
 from saas.db.models import Organization
 from saas.demo import data as demo_data
 from saas.members.services import MembershipService
-from saas.organizations.services import OrganizationService
+from saas.organizations.services import DomainStanding, OrganizationService
 from saas.users.services import UserService
 
 
@@ -46,7 +46,10 @@ async def _seed_organization(
         )
         report.created.append(f"organization {spec.slug}")
     for domain in spec.domains:
-        if not await orgs.domain_is_claimed(domain):
+        # On the list already (verified or not: left as it is), or verified by another
+        # organization (which a seed does not take from it): nothing to add. Another
+        # organization's unverified claim is no reason to hold back.
+        if await orgs.domain_standing(organization.id, domain) is DomainStanding.FREE:
             await orgs.add_domain(
                 organization_id=organization.id, domain=domain, actor=actor, verified=True
             )

@@ -66,7 +66,7 @@ def next_actions(tenant: TenantContext, overview: Overview) -> list[NextAction]:
     actions: list[NextAction] = []
     if tenant.can(Permission.ORG_MANAGE):
         for row in overview.domains or []:
-            if not row.verified:
+            if row.verifiable:  # not one another organization has verified meanwhile
                 actions.append(
                     NextAction(
                         f"Verify {row.domain.domain}",

@@ -1,13 +1,19 @@
 """Organizations, and their email domains and connections.
 
 Domains and connections are tenant rows, read and written through repositories scoped to their
-organization. Two questions are deliberately asked across organizations, by name: whether a
-domain is claimed anywhere (one domain routes to one organization) and whether an Auth0
-connection name is taken (names are unique per Auth0 tenant)."""
+organization. Two questions are deliberately asked across organizations, by name: whether
+another organization has verified a domain (one domain routes to one organization) and whether
+an Auth0 connection name is taken (names are unique per Auth0 tenant).
+
+Claiming a domain proves nothing, so an unverified claim blocks no one: several organizations
+may wait to verify the same domain, and the first whose TXT record is found wins it. The
+database decides that race (a partial unique index on verified domains, saas/db/models/domain.py).
+"""
 
 from __future__ import annotations
 
 import datetime
+import enum
 import re
 import secrets
 from uuid import UUID
@@ -15,12 +21,16 @@ from uuid import UUID
 from advanced_alchemy.filters import OrderBy, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import OffsetPagination, SQLAlchemyAsyncRepositoryService
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_connection_later, sync_organization_later
 from saas.db.lists import offset_page, text_search
+from saas.db.locks import lock_organization
 from saas.db.models import (
     ConnectionStrategy,
     EnterpriseConnection,
@@ -45,6 +55,96 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,48}[a-z0-9])?$")
 CONNECTION_STRATEGIES = frozenset(strategy.value for strategy in ConnectionStrategy)
 # What an organization may give its new members by default: any role but owner.
 DEFAULT_ROLES = tuple(role for role in Role if role != Role.OWNER)
+# Unverified domains one organization may hold at once. A claim blocks no one, so the only harm
+# a careless or hostile admin can do by claiming is to fill rows (and other organizations'
+# settings pages, where a domain they have verified shows the claim as taken): ten is more
+# than any real onboarding waits to verify at once, and bounds that.
+MAX_PENDING_DOMAINS = 10
+
+Session = AsyncSession | async_scoped_session[AsyncSession]
+
+
+class DomainStanding(enum.Enum):
+    """Where a domain stands for one organization that wants to add it."""
+
+    FREE = "free"  # no one has verified it, and it is not on this organization's list
+    ON_THIS_ORGANIZATION = "on_this_organization"  # verified or not
+    VERIFIED_ELSEWHERE = "verified_elsewhere"
+
+
+async def domain_standing(session: Session, organization_id: UUID, domain: str) -> DomainStanding:
+    """`domain` normalized. Only this organization's own claims and verified claims count:
+    another organization's pending claim leaves the domain free."""
+    statement = select(OrganizationDomain.organization_id, OrganizationDomain.verified_at).where(
+        OrganizationDomain.domain == domain,
+        (OrganizationDomain.organization_id == organization_id)
+        | OrganizationDomain.verified_at.is_not(None),
+    )
+    holders = (await session.execute(statement)).all()
+    if any(holder == organization_id for holder, _ in holders):
+        return DomainStanding.ON_THIS_ORGANIZATION
+    if holders:
+        return DomainStanding.VERIFIED_ELSEWHERE
+    return DomainStanding.FREE
+
+
+def verified_elsewhere(domain: str) -> Conflict:
+    return Conflict(
+        f"Another organization has already verified {domain}, so sign-ins from it go there. "
+        "If it is yours, contact support; you can remove this claim.",
+        field="domain",
+    )
+
+
+async def refuse_if_verified_elsewhere(session: Session, record: OrganizationDomain) -> None:
+    """A Conflict when another organization has verified `record`'s domain: this claim can
+    never be verified (until that organization removes it)."""
+    others = select(
+        exists().where(
+            OrganizationDomain.domain == record.domain,
+            OrganizationDomain.organization_id != record.organization_id,
+            OrganizationDomain.verified_at.is_not(None),
+        )
+    )
+    if await session.scalar(others):
+        raise verified_elsewhere(record.domain)
+
+
+async def mark_domain_verified(session: Session, record: OrganizationDomain) -> None:
+    """Mark `record` (unverified, read in this transaction) verified, unless another
+    organization has verified the same domain: a Conflict, with the transaction still usable.
+
+    The caller has found the token published, with no transaction open for that lookup. Two
+    organizations' verifications of one domain can pass the check below at once; the partial
+    unique index on verified domains lets one UPDATE through and makes the other wait for it,
+    then fail. That UPDATE runs in a SAVEPOINT, so its failure (which on PostgreSQL aborts the
+    whole transaction otherwise) rolls back to it and becomes the same Conflict. The
+    organization lock first: on SQLite it opens the write transaction, so that the SAVEPOINT
+    nests in it rather than commits on its own when released.
+    """
+    await lock_organization(session, record.organization_id)
+    await refuse_if_verified_elsewhere(session, record)
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        async with session.begin_nested():
+            updated = await session.scalar(
+                update(OrganizationDomain)
+                .where(
+                    OrganizationDomain.id == record.id,
+                    OrganizationDomain.organization_id == record.organization_id,
+                )
+                .values(verified_at=now, updated_at=now)
+                .returning(OrganizationDomain.id)
+                .execution_options(synchronize_session=False)
+            )
+    except IntegrityError:
+        # The only constraint this UPDATE can break is the one on verified domains.
+        raise verified_elsewhere(record.domain) from None
+    if updated is None:  # removed by a concurrent request since the caller read it
+        raise NotFound("This organization has no such domain.", field="domain")
+    # What the row now holds, without a second flush of it.
+    set_committed_value(record, "verified_at", now)
+    set_committed_value(record, "updated_at", now)
 
 
 def validate_slug(slug: str) -> str:
@@ -84,10 +184,20 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
             session=self.repository.session, organization_id=organization_id
         )
 
-    async def domain_is_claimed(self, domain: str) -> bool:
-        """By any organization: a domain routes sign-ins to one organization only."""
-        statement = select(exists().where(OrganizationDomain.domain == normalize_domain(domain)))
-        return bool(await self.repository.session.scalar(statement))
+    async def domain_standing(self, organization_id: UUID, domain: str) -> DomainStanding:
+        """Whether `organization_id` may add `domain` (any spelling): FREE unless it is on its
+        own list already or another organization has verified it. Another organization's
+        unverified claim does not count: claiming proves nothing."""
+        return await domain_standing(
+            self.repository.session, organization_id, normalize_domain(domain)
+        )
+
+    async def pending_domain_count(self, organization_id: UUID) -> int:
+        statement = select(func.count(OrganizationDomain.id)).where(
+            OrganizationDomain.organization_id == organization_id,
+            OrganizationDomain.verified_at.is_(None),
+        )
+        return int(await self.repository.session.scalar(statement) or 0)
 
     async def connection_name_is_taken(self, name: str) -> bool:
         """By any organization: Auth0 connection names are unique per Auth0 tenant."""
@@ -158,29 +268,61 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
     async def add_domain(
         self, *, organization_id: UUID, domain: str, actor: Actor, verified: bool = False
     ) -> OrganizationDomain:
-        """One domain belongs to one organization, whichever spelling it arrives in."""
+        """Claim `domain` (any spelling) for the organization, to verify by DNS; `verified`
+        (seed, tests) skips that proof. Refused when it is on the organization's list already,
+        when another organization has verified it, or when the organization already waits to
+        verify MAX_PENDING_DOMAINS domains. Another organization's unverified claim of the same
+        domain is no reason: the first to verify wins it (`mark_domain_verified`)."""
         normalized = normalize_domain(domain)
         if is_consumer_domain(normalized):
             raise InvalidInput(
                 f"{normalized} is a public mailbox provider; it cannot route to one organization.",
                 field="domain",
             )
-        claimed = Conflict(f"{normalized} is already claimed.", field="domain")
-        if await self.domain_is_claimed(normalized):
-            raise claimed
-        record = await insert_unless_taken(
-            self.repository.session,
-            OrganizationDomain,
-            {
-                "organization_id": organization_id,
-                "domain": normalized,
-                "verification_token": secrets.token_urlsafe(24),
-                "verified_at": datetime.datetime.now(datetime.UTC) if verified else None,
-            },
-            unique=("domain",),
+        session = self.repository.session
+        # Serializes this organization's adds: the cap below counts committed rows only.
+        await lock_organization(session, organization_id)
+        standing = await domain_standing(session, organization_id, normalized)
+        on_list = Conflict(
+            f"{normalized} is already claimed by this organization.",
+            field="domain",
         )
-        if record is None:  # claimed by a concurrent request after the check above
-            raise claimed
+        taken = Conflict(
+            f"{normalized} is already claimed: another organization has verified it.",
+            field="domain",
+        )
+        if standing is DomainStanding.ON_THIS_ORGANIZATION:
+            raise on_list
+        if standing is DomainStanding.VERIFIED_ELSEWHERE:
+            raise taken
+        if not verified and await self.pending_domain_count(organization_id) >= MAX_PENDING_DOMAINS:
+            raise Conflict(
+                f"This organization already has {MAX_PENDING_DOMAINS} domains waiting to be "
+                "verified. Verify or remove one of them before adding another.",
+                field="domain",
+            )
+        values = {
+            "organization_id": organization_id,
+            "domain": normalized,
+            "verification_token": secrets.token_urlsafe(24),
+            "verified_at": datetime.datetime.now(datetime.UTC) if verified else None,
+        }
+        # The lock above keeps a second add to this organization out until this one commits;
+        # what can still race is another organization's verified add (its conflict target).
+        if verified:
+            record = await insert_unless_taken(
+                session,
+                OrganizationDomain,
+                values,
+                unique=("domain",),
+                index_where=OrganizationDomain.verified_at.is_not(None),
+            )
+        else:
+            record = await insert_unless_taken(
+                session, OrganizationDomain, values, unique=("organization_id", "domain")
+            )
+        if record is None:  # taken by a concurrent request after the check above
+            raise taken if verified else on_list
         await self._audit.record(
             AuditAction.DOMAIN_ADDED,
             actor=actor,
@@ -195,24 +337,38 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
         self, *, organization_id: UUID, domain: str, actor: Actor, nameserver: str | None
     ) -> OrganizationDomain:
         """Mark the domain verified when its TXT record carries the token; only then does it
-        route logins."""
+        route logins. The lookup runs with no transaction open: call this with nothing written
+        yet in the session's transaction, whose reads it commits first."""
+        session = self.repository.session
         domains = self._domains(organization_id)
-        record = await domains.get_one_or_none(domain=normalize_domain(domain))
+        normalized = normalize_domain(domain)
+        record = await domains.get_one_or_none(domain=normalized)
         if record is None:
             raise NotFound("This organization has no such domain.", field="domain")
         if record.verified_at is not None:
             return record
-        if not await has_token(record.domain, record.verification_token, nameserver):
+        await refuse_if_verified_elsewhere(session, record)  # no lookup that can only fail
+        token = record.verification_token
+        await session.commit()  # the reads above; writes nothing
+        published = await has_token(normalized, token, nameserver)
+        statement = domains.statement.where(OrganizationDomain.domain == normalized)
+        record = (
+            await session.execute(statement.execution_options(populate_existing=True))
+        ).scalar_one_or_none()
+        if record is None:
+            raise NotFound("This organization has no such domain.", field="domain")
+        if record.verified_at is not None:
+            return record
+        if not published or record.verification_token != token:
             raise InvalidInput(
-                f"No TXT record {record_name(record.domain)} with the expected value was found. "
+                f"No TXT record {record_name(normalized)} with the expected value was found. "
                 "DNS changes can take a few minutes to appear.",
                 field="domain",
             )
-        record.verified_at = datetime.datetime.now(datetime.UTC)
-        record = await domains.update(record, auto_commit=False)
+        await mark_domain_verified(session, record)
         for connection in await self.connections_of(organization_id):
             if connection.strategy in {"samlp", "oidc"}:
-                sync_connection_later(self.repository.session, organization_id, connection.id)
+                sync_connection_later(session, organization_id, connection.id)
         await self._audit.record(
             AuditAction.DOMAIN_VERIFIED,
             actor=actor,

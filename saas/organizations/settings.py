@@ -2,19 +2,20 @@
 the email domains that route its people's sign-ins.
 
 The rules are the operator console's (`OrganizationService`): a domain is normalized the one
-way, public mailbox domains are refused, one domain belongs to one organization, and only a
-TXT record holding the token verifies it. What this adds is the tenant's side: every write
-re-reads the admin's role inside its own transaction (saas/tenancy/authority.py), and the DNS
-lookup of a verification runs with no transaction open.
+way, public mailbox domains are refused, a claim blocks no one but one organization at most
+verifies a domain, and only a TXT record holding the token verifies it. What this adds is the
+tenant's side: every write re-reads the admin's role inside its own transaction
+(saas/tenancy/authority.py), and the DNS lookup of a verification runs with no transaction open.
 """
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 from uuid import UUID
 
+from sqlalchemy import exists
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import AuditService
@@ -27,6 +28,8 @@ from saas.organizations.services import (
     ConnectionRepository,
     DomainRepository,
     OrganizationService,
+    mark_domain_verified,
+    refuse_if_verified_elsewhere,
 )
 from saas.tenancy.authority import acting_role
 from saas.tenancy.caller import Caller
@@ -52,22 +55,45 @@ def clean_display_name(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DomainRow:
-    """A domain as its settings page shows it: with the TXT record that verifies it."""
+    """A domain as its settings page shows it: with the TXT record that verifies it, or, when
+    another organization has verified it meanwhile (`taken`), as lost: its verification can
+    only fail. Which organization is never said."""
 
     domain: OrganizationDomain
     record_name: str
+    taken: bool = False
 
     @property
     def verified(self) -> bool:
         return self.domain.is_verified
 
+    @property
+    def verifiable(self) -> bool:
+        return not self.verified and not self.taken
+
 
 async def domain_rows(session: AsyncSession, organization_id: UUID) -> list[DomainRow]:
-    """An organization's domains by name, each with the TXT record that verifies it."""
+    """An organization's domains by name, each with the TXT record that verifies it and
+    whether another organization has verified it (one statement)."""
     repository = DomainRepository(session=session, organization_id=organization_id)
-    statement = repository.statement.order_by(OrganizationDomain.domain, OrganizationDomain.id)
-    rows = (await session.execute(statement)).scalars()
-    return [DomainRow(row, record_name(row.domain)) for row in rows]
+    other = aliased(OrganizationDomain)
+    taken = (
+        exists()
+        .where(
+            other.domain == OrganizationDomain.domain,
+            other.organization_id != OrganizationDomain.organization_id,
+            other.verified_at.is_not(None),
+        )
+        .label("taken")
+    )
+    statement = repository.statement.add_columns(taken).order_by(
+        OrganizationDomain.domain, OrganizationDomain.id
+    )
+    rows = (await session.execute(statement)).tuples()
+    return [
+        DomainRow(row, record_name(row.domain), taken=bool(is_taken) and not row.is_verified)
+        for row, is_taken in rows
+    ]
 
 
 class OrganizationSettingsService:
@@ -82,9 +108,16 @@ class OrganizationSettingsService:
     def _domains(self) -> DomainRepository:
         return DomainRepository(session=self.session, organization_id=self.organization.id)
 
-    async def _authorize(self) -> None:
+    async def _authorize(self, *, lock_organization: bool = False) -> None:
+        """`lock_organization`: the write also takes the organization lock (its domains'
+        rules span rows); taken here, before the membership, in the order every such write
+        takes them."""
         await acting_role(
-            self.session, self.organization.id, self.caller.authority, Permission.ORG_MANAGE
+            self.session,
+            self.organization.id,
+            self.caller.authority,
+            Permission.ORG_MANAGE,
+            lock_organization=lock_organization,
         )
 
     async def domains(self) -> list[DomainRow]:
@@ -114,7 +147,7 @@ class OrganizationSettingsService:
 
     async def add_domain(self, domain: str) -> OrganizationDomain:
         normalize_domain(domain)  # refuse a malformed name before the write begins
-        await self._authorize()
+        await self._authorize(lock_organization=True)
         return await OrganizationService(session=self.session).add_domain(
             organization_id=self.organization.id, domain=domain, actor=self.caller.actor
         )
@@ -131,15 +164,17 @@ class OrganizationSettingsService:
     async def verify_domain(self, domain_id: UUID, *, nameserver: str | None) -> OrganizationDomain:
         """Look the TXT record up with no transaction open, then mark the domain verified in
         a write that re-reads the admin's role and the domain (removed or verified meanwhile:
-        nothing to do twice)."""
+        nothing to do twice). Verified by another organization, before or meanwhile: a
+        Conflict (`mark_domain_verified`)."""
         record = await self._domain(domain_id)
         if record.is_verified:
             return record
+        await refuse_if_verified_elsewhere(self.session, record)
         name, token = record.domain, record.verification_token
         if self.session.in_transaction():
             await self.session.commit()  # the read above; writes nothing
         published = await has_token(name, token, nameserver)
-        await self._authorize()
+        await self._authorize(lock_organization=True)
         record = await self._domain(domain_id)
         if record.is_verified:
             return record
@@ -149,7 +184,7 @@ class OrganizationSettingsService:
                 "DNS changes can take a few minutes to appear; try again later.",
                 field="domain",
             )
-        record.verified_at = datetime.datetime.now(datetime.UTC)
+        await mark_domain_verified(self.session, record)
         await self._sync_routed_connections()
         await AuditService(session=self.session).record(
             AuditAction.DOMAIN_VERIFIED,

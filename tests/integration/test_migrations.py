@@ -248,3 +248,81 @@ def test_project_names_differing_only_in_case_are_made_distinct(empty_database_u
             ("second", "roadmap"),
         ]
     )
+
+
+async def _fill_0010_domains(url: str) -> None:
+    """What 0010 allows and the global constraint did not: one domain claimed by several
+    organizations. `shared.example` verified by the newest claim, `pending.example` by none."""
+    organizations = organizations_table(column("member_count", Integer()))
+    domains = stamped(
+        "organization_domains",
+        column("organization_id", GUID()),
+        column("domain", String()),
+        column("verified_at", DateTimeUTC()),
+        column("verification_token", String()),
+    )
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    orgs = {slug: uuid.uuid4() for slug in ("first", "second", "third")}
+    rows = [
+        ("first", "shared.example", False),
+        ("second", "shared.example", False),
+        ("third", "shared.example", True),
+        ("second", "pending.example", False),
+        ("third", "pending.example", False),
+        ("first", "alone.example", False),
+    ]
+    engine = create_sqlalchemy_config(load_settings(database_url=url)).get_engine()
+    try:
+        async with engine.begin() as connection:
+            for slug, org_id in orgs.items():
+                await connection.execute(
+                    insert(organizations).values(
+                        **organization_row(org_id, slug, start), member_count=0
+                    )
+                )
+            for minutes, (slug, domain, verified) in enumerate(rows):
+                at = start + datetime.timedelta(minutes=minutes)
+                await connection.execute(
+                    insert(domains).values(
+                        id=uuid.uuid4(),
+                        organization_id=orgs[slug],
+                        domain=domain,
+                        verified_at=at if verified else None,
+                        verification_token="t",
+                        created_at=at,
+                        updated_at=at,
+                    )
+                )
+    finally:
+        await engine.dispose()
+
+
+async def _domain_holders(url: str) -> list[tuple[str, str, bool]]:
+    from sqlalchemy import text
+
+    engine = create_sqlalchemy_config(load_settings(database_url=url)).get_engine()
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT d.domain, o.slug, d.verified_at IS NOT NULL FROM organization_domains d"
+                    " JOIN organizations o ON o.id = d.organization_id ORDER BY d.domain, o.slug"
+                )
+            )
+            return [(domain, slug, bool(verified)) for domain, slug, verified in rows]
+    finally:
+        await engine.dispose()
+
+
+def test_downgrading_0010_keeps_one_claim_per_domain(empty_database_url: str) -> None:
+    """Below 0010 a domain is globally unique again: the verified claim stays, else the
+    oldest; the other (unverified) claims are deleted first."""
+    run_in_thread(lambda: alembic_for(empty_database_url).upgrade("0010"))
+    asyncio.run(_fill_0010_domains(empty_database_url))
+    run_in_thread(lambda: alembic_for(empty_database_url).downgrade("0009_security_policy"))
+    assert asyncio.run(_domain_holders(empty_database_url)) == [
+        ("alone.example", "first", False),
+        ("pending.example", "second", False),
+        ("shared.example", "third", True),
+    ]
+    run_in_thread(lambda: alembic_for(empty_database_url).upgrade("head"))

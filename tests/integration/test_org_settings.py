@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.services import Actor
 from saas.db.models import AuditEvent, Organization, OrganizationDomain
-from saas.organizations.services import OrganizationService
+from saas.organizations.services import MAX_PENDING_DOMAINS, OrganizationService
 from tests.support.dns_server import TxtZone
 from tests.support.stack import Browser, Stack, in_acme
 
@@ -240,3 +240,85 @@ def test_each_role_may_or_may_not_add_a_domain(stack: Stack, email: str, status:
     assert response.status_code == status
     assert (domain in acme_state(stack)["domains"]) == (status == 303)
     assert browser.get(SETTINGS).status_code == (200 if status == 303 else 403)
+
+
+def post_in(browser: Browser, slug: str, path: str, data: dict[str, str] | None = None) -> Any:
+    page = browser.get(f"/o/{slug}/")
+    token = CSRF.search(page.text)
+    assert token, page.text
+    return browser.client.post(
+        browser.stack.app_url + path, data={"_csrf_token": token[1], **(data or {})}
+    )
+
+
+def domain_row(page: str, domain: str) -> str:
+    found = re.search(rf'<li [^>]*data-domain="{re.escape(domain)}">(.*?)</li>', page, re.S)
+    assert found, page
+    return found[1]
+
+
+def test_a_squatters_pending_claim_does_not_block_the_real_owner(
+    stack: Stack, dns: tuple[str, TxtZone]
+) -> None:
+    """Globex's admin claims bigcorp.example first and never verifies it. Acme, which owns it,
+    adds and verifies it all the same; Globex's claim then shows as taken, without a Verify
+    button and without naming Acme, and verifying it anyway is a clear 409."""
+    _, zone = dns
+    domain = "bigcorp.example"
+    gina = signed_in(stack, "gina@globex.example")
+    squatted = post_in(
+        gina, "globex", "/o/globex/settings/organization/domains", {"domain": domain}
+    )
+    assert squatted.status_code == 303, squatted.text
+
+    alice = signed_in(stack, "alice@acme.example")
+    added = post(alice, "/o/acme/settings/organization/domains", {"domain": domain})
+    assert added.status_code == 303, added.text
+    verified, token, domain_id = acme_state(stack)["domains"][domain]
+    assert not verified
+    zone.set_txt(f"_saas-verification.{domain}", token)
+    done = post(alice, f"/o/acme/settings/organization/domains/{domain_id}/verify")
+    assert done.status_code == 303, done.text
+    assert acme_state(stack)["domains"][domain][0] is True
+
+    page = gina.get("/o/globex/settings/organization/")
+    assert page.status_code == 200
+    row = domain_row(page.text, domain)
+    assert "verified by another organization" in row
+    assert "/verify" not in row  # no Verify button that can only fail
+    assert "Remove" in row
+    assert "acme" not in row.lower()
+    home = gina.get("/o/globex/")
+    assert f"Verify {domain}" not in home.text  # nor a next action to verify it
+
+    async def globex_claim(session: AsyncSession, _: Organization) -> uuid.UUID:
+        return (
+            await session.execute(
+                select(OrganizationDomain.id)
+                .join(Organization, Organization.id == OrganizationDomain.organization_id)
+                .where(OrganizationDomain.domain == domain, Organization.slug == "globex")
+            )
+        ).scalar_one()
+
+    claim_id = in_acme(stack.settings, globex_claim)
+    zone.set_txt(f"_saas-verification.{domain}", token, "globex-token-does-not-matter")
+    refused = post_in(gina, "globex", f"/o/globex/settings/organization/domains/{claim_id}/verify")
+    assert refused.status_code == 409, refused.text[:500]
+    assert f"Another organization has already verified {domain}" in refused.text
+    assert "acme" not in domain_row(refused.text, domain).lower()
+
+    # A third organization cannot claim it now.
+    again = post_in(gina, "globex", "/o/globex/settings/organization/domains", {"domain": domain})
+    assert again.status_code == 409
+    assert "already claimed" in again.text
+
+
+def test_pending_domains_are_capped_with_a_clear_message(stack: Stack) -> None:
+    add_pending_domains(stack, MAX_PENDING_DOMAINS)
+    alice = signed_in(stack, "alice@acme.example")
+    before = acme_state(stack)
+    refused = post(alice, "/o/acme/settings/organization/domains", {"domain": "more.example"})
+    assert refused.status_code == 409
+    assert f"already has {MAX_PENDING_DOMAINS} domains waiting to be verified" in refused.text
+    assert 'id="domain-error"' in refused.text
+    assert acme_state(stack) == before

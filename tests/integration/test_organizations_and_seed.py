@@ -16,24 +16,35 @@ from saas.organizations.services import OrganizationService
 SYSTEM = Actor.system()
 
 
-async def test_one_domain_belongs_to_one_organization(session: AsyncSession) -> None:
+async def test_one_domain_routes_to_one_organization(session: AsyncSession) -> None:
+    """A pending claim no longer blocks another organization (it proves nothing: migration
+    0010); once one organization has verified a domain, no other may claim it."""
     service = OrganizationService(session=session)
     acme = await service.create_organization(slug="acme", display_name="Acme", actor=SYSTEM)
     globex = await service.create_organization(slug="globex", display_name="Globex", actor=SYSTEM)
+    initech = await service.create_organization(
+        slug="initech", display_name="Initech", actor=SYSTEM
+    )
     record = await service.add_domain(organization_id=acme.id, domain="ACME.example.", actor=SYSTEM)
     assert record.domain == "acme.example"
     assert not record.is_verified
+    other = await service.add_domain(organization_id=globex.id, domain="acme.example", actor=SYSTEM)
+    assert other.id != record.id
+    await service.add_domain(
+        organization_id=initech.id, domain="initech.example", actor=SYSTEM, verified=True
+    )
     with pytest.raises(Conflict):
-        await service.add_domain(organization_id=globex.id, domain="acme.example", actor=SYSTEM)
+        await service.add_domain(organization_id=globex.id, domain="initech.example", actor=SYSTEM)
     await session.commit()
-    # The database refuses it too, whatever code path tries.
+    # The database refuses a second verified row too, whatever code path tries.
     with pytest.raises(IntegrityError):
         await session.execute(
             insert(OrganizationDomain).values(
                 id=globex.id,
                 organization_id=globex.id,
-                domain="acme.example",
+                domain="initech.example",
                 verification_token="x",
+                verified_at=func.now(),
                 created_at=func.now(),
                 updated_at=func.now(),
             )
@@ -99,3 +110,30 @@ async def test_seed_matches_design_and_is_idempotent(session: AsyncSession) -> N
         await session.execute(select(User).where(User.email == "olivia@ops.example"))
     ).scalar_one()
     assert olivia.is_platform_operator
+
+
+async def test_seed_is_not_stopped_by_a_pending_claim_of_a_demo_domain(
+    session: AsyncSession,
+) -> None:
+    """Someone claimed acme.example (unverified) before the seed ran: acme still gets it
+    verified, the claim stays as it was, and a second run changes nothing."""
+    squatter = await OrganizationService(session=session).create_organization(
+        slug="squatter", display_name="Squatter", actor=SYSTEM
+    )
+    await OrganizationService(session=session).add_domain(
+        organization_id=squatter.id, domain="acme.example", actor=SYSTEM
+    )
+    await session.commit()
+    assert (await seed_demo_data(session)).changed
+    await session.commit()
+    assert not (await seed_demo_data(session)).changed
+    await session.commit()
+    rows = await session.execute(
+        select(Organization.slug, OrganizationDomain.verified_at)
+        .join(Organization, Organization.id == OrganizationDomain.organization_id)
+        .where(OrganizationDomain.domain == "acme.example")
+    )
+    assert {slug: verified_at is not None for slug, verified_at in rows} == {
+        "acme": True,
+        "squatter": False,
+    }
