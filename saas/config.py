@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # post-login Action adds `event.connection.name` under this (namespaced) name: see the
     # README, "Auth0 tenant: sign-in and sign-out". Require-SSO organizations depend on it.
     auth0_connection_claim: str = "https://saas-starter.example/connection"
+    # The access token claim listing the sign-in's authentication methods (`"mfa"` among them
+    # after a second factor). Auth0's access tokens carry no `amr`, so the tenant's post-login
+    # Action adds the names of `event.authentication.methods` under this (namespaced) name:
+    # see the README, "Auth0 tenant: sign-in and sign-out". The JSON API of an organization
+    # that requires MFA refuses a token without "mfa" in it.
+    auth0_amr_claim: str = "https://saas-starter.example/amr"
 
     # Sessions and invitations.
     session_idle_timeout_seconds: int = Field(default=30 * 60, ge=60)
@@ -126,7 +132,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value.rstrip("/")
 
-    @field_validator("auth0_connection_claim")
+    @field_validator("auth0_connection_claim", "auth0_amr_claim")
     @classmethod
     def _namespaced_claim(cls, value: str) -> str:
         # Auth0 recommends a namespaced (URL) custom claim name: it cannot collide with an OIDC

@@ -8,6 +8,9 @@ class DomainError(Exception):
 
     status_code = 400
     title = "Request refused"
+    # A stable, machine-readable name for the refusal, sent as the JSON problem's `code` where
+    # a client is expected to act on it (e.g. `mfa_required`: obtain a token after MFA).
+    code: str | None = None
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
@@ -28,6 +31,14 @@ class NotFound(DomainError):
 class Forbidden(DomainError):
     status_code = 403
     title = "Forbidden"
+
+
+class MfaRequired(Forbidden):
+    """An API token of a sign-in without multi-factor authentication, for an organization whose
+    security policy requires it."""
+
+    title = "Multi-factor authentication required"
+    code = "mfa_required"
 
 
 class Conflict(DomainError):

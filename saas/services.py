@@ -113,6 +113,10 @@ def provide_audit_log(
     return OrganizationAuditLog(AuditService(session=db_session), caller.organization_id)
 
 
+def provide_audit_service(db_session: NamedDependency[AsyncSession]) -> AuditService:
+    return AuditService(session=db_session)
+
+
 def provide_organizations(db_session: NamedDependency[AsyncSession]) -> OrganizationService:
     return OrganizationService(session=db_session)
 
@@ -135,6 +139,11 @@ TENANT_SERVICES: dict[str, Provide] = {
 SIGN_IN_SERVICES: dict[str, Provide] = {
     "organizations": Provide(provide_organizations, sync_to_thread=False),
     "invitation_service": Provide(provide_invitations, sync_to_thread=False),
+}
+# /account: a signed-in person's own sessions, outside every tenant. Their audit entries are
+# platform events (no organization), recorded as the person.
+ACCOUNT_SERVICES: dict[str, Provide] = {
+    "audit_service": Provide(provide_audit_service, sync_to_thread=False),
 }
 OPERATOR_SERVICES: dict[str, Provide] = {
     **SIGN_IN_SERVICES,

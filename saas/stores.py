@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import math
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -43,6 +44,8 @@ logger = structlog.get_logger("saas.stores")
 
 # An interrupted write leaves its mkstemp() file behind; one this old is no write in progress.
 _ORPHAN_TEMP_SECONDS = 3600
+# Which members of a set a bounded clean-up looks at; not a secret, any fair choice will do.
+_RANDOM = secrets.SystemRandom()
 
 
 class StoreUnavailable(Exception):
@@ -86,6 +89,10 @@ class MemberSets(Protocol):
 
     async def members(self, key: str) -> set[str]: ...
 
+    async def sample_members(self, key: str, count: int) -> set[str]:
+        """Up to `count` distinct members of the set `key`, chosen at random."""
+        ...
+
     async def remove_members(self, key: str, members: Iterable[str]) -> None: ...
 
 
@@ -114,6 +121,11 @@ class CountingRedisStore(RedisStore):
     async def members(self, key: str) -> set[str]:
         found = await self._redis.smembers(self._make_key(key))
         return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
+
+    async def sample_members(self, key: str, count: int) -> set[str]:
+        # SRANDMEMBER with a positive count: distinct members, in O(count).
+        found = await self._redis.srandmember(self._make_key(key), count)
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in found or ()}
 
     async def remove_members(self, key: str, members: Iterable[str]) -> None:
         gone = list(members)
@@ -207,6 +219,10 @@ class IndexedFileStore(SweptFileStore):
 
     async def members(self, key: str) -> set[str]:
         return await self._read_set(key)
+
+    async def sample_members(self, key: str, count: int) -> set[str]:
+        found = sorted(await self._read_set(key))
+        return set(_RANDOM.sample(found, min(count, len(found))))
 
     async def remove_members(self, key: str, members: Iterable[str]) -> None:
         gone = set(members)

@@ -29,6 +29,7 @@ from saas.login.current_user import actor_from, load_current_user, memberships_o
 from saas.login.redirects import sign_in_location
 from saas.login.session_directory import SessionDirectory, SessionSummary
 from saas.login.sessions import session_cookie_name
+from saas.services import ACCOUNT_SERVICES
 from saas.tenancy.context import SignInRequired
 from saas.web.input import SingleLine
 
@@ -57,6 +58,7 @@ class AccountController(Controller):
     path = "/account"
     include_in_schema = False
     cache_control = CacheControlHeader(no_store=True)
+    dependencies = ACCOUNT_SERVICES
 
     @get("/sessions", name="account.sessions")
     async def sessions_page(
@@ -94,6 +96,7 @@ class AccountController(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        audit_service: NamedDependency[AuditService],
         data: Annotated[EndForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Redirect:
         user = await _signed_in(request, db_session)
@@ -104,7 +107,7 @@ class AccountController(Controller):
             flash(request, "That session has ended already.", "info")
             return Redirect(path=request.app.route_reverse("account.sessions"), status_code=303)
         current = request.cookies.get(session_cookie_name(settings), "")
-        ended = await self._end(request, db_session, user, directory, chosen, "signed_out")
+        ended = await self._end(request, audit_service, user, directory, chosen, "signed_out")
         if chosen[0].session_id == current:
             request.clear_session()
             return Redirect(path=request.app.route_reverse("logged_out"), status_code=303)
@@ -117,12 +120,13 @@ class AccountController(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        audit_service: NamedDependency[AuditService],
     ) -> Redirect:
         user = await _signed_in(request, db_session)
         directory = SessionDirectory.of(request.app)
         current = request.cookies.get(session_cookie_name(settings), "")
         others = [s for s in await directory.sessions_of(user.id) if s.session_id != current]
-        ended = await self._end(request, db_session, user, directory, others, "signed_out")
+        ended = await self._end(request, audit_service, user, directory, others, "signed_out")
         noun = "session" if ended == 1 else "sessions"
         flash(request, f"Signed out {ended} other {noun}.", "success")
         return Redirect(path=request.app.route_reverse("account.sessions"), status_code=303)
@@ -130,7 +134,7 @@ class AccountController(Controller):
     @staticmethod
     async def _end(
         request: Request[Any, Any, Any],
-        db: AsyncSession,
+        audit: AuditService,
         user: User,
         directory: SessionDirectory,
         sessions: list[SessionSummary],
@@ -139,7 +143,6 @@ class AccountController(Controller):
         # The store first: an audit entry must not claim a sign-out that did not happen. The
         # entries are committed with the answer (saas.web.commit).
         ended = set(await directory.end(user.id, [s.session_id for s in sessions]))
-        audit = AuditService(session=db)
         for summary in sessions:
             if summary.session_id not in ended:
                 continue

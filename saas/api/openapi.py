@@ -19,6 +19,11 @@ cursor-paginated (`limit` 1-100, then `after=<next_cursor>` or `before=<previous
 every page costs the same however large the organization; invitations and projects take `limit`
 and `offset`. Members and projects also take `q` (search). Errors are RFC 9457 problem details
 (`application/problem+json`).
+
+An organization that requires multi-factor authentication takes only tokens of a sign-in that
+passed it (the tenant's post-login Action lists the sign-in's methods in the token); any other
+token of its members gets 403 with `"code": "mfa_required"`: authorize again, interactively,
+with `acr_values=http://schemas.openid.net/pape/policies/2007/06/multi-factor`.
 """
 
 

@@ -5,6 +5,10 @@ connections, and what the app depends on.
   ID token carries the connection the person signed in through, under the claim name the app is
   configured with (`Settings.auth0_connection_claim`). Switch it off to see what a tenant without
   the Action does to require-SSO organizations.
+* The README's methods Action is deployed too: an access token of a sign-in that passed the
+  second factor lists its authentication methods (`["pwd", "mfa"]`, `["federated", "mfa"]`)
+  under `Settings.auth0_amr_claim`; any other access token has no such claim. Switch it off to
+  see what the JSON API of a require-MFA organization does without it.
 * Profile claims in the ID token: on, as Auth0 does. Off, the ID token carries no `email` and
   `email_verified`, and only `/userinfo` answers them, which OpenID Connect Core 1.0 §5.4
   allows an OP to do; the app must cope.
@@ -28,6 +32,7 @@ from saas.devidp.models import User
 class TenantConfig:
     connection_claim_action: bool = True
     email_in_id_token: bool = True
+    methods_claim_action: bool = True
 
     def as_json(self) -> dict[str, bool]:
         return asdict(self)
@@ -46,6 +51,25 @@ def post_login_action_claims(tenant: TenantConfig, claim: str, user: User) -> di
     if not tenant.connection_claim_action:
         return {}
     return {claim: user.connection}
+
+
+def post_login_access_token_claims(
+    tenant: TenantConfig, claim: str, user: User, *, mfa: bool
+) -> dict[str, Any]:
+    """What the README's methods Action adds to an access token: the names of
+    `event.authentication.methods`, when "mfa" is among them, with
+    `api.accessToken.setCustomClaim(CLAIM, names)`.
+
+    The first factor is named as Auth0 names it ("pwd" for a database connection's password,
+    "federated" for an enterprise or social connection), and "mfa" follows a second factor
+    (https://auth0.com/docs/customize/actions/reference/post-login/post-login-event-object).
+    The Action runs after the challenge (`api.authentication.challengeWithAny`), so it sees
+    the second factor of this very sign-in. A code issued silently, and a refresh token
+    exchange, carry no second factor here, as `amr` is left out of those ID tokens."""
+    if not tenant.methods_claim_action or not mfa:
+        return {}
+    first = "pwd" if user.password_hash is not None else "federated"
+    return {claim: [first, "mfa"]}
 
 
 def _tenant(state: State) -> TenantConfig:

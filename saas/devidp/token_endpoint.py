@@ -205,13 +205,14 @@ async def _issue_user_tokens(
         permissions = await store.permissions(db, org.id if org else None, user.user_id, audience)
         access_token = tokens.user_access_token(
             idp,
-            user_id=user.user_id,
+            user=user,
             client_id=client.client_id,
             audience=audience,
             scope=scope,
             permissions=permissions,
             org=org,
             now=now,
+            mfa=mfa,
         )
     else:
         # Without an audience Auth0 issues an opaque token that is only good for /userinfo.

@@ -10,7 +10,7 @@ from saas.devidp.context import ACCESS_TOKEN_TTL_SECONDS, ID_TOKEN_TTL_SECONDS, 
 from saas.devidp.ids import iso8601
 from saas.devidp.mfa_policy import MFA_POLICY
 from saas.devidp.models import Organization, User
-from saas.devidp.tenant import post_login_action_claims
+from saas.devidp.tenant import post_login_access_token_claims, post_login_action_claims
 
 
 def sign(idp: DevIdp, claims: dict[str, Any], typ: str = "JWT") -> str:
@@ -68,20 +68,21 @@ def id_token(
 def user_access_token(
     idp: DevIdp,
     *,
-    user_id: str,
+    user: User,
     client_id: str,
     audience: str,
     scope: str,
     permissions: list[str],
     org: Organization | None,
     now: float,
+    mfa: bool = False,
 ) -> str:
     scopes = scope.split()
     # With an `openid` scope Auth0 adds its /userinfo endpoint as a second audience.
     aud: str | list[str] = [audience, idp.userinfo_url] if "openid" in scopes else audience
     claims: dict[str, Any] = {
         "iss": idp.issuer,
-        "sub": user_id,
+        "sub": user.user_id,
         "aud": aud,
         "iat": int(now),
         "exp": int(now) + ACCESS_TOKEN_TTL_SECONDS,
@@ -91,6 +92,9 @@ def user_access_token(
     }
     if org is not None:
         claims["org_id"] = org.id
+    claims.update(
+        post_login_access_token_claims(idp.tenant, idp.settings.auth0_amr_claim, user, mfa=mfa)
+    )
     return sign(idp, claims)
 
 

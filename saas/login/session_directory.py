@@ -4,7 +4,12 @@ The session store keeps each session under its id (saas.login.sessions); this ad
 store, one member set per user (`user-sessions-<user id>`: a Redis set, or a JSON list in the
 file store) that lives as long as the longest session in it can. A session is added to its
 user's set when it is opened (the id is rotated at sign-in), and an id whose session expired or
-ended is dropped from the set the next time the set is read.
+ended is dropped from the set the next time the set is read. Someone who signs in often and never
+opens the list would keep the set alive and growing (every sign-in adds an id and renews the set's
+lifetime), so each registration also looks at a few ids picked at random (`PRUNE_SAMPLE`) and
+drops those whose session is gone: bounded work per sign-in, and a set that stays close to the
+number of live sessions (with at most one id in `PRUNE_SAMPLE` stale, a sample finds one on
+average).
 
 Ending a session deletes its entry: the browser that holds it is anonymous at its next request.
 """
@@ -34,6 +39,10 @@ if TYPE_CHECKING:
 
     from litestar import Litestar
     from litestar.stores.base import Store
+
+
+# How many ids of the user's set a registration checks (one store read each).
+PRUNE_SAMPLE = 8
 
 
 def _index_key(user_id: UUID | str) -> str:
@@ -104,7 +113,21 @@ class SessionDirectory:
         )
 
     async def register(self, user_id: UUID | str, session_id: str) -> None:
-        await self._sets.add_member(_index_key(user_id), session_id, self._keep_seconds)
+        """Add the session (already in the store) to its user's set, and drop up to
+        `PRUNE_SAMPLE` ids of gone sessions from it."""
+        key = _index_key(user_id)
+        await self._sets.add_member(key, session_id, self._keep_seconds)
+        sample = await self._sets.sample_members(key, PRUNE_SAMPLE)
+        gone = [
+            other
+            for other in sample
+            if other != session_id and not self._is_users(await self._load(other), user_id)
+        ]
+        await self._sets.remove_members(key, gone)
+
+    @staticmethod
+    def _is_users(data: dict[str, Any] | None, user_id: UUID | str) -> bool:
+        return data is not None and str(data.get(USER_ID)) == str(user_id)
 
     async def _load(self, session_id: str) -> dict[str, Any] | None:
         raw = await self._store.get(session_id)
@@ -123,7 +146,7 @@ class SessionDirectory:
         gone: list[str] = []
         for session_id in await self._sets.members(key):
             data = await self._load(session_id)
-            if data is None or str(data.get(USER_ID)) != str(user_id):
+            if data is None or not self._is_users(data, user_id):
                 gone.append(session_id)
                 continue
             created = _int(data.get(CREATED_AT))

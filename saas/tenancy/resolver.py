@@ -7,7 +7,8 @@ bearer token, once per request.
   (switching is never a browser claim).
 - API routes `/api/v1/orgs/<org>/...`: the member comes from a verified Auth0 access token whose
   `org_id` must be the path's organization; the token's `permissions` and the live membership
-  must both allow the action.
+  must both allow the action. An organization that requires MFA takes only tokens whose
+  namespaced methods claim shows it (saas.login.mfa), else 403 `mfa_required`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.config import Settings
 from saas.db.models import Membership, Organization, User
-from saas.errors import Forbidden, NotFound
+from saas.errors import Forbidden, MfaRequired, NotFound
 from saas.login.current_user import active_organization_id, session_user_id
-from saas.login.mfa import mfa_done_for
+from saas.login.mfa import MFA_POLICY, access_token_shows_mfa, mfa_done_for
 from saas.login.provider import OIDCProvider
 from saas.login.redirects import sign_in_location
 from saas.login.sessions import MFA_ORGANIZATION_ID, ORGANIZATION_ID, session_past
@@ -148,6 +149,14 @@ async def resolve_api_tenant(
         raise Forbidden("This organization is suspended.")
     if user is None or membership is None:
         raise Forbidden("The token's subject is not a member of this organization.")
+    if organization.require_mfa and not access_token_shows_mfa(claims, settings.auth0_amr_claim):
+        # Checked after the organization and the membership, so that a token of another
+        # organization still learns nothing; before any handler runs, so nothing is written.
+        raise MfaRequired(
+            "This organization requires multi-factor authentication. Obtain a new access token "
+            f"from an interactive sign-in with acr_values={MFA_POLICY} and complete the second "
+            "factor; a token issued without it (silently, or by a refresh token) is not enough."
+        )
     permissions = claims.get("permissions")
     return TenantContext(
         organization=organization,

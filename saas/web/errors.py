@@ -122,7 +122,11 @@ def error_response(
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    extra = {"field": exc.field} if exc.field else None
+    extra: dict[str, Any] = {}
+    if exc.field:
+        extra["field"] = exc.field
+    if exc.code:
+        extra["code"] = exc.code
     return error_response(request, exc.status_code, exc.detail, title=exc.title, extra=extra)
 
 

@@ -81,6 +81,7 @@ def test_no_connection_claim_without_the_action(
     assert _tenant(devidp, {"connection_claim_action": False}).json() == {
         "connection_claim_action": False,
         "email_in_id_token": True,
+        "methods_claim_action": True,
     }
     _, token, _ = login(devidp, browser, "alice@acme.example")
     claims = verify(devidp, token["id_token"], devidp.settings.auth0_client_id)

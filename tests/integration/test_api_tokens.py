@@ -3,18 +3,26 @@ will not issue, tokens signed with the dev IdP's own key)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.db.models import Organization
 from saas.devidp.keys import KeyStore
-from tests.support.stack import Stack
-from tests.support.tokens import access_token_for
+from tests.support.stack import Stack, in_acme
+from tests.support.tokens import access_token_for, mfa_access_token_for
 
 ACME = "org_AcmeDemo00000001"
+GLOBEX = "org_GlobexDemo000002"
 
 
 def token_of(stack: Stack, email: str, org: str = ACME) -> str:
@@ -224,3 +232,157 @@ def test_openapi_documents_the_api(stack: Stack) -> None:
     assert "/api/v1/orgs/{org}/members" in paths
     assert all(p.startswith("/api/") for p in paths), paths
     assert spec["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+
+
+# ---- Organizations that require multi-factor authentication --------------------------------
+
+
+def require_mfa_in_acme(stack: Stack) -> None:
+    async def write(session: AsyncSession, org: Organization) -> None:
+        await session.execute(
+            update(Organization).where(Organization.id == org.id).values(require_mfa=True)
+        )
+
+    in_acme(stack.settings, write)
+
+
+def acme_projects(stack: Stack, token: str) -> list[str]:
+    listed = call(stack, token, path="/api/v1/orgs/acme/projects", params={"limit": 100})
+    assert listed.status_code == 200, listed.text
+    return [p["name"] for p in listed.json()["items"]]
+
+
+def test_a_token_without_mfa_is_refused_by_an_organization_that_requires_it(
+    stack: Stack,
+) -> None:
+    browser = stack.browser()
+    assert browser.login("alice@acme.example").status_code == 200
+    plain = access_token_for(browser, ACME)
+    require_mfa_in_acme(stack)
+    for method, path, body in [
+        ("GET", "/api/v1/orgs/acme/members", None),
+        ("POST", "/api/v1/orgs/acme/projects", {"name": "Written without MFA"}),
+    ]:
+        refused = call(stack, plain, path=path, method=method, json=body)
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["code"] == "mfa_required"
+        assert problem["title"] == "Multi-factor authentication required"
+        assert "multi-factor" in problem["detail"]
+        assert "acr_values" in problem["detail"]  # how to get a token that will do
+    # The same person, after the second factor: the token says so, and the API answers.
+    token, _ = mfa_access_token_for(browser, ACME)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    # Alice signs in through Acme's SAML connection: Auth0 names that first factor "federated".
+    assert claims[stack.settings.auth0_amr_claim] == ["federated", "mfa"]
+    assert call(stack, token).status_code == 200
+    names = acme_projects(stack, token)
+    assert "Written without MFA" not in names  # the refused write wrote nothing
+    created = call(
+        stack, token, path="/api/v1/orgs/acme/projects", method="POST", json={"name": "With MFA"}
+    )
+    assert created.status_code == 201, created.text
+
+
+def test_tokens_without_a_challenge_of_their_own_carry_no_methods_claim(stack: Stack) -> None:
+    browser = stack.browser()
+    assert browser.login("bob@acme.example").status_code == 200
+    require_mfa_in_acme(stack)
+    _, secret = mfa_access_token_for(browser, ACME)
+    # The IdP session passed MFA a moment ago; a silent authorization still has no challenge
+    # of its own, so its token does not say MFA (as the ID token has no `amr` then).
+    silent = access_token_for(browser, ACME)
+    claims = jwt.decode(silent, options={"verify_signature": False})
+    assert stack.settings.auth0_amr_claim not in claims
+    assert call(stack, silent).json()["code"] == "mfa_required"
+    # Enrolled already: the next token is a challenge, not an enrollment, and says MFA too.
+    again, _ = mfa_access_token_for(browser, ACME, secret)
+    assert call(stack, again).status_code == 200
+
+
+def test_a_tenant_without_the_methods_action_gets_no_api_access_to_such_organizations(
+    stack: Stack,
+) -> None:
+    """Auth0 configured without the README's Action: the second factor is done, the access
+    token does not say so, and the API refuses rather than assume."""
+    browser = stack.browser()
+    assert browser.login("bob@acme.example").status_code == 200
+    require_mfa_in_acme(stack)
+    changed = httpx.patch(
+        stack.idp_url + "/__dev/tenant", json={"methods_claim_action": False}, timeout=10
+    )
+    assert changed.status_code == 200, changed.text
+    token, _ = mfa_access_token_for(browser, ACME)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert stack.settings.auth0_amr_claim not in claims
+    assert call(stack, token).json()["code"] == "mfa_required"
+
+
+def test_an_organization_without_the_requirement_is_unaffected(stack: Stack) -> None:
+    require_mfa_in_acme(stack)
+    gina = token_of(stack, "gina@globex.example", GLOBEX)
+    claims = jwt.decode(gina, options={"verify_signature": False})
+    assert stack.settings.auth0_amr_claim not in claims
+    response = call(stack, gina, path="/api/v1/orgs/globex/members")
+    assert response.status_code == 200, response.text
+    # And a token of another organization is still told only "not found", MFA or not.
+    refused = call(stack, gina, path="/api/v1/orgs/acme/members")
+    assert refused.status_code == 404
+    assert "code" not in refused.json()
+
+
+@pytest.mark.parametrize(
+    "methods",
+    [["pwd"], "mfa", {"mfa": True}, [["mfa"]], [], None],
+    ids=["first-factor-only", "string", "object", "nested", "empty", "absent"],
+)
+def test_only_a_list_holding_mfa_will_do(stack: Stack, methods: object) -> None:
+    require_mfa_in_acme(stack)
+    claim = stack.settings.auth0_amr_claim
+    response = call(stack, forged(stack, **{claim: methods}))
+    assert response.status_code == 403, response.text
+    assert response.json()["code"] == "mfa_required"
+    # The ID token's claim name is not the access token's: `amr` itself proves nothing here.
+    assert call(stack, forged(stack, amr=["mfa"])).json()["code"] == "mfa_required"
+    assert call(stack, forged(stack, **{claim: ["federated", "mfa"]})).status_code == 200
+
+
+def test_a_spoofed_methods_claim_does_not_pass(stack: Stack) -> None:
+    require_mfa_in_acme(stack)
+    claim = stack.settings.auth0_amr_claim
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": stack.settings.auth0_issuer,
+        "sub": "samlp|acme-saml|alice@acme.example",
+        "aud": [stack.settings.auth0_audience],
+        "iat": now,
+        "exp": now + 600,
+        "org_id": ACME,
+        "permissions": ["org:read", "members:read"],
+        claim: ["pwd", "mfa"],
+    }
+    unsigned = jwt.encode(claims, "", algorithm="none")
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = other_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    keys = KeyStore(stack.settings.devidp_key_path)
+    keys.load()
+    # Another key under the IdP's own kid, and under a kid of its own.
+    same_kid = jwt.encode(claims, pem, algorithm="RS256", headers={"kid": keys.active.kid})
+    own_kid = jwt.encode(claims, pem, algorithm="RS256", headers={"kid": "attacker"})
+    # A real MFA-less token with the claim pasted into its payload (signature unchanged).
+    browser = stack.browser()
+    assert browser.login("alice@acme.example").status_code == 200
+    header, body, signature = access_token_for(browser, ACME).split(".")
+    real = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    spoofed = json.dumps({**real, claim: ["pwd", "mfa"]}).encode()
+    payload = base64.urlsafe_b64encode(spoofed).rstrip(b"=").decode()
+    pasted = ".".join([header, payload, signature])
+    for token in (unsigned, same_kid, own_kid, pasted):
+        response = call(stack, token)
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"] == "application/problem+json"

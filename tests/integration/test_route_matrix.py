@@ -10,14 +10,28 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.app import create_app
 from saas.config import load_settings
+from saas.db.models import Organization
 from saas.tenancy.guards import requires_platform_operator
 from saas.tenancy.permissions import Permission
 from tests.support.dns_server import TxtZone
-from tests.support.matrix import Operator, Public, Rule, Tenant, route_table, run_matrix
-from tests.support.stack import Stack
+from tests.support.matrix import (
+    ACME_ROLES,
+    ACTORS,
+    Operator,
+    Public,
+    Rule,
+    Tenant,
+    request_cell,
+    route_table,
+    run_matrix,
+    sign_in_callers,
+)
+from tests.support.stack import Stack, in_acme
 
 
 def unique_slug_form() -> dict[str, str]:
@@ -228,3 +242,43 @@ def matrix_stack(stack: Stack) -> Stack:
 def test_isolation_matrix(matrix_stack: Stack) -> None:
     mismatches, cells = run_matrix(matrix_stack, ROUTES)
     assert not mismatches, f"{len(mismatches)} of {cells} cells differ:\n" + "\n".join(mismatches)
+
+
+def test_every_api_route_wants_mfa_tokens_of_an_organization_that_requires_it(
+    matrix_stack: Stack,
+) -> None:
+    """Acme requires MFA; every caller's token is of a sign-in without it. Every API route
+    refuses acme's members with `mfa_required`, whatever their role (before the permission
+    check and the handler: nothing is done), and tells everyone else what it always does."""
+    stack = matrix_stack
+    callers = sign_in_callers(stack)
+
+    async def require(session: AsyncSession, org: Organization) -> None:
+        await session.execute(
+            update(Organization).where(Organization.id == org.id).values(require_mfa=True)
+        )
+
+    in_acme(stack.settings, require)
+    mismatches = []
+    try:
+        for (method, path), rule in ROUTES.items():
+            if not (isinstance(rule, Tenant) and rule.api):
+                continue
+            for actor in ACTORS:
+                response = request_cell(stack, callers[actor], method, path, rule)
+                if actor in ACME_ROLES:
+                    code = response.json().get("code") if response.status_code == 403 else None
+                    if code != "mfa_required":
+                        mismatches.append(
+                            f"{method} {path} as {actor}: {response.status_code} {code}, "
+                            "expected 403 mfa_required"
+                        )
+                elif response.status_code != rule.expected(actor):
+                    mismatches.append(
+                        f"{method} {path} as {actor}: {response.status_code}, "
+                        f"expected {rule.expected(actor)}"
+                    )
+    finally:
+        for caller in callers.values():
+            caller.browser.close()
+    assert not mismatches, "\n".join(mismatches)

@@ -4,17 +4,24 @@ once. On the file store and on Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import uuid
+from pathlib import Path
 
+import msgspec
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.account.controllers import handle_of
 from saas.audit.actions import AuditAction
 from saas.db.models import AuditEvent, Membership, Organization, User
+from saas.login.session_directory import PRUNE_SAMPLE, SessionDirectory
+from saas.login.sessions import USER_ID
+from saas.stores import CountingRedisStore, IndexedFileStore
 from tests.support.stack import Browser, Stack, in_acme
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -232,3 +239,70 @@ def test_unique_handle_per_session() -> None:
     ids = {uuid.uuid4().hex for _ in range(100)}
     assert len({handle_of(i) for i in ids}) == 100
     assert all(len(handle_of(i)) == 32 for i in ids)
+
+
+@pytest.mark.parametrize("store_kind", ["files", "redis"])
+def test_a_new_session_prunes_gone_ones_from_its_users_set(tmp_path: Path, store_kind: str) -> None:
+    """Someone who signs in often and never opens the list: each sign-in drops ids of gone
+    sessions from the set (at most PRUNE_SAMPLE looked at), and never a live one."""
+
+    async def run() -> None:
+        store: IndexedFileStore | CountingRedisStore = (
+            IndexedFileStore(tmp_path / "sessions", create_directories=True)
+            if store_kind == "files"
+            else CountingRedisStore(
+                Redis.from_url(REDIS_URL),
+                namespace=f"prune-{uuid.uuid4()}",
+                handle_client_shutdown=True,
+            )
+        )
+        async with store:
+            try:
+                await check(store)
+            finally:
+                await store.delete_all()
+
+    async def check(store: IndexedFileStore | CountingRedisStore) -> None:
+        directory = SessionDirectory(store, keep_seconds=3600)
+        user, other = uuid.uuid4(), uuid.uuid4()
+        key = f"user-sessions-{user}"
+
+        async def open_session(session_id: str, owner: uuid.UUID = user, ttl: int = 3600) -> None:
+            # As the session middleware does: the entry is stored, then registered.
+            await store.set(session_id, msgspec.json.encode({USER_ID: str(owner)}), ttl)
+            await directory.register(user, session_id)
+
+        # A small set: a registration looks at all of it. Ended (deleted), expired (its time
+        # ran out) and another person's entry under an id of this set are gone; the live stay.
+        await open_session("live-1")
+        await open_session("ended-1")
+        await open_session("ended-2")
+        await store.delete("ended-1")
+        await store.delete("ended-2")
+        await open_session("expiring", ttl=1)
+        await open_session("not-theirs", owner=other)
+        assert len(await store.members(key)) <= PRUNE_SAMPLE
+        await asyncio.sleep(1.2)
+        await open_session("live-2")
+        assert await store.members(key) == {"live-1", "live-2"}
+
+        # A large set: bounded work, PRUNE_SAMPLE ids at most per sign-in, and still no live one.
+        dead = [f"dead-{n}" for n in range(3 * PRUNE_SAMPLE)]
+        for session_id in dead:
+            await store.set(session_id, msgspec.json.encode({USER_ID: str(user)}), 3600)
+            await store.add_member(key, session_id, 3600)
+            await store.delete(session_id)
+        before = len(await store.members(key))
+        await open_session("live-3")
+        after = await store.members(key)
+        assert before + 1 - PRUNE_SAMPLE <= len(after) < before + 1
+        assert {"live-1", "live-2", "live-3"} <= after
+        # Sign-ins keep it close to the live sessions, without anyone reading the list.
+        for n in range(4, 4 + 3 * PRUNE_SAMPLE):
+            await open_session(f"live-{n}")
+        live = {f"live-{n}" for n in range(1, 4 + 3 * PRUNE_SAMPLE)}
+        members = await store.members(key)
+        assert live <= members
+        assert len(members - live) < len(dead) // 2
+
+    asyncio.run(run())

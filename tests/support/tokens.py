@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+import re
 import secrets
-from urllib.parse import parse_qs, urlsplit
+import time
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+import pyotp
 
-from tests.support.stack import Browser
+from saas.login.mfa import MFA_POLICY
+from tests.support.stack import Browser, form_fields
+
+_TOTP_SECRET = re.compile(r'data-testid="totp-secret">([A-Z2-7]+)<')
+_FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -20,24 +28,67 @@ def pkce_pair() -> tuple[str, str]:
 
 def access_token_for(browser: Browser, auth0_org_id: str, scope: str = "openid") -> str:
     """Authorization code + PKCE with the signed-in browser's IdP session (prompt=none)."""
-    settings = browser.stack.settings
     verifier, challenge = pkce_pair()
     response = browser.client.get(
         browser.stack.idp_url + "/authorize",
-        params={
-            "response_type": "code",
-            "client_id": settings.auth0_client_id,
-            "redirect_uri": settings.callback_url,
-            "scope": scope,
-            "audience": settings.auth0_audience,
-            "organization": auth0_org_id,
-            "state": secrets.token_urlsafe(16),
-            "nonce": secrets.token_urlsafe(16),
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "prompt": "none",
-        },
+        params={**_authorize_params(browser, auth0_org_id, scope, challenge), "prompt": "none"},
     )
+    return _redeem(browser, response, verifier)
+
+
+def mfa_access_token_for(
+    browser: Browser, auth0_org_id: str, totp_secret: str | None = None
+) -> tuple[str, str]:
+    """As an API client after multi-factor authentication: an interactive authorization with
+    the multi-factor `acr_values`, the IdP's TOTP step (enrolling when `totp_secret` is None),
+    then the code. Returns the access token and the TOTP secret.
+
+    With `totp_secret` (enrolled already) the code is the next time step's, which the IdP
+    accepts within its drift: the enrollment's own step is spent."""
+    verifier, challenge = pkce_pair()
+    params = {
+        **_authorize_params(browser, auth0_org_id, "openid", challenge),
+        "acr_values": MFA_POLICY,
+    }
+    page = browser.follow(browser.client.get(browser.stack.idp_url + "/authorize", params=params))
+    assert "/u/mfa" in str(page.url), page.url
+    at = time.time()
+    if totp_secret is None:
+        found = _TOTP_SECRET.search(page.text)
+        assert found, page.text
+        totp_secret = found[1]
+    else:
+        at += 30
+    action = _FORM_ACTION.search(page.text)
+    assert action
+    done = browser.client.post(
+        urljoin(str(page.url), html.unescape(action[1])),
+        data={**form_fields(page.text), "code": pyotp.TOTP(totp_secret).at(at)},
+    )
+    return _redeem(browser, done, verifier), totp_secret
+
+
+def _authorize_params(
+    browser: Browser, auth0_org_id: str, scope: str, challenge: str
+) -> dict[str, str]:
+    settings = browser.stack.settings
+    return {
+        "response_type": "code",
+        "client_id": settings.auth0_client_id,
+        "redirect_uri": settings.callback_url,
+        "scope": scope,
+        "audience": settings.auth0_audience,
+        "organization": auth0_org_id,
+        "state": secrets.token_urlsafe(16),
+        "nonce": secrets.token_urlsafe(16),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+
+
+def _redeem(browser: Browser, response: httpx.Response, verifier: str) -> str:
+    """The access token for the code the IdP's redirect (`response`) carries."""
+    settings = browser.stack.settings
     assert response.status_code in (302, 303), response.text
     query = parse_qs(urlsplit(response.headers["location"]).query)
     assert "code" in query, query

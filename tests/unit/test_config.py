@@ -195,6 +195,13 @@ def test_the_connection_claim_must_be_namespaced(claim: str) -> None:
         load_settings(auth0_connection_claim=claim)
 
 
+@pytest.mark.parametrize("claim", ["amr", "https://"])
+def test_the_methods_claim_must_be_namespaced(claim: str) -> None:
+    """`amr` is one of the claims Auth0 will not let an Action set."""
+    with pytest.raises(ConfigurationError, match="AUTH0_AMR_CLAIM: must be a namespaced"):
+        load_settings(auth0_amr_claim=claim)
+
+
 def test_the_connection_claim_can_be_the_tenants_own_namespace() -> None:
     claim = "https://app.example.com/claims/connection"
     assert load_settings(auth0_connection_claim=claim).auth0_connection_claim == claim
