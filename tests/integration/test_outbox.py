@@ -203,25 +203,30 @@ async def job_statuses(settings: Any) -> dict[str, int]:
         await config.get_engine().dispose()
 
 
+BURST = 120
+
+
 def test_burst_with_faults_converges_with_two_workers(database_url: str, tmp_path: Path) -> None:
     settings = stack_settings(
         database_url, tmp_path, outbox_worker_enabled=False, auth0_request_timeout_seconds=1.0
     )
     with running_stack(settings) as stack:
-        final = asyncio.run(churn(settings, 200))
+        # 120 changes: enough that both workers take jobs while every fault fires; 200 took
+        # twice as long and proved nothing more.
+        final = asyncio.run(churn(settings, BURST))
         faults = [
             {
                 "method": "POST",
                 "path": "/api/v2/organizations/*/members/*/roles",
                 "response": "429",
-                "count": 25,
+                "count": 15,
                 "retry_after": 1,
             },
             {
                 "method": "GET",
                 "path": "/api/v2/organizations/*/members/*/roles",
                 "response": "500",
-                "count": 15,
+                "count": 9,
             },
             {
                 "method": "POST",
@@ -250,7 +255,7 @@ def test_burst_with_faults_converges_with_two_workers(database_url: str, tmp_pat
         assert statuses.get(OutboxStatus.FAILED.value, 0) == 0, statuses
         completed = workers[0].completed + workers[1].completed
         assert len(completed) == len(set(completed)), "a job completed twice"
-        assert len(completed) == statuses[OutboxStatus.DONE.value] >= 200
+        assert len(completed) == statuses[OutboxStatus.DONE.value] >= BURST
         assert all(w.completed for w in workers), "both workers should have taken jobs"
         with stack.management() as mgmt:
             for sub, role in final.items():
