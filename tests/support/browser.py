@@ -113,8 +113,10 @@ class PageWatch:
         # A navigation that is superseded (a redirect followed by a click) is aborted, not broken.
         if failure == "net::ERR_ABORTED" and request.is_navigation_request():
             return
-        # Nor is the browser's own icon fetch, cut short when the test moves on to another page.
-        if failure == "net::ERR_ABORTED" and self._path(request.url) == "/static/favicon.svg":
+        # Nor a static file of a page the test has already left (its stylesheet, its scripts,
+        # the browser's icon fetch): the browser cancels them. A missing or broken file still
+        # shows as its error status.
+        if failure == "net::ERR_ABORTED" and self._path(request.url).startswith("/static/"):
             return
         # Nor an htmx request that a newer one replaced (hx-sync "replace": a search typed on
         # while the previous one was in flight). A real failure still shows as its status.

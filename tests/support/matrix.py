@@ -16,10 +16,18 @@ from typing import Any
 import httpx
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
+from sqlalchemy import delete
 
 from saas.audit.services import Actor
 from saas.config import Settings
-from saas.db.models import EnterpriseConnection, Organization, OutboxJob, OutboxStatus, User
+from saas.db.models import (
+    EnterpriseConnection,
+    Organization,
+    OrganizationDomain,
+    OutboxJob,
+    OutboxStatus,
+    User,
+)
 from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
@@ -146,6 +154,15 @@ def fresh_target(settings: Settings, kind: str) -> str:
                 )
             return ""
         if kind == "domain":
+            # One pending target at a time: the cells refused leave theirs behind, and acme
+            # may have only MAX_PENDING_DOMAINS unverified domains.
+            await session.execute(
+                delete(OrganizationDomain).where(
+                    OrganizationDomain.organization_id == org.id,
+                    OrganizationDomain.domain.like("m%.example"),
+                    OrganizationDomain.verified_at.is_(None),
+                )
+            )
             domain = await OrganizationService(session=session).add_domain(
                 organization_id=org.id,
                 domain=f"m{uuid.uuid4().hex[:10]}.example",
