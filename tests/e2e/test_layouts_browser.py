@@ -26,7 +26,7 @@ from saas.invitations.services import InvitationService
 from saas.tenancy.permissions import Role
 from tests.e2e.conftest import Journey
 from tests.support.browser import run_async
-from tests.support.layout import LayoutReport, inspect_layout
+from tests.support.layout import LayoutReport, axe_version, inspect_layout
 from tests.support.members_page import open_invite_form
 from tests.support.stack import Stack
 
@@ -138,6 +138,8 @@ def sent_invitation(stack: Stack, email: str, state: str = "pending") -> str:
 def test_signed_out_pages(journey: Journey) -> None:
     walk = Walk(journey)
     walk.visit("home", "/")
+    # The audit is the vendored axe-core, not the older one inside axe-playwright-python.
+    assert axe_version(journey.page) == "4.14.1"
     walk.visit("sign-in", "/login")
     walk.visit("not-found-anonymous", "/no-such-page", status=404)
     # The email router: an unknown domain goes on to the IdP's connection picker.

@@ -5,9 +5,9 @@
 - **no sideways scroll**: the document is no wider than the viewport, and no visible element
   sticks out past the viewport's right edge (an element inside a container that scrolls or
   clips on its own, such as a wide table in `.table-wrap`, is that container's business);
-- **axe-core** (bundled in the `axe-playwright-python` package, injected from the installed
-  file: nothing is fetched at run time) finds no critical or serious violation; each one is
-  reported with its rule id and the CSS targets of its nodes;
+- **axe-core** (4.14.1 from its npm package, vendored in tests/support/vendor/axe-core and run
+  through `axe-playwright-python`: nothing is fetched at run time) finds no critical or serious
+  violation; each one is reported with its rule id and the CSS targets of its nodes;
 - a full-page **screenshot** at `test-artifacts/screenshots/<name>-<width>.png`.
 
 Every problem of the page is collected before failing, so one run names them all.
@@ -29,7 +29,8 @@ FAILING_IMPACTS = frozenset({"critical", "serious"})
 EXTRA_RULES = {"label-content-name-mismatch": {"enabled": True}}
 AXE_OPTIONS: dict[str, Any] = {"resultTypes": ["violations"], "rules": EXTRA_RULES}
 
-_AXE = Axe()
+AXE_SCRIPT = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+_AXE = Axe.from_file(AXE_SCRIPT)
 
 # Elements wider than the viewport's right edge, except inside a container that scrolls or
 # clips its own overflow (then the container is what must fit), and except hidden ones.
