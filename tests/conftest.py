@@ -66,13 +66,22 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["TEST_REDIS_URL"] = urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
 
 
+def _dispatch_rank(item: pytest.Item) -> int:
+    path = str(item.path)
+    if "/tests/e2e/" in path:
+        return 0
+    return 1 if "/tests/integration/" in path else 2
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests last: Playwright's sync API leaves an event loop marked as running in
-    the main thread while it is up, which breaks `asyncio.run()` in tests that follow it.
-    Last of these hooks, so after pytest has grouped the tests by backend (a stable sort
-    keeps that grouping)."""
-    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
+    """The longest modules first: pytest-xdist hands whole modules to workers in this order, so
+    the browser modules (the longest) start at once and the small unit modules fill the end,
+    instead of one worker finishing a long browser module while the others wait. Playwright's
+    event loop lives only as long as its module's `chromium` fixture (tests/e2e/conftest.py),
+    so `asyncio.run()` works in whatever module a worker runs next. Last of these hooks, so
+    after pytest has grouped the tests by backend (a stable sort keeps that grouping)."""
+    items.sort(key=_dispatch_rank)
 
 
 def sqlite_url(path: Path) -> str:
