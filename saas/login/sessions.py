@@ -43,6 +43,8 @@ SESSION_STORE = "sessions"
 RATE_LIMIT_STORE = "ratelimit"
 _ROTATE = "_rotate"
 _ROTATED_ID = "saas.rotated_session_id"
+# The id given to a request whose cookie held no id this backend could have made.
+_FRESH_ID = "saas.fresh_session_id"
 
 # Session keys, in one place.
 USER_ID = "user_id"
@@ -65,6 +67,10 @@ _LOADED_SIGNED_IN = "saas.loaded_signed_in"
 ONE_YEAR_SECONDS = 365 * 24 * 3600
 
 
+def _is_hex(value: str) -> bool:
+    return all(character in "0123456789abcdef" for character in value)
+
+
 def session_cookie_name(settings: Settings) -> str:
     # Cookies ignore ports: the dev IdP on :8001 must never share our cookie's name.
     return "__Host-saas_session" if settings.secure_cookies else "saas_session"
@@ -76,17 +82,40 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     (by its owner in another browser, or when access ended) not written back by a request
     that was in flight when it ended."""
 
+    def cookie_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+        """The session id the browser sent, when it is one this backend could have made (hex of
+        `session_id_bytes` random bytes). Litestar uses the cookie's value as the store key, and
+        the same store holds other entries (each user's session index, saas.login.
+        session_directory): any other value counts as no cookie, so a client never chooses which
+        entry its session reads, overwrites or deletes."""
+        value = connection.cookies.get(self.config.key)
+        if value and len(value) == 2 * self.config.session_id_bytes and _is_hex(value):
+            return value
+        return None
+
     async def load_from_connection(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> dict[str, Any]:
-        data = await super().load_from_connection(connection)
+        data: dict[str, Any] = {}
+        if session_id := self.cookie_session_id(connection):
+            store = self.config.get_store_from_app(connection.scope["app"])
+            raw = await self.get(session_id, store=store)
+            if raw is not None:
+                data = self.deserialize_data(raw)
         if data.get(USER_ID):
             connection.scope[_LOADED_SIGNED_IN] = True  # type: ignore[literal-required]
         return data
 
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         rotated = connection.scope.get(_ROTATED_ID)
-        return str(rotated) if rotated else super().get_session_id(connection)
+        if rotated:
+            return str(rotated)
+        if sent := self.cookie_session_id(connection):
+            return sent
+        fresh = connection.scope.get(_FRESH_ID)
+        if not fresh:
+            fresh = connection.scope[_FRESH_ID] = self.generate_session_id()  # type: ignore[literal-required]
+        return str(fresh)
 
     async def store_in_message(
         self,
@@ -96,21 +125,22 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     ) -> None:
         if not scope_session or scope_session is Empty:
             # Anonymous visitors get no store entry and no cookie; a cleared session is deleted.
-            if session_id := connection.cookies.get(self.config.key):
-                await self.delete(
-                    session_id, store=self.config.get_store_from_app(connection.scope["app"])
-                )
+            if connection.cookies.get(self.config.key):
+                if session_id := self.cookie_session_id(connection):
+                    await self.delete(
+                        session_id, store=self.config.get_store_from_app(connection.scope["app"])
+                    )
                 self._expire_cookie(message)
             return
         store = self.config.get_store_from_app(connection.scope["app"])
         rotating = isinstance(scope_session, dict) and scope_session.pop(_ROTATE, False)
         if rotating:
-            old_id = connection.cookies.get(self.config.key)
+            old_id = self.cookie_session_id(connection)
             if old_id:
                 await self.delete(old_id, store=store)
             connection.scope[_ROTATED_ID] = self.generate_session_id()  # type: ignore[literal-required]
         elif connection.scope.get(_LOADED_SIGNED_IN):
-            session_id = connection.cookies.get(self.config.key)
+            session_id = self.cookie_session_id(connection)
             if session_id and not await store.exists(session_id):
                 # Ended while this request ran: writing it back would bring it back to life.
                 self._expire_cookie(message)

@@ -110,9 +110,10 @@ async def refuse_if_verified_elsewhere(session: Session, record: OrganizationDom
         raise verified_elsewhere(record.domain)
 
 
-async def mark_domain_verified(session: Session, record: OrganizationDomain) -> None:
-    """Mark `record` (unverified, read in this transaction) verified, unless another
-    organization has verified the same domain: a Conflict, with the transaction still usable.
+async def mark_domain_verified(session: Session, record: OrganizationDomain) -> bool:
+    """Mark `record` (read unverified) verified, unless another organization has verified the
+    same domain: a Conflict, with the transaction still usable. False when this organization's
+    own concurrent verification got there first (nothing to record twice).
 
     The caller has found the token published, with no transaction open for that lookup. Two
     organizations' verifications of one domain can pass the check below at once; the partial
@@ -132,6 +133,7 @@ async def mark_domain_verified(session: Session, record: OrganizationDomain) -> 
                 .where(
                     OrganizationDomain.id == record.id,
                     OrganizationDomain.organization_id == record.organization_id,
+                    OrganizationDomain.verified_at.is_(None),
                 )
                 .values(verified_at=now, updated_at=now)
                 .returning(OrganizationDomain.id)
@@ -140,11 +142,19 @@ async def mark_domain_verified(session: Session, record: OrganizationDomain) -> 
     except IntegrityError:
         # The only constraint this UPDATE can break is the one on verified domains.
         raise verified_elsewhere(record.domain) from None
-    if updated is None:  # removed by a concurrent request since the caller read it
-        raise NotFound("This organization has no such domain.", field="domain")
+    if updated is None:
+        # Removed by a concurrent request since the caller read it, or verified by one.
+        verified_at = await session.scalar(
+            select(OrganizationDomain.verified_at).where(OrganizationDomain.id == record.id)
+        )
+        if verified_at is None:
+            raise NotFound("This organization has no such domain.", field="domain")
+        set_committed_value(record, "verified_at", verified_at)
+        return False
     # What the row now holds, without a second flush of it.
     set_committed_value(record, "verified_at", now)
     set_committed_value(record, "updated_at", now)
+    return True
 
 
 def validate_slug(slug: str) -> str:
@@ -365,7 +375,8 @@ class OrganizationService(SQLAlchemyAsyncRepositoryService[Organization, Organiz
                 "DNS changes can take a few minutes to appear.",
                 field="domain",
             )
-        await mark_domain_verified(session, record)
+        if not await mark_domain_verified(session, record):
+            return record
         for connection in await self.connections_of(organization_id):
             if connection.strategy in {"samlp", "oidc"}:
                 sync_connection_later(session, organization_id, connection.id)

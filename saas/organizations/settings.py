@@ -125,7 +125,10 @@ class OrganizationSettingsService:
 
     async def rename(self, display_name: str) -> Organization:
         name = clean_display_name(display_name)
-        await self._authorize()
+        # The organization lock before the admin's membership row, as every write that changes
+        # the organization's row takes them (a removal of this admin takes them in that order:
+        # the other order deadlocks with it).
+        await self._authorize(lock_organization=True)
         organization = await self.session.get_one(
             Organization, self.organization.id, populate_existing=True
         )
@@ -184,7 +187,8 @@ class OrganizationSettingsService:
                 "DNS changes can take a few minutes to appear; try again later.",
                 field="domain",
             )
-        await mark_domain_verified(self.session, record)
+        if not await mark_domain_verified(self.session, record):
+            return record
         await self._sync_routed_connections()
         await AuditService(session=self.session).record(
             AuditAction.DOMAIN_VERIFIED,

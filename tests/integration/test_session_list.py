@@ -20,7 +20,7 @@ from saas.account.controllers import handle_of
 from saas.audit.actions import AuditAction
 from saas.db.models import AuditEvent, Membership, Organization, User
 from saas.login.session_directory import PRUNE_SAMPLE, SessionDirectory
-from saas.login.sessions import USER_ID
+from saas.login.sessions import USER_ID, session_cookie_name
 from saas.stores import CountingRedisStore, IndexedFileStore
 from tests.support.stack import Browser, Stack, in_acme
 
@@ -306,3 +306,47 @@ def test_a_new_session_prunes_gone_ones_from_its_users_set(tmp_path: Path, store
         assert len(members - live) < len(dead) // 2
 
     asyncio.run(run())
+
+
+def user_id_of(stack: Stack, email: str) -> str:
+    async def find(session: AsyncSession, _: Organization) -> str:
+        found = await session.scalar(select(User.id).where(User.email == email))
+        assert found is not None
+        return str(found)
+
+    return in_acme(stack.settings, find)
+
+
+@STORES
+def test_a_cookie_naming_another_store_entry_is_no_session(stack: Stack, store: str) -> None:
+    """Litestar keys a session by its cookie's value, in the store that also holds each user's
+    session index. A hand-written cookie naming Bob's index (his id is visible to every
+    co-member) neither reads, overwrites nor deletes it: it counts as no cookie at all."""
+    bob = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    index_key = f"user-sessions-{user_id_of(stack, 'bob@acme.example')}"
+    attacker = stack.browser()
+    cookie = session_cookie_name(stack.settings)
+
+    def hostile() -> None:
+        attacker.client.cookies.set(cookie, index_key)
+
+    for path in ("/login", "/o/acme/", "/account/sessions"):
+        hostile()
+        answer = attacker.get(path)
+        assert answer.status_code in {200, 303}, (path, answer.status_code)
+        assert index_key not in answer.headers.get("set-cookie", "")
+    # Starting a sign-in writes a session: under a fresh id, never under the hand-written one.
+    token = csrf(attacker, "/login")
+    hostile()
+    started = attacker.client.post(
+        stack.app_url + "/login", data={"email": "mallory@example.com", "_csrf_token": token}
+    )
+    assert started.status_code == 303, started.text
+    assert f"{cookie}=" in started.headers.get("set-cookie", "")
+    assert index_key not in started.headers.get("set-cookie", "")
+    # Bob's index is intact: his session is still listed, and a new sign-in of his works.
+    assert "Safari on iPhone" in bob.get("/account/sessions").text
+    again = signed_in(stack, "bob@acme.example", agent=FIREFOX)
+    listed = again.get("/account/sessions").text
+    assert "Safari on iPhone" in listed
+    assert "Firefox on Linux" in listed
