@@ -99,14 +99,34 @@ def measure_overflow(page: Page) -> tuple[int, list[str]]:
     return overflow, sticking
 
 
+# axe.run, answered with only what a report names (the full result, with every node's HTML and
+# the passing rules' lists, is many times larger to serialize back to Python).
+_AXE_RUN = """
+async (options) => {
+  const results = await axe.run(document, options);
+  return results.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    targets: v.nodes.map((node) => node.target.join(" ")),
+  }));
+}
+"""
+
+
+def _inject_axe(page: Page) -> None:
+    """axe-core into the page's document, once per document (a later check on the same
+    document, after an HTMX swap or a dialog opened, reuses it)."""
+    if not page.evaluate("() => typeof window.axe?.run === 'function'"):
+        page.evaluate(_AXE.axe_script)
+
+
 def axe_violations(page: Page) -> list[str]:
     """Critical and serious axe-core violations: rule id, impact, help, node targets."""
-    response = _AXE.run(page, options=AXE_OPTIONS).response
+    _inject_axe(page)
     found = []
-    for violation in response["violations"]:
+    for violation in page.evaluate(_AXE_RUN, AXE_OPTIONS):
         if violation.get("impact") not in FAILING_IMPACTS:
             continue
-        targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]]
+        targets = violation["targets"]
         shown = "; ".join(targets[:8]) + (
             f"; … {len(targets) - 8} more" if len(targets) > 8 else ""
         )
@@ -118,7 +138,7 @@ def axe_violations(page: Page) -> list[str]:
 
 
 def axe_version(page: Page) -> str:
-    page.evaluate(_AXE.axe_script)
+    _inject_axe(page)
     return str(page.evaluate("axe.version"))
 
 
