@@ -1,8 +1,9 @@
 """Require MFA in a real headless Chromium (SQLite only): Alice, Acme's owner, turns it on on
 the Security page and is asked for a second factor at once (her session had none): she enrolls
 an authenticator from the QR page's key and a TOTP code, signs out, and signs in again with a
-fresh code. Your sessions lists this browser. Screenshots at 1280x800 and 390x844 go to
-`test-artifacts/screenshots/security-*.png`."""
+fresh code. Your sessions lists this browser. Each page, the dev IdP's enrollment (QR code)
+and challenge pages included, passes `check_layout` at 1280x800 and 390x844; screenshots go
+to `test-artifacts/screenshots/security-<state>-<width>.png`."""
 
 from __future__ import annotations
 
@@ -14,18 +15,17 @@ from playwright.sync_api import Page, expect
 
 from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import Journey
-from tests.support.browser import screenshot
-from tests.support.layout import horizontal_overflow
+from tests.support.layout import check_layout
 
 pytestmark = pytest.mark.browser
 
 
 def _both_sizes(page: Page, name: str) -> None:
-    screenshot(page, f"{name}-desktop")
+    """`check_layout` at both sizes: the app's pages and the dev IdP's (what people see in
+    development) alike."""
+    check_layout(page, name)
     page.set_viewport_size({"width": 390, "height": 844})
-    overflow = horizontal_overflow(page)
-    assert overflow == 0, f"{name}: scrolls {overflow}px sideways at 390"
-    screenshot(page, f"{name}-phone")
+    check_layout(page, name)
     page.set_viewport_size({"width": 1280, "height": 800})
 
 
