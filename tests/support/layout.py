@@ -8,7 +8,7 @@
 - **axe-core** (bundled in the `axe-playwright-python` package, injected from the installed
   file: nothing is fetched at run time) finds no critical or serious violation; each one is
   reported with its rule id and the CSS targets of its nodes;
-- a full-page **screenshot** at `test-artifacts/screenshots/<name>-<width>.png`.
+- a full-page **screenshot** (`save_full_page`) at `test-artifacts/screenshots/<name>-<width>.png`.
 
 Every problem of the page is collected before failing, so one run names them all.
 """
@@ -22,7 +22,7 @@ from typing import Any
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page
 
-from tests.support.browser import SCREENSHOTS
+from tests.support.browser import SCREENSHOTS, save_full_page
 
 FAILING_IMPACTS = frozenset({"critical", "serious"})
 # Rules axe ships switched off ("experimental") that the issue's audit ran as well.
@@ -149,7 +149,7 @@ def inspect_layout(page: Page, name: str) -> LayoutReport:
     violations = axe_violations(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}-{width}.png"
-    page.screenshot(path=str(path), full_page=True)
+    save_full_page(page, path)
     return LayoutReport(name, width, overflow, violations, sticking, path)
 
 
