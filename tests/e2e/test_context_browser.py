@@ -21,7 +21,7 @@ from sqlalchemy import select
 from saas.db.config import standalone_session
 from saas.db.models import EnterpriseConnection, Organization
 from tests.e2e.conftest import Journey
-from tests.support.browser import run_async
+from tests.support.browser import run_async, screenshot
 from tests.support.keyboard import assert_focus_ring, tab_to
 from tests.support.layout import check_layout
 from tests.support.stack import Stack
@@ -41,6 +41,14 @@ def expect_signed_in_header(page: Page, name: str) -> None:
     expect(header.locator(".user-chip")).to_contain_text(name)
     expect(header.get_by_role("button", name="Sign out")).to_be_visible()
     expect(header.get_by_role("link", name="Sign in")).to_have_count(0)
+
+
+def at_both_widths(page: Page, name: str) -> None:
+    """`check_layout` at 1280x800 and 390x844, back to 1280x800."""
+    for viewport in ({"width": 1280, "height": 800}, {"width": 390, "height": 844}):
+        page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        check_layout(page, name)
+    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def answer_dialogs(page: Page, accept: bool, seen: list[str]) -> None:
@@ -64,7 +72,7 @@ def test_error_pages_and_home_keep_the_signed_in_header(journey: Journey) -> Non
     expect_signed_in_header(page, "Vera")
     back = page.locator("#error-back")
     expect(back).to_have_text("Back to Acme Corp")
-    check_layout(page, "context-403")
+    screenshot(page, "context-403")  # audited by the layout walk ("forbidden")
     back.click()
     journey.expect_url("/o/acme")
 
@@ -74,7 +82,7 @@ def test_error_pages_and_home_keep_the_signed_in_header(journey: Journey) -> Non
         expect(page.locator(".error-card__code")).to_have_text("404")
         expect_signed_in_header(page, "Vera")
         expect(page.locator("#error-back")).to_have_attribute("href", "/o/acme")
-    check_layout(page, "context-404")
+    screenshot(page, "context-404")  # audited by the layout walk ("not-found-*")
 
     journey.goto("/")
     expect_signed_in_header(page, "Vera")
@@ -232,7 +240,7 @@ def test_deleting_the_sso_connection_asks_first(journey: Journey) -> None:
     expect(page.get_by_test_id("flash")).to_contain_text("The SSO connection was deleted.")
     expect(page.get_by_role("button", name="Delete connection")).to_have_count(0)
     assert run_async(_connection_names(stack, "acme")) == []
-    check_layout(page, "context-sso-deleted")
+    at_both_widths(page, "context-sso-deleted")
 
 
 def test_suspending_an_organization_asks_first(journey: Journey) -> None:
@@ -255,4 +263,4 @@ def test_suspending_an_organization_asks_first(journey: Journey) -> None:
     expect(page.get_by_test_id("org-status")).to_have_text("suspended")
     expect(page.get_by_role("button", name="Reactivate Globex Corporation")).to_be_visible()
     assert run_async(_status(stack, "globex")) == "suspended"
-    check_layout(page, "context-suspended")
+    at_both_widths(page, "context-suspended")
