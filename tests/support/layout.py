@@ -15,6 +15,7 @@ Every problem of the page is collected before failing, so one run names them all
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,8 @@ def measure_overflow(page: Page) -> tuple[int, list[str]]:
 # axe.run, answered with only what a report names (the full result, with every node's HTML and
 # the passing rules' lists, is many times larger to serialize back to Python).
 _AXE_RUN = """
-async (options) => {
-  const results = await axe.run(document, options);
+async ([within, options]) => {
+  const results = await axe.run(within ? { include: within } : document, options);
   return results.violations.map((v) => ({
     id: v.id, impact: v.impact, help: v.help,
     targets: v.nodes.map((node) => node.target.join(" ")),
@@ -119,11 +120,12 @@ def _inject_axe(page: Page) -> None:
         page.evaluate(_AXE.axe_script)
 
 
-def axe_violations(page: Page) -> list[str]:
-    """Critical and serious axe-core violations: rule id, impact, help, node targets."""
+def axe_violations(page: Page, within: Sequence[str] = ()) -> list[str]:
+    """Critical and serious axe-core violations: rule id, impact, help, node targets; of the
+    whole document, or only of the elements the CSS selectors `within` match."""
     _inject_axe(page)
     found = []
-    for violation in page.evaluate(_AXE_RUN, AXE_OPTIONS):
+    for violation in page.evaluate(_AXE_RUN, [list(within), AXE_OPTIONS]):
         if violation.get("impact") not in FAILING_IMPACTS:
             continue
         targets = violation["targets"]
@@ -142,20 +144,23 @@ def axe_version(page: Page) -> str:
     return str(page.evaluate("axe.version"))
 
 
-def inspect_layout(page: Page, name: str) -> LayoutReport:
-    """Measure, audit and photograph the page as it is now, without failing."""
+def inspect_layout(page: Page, name: str, *, changed: Sequence[str] = ()) -> LayoutReport:
+    """Measure, audit and photograph the page as it is now, without failing. With `changed`
+    (CSS selectors), axe audits only those parts: for a state that differs from one already
+    audited (the same page, earlier in the test or in the layout walk) only there, such as a
+    row's menu or a dialog opened; the fit and the screenshot are always of the whole page."""
     width = page.viewport_size["width"] if page.viewport_size else 0
     overflow, sticking = measure_overflow(page)
-    violations = axe_violations(page)
+    violations = axe_violations(page, changed)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}-{width}.png"
     save_full_page(page, path)
     return LayoutReport(name, width, overflow, violations, sticking, path)
 
 
-def check_layout(page: Page, name: str) -> LayoutReport:
+def check_layout(page: Page, name: str, *, changed: Sequence[str] = ()) -> LayoutReport:
     """`inspect_layout`, failing with every problem it found."""
-    report = inspect_layout(page, name)
+    report = inspect_layout(page, name, changed=changed)
     problems = report.problems
     assert not problems, f"{name} at {report.width}px ({page.url}):\n  " + "\n  ".join(problems)
     return report
