@@ -176,7 +176,9 @@ def save_full_page(page: Page, path: Path) -> None:
     in Chromium (the document's size, beyond the viewport) but encoded for speed: the same
     pixels in a larger file, in about a third less time (a tall page's PNG encoding was the
     slowest step of many state checks). One DevTools session per page, made again if a
-    navigation ended it."""
+    navigation ended it. The page is loaded first (its deferred scripts run): a picture of a
+    page still loading is not the state, and a test pressing on at once would abort them."""
+    page.wait_for_load_state()
     for attempt in range(2):
         session = _SESSIONS.get(page)
         if session is None:

@@ -149,6 +149,7 @@ def inspect_layout(page: Page, name: str, *, changed: Sequence[str] = ()) -> Lay
     (CSS selectors), axe audits only those parts: for a state that differs from one already
     audited (the same page, earlier in the test or in the layout walk) only there, such as a
     row's menu or a dialog opened; the fit and the screenshot are always of the whole page."""
+    page.wait_for_load_state()  # the state with its scripts run, not a page still loading
     width = page.viewport_size["width"] if page.viewport_size else 0
     overflow, sticking = measure_overflow(page)
     violations = axe_violations(page, changed)
