@@ -73,7 +73,8 @@ def test_error_pages_and_home_keep_the_signed_in_header(journey: Journey) -> Non
     back = page.locator("#error-back")
     expect(back).to_have_text("Back to Acme Corp")
     screenshot(page, "context-403")  # audited by the layout walk ("forbidden")
-    back.click()
+    with page.expect_navigation():  # loaded (its scripts too) before the next page is opened
+        back.click()
     journey.expect_url("/o/acme")
 
     for path in ("/o/acme/no-such-page", "/o/no-such-org/", "/no-such-page"):
