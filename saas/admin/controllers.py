@@ -26,8 +26,8 @@ from saas.db.models import Invitation, Organization, OrganizationStatus, OutboxJ
 from saas.errors import DomainError, InvalidInput
 from saas.invitations.services import InvitationService
 from saas.login.current_user import actor_from, load_current_user, memberships_of
-from saas.organizations.dns_verification import record_name
 from saas.organizations.services import CONNECTION_STRATEGIES, OrganizationService
+from saas.organizations.settings import domain_rows
 from saas.services import OPERATOR_SERVICES, SsoForOrganization
 from saas.sso.forms import SsoForm, validate_form
 from saas.tenancy.guards import requires_platform_operator
@@ -102,7 +102,9 @@ class OperatedOrganization:
 
     async def page(self, error: DomainError | None = None, status_code: int = 200) -> Template:
         org, db = self.org, self.db
-        domains = await self.organizations.domains_of(org.id)
+        # Each with its TXT record, and whether another organization has verified it (then
+        # there is nothing to verify: the tenant's settings page shows it the same way).
+        domains = await domain_rows(db, org.id)
         invitations = list(
             (
                 await db.execute(
@@ -122,7 +124,7 @@ class OperatedOrganization:
                 self.request,
                 db,
                 org=org,
-                domains=[(d, record_name(d.domain)) for d in domains],
+                domains=domains,
                 connections=connections,
                 owner_invitations=[(i, i.status(now)) for i in invitations],
                 # Where Auth0 stands on each, from the outbox jobs (no Auth0 call).

@@ -5,7 +5,8 @@
 //   a full error page into a part of the page: that one becomes a toast instead;
 // - shows toasts announced by the server in an `HX-Trigger: {"toast": {...}}` header;
 // - closes an open header menu (<details class="menu">, the organization switcher) on Escape or a
-//   click outside it, returning focus to its button when focus was inside;
+//   click outside it, returning focus to its button when focus was inside; in an open one,
+//   ArrowDown/ArrowUp (and Home/End) move the focus through its links, as Tab does;
 // - asks before a destructive plain form is sent: `data-confirm="…"` on the form;
 // - keeps tenant data out of localStorage (no htmx history cache: back/forward reload the URL,
 //   which the server renders as a full page).
@@ -119,10 +120,31 @@
     if (summary && (returnFocus || hadFocus)) summary.focus();
   }
 
+  // The links of the open menu the focus is in (its button included), or null.
+  function menuLinks(target) {
+    var menu = target && target.closest ? target.closest("details.menu[open]") : null;
+    return menu ? Array.prototype.slice.call(menu.querySelectorAll(".menu__list a[href]")) : null;
+  }
+
+  var MOVES = { ArrowDown: 1, ArrowUp: -1, Home: 0, End: 0 };
+
   document.addEventListener("keydown", function (event) {
-    if (event.key !== "Escape") return;
-    var menus = openMenus();
-    for (var i = 0; i < menus.length; i++) closeMenu(menus[i], menus[i].contains(document.activeElement));
+    if (event.key === "Escape") {
+      var menus = openMenus();
+      for (var i = 0; i < menus.length; i++) closeMenu(menus[i], menus[i].contains(document.activeElement));
+      return;
+    }
+    if (!Object.prototype.hasOwnProperty.call(MOVES, event.key) || event.altKey || event.ctrlKey || event.metaKey) return;
+    var links = menuLinks(document.activeElement);
+    if (!links || !links.length) return;
+    var at = links.indexOf(document.activeElement);
+    var next;
+    if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = links.length - 1;
+    else if (at < 0) next = event.key === "ArrowDown" ? 0 : links.length - 1;  // from the button
+    else next = (at + MOVES[event.key] + links.length) % links.length;
+    event.preventDefault();  // not a scroll of the page
+    links[next].focus();
   });
 
   document.addEventListener("click", function (event) {

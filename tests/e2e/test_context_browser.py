@@ -5,18 +5,25 @@
 - The organization switcher closes on Escape (focus back on its button) and on a click outside.
 - "Delete connection" (SSO settings) and the operator's "Suspend" ask first: cancelling sends
   nothing, confirming does it and says so.
+- Keyboard only, at 1280x800 and 390x844: the switcher opens, moves and switches; Sign out
+  signs out, and the session is dead on the server.
+
+Each state shown (the error pages, the switcher open, after a deletion or a suspension) passes
+`check_layout`: no sideways scroll, no critical or serious axe-core violation, a screenshot.
 """
 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Dialog, Page, ViewportSize, expect
 from sqlalchemy import select
 
 from saas.db.config import standalone_session
 from saas.db.models import EnterpriseConnection, Organization
 from tests.e2e.conftest import Journey
 from tests.support.browser import run_async, screenshot
+from tests.support.keyboard import assert_focus_ring, tab_to
+from tests.support.layout import check_layout
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.browser
@@ -34,6 +41,14 @@ def expect_signed_in_header(page: Page, name: str) -> None:
     expect(header.locator(".user-chip")).to_contain_text(name)
     expect(header.get_by_role("button", name="Sign out")).to_be_visible()
     expect(header.get_by_role("link", name="Sign in")).to_have_count(0)
+
+
+def at_both_widths(page: Page, name: str) -> None:
+    """`check_layout` at 1280x800 and 390x844, back to 1280x800."""
+    for viewport in ({"width": 1280, "height": 800}, {"width": 390, "height": 844}):
+        page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        check_layout(page, name)
+    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def answer_dialogs(page: Page, accept: bool, seen: list[str]) -> None:
@@ -57,8 +72,9 @@ def test_error_pages_and_home_keep_the_signed_in_header(journey: Journey) -> Non
     expect_signed_in_header(page, "Vera")
     back = page.locator("#error-back")
     expect(back).to_have_text("Back to Acme Corp")
-    screenshot(page, "context-403")
-    back.click()
+    screenshot(page, "context-403")  # audited by the layout walk ("forbidden")
+    with page.expect_navigation():  # loaded (its scripts too) before the next page is opened
+        back.click()
     journey.expect_url("/o/acme")
 
     for path in ("/o/acme/no-such-page", "/o/no-such-org/", "/no-such-page"):
@@ -67,7 +83,7 @@ def test_error_pages_and_home_keep_the_signed_in_header(journey: Journey) -> Non
         expect(page.locator(".error-card__code")).to_have_text("404")
         expect_signed_in_header(page, "Vera")
         expect(page.locator("#error-back")).to_have_attribute("href", "/o/acme")
-    screenshot(page, "context-404")
+    screenshot(page, "context-404")  # audited by the layout walk ("not-found-*")
 
     journey.goto("/")
     expect_signed_in_header(page, "Vera")
@@ -106,7 +122,7 @@ def test_switcher_closes_on_escape_and_click_outside(journey: Journey) -> None:
         assert box is not None
         assert box["x"] >= 0, box
         assert box["x"] + box["width"] <= viewport["width"], box
-        screenshot(page, f"context-switcher-open-{viewport['width']}")
+        check_layout(page, "context-switcher-open")
         # Tab into the list, then Escape: closed, focus back on the button.
         page.keyboard.press("Tab")
         page.keyboard.press("Escape")
@@ -117,6 +133,68 @@ def test_switcher_closes_on_escape_and_click_outside(journey: Journey) -> None:
         expect(first).to_be_visible()
         page.locator("main h1").first.click()
         expect(first).to_be_hidden()
+
+
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}], ids=["1280", "390"]
+)
+def test_keyboard_only_switches_organization_and_signs_out(
+    journey: Journey, viewport: ViewportSize
+) -> None:
+    """Olivia (Initech's owner, Globex's viewer), keys only: the switcher opens with Enter,
+    ArrowDown and Tab move into it, Escape closes it with the focus back on its button, Enter on
+    Globex switches; Sign out is reached with Tab and pressed with Enter, and the session it
+    ended is dead on the server, not only forgotten by this browser."""
+    page = journey.page
+    sign_in(journey, "olivia@ops.example", password_database=True)
+    journey.goto("/o/initech/")
+    page.set_viewport_size(viewport)
+    switcher = page.get_by_test_id("org-switcher")
+    toggle = "[data-testid=org-switcher] > summary"
+    globex = switcher.get_by_role("link", name="Globex Corporation")
+
+    # Open with Enter, move with ArrowDown, close with Escape: the focus is on the toggle again.
+    tab_to(page, toggle)
+    assert_focus_ring(page)
+    page.keyboard.press("Enter")
+    expect(globex).to_be_visible()
+    expect(switcher.locator("[aria-current=true]")).to_contain_text("Initech")
+    page.keyboard.press("ArrowDown")
+    expect(globex).to_be_focused()
+    assert_focus_ring(page)
+    page.keyboard.press("Escape")
+    expect(globex).to_be_hidden()
+    expect(page.locator(toggle)).to_be_focused()
+
+    # Open with Space this time, Tab to Globex, Enter: signed in to Globex.
+    page.keyboard.press("Space")
+    expect(globex).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(globex).to_be_focused()
+    page.keyboard.press("Enter")
+    journey.wait_for("/o/globex/")
+    expect(page.get_by_test_id("org-switcher").locator("summary")).to_contain_text("Globex")
+
+    # Sign out with Tab and Enter; the signed-out page; the old session cookie opens nothing.
+    cookies = page.context.cookies(journey.stack.app_url)
+    tab_to(page, "header.topbar button[type=submit]")
+    expect(page.locator("header.topbar button[type=submit]")).to_have_text("Sign out")
+    assert_focus_ring(page)
+    page.keyboard.press("Enter")
+    journey.wait_for("/logged-out")
+    expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+    expect(page.locator("header.topbar").get_by_role("link", name="Sign in")).to_be_visible()
+    browser = page.context.browser
+    assert browser is not None
+    replay = browser.new_context()
+    try:
+        replay.add_cookies(cookies)  # type: ignore[arg-type]
+        answer = replay.request.get(journey.stack.app_url + "/o/globex/", max_redirects=0)
+        # Sent to sign in again (to Globex's sign-in), not let in.
+        assert answer.status in (302, 303), (answer.status, answer.headers)
+        assert "/login" in answer.headers["location"], answer.headers
+    finally:
+        replay.close()
 
 
 async def _connection_names(stack: Stack, slug: str) -> list[str]:
@@ -163,7 +241,7 @@ def test_deleting_the_sso_connection_asks_first(journey: Journey) -> None:
     expect(page.get_by_test_id("flash")).to_contain_text("The SSO connection was deleted.")
     expect(page.get_by_role("button", name="Delete connection")).to_have_count(0)
     assert run_async(_connection_names(stack, "acme")) == []
-    screenshot(page, "context-sso-deleted")
+    at_both_widths(page, "context-sso-deleted")
 
 
 def test_suspending_an_organization_asks_first(journey: Journey) -> None:
@@ -186,4 +264,4 @@ def test_suspending_an_organization_asks_first(journey: Journey) -> None:
     expect(page.get_by_test_id("org-status")).to_have_text("suspended")
     expect(page.get_by_role("button", name="Reactivate Globex Corporation")).to_be_visible()
     assert run_async(_status(stack, "globex")) == "suspended"
-    screenshot(page, "context-suspended")
+    at_both_widths(page, "context-suspended")

@@ -5,13 +5,16 @@ a per-row menu; a role change is a deliberate press, a raise to admin or owner a
 removal leaves a correct count and the focus somewhere useful; searching announces its count,
 marks the list busy and does not add history entries; everything works from the keyboard.
 
-Full-page screenshots: `test-artifacts/screenshots/members-*.png`.
+Each distinct state (the list, a row menu open, the invite form open, with an error and sent, the
+confirmation dialog, after a removal, search results) passes `check_layout` once per width: no
+sideways scroll, no critical or serious axe-core violation, and a full-page screenshot
+`test-artifacts/screenshots/members-<state>-<width>.png`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from playwright.sync_api import FloatRect, Locator, Page, Request, expect
@@ -24,6 +27,8 @@ from saas.members.services import MembershipService
 from saas.tenancy.permissions import Role
 from tests.e2e.conftest import Journey
 from tests.support.browser import run_async, screenshot
+from tests.support.keyboard import assert_focus_ring, tab_to
+from tests.support.layout import check_layout
 from tests.support.members_page import (
     choose_role,
     confirm_dialog,
@@ -39,6 +44,9 @@ pytestmark = pytest.mark.browser
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 LONG_EMAIL = "maximilian.alexander.featherstonehaugh-worthington@research-division.acme.example"
 LONG_INVITE = "a.very.long.invitation.address.that.must.wrap@subsidiary-holdings.acme.example"
+ROW_OF_BOB = '[data-testid="member-row"][data-email="bob@acme.example"]'
+# What sending an invitation changes: the form (its message), the pending list, the toasts.
+INVITE_PARTS = ["#invite-disclosure", "#invitations-panel", "#toast-region"]
 
 
 @pytest.fixture(params=sorted(SIZES))
@@ -134,6 +142,15 @@ def assert_fits(page: Page) -> None:
     assert page.evaluate(_CONTROLS_OUTSIDE) == []
 
 
+def check_state(page: Page, state: str, *, changed: Sequence[str] = ()) -> None:
+    """A distinct state of the page: every control inside the screen, and `check_layout` (no
+    sideways scroll, no serious axe-core violation, a screenshot `members-<state>-<width>`).
+    `changed`: the parts that differ from the members page already audited (earlier in the
+    test, or the layout walk's), the only ones axe needs to see again."""
+    assert page.evaluate(_CONTROLS_OUTSIDE) == []
+    check_layout(page, f"members-{state}", changed=changed)
+
+
 def not_clipped(locator: Locator) -> bool:
     return bool(locator.evaluate("e => e.scrollWidth <= e.clientWidth + 1"))
 
@@ -151,14 +168,12 @@ def test_the_list_fits_with_people_together_and_actions_in_a_menu(
     run_async(add_people(journey.stack, 30))
     page = sign_in_as_alice(journey, size)
     width = size[0]
-    name = f"members-{width}"
 
     # The list comes first; the invite form is behind "Invite people".
     expect(page.get_by_label("Email addresses")).to_be_hidden()
     rows = page.get_by_test_id("member-row")
     expect(rows).to_have_count(25)
-    assert_fits(page)
-    screenshot(page, f"{name}-list")
+    check_state(page, "list")
 
     # Picture or initials, name and email in one cell; the long email wraps, unclipped.
     alice = member_row(page, "alice@acme.example")
@@ -183,22 +198,19 @@ def test_the_list_fits_with_people_together_and_actions_in_a_menu(
     make_owner = bob.get_by_role("button", name=re.compile(r"^Make owner"))
     expect(make_owner).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("Transfer ownership"))).to_have_count(0)
-    assert_fits(page)
-    screenshot(page, f"{name}-menu")
+    check_state(page, "menu-open", changed=[ROW_OF_BOB])
     page.keyboard.press("Escape")
     expect(remove).to_be_hidden()
 
     # An invitation with a long address: the pending panel wraps it, nothing scrolls sideways.
     open_invite_form(page)
-    assert_fits(page)
-    screenshot(page, f"{name}-invite-open")
+    check_state(page, "invite-open", changed=["#invite-disclosure"])
     page.get_by_label("Email addresses").fill(LONG_INVITE)
     page.get_by_role("button", name="Send invitations").click()
     invitation = page.locator(f'[data-testid="invitation"][data-email="{LONG_INVITE}"]')
     expect(invitation).to_be_visible()
     assert not_clipped(invitation.locator(".invite-list__email"))
-    assert_fits(page)
-    screenshot(page, f"{name}-invited")
+    check_state(page, "invited", changed=INVITE_PARTS)
 
 
 # ---- an explicit, confirmed role change ---------------------------------------------------
@@ -228,8 +240,7 @@ def test_a_role_change_is_a_press_and_a_raise_asks_first(
     dialog = page.get_by_test_id("confirm-dialog")
     expect(dialog).to_contain_text("Make Bob Brown an admin?")
     expect(dialog.get_by_test_id("confirm-accept")).to_have_text("Make admin")
-    assert_fits(page)
-    screenshot(page, f"members-{size[0]}-confirm-raise")
+    check_state(page, "confirm-raise", changed=["#confirm-dialog"])
     dialog.get_by_test_id("confirm-cancel").click()
     expect(dialog).to_be_hidden()
     page.wait_for_timeout(300)
@@ -254,7 +265,7 @@ def test_a_role_change_is_a_press_and_a_raise_asks_first(
     assert len(posts) == 2
     assert run_async(role_in_db(journey.stack, "bob@acme.example")) == "viewer"
     assert_fits(page)
-    screenshot(page, f"members-{size[0]}-role-changed")
+    screenshot(page, f"members-role-changed-{size[0]}")
 
 
 # ---- removal: the count, the focus, the toast --------------------------------------------
@@ -321,8 +332,7 @@ def test_a_removal_leaves_a_true_count_the_focus_on_the_next_row_and_the_control
         # A toast is at most 26rem wide and stands on the bottom left.
         bottom: FloatRect = {"x": region["x"], "y": 800 - 120, "width": 26 * 16, "height": 120}
         assert not boxes_overlap(bottom, pager), (bottom, pager)
-    assert_fits(page)
-    screenshot(page, f"members-{size[0]}-removed")
+    check_state(page, "removed")
 
 
 # ---- search: announced, busy while loading, no history entry per pause ---------------------
@@ -357,12 +367,12 @@ def test_search_announces_its_count_marks_the_list_busy_and_replaces_the_address
     assert page.evaluate("history.length") == entries  # replaced, never pushed
     assert "true" in page.evaluate("window.__busy")
     expect(page.locator("#members-results[aria-busy]")).to_have_count(0)
+    check_state(page, "search-results")
 
     search.fill("nobody-matches-this")
     expect(announce).to_have_text("No member matches \u201cnobody-matches-this\u201d.")
     assert page.evaluate("history.length") == entries
-    assert_fits(page)
-    screenshot(page, f"members-{size[0]}-search-empty")
+    check_state(page, "search-empty", changed=["#members-panel"])
 
 
 # ---- the invite form: focus and errors that go away -------------------------------------
@@ -381,8 +391,7 @@ def test_invite_focus_lands_on_the_error_or_the_success_and_errors_clear(
     expect(error).to_contain_text("is not a valid email address")
     expect(emails).to_be_focused()  # the first invalid field, not <body>
     expect(emails).to_have_attribute("aria-invalid", "true")
-    assert_fits(page)
-    screenshot(page, f"members-{size[0]}-invite-error")
+    check_state(page, "invite-error", changed=["#invite-disclosure"])
 
     # Clearing the field clears its error.
     emails.fill("")
@@ -398,41 +407,12 @@ def test_invite_focus_lands_on_the_error_or_the_success_and_errors_clear(
         page.locator('[data-testid="invitation"][data-email="carol@acme.example"]')
     ).to_be_visible()
     expect(page.get_by_label("Email addresses")).to_have_value("")
+    # The same state as "invited" (checked in the layout test above): no second audit.
     assert_fits(page)
-    screenshot(page, f"members-{size[0]}-invite-sent")
+    screenshot(page, f"members-invite-sent-{size[0]}")
 
 
 # ---- keyboard only -----------------------------------------------------------------------
-
-
-def tab_to(page: Page, selector: str, *, limit: int = 80, backwards: bool = False) -> None:
-    """Press Tab (or Shift+Tab) until the focus is on `selector`: keys only, no clicks."""
-    for _ in range(limit):
-        if page.evaluate("(s) => !!document.activeElement?.matches(s)", selector):
-            return
-        page.keyboard.press("Shift+Tab" if backwards else "Tab")
-    raise AssertionError(f"Tab never reached {selector}")
-
-
-def contrast(rgb_a: str, rgb_b: str) -> float:
-    def luminance(rgb: str) -> float:
-        channels = [int(v) / 255 for v in re.findall(r"\d+", rgb)[:3]]
-        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-    high, low = sorted((luminance(rgb_a), luminance(rgb_b)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
-
-
-def assert_focus_ring(page: Page) -> None:
-    ring = page.evaluate(
-        """() => { const s = getComputedStyle(document.activeElement);
-                   return [s.outlineStyle, parseFloat(s.outlineWidth), s.outlineColor]; }"""
-    )
-    assert ring[0] != "none", ring
-    assert ring[1] >= 2, ring
-    assert contrast(ring[2], "rgb(255, 255, 255)") >= 3, ring
-    assert contrast(ring[2], "rgb(246, 247, 249)") >= 3, ring  # the page background
 
 
 def test_keyboard_only_invite_role_change_and_removal(
@@ -515,4 +495,4 @@ def test_keyboard_only_invite_role_change_and_removal(
     expect(page.locator("summary[id^=row-menu-]:focus, #members-summary:focus")).to_have_count(1)
     assert run_async(role_in_db(journey.stack, "vera@acme.example")) is None
     assert_fits(page)
-    screenshot(page, f"members-{size[0]}-keyboard-done")
+    screenshot(page, f"members-keyboard-done-{size[0]}")

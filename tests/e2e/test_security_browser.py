@@ -1,8 +1,9 @@
 """Require MFA in a real headless Chromium (SQLite only): Alice, Acme's owner, turns it on on
 the Security page and is asked for a second factor at once (her session had none): she enrolls
 an authenticator from the QR page's key and a TOTP code, signs out, and signs in again with a
-fresh code. Your sessions lists this browser. Screenshots at 1280x800 and 390x844 go to
-`test-artifacts/screenshots/security-*.png`."""
+fresh code. Your sessions lists this browser. Each page, the dev IdP's enrollment (QR code)
+and challenge pages included, passes `check_layout` at 1280x800 and 390x844; screenshots go
+to `test-artifacts/screenshots/security-<state>-<width>.png`."""
 
 from __future__ import annotations
 
@@ -15,17 +16,23 @@ from playwright.sync_api import Page, expect
 from saas.demo.data import DEMO_PASSWORD
 from tests.e2e.conftest import Journey
 from tests.support.browser import screenshot
-from tests.support.layout import horizontal_overflow
+from tests.support.layout import check_layout, horizontal_overflow
 
 pytestmark = pytest.mark.browser
 
 
-def _both_sizes(page: Page, name: str) -> None:
-    screenshot(page, f"{name}-desktop")
-    page.set_viewport_size({"width": 390, "height": 844})
-    overflow = horizontal_overflow(page)
-    assert overflow == 0, f"{name}: scrolls {overflow}px sideways at 390"
-    screenshot(page, f"{name}-phone")
+def _both_sizes(page: Page, name: str, *, audit: bool = True) -> None:
+    """`check_layout` at both sizes: the app's pages and the dev IdP's (what people see in
+    development) alike. `audit=False` for a page tests/e2e/test_layouts_browser.py audits
+    already: then only the sideways scroll and the screenshots."""
+    for size in ({"width": 1280, "height": 800}, {"width": 390, "height": 844}):
+        page.set_viewport_size(size)  # type: ignore[arg-type]
+        if audit:
+            check_layout(page, name)
+        else:
+            overflow = horizontal_overflow(page)
+            assert overflow == 0, f"{name}: scrolls {overflow}px sideways at {size['width']}"
+            screenshot(page, f"{name}-{size['width']}")
     page.set_viewport_size({"width": 1280, "height": 800})
 
 
@@ -49,7 +56,7 @@ def test_owner_requires_mfa_enrolls_and_signs_in_again_with_a_code(journey: Jour
     page.get_by_role("link", name="Security").click()
     journey.expect_url("/o/acme/settings/security")
     expect(page.get_by_role("heading", name="Security", level=1)).to_be_visible()
-    _both_sizes(page, "security-settings")
+    _both_sizes(page, "security-settings", audit=False)
 
     # A bad timeout is refused in the form, beside its field; nothing is saved.
     journey.watch.expect_status("/o/acme/settings/security", 422)
@@ -80,7 +87,7 @@ def test_owner_requires_mfa_enrolls_and_signs_in_again_with_a_code(journey: Jour
     journey.goto("/account/sessions")
     expect(page.get_by_test_id("session")).to_have_count(1)
     expect(page.get_by_text("this browser", exact=True)).to_be_visible()
-    _both_sizes(page, "security-sessions")
+    _both_sizes(page, "security-sessions", audit=False)
 
     # Signed out, and in again: a challenge this time, no second enrollment.
     page.get_by_role("button", name="Sign out", exact=True).first.click()

@@ -264,3 +264,70 @@ def test_failed_jobs_are_listed_and_retried(stack: Stack) -> None:
         scalar(stack.settings, select(OutboxJob.attempts).where(OutboxJob.kind == "no.such.kind"))
     )
     assert attempts in (0, 1)  # reset, and possibly tried once more by the worker since
+
+
+def admin_domain_row(page: str, domain: str) -> str:
+    found = re.search(rf'<li data-domain="{re.escape(domain)}">(.*?)</li>', page, re.S)
+    assert found, page
+    return found[1]
+
+
+def test_a_claim_another_organization_verified_shows_as_taken_without_verify(
+    stack: Stack, dns: tuple[str, TxtZone]
+) -> None:
+    """Globex claims bigcorp.example first; Acme, which owns it, verifies it. On Globex's
+    console page the claim then reads "verified by another organization", as on the tenant's
+    own settings page, with no Verify button that can only fail; verifying it anyway is a
+    clear refusal on that page, and nothing changes."""
+    domain = "bigcorp.example"
+    browser = operator(stack)
+    for slug in ("globex", "acme"):
+        added = post(
+            browser,
+            f"/admin/organizations/{slug}",
+            f"/admin/organizations/{slug}/domains",
+            {"domain": domain},
+        )
+        assert added.status_code == 303, added.text
+    acme_row = admin_domain_row(browser.get("/admin/organizations/acme").text, domain)
+    token = re.search(r"with the value <code>([^<]+)</code>", acme_row)
+    assert token, acme_row
+    dns[1].set_txt(f"_saas-verification.{domain}", token[1])
+    verified = post(
+        browser,
+        "/admin/organizations/acme",
+        "/admin/organizations/acme/domains/verify",
+        {"domain": domain},
+    )
+    assert verified.status_code == 303, verified.text
+
+    row = admin_domain_row(browser.get("/admin/organizations/globex").text, domain)
+    assert "verified by another organization" in row
+    assert f"Verify {domain}" not in row
+    assert "/domains/verify" not in row
+    assert "TXT record" not in row
+    # Acme's own row is plainly verified.
+    acme_row = admin_domain_row(browser.get("/admin/organizations/acme").text, domain)
+    assert 'data-testid="domain-status">verified<' in acme_row
+
+    refused = post(
+        browser,
+        "/admin/organizations/globex",
+        "/admin/organizations/globex/domains/verify",
+        {"domain": domain},
+    )
+    assert refused.status_code == 409, refused.text
+    assert "verified by another organization" in admin_domain_row(refused.text, domain)
+    assert (
+        asyncio.run(
+            scalar(
+                stack.settings,
+                select(func.count())
+                .select_from(OrganizationDomain)
+                .where(
+                    OrganizationDomain.domain == domain, OrganizationDomain.verified_at.is_not(None)
+                ),
+            )
+        )
+        == 1
+    )

@@ -8,13 +8,14 @@
 - **axe-core** (4.14.1 from its npm package, vendored in tests/support/vendor/axe-core and run
   through `axe-playwright-python`: nothing is fetched at run time) finds no critical or serious
   violation; each one is reported with its rule id and the CSS targets of its nodes;
-- a full-page **screenshot** at `test-artifacts/screenshots/<name>-<width>.png`.
+- a full-page **screenshot** (`save_full_page`) at `test-artifacts/screenshots/<name>-<width>.png`.
 
 Every problem of the page is collected before failing, so one run names them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page
 
-from tests.support.browser import SCREENSHOTS
+from tests.support.browser import SCREENSHOTS, save_full_page
 
 FAILING_IMPACTS = frozenset({"critical", "serious"})
 # Rules axe ships switched off ("experimental") that the issue's audit ran as well.
@@ -100,14 +101,35 @@ def measure_overflow(page: Page) -> tuple[int, list[str]]:
     return overflow, sticking
 
 
-def axe_violations(page: Page) -> list[str]:
-    """Critical and serious axe-core violations: rule id, impact, help, node targets."""
-    response = _AXE.run(page, options=AXE_OPTIONS).response
+# axe.run, answered with only what a report names (the full result, with every node's HTML and
+# the passing rules' lists, is many times larger to serialize back to Python).
+_AXE_RUN = """
+async ([within, options]) => {
+  const results = await axe.run(within ? { include: within } : document, options);
+  return results.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    targets: v.nodes.map((node) => node.target.join(" ")),
+  }));
+}
+"""
+
+
+def _inject_axe(page: Page) -> None:
+    """axe-core into the page's document, once per document (a later check on the same
+    document, after an HTMX swap or a dialog opened, reuses it)."""
+    if not page.evaluate("() => typeof window.axe?.run === 'function'"):
+        page.evaluate(_AXE.axe_script)
+
+
+def axe_violations(page: Page, within: Sequence[str] = ()) -> list[str]:
+    """Critical and serious axe-core violations: rule id, impact, help, node targets; of the
+    whole document, or only of the elements the CSS selectors `within` match."""
+    _inject_axe(page)
     found = []
-    for violation in response["violations"]:
+    for violation in page.evaluate(_AXE_RUN, [list(within), AXE_OPTIONS]):
         if violation.get("impact") not in FAILING_IMPACTS:
             continue
-        targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]]
+        targets = violation["targets"]
         shown = "; ".join(targets[:8]) + (
             f"; … {len(targets) - 8} more" if len(targets) > 8 else ""
         )
@@ -119,24 +141,28 @@ def axe_violations(page: Page) -> list[str]:
 
 
 def axe_version(page: Page) -> str:
-    page.evaluate(_AXE.axe_script)
+    _inject_axe(page)
     return str(page.evaluate("axe.version"))
 
 
-def inspect_layout(page: Page, name: str) -> LayoutReport:
-    """Measure, audit and photograph the page as it is now, without failing."""
+def inspect_layout(page: Page, name: str, *, changed: Sequence[str] = ()) -> LayoutReport:
+    """Measure, audit and photograph the page as it is now, without failing. With `changed`
+    (CSS selectors), axe audits only those parts: for a state that differs from one already
+    audited (the same page, earlier in the test or in the layout walk) only there, such as a
+    row's menu or a dialog opened; the fit and the screenshot are always of the whole page."""
+    page.wait_for_load_state()  # the state with its scripts run, not a page still loading
     width = page.viewport_size["width"] if page.viewport_size else 0
     overflow, sticking = measure_overflow(page)
-    violations = axe_violations(page)
+    violations = axe_violations(page, changed)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}-{width}.png"
-    page.screenshot(path=str(path), full_page=True)
+    save_full_page(page, path)
     return LayoutReport(name, width, overflow, violations, sticking, path)
 
 
-def check_layout(page: Page, name: str) -> LayoutReport:
+def check_layout(page: Page, name: str, *, changed: Sequence[str] = ()) -> LayoutReport:
     """`inspect_layout`, failing with every problem it found."""
-    report = inspect_layout(page, name)
+    report = inspect_layout(page, name, changed=changed)
     problems = report.problems
     assert not problems, f"{name} at {report.width}px ({page.url}):\n  " + "\n  ".join(problems)
     return report
