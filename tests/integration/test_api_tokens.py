@@ -31,11 +31,8 @@ def token_of(stack: Stack, email: str, org: str = ACME) -> str:
     return access_token_for(browser, org)
 
 
-def forged(stack: Stack, **overrides: Any) -> str:
-    """A token signed by the dev IdP's active key, with claims the IdP itself would not issue."""
-    keys = KeyStore(stack.settings.devidp_key_path)
-    keys.load()
-    key = keys.active
+def forged_claims(stack: Stack, **overrides: Any) -> dict[str, Any]:
+    """An access token's claims for Alice at acme, with `overrides` (None drops a claim)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": stack.settings.auth0_issuer,
@@ -48,7 +45,15 @@ def forged(stack: Stack, **overrides: Any) -> str:
         "scope": "openid",
     }
     claims.update(overrides)
-    claims = {k: v for k, v in claims.items() if v is not None}
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def forged(stack: Stack, **overrides: Any) -> str:
+    """A token signed by the dev IdP's active key, with claims the IdP itself would not issue."""
+    keys = KeyStore(stack.settings.devidp_key_path)
+    keys.load()
+    key = keys.active
+    claims = forged_claims(stack, **overrides)
     return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
 
 
@@ -351,17 +356,7 @@ def test_only_a_list_holding_mfa_will_do(stack: Stack, methods: object) -> None:
 def test_a_spoofed_methods_claim_does_not_pass(stack: Stack) -> None:
     require_mfa_in_acme(stack)
     claim = stack.settings.auth0_amr_claim
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": stack.settings.auth0_issuer,
-        "sub": "samlp|acme-saml|alice@acme.example",
-        "aud": [stack.settings.auth0_audience],
-        "iat": now,
-        "exp": now + 600,
-        "org_id": ACME,
-        "permissions": ["org:read", "members:read"],
-        claim: ["pwd", "mfa"],
-    }
+    claims = forged_claims(stack, scope=None, **{claim: ["pwd", "mfa"]})
     unsigned = jwt.encode(claims, "", algorithm="none")
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = other_key.private_bytes(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import delete, func, insert, select, update
@@ -60,6 +61,41 @@ async def verify(
     return await OrganizationService(session=session).verify_domain(
         organization_id=org, domain=domain, actor=SYSTEM, nameserver=nameserver
     )
+
+
+Write = Callable[[AsyncSession], Awaitable[object]]
+
+
+async def committed_or_refused(
+    session_factory: async_sessionmaker[AsyncSession], write: Write
+) -> str:
+    """`write` in a transaction of its own: "committed", or the detail of its Conflict."""
+    async with session_factory() as session:
+        try:
+            await write(session)
+        except Conflict as refused:
+            await session.rollback()
+            return refused.detail
+        await session.commit()
+        return "committed"
+
+
+async def second_waits_for_first(
+    session_factory: async_sessionmaker[AsyncSession],
+    first: Write,
+    second: Write,
+    *,
+    settle: float = 0.5,
+) -> str:
+    """`first` in an open transaction, then `second` in another, which must wait until the
+    first commits; what became of the second."""
+    async with session_factory() as session:
+        await first(session)
+        task = asyncio.create_task(committed_or_refused(session_factory, second))
+        await asyncio.sleep(settle)
+        assert not task.done(), "the second write must wait for the first"
+        await session.commit()
+    return await task
 
 
 async def holders(session: AsyncSession, domain: str = DOMAIN) -> dict[uuid.UUID, bool]:
@@ -257,23 +293,13 @@ async def test_two_adds_at_the_cap_at_once_leave_the_cap(
             await claim(session, org, f"d{i}.example")
         await session.commit()
 
-    async def add_second() -> str:
-        async with session_factory() as session:
-            try:
-                await claim(session, org, "second.example")
-            except Conflict as refused:
-                await session.rollback()
-                return refused.detail
-            await session.commit()
-            return "added"
-
-    async with session_factory() as first:
-        await claim(first, org, "first.example")
-        second = asyncio.create_task(add_second())
-        await asyncio.sleep(1.0)
-        assert not second.done(), "the second add must wait for the first"
-        await first.commit()
-    assert "waiting to be verified" in await second
+    second = await second_waits_for_first(
+        session_factory,
+        lambda session: claim(session, org, "first.example"),
+        lambda session: claim(session, org, "second.example"),
+        settle=1.0,
+    )
+    assert "waiting to be verified" in second
     async with session_factory() as session:
         pending = select(func.count(OrganizationDomain.id)).where(
             OrganizationDomain.organization_id == org, OrganizationDomain.verified_at.is_(None)
@@ -287,23 +313,10 @@ async def test_one_domain_added_to_one_organization_twice_at_once_leaves_one(
     async with session_factory() as session:
         (org,) = await organizations(session, "acme")
 
-    async def add_second() -> str:
-        async with session_factory() as session:
-            try:
-                await claim(session, org)
-            except Conflict as refused:
-                await session.rollback()
-                return refused.detail
-            await session.commit()
-            return "added"
-
-    async with session_factory() as first:
-        await claim(first, org)
-        second = asyncio.create_task(add_second())
-        await asyncio.sleep(0.5)
-        assert not second.done(), "the second add must wait for the first"
-        await first.commit()
-    assert "already claimed by this organization" in await second
+    second = await second_waits_for_first(
+        session_factory, lambda session: claim(session, org), lambda session: claim(session, org)
+    )
+    assert "already claimed by this organization" in second
     async with session_factory() as session:
         assert await holders(session) == {org: False}
 
@@ -322,23 +335,12 @@ async def test_two_verified_adds_of_one_domain_at_once_leave_one(
             organization_id=org, domain=DOMAIN, actor=SYSTEM, verified=True
         )
 
-    async def add_second() -> str:
-        async with session_factory() as session:
-            try:
-                await add(session, second_org)
-            except Conflict as refused:
-                await session.rollback()
-                return refused.detail
-            await session.commit()
-            return "added"
-
-    async with session_factory() as first:
-        await add(first, first_org)
-        second = asyncio.create_task(add_second())
-        await asyncio.sleep(0.5)
-        assert not second.done(), "the second add must wait for the first"
-        await first.commit()
-    assert "another organization has verified it" in await second
+    second = await second_waits_for_first(
+        session_factory,
+        lambda session: add(session, first_org),
+        lambda session: add(session, second_org),
+    )
+    assert "another organization has verified it" in second
     async with session_factory() as session:
         assert await holders(session) == {first_org: True}
 
@@ -357,25 +359,18 @@ async def test_a_tenant_and_an_operator_verifying_one_domain_at_once_leave_one_v
         await session.commit()
     zone.set_txt(record_name(DOMAIN), *tokens)
 
-    async def verify_from_console() -> str:
-        async with session_factory() as session:
-            try:
-                await verify(session, console_org, nameserver)
-            except Conflict as refused:
-                await session.rollback()
-                return refused.detail
-            await session.commit()
-            return "verified"
-
-    async with session_factory() as first:
-        organization = await first.get_one(Organization, tenant_org)
-        settings = OrganizationSettingsService(first, Caller.system(organization))
+    async def verify_from_settings(session: AsyncSession) -> None:
+        organization = await session.get_one(Organization, tenant_org)
+        settings = OrganizationSettingsService(session, Caller.system(organization))
         assert (await settings.verify_domain(domain_id, nameserver=nameserver)).is_verified
-        second = asyncio.create_task(verify_from_console())
-        await asyncio.sleep(1.0)
-        assert not second.done(), "the console's verification must wait for the tenant's"
-        await first.commit()
-    assert (await second).startswith(f"Another organization has already verified {DOMAIN}")
+
+    second = await second_waits_for_first(
+        session_factory,
+        verify_from_settings,
+        lambda session: verify(session, console_org, nameserver),
+        settle=1.0,
+    )
+    assert second.startswith(f"Another organization has already verified {DOMAIN}")
     async with session_factory() as session:
         assert await holders(session) == {tenant_org: True, console_org: False}
 
