@@ -26,6 +26,7 @@ from saas.db.models import Invitation, Membership, User
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from saas.invitations.tickets import hash_ticket, new_ticket
+from saas.members.removals import forget_removal
 from saas.members.services import MembershipService, parse_role
 from saas.organizations.domains import normalize_email
 from saas.tenancy.authority import ActingMember, acting_role
@@ -429,6 +430,8 @@ class InvitationService:
             target_id=invitation.id,
             details={"email": invitation.email, "role": invitation.role},
         )
+        # An administrator's explicit act: a removal no longer keeps them out.
+        await forget_removal(self.session, organization_id, user.id)
         members = MembershipService(session=self.session)
         existing = await members.find(organization_id, user.id)
         if existing is not None:

@@ -45,6 +45,8 @@ class CompletedLogin:
     id_token: str
     # The ID token's `amr` showed multi-factor authentication (saas.login.mfa).
     mfa: bool = False
+    # The ID token's `sid`: the Auth0 session, kept with the app's (saas.login.sessions).
+    auth0_sid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,19 @@ class VerifiedLogin:
 
 
 NO_EMAIL = "The identity provider did not send an email address."
+# Auth0's session ids are at most 50 characters ("Maximum string length: 50", Management API,
+# Revoke session, https://auth0.com/docs/api/management/v2/sessions/revoke-session).
+MAX_SID_LENGTH = 50
+
+
+def auth0_sid_of(claims: dict[str, Any]) -> str | None:
+    """The ID token's `sid` ("the session ID corresponds to the sid claim already in ID Tokens",
+    https://auth0.com/docs/manage-users/sessions/manage-user-sessions-with-auth0-management-api),
+    or None when it is missing or not one Auth0 could have issued."""
+    sid = claims.get("sid")
+    if isinstance(sid, str) and 0 < len(sid) <= MAX_SID_LENGTH and sid.isprintable():
+        return sid
+    return None
 
 
 async def verified_claims(
@@ -243,4 +258,5 @@ async def complete_login(
         next_url=pending.next_url,
         id_token=verified.id_token,
         mfa=mfa,
+        auth0_sid=auth0_sid_of(claims),
     )

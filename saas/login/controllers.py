@@ -281,6 +281,7 @@ class AuthController(Controller):
             organization_id=str(organization.id) if organization else None,
             id_token=completed.id_token,
             mfa=completed.mfa,
+            auth0_sid=completed.auth0_sid,
         )
         logger.info(
             "login_succeeded",

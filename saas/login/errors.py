@@ -68,6 +68,19 @@ class NotAMember(LoginRefused):
     )
 
 
+class RemovedFromOrganization(NotAMember):
+    """An administrator removed them: just-in-time provisioning does not add them back
+    (saas/members/removals.py); only a new invitation does."""
+
+    reason = "removed_from_organization"
+    title = "You were removed from this organization"
+    message = "You were removed from this organization; ask an admin to invite you again."
+
+    @classmethod
+    def from_organization(cls, display_name: str) -> RemovedFromOrganization:
+        return cls(f"You were removed from {display_name}; ask an admin to invite you again.")
+
+
 class SsoRequired(LoginRefused):
     reason = "sso_required"
     status_code = 403
