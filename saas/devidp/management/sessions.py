@@ -39,18 +39,18 @@ async def _session(db: AsyncSession, session_id: str) -> IdpSession:
 
 
 @post("/sessions/{session_id:str}/revoke", opt={"scopes": ("delete:sessions",)}, status_code=202)
-async def revoke_session(session_id: FromPath[str], db: Db) -> Response[None]:
+async def revoke_session(session_id: FromPath[str], db: Db) -> Response[bytes]:
     session = await _session(db, session_id)
     # Its refresh tokens, and the access tokens issued with them (/userinfo checks the family).
     families = select(RefreshToken.family_id).where(RefreshToken.session_id == session.id)
     await db.execute(update(TokenFamily).where(TokenFamily.id.in_(families)).values(revoked=True))
     await db.delete(session)
     await db.commit()
-    return Response(None, status_code=202)
+    return Response(b"", status_code=202)
 
 
 @delete("/sessions/{session_id:str}", opt={"scopes": ("delete:sessions",)}, status_code=202)
-async def delete_session(session_id: FromPath[str], db: Db) -> Response[None]:
+async def delete_session(session_id: FromPath[str], db: Db) -> Response[bytes]:
     await db.delete(await _session(db, session_id))
     await db.commit()
-    return Response(None, status_code=202)
+    return Response(b"", status_code=202)
