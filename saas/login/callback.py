@@ -21,6 +21,7 @@ from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import InvalidInput
 from saas.login import errors
+from saas.login.ended_auth0_sessions import ended_by_its_person
 from saas.login.membership import (
     enforce_required_sso,
     resolve_membership,
@@ -201,6 +202,14 @@ async def complete_login(
     ):
         # Before the first write: a silent answer never replaces who is signed in here.
         raise errors.SilentSwitchToAnotherPerson
+    auth0_sid = auth0_sid_of(claims)
+    if (
+        settings.auth0_revoke_sessions
+        and not pending.reauthenticate
+        and await ended_by_its_person(db, claims, auth0_sid)
+    ):
+        # Before the first write: the browser signs in afresh, and nothing of this one stays.
+        raise errors.Auth0SessionEnded
     organization = await organization_from_claims(db, pending, claims)
     mfa = token_shows_mfa(claims)
     if organization is not None and organization.require_mfa and not mfa:
@@ -258,5 +267,5 @@ async def complete_login(
         next_url=pending.next_url,
         id_token=verified.id_token,
         mfa=mfa,
-        auth0_sid=auth0_sid_of(claims),
+        auth0_sid=auth0_sid,
     )

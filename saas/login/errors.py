@@ -147,6 +147,17 @@ class SilentSwitchToAnotherPerson(LoginRefused):
     message = "Your identity provider answered for someone else. Sign in again to continue."
 
 
+class Auth0SessionEnded(LoginRefused):
+    """The provider answered from a session its person ended on "Your sessions", before the
+    revocation reached it (saas/login/ended_auth0_sessions.py). Never taken: the controller
+    starts an interactive sign-in (`prompt=login`) instead."""
+
+    reason = "auth0_session_ended"
+    status_code = 409
+    title = "Sign in again"
+    message = "This browser was signed out. Sign in again to continue."
+
+
 class MfaRequired(LoginRefused):
     reason = "mfa_required"
     status_code = 403

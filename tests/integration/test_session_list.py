@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import html
 import os
 import re
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urljoin
 
 import msgspec
 import pytest
@@ -22,6 +24,7 @@ from saas.account.controllers import handle_of
 from saas.audit.actions import AuditAction
 from saas.auth0.jobs import AUTH0_SESSION_REVOKE, revoke_auth0_session_later
 from saas.db.models import AuditEvent, Membership, Organization, OutboxJob, OutboxStatus, User
+from saas.demo.data import DEMO_PASSWORD
 from saas.login.session_directory import PRUNE_SAMPLE, SessionDirectory
 from saas.login.sessions import AUTH0_SID, SESSION_STORE, USER_ID, create_stores
 from saas.stores import CountingRedisStore, IndexedFileStore
@@ -440,7 +443,7 @@ def test_a_revocation_that_failed_or_waits_is_shown_not_hidden(stack: Stack) -> 
     assert page.count('data-testid="revocation"') == 2
     assert "not signed out at Auth0" in page
     assert "The app is not allowed to make this change at Auth0" in page
-    assert "may sign in again without a password" in page
+    assert "this app asks it for the password again" in page
     assert "waiting for Auth0" in page
 
 
@@ -464,3 +467,43 @@ def test_without_auth0_session_management_the_page_says_what_that_means(stack: S
     back = phone.follow(phone.get("/o/acme/"))
     assert back.status_code == 200
     assert str(back.url).startswith(stack.app_url + "/o/acme")
+
+
+@pytest.mark.stack(outbox_worker_enabled=False)
+def test_before_auth0_revoked_it_the_ended_browser_must_still_authenticate_afresh(
+    stack: Stack,
+) -> None:
+    """No worker runs, so the revocation waits and the IdP still has the phone's session. The
+    callback sees that the answer came from a session its person ended and asks the IdP to
+    authenticate afresh (prompt=login): the phone is asked for its password, not signed in."""
+    laptop = signed_in(stack, "bob@acme.example", agent=FIREFOX)
+    phone = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    handles = _HANDLE.findall(laptop.get("/account/sessions").text)
+    laptop.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": handles[1], "_csrf_token": csrf(laptop)},
+    )
+    (job,) = revocation_jobs(stack)
+    assert job.status == OutboxStatus.PENDING.value
+    assert "waiting for Auth0" in laptop.get("/account/sessions").text
+
+    out = phone.get("/o/acme/")
+    before = len(phone.history)
+    page = phone.follow(out)
+    assert str(page.url).startswith(stack.idp_url + "/u/login"), page.url
+    hops = [str(r.url) for r in phone.history[before:]]
+    assert any("/callback" in url for url in hops)  # the IdP's silent answer, not taken
+    assert any("prompt=login" in r.headers.get("location", "") for r in phone.history[before:])
+    assert phone.get("/account/sessions").status_code == 303  # nobody signed in
+
+    # Signing in afresh, with the password, is what it takes; the laptop was never touched.
+    if "Choose how you sign in" in page.text:
+        link = re.search(r'href="(/u/login/acme-saml[^"]+)"', page.text)
+        assert link
+        page = phone.follow(phone.client.get(urljoin(str(page.url), html.unescape(link[1]))))
+    back = phone.follow(
+        phone.submit(page, {"email": "bob@acme.example", "password": DEMO_PASSWORD})
+    )
+    assert back.status_code == 200, back.text
+    assert str(back.url).startswith(stack.app_url + "/o/acme")
+    assert laptop.get("/o/acme/").status_code == 200
