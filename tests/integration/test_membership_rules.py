@@ -326,3 +326,34 @@ async def test_a_removal_racing_a_just_in_time_sign_in_leaves_no_member(
         assert await MembershipService(session=check).find(org.id, nina.id) is None
         with pytest.raises(RemovedFromOrganization):
             await sign_in(check, org, nina)
+
+
+async def test_an_invitation_older_than_the_removal_does_not_undo_it(
+    session: AsyncSession,
+) -> None:
+    """Invited, then joined just in time before accepting, then removed: the old invitation,
+    still open, is not an administrator's word after the removal."""
+    org = await jit_org(session)
+    owner = await jit_user(session, "olga")
+    await add(session, org, owner, Role.OWNER)
+    nina = await jit_user(session, "nina")
+    invitations = InvitationService(session=session)
+    _, old_ticket = await invitations.invite(
+        organization_id=org.id,
+        email=nina.email,
+        role=Role.ADMIN,
+        actor=Actor(user_id=owner.id),
+        authority=ActingMember(owner.id),
+        ttl=datetime.timedelta(days=1),
+    )
+    joined = await sign_in(session, org, nina)
+    await MembershipService(session=session).remove(
+        organization_id=org.id,
+        membership_id=joined.id,
+        actor=Actor(user_id=owner.id),
+        authority=ActingMember(owner.id),
+    )
+    with pytest.raises(NotFound):
+        await invitations.accept(organization_id=org.id, ticket=old_ticket, user=nina, actor=SYSTEM)
+    assert await removed_rows(session, org, nina) == 1
+    assert await MembershipService(session=session).find(org.id, nina.id) is None
