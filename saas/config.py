@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     # see the README, "Auth0 tenant: sign-in and sign-out". The JSON API of an organization
     # that requires MFA refuses a token without "mfa" in it.
     auth0_amr_claim: str = "https://saas-starter.example/amr"
+    # Ending a session on "Your sessions" also revokes its Auth0 session (the ID token's `sid`)
+    # through the outbox: POST /api/v2/sessions/{id}/revoke, scope `delete:sessions`, a
+    # Management API endpoint of Auth0's Enterprise plan. Off where the tenant lacks it: the
+    # other browser may then sign in again without a password until its Auth0 session ends.
+    auth0_revoke_sessions: bool = True
 
     # Sessions and invitations.
     session_idle_timeout_seconds: int = Field(default=30 * 60, ge=60)

@@ -21,6 +21,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.account.services import revocations_of, revoke_ended
 from saas.audit.actions import AuditAction
 from saas.audit.services import AuditService
 from saas.config import Settings
@@ -41,6 +42,27 @@ def handle_of(session_id: str) -> str:
 
 def _when(timestamp: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+
+
+def _auth0_note(settings: Settings, ended: int, revoking: int) -> str:
+    """What the sign-out means at Auth0, in words: never more than what was done."""
+    if not ended:
+        return ""
+    browsers = "that browser" if ended == 1 else "those browsers"
+    if not settings.auth0_revoke_sessions:
+        return (
+            f" Sign-ins at Auth0 are not ended from here, so {browsers} may sign in again "
+            "without a password until the Auth0 session ends."
+        )
+    if revoking < ended:
+        return (
+            f" Auth0 did not say which of its sessions {browsers} came from, so it may sign "
+            "in again without a password until that Auth0 session ends."
+            if revoking == 0
+            else " Some of them may sign in again without a password until their Auth0 "
+            "session ends: Auth0 did not say which of its sessions they came from."
+        )
+    return " Auth0 is being asked to end the sign-in there too."
 
 
 class EndForm(Struct):
@@ -87,7 +109,13 @@ class AccountController(Controller):
         rows.sort(key=lambda row: not row["current"])
         return Template(
             "pages/account_sessions.html",
-            context={"user": user, "memberships": memberships, "sessions": rows},
+            context={
+                "user": user,
+                "memberships": memberships,
+                "sessions": rows,
+                "revokes_at_auth0": settings.auth0_revoke_sessions,
+                "revocations": await revocations_of(db_session, user.id),
+            },
         )
 
     @post("/sessions/end", name="account.sessions.end", status_code=303)
@@ -107,11 +135,18 @@ class AccountController(Controller):
             flash(request, "That session has ended already.", "info")
             return Redirect(path=request.app.route_reverse("account.sessions"), status_code=303)
         current = request.cookies.get(session_cookie_name(settings), "")
-        ended = await self._end(request, audit_service, user, directory, chosen, "signed_out")
+        ended, revoking = await self._end(
+            request, db_session, settings, audit_service, user, directory, chosen, sessions
+        )
         if chosen[0].session_id == current:
             request.clear_session()
             return Redirect(path=request.app.route_reverse("logged_out"), status_code=303)
-        flash(request, f"Signed out {ended} session on {chosen[0].device}.", "success")
+        flash(
+            request,
+            f"Signed out {ended} session on {chosen[0].device}."
+            + _auth0_note(settings, ended, revoking),
+            "success",
+        )
         return Redirect(path=request.app.route_reverse("account.sessions"), status_code=303)
 
     @post("/sessions/end-others", name="account.sessions.end_others", status_code=303)
@@ -125,24 +160,45 @@ class AccountController(Controller):
         user = await _signed_in(request, db_session)
         directory = SessionDirectory.of(request.app)
         current = request.cookies.get(session_cookie_name(settings), "")
-        others = [s for s in await directory.sessions_of(user.id) if s.session_id != current]
-        ended = await self._end(request, audit_service, user, directory, others, "signed_out")
+        sessions = await directory.sessions_of(user.id)
+        others = [s for s in sessions if s.session_id != current]
+        ended, revoking = await self._end(
+            request, db_session, settings, audit_service, user, directory, others, sessions
+        )
         noun = "session" if ended == 1 else "sessions"
-        flash(request, f"Signed out {ended} other {noun}.", "success")
+        flash(
+            request,
+            f"Signed out {ended} other {noun}." + _auth0_note(settings, ended, revoking),
+            "success",
+        )
         return Redirect(path=request.app.route_reverse("account.sessions"), status_code=303)
 
     @staticmethod
     async def _end(
         request: Request[Any, Any, Any],
+        db: AsyncSession,
+        settings: Settings,
         audit: AuditService,
         user: User,
         directory: SessionDirectory,
         sessions: list[SessionSummary],
-        reason: str,
-    ) -> int:
+        listed: list[SessionSummary],
+    ) -> tuple[int, int]:
+        """End `sessions` (of the `listed` ones) in the store, audit each, and queue the
+        revocation of their Auth0 sessions (saas.account.services)."""
+        reason = "signed_out"
         # The store first: an audit entry must not claim a sign-out that did not happen. The
-        # entries are committed with the answer (saas.web.commit).
+        # entries, and the revocation jobs, are committed with the answer (saas.web.commit);
+        # the worker calls Auth0 after that commit, never inside it.
         ended = set(await directory.end(user.id, [s.session_id for s in sessions]))
+        revoking = 0
+        if settings.auth0_revoke_sessions:
+            revoking = revoke_ended(
+                db,
+                user.id,
+                [s for s in sessions if s.session_id in ended],
+                [s for s in listed if s.session_id not in ended],
+            )
         for summary in sessions:
             if summary.session_id not in ended:
                 continue
@@ -158,4 +214,4 @@ class AccountController(Controller):
                     "session": handle_of(summary.session_id)[:12],
                 },
             )
-        return len(ended)
+        return len(ended), revoking

@@ -16,12 +16,16 @@ MEMBER = "member.sync"
 INVITATION = "invitation.sync"
 CONNECTION = "connection.sync"
 CONNECTION_DISABLE = "connection.disable"
+AUTH0_SESSION_REVOKE = "auth0_session.revoke"
 
 # Target types: what a page asks the sync state of.
 ORGANIZATION_TARGET = "organization"
 CONNECTION_TARGET = "connection"
 INVITATION_TARGET = "invitation"
 MEMBER_TARGET = "member"
+# A person's Auth0 sessions (no organization: an Auth0 session spans them all); the target id
+# is the user's, so "Your sessions" shows their revocations (saas/account/revocations.py).
+AUTH0_SESSION_TARGET = "auth0_session"
 
 Session = AsyncSession | async_scoped_session[AsyncSession]
 
@@ -72,4 +76,19 @@ def disable_connection_later(
         organization_id=organization_id,
         auth0_connection_id=auth0_connection_id,
         auth0_connection_name=auth0_connection_name,
+    )
+
+
+def revoke_auth0_session_later(
+    session: Session, user_id: UUID, auth0_sid: str, *, device: str
+) -> None:
+    """Revoke, after the commit, the Auth0 session an app session came from, so the browser
+    that held it cannot sign in again without a password. `device` names it for the person."""
+    enqueue(
+        session,
+        AUTH0_SESSION_REVOKE,
+        target=Target(None, AUTH0_SESSION_TARGET, user_id),
+        user_id=user_id,
+        sid=auth0_sid,
+        device=device[:100],
     )

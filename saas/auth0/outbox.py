@@ -56,6 +56,10 @@ Apply = Callable[[AsyncSession], Awaitable[None]]
 # that creates something at Auth0 needs it: after a run that may have reached Auth0 without
 # recording its answer (the worker stopped, the call timed out), it looks before creating again.
 ATTEMPT_KEY = "_attempt"
+# Where the app keeps its in-process worker (saas/auth0/runtime.py), and the mark `enqueue`
+# leaves on a session so that the commit wakes that worker (`wake_after_commit`).
+WORKER_STATE_KEY = "outbox_worker"
+_ENQUEUED = "saas.outbox_enqueued"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +129,17 @@ def enqueue(
         next_attempt_at=utcnow(),
     )
     session.add(job)
+    session.info[_ENQUEUED] = True
     return job
+
+
+def wake_after_commit(session: AsyncSession, state: Mapping[str, Any]) -> None:
+    """After a commit that added jobs: the in-process worker runs them now, not at its next
+    poll. A revoked sign-in must not wait a poll interval while its browser signs in again."""
+    if session.info.pop(_ENQUEUED, False):
+        worker = state.get(WORKER_STATE_KEY)
+        if isinstance(worker, OutboxWorker):
+            worker.wake()
 
 
 def backoff_seconds(attempts: int, retry_after: float | None) -> float:
@@ -162,6 +176,11 @@ class OutboxWorker:
         self.lease_seconds = lease_seconds
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for due jobs now (a commit just added some)."""
+        self._woken.set()
 
     # ---- 1. claim ----------------------------------------------------------------------
 
@@ -334,8 +353,22 @@ class OutboxWorker:
                 logger.exception("outbox_worker_error")
                 worked = False
             if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_seconds)
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Wait a poll interval, or less if stopped or woken."""
+        if self._woken.is_set():
+            self._woken.clear()
+            return
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._stopping, self._woken)]
+        try:
+            await asyncio.wait(
+                waits, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for wait in waits:
+                wait.cancel()
+        self._woken.clear()
 
     def start(self) -> None:
         self._stopping.clear()

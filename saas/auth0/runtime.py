@@ -6,11 +6,11 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Litestar
 
 from saas.auth0.management import ManagementClient
-from saas.auth0.outbox import OutboxWorker
+from saas.auth0.outbox import WORKER_STATE_KEY, OutboxWorker
 from saas.auth0.sync import HANDLERS
 from saas.config import Settings
 
-WORKER_STATE_KEY = "outbox_worker"
+__all__ = ("WORKER_STATE_KEY", "build_worker", "lifecycle")
 
 
 def build_worker(settings: Settings, db_config: SQLAlchemyAsyncConfig) -> OutboxWorker:

@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.auth0.jobs import (
+    AUTH0_SESSION_REVOKE,
     CONNECTION,
     CONNECTION_DISABLE,
     INVITATION,
@@ -465,10 +466,35 @@ async def push_disable(client: ManagementClient, state: DisableState | None) -> 
     return None
 
 
+# ---- revoking an Auth0 session --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeSessionState:
+    sid: str
+
+
+async def read_session_revoke(
+    session: AsyncSession, payload: dict[str, Any]
+) -> RevokeSessionState | None:
+    # Nothing in the database decides it: the app session it came from is already ended.
+    sid = payload.get("sid")
+    return RevokeSessionState(sid) if isinstance(sid, str) and sid else None
+
+
+async def push_session_revoke(
+    client: ManagementClient, state: RevokeSessionState | None
+) -> Apply | None:
+    if state is not None:
+        await client.revoke_session(state.sid)
+    return None
+
+
 HANDLERS: dict[str, JobHandler[Any]] = {
     ORGANIZATION: JobHandler(read_organization, push_organization),
     MEMBER: JobHandler(read_member, push_member),
     INVITATION: JobHandler(read_invitation, push_invitation),
     CONNECTION: JobHandler(read_connection, push_connection),
     CONNECTION_DISABLE: JobHandler(read_disable, push_disable),
+    AUTH0_SESSION_REVOKE: JobHandler(read_session_revoke, push_session_revoke),
 }

@@ -39,6 +39,7 @@ MANAGEMENT_SCOPES: tuple[str, ...] = (
     "create:connections",
     "update:connections",
     "read:users",
+    "delete:sessions",
 )
 
 

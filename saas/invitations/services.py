@@ -26,6 +26,7 @@ from saas.db.models import Invitation, Membership, User
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from saas.invitations.tickets import hash_ticket, new_ticket
+from saas.members.removals import forget_removal, removed_at
 from saas.members.services import MembershipService, parse_role
 from saas.organizations.domains import normalize_email
 from saas.tenancy.authority import ActingMember, acting_role
@@ -400,6 +401,10 @@ class InvitationService:
         invitation = await self.get_pending_by_ticket(organization_id, ticket)
         if normalize_email(user.email) != invitation.email:
             raise Forbidden("This invitation was sent to a different email address.")
+        # An invitation older than the person's removal does not undo it: only a new one does.
+        removal = await removed_at(self.session, organization_id, user.id)
+        if removal is not None and removal >= invitation.created_at:
+            raise _not_valid_any_more()
         # The read above took no lock: a revoke, or the same invitation accepted in another
         # tab, may commit after it. The UPDATE decides, on the row as it is then (PostgreSQL
         # waits for a transaction that holds the row and re-checks the condition; SQLite's
@@ -429,6 +434,8 @@ class InvitationService:
             target_id=invitation.id,
             details={"email": invitation.email, "role": invitation.role},
         )
+        # An administrator's explicit act: a removal no longer keeps them out.
+        await forget_removal(self.session, organization_id, user.id)
         members = MembershipService(session=self.session)
         existing = await members.find(organization_id, user.id)
         if existing is not None:

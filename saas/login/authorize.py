@@ -47,6 +47,7 @@ async def begin_login(
         invitation=invitation,
         silent=silent,
         sso_test=connection.auth0_connection_name if sso_test and connection else None,
+        reauthenticate=reauthenticate and not silent,
     )
     extra: dict[str, str] = {}
     if organization is not None and organization.auth0_org_id:

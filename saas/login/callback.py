@@ -21,6 +21,7 @@ from saas.config import Settings
 from saas.db.models import Membership, Organization, User
 from saas.errors import InvalidInput
 from saas.login import errors
+from saas.login.ended_auth0_sessions import ended_by_its_person
 from saas.login.membership import (
     enforce_required_sso,
     resolve_membership,
@@ -45,6 +46,8 @@ class CompletedLogin:
     id_token: str
     # The ID token's `amr` showed multi-factor authentication (saas.login.mfa).
     mfa: bool = False
+    # The ID token's `sid`: the Auth0 session, kept with the app's (saas.login.sessions).
+    auth0_sid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,19 @@ class VerifiedLogin:
 
 
 NO_EMAIL = "The identity provider did not send an email address."
+# Auth0's session ids are at most 50 characters ("Maximum string length: 50", Management API,
+# Revoke session, https://auth0.com/docs/api/management/v2/sessions/revoke-session).
+MAX_SID_LENGTH = 50
+
+
+def auth0_sid_of(claims: dict[str, Any]) -> str | None:
+    """The ID token's `sid` ("the session ID corresponds to the sid claim already in ID Tokens",
+    https://auth0.com/docs/manage-users/sessions/manage-user-sessions-with-auth0-management-api),
+    or None when it is missing or not one Auth0 could have issued."""
+    sid = claims.get("sid")
+    if isinstance(sid, str) and 0 < len(sid) <= MAX_SID_LENGTH and sid.isprintable():
+        return sid
+    return None
 
 
 async def verified_claims(
@@ -186,6 +202,14 @@ async def complete_login(
     ):
         # Before the first write: a silent answer never replaces who is signed in here.
         raise errors.SilentSwitchToAnotherPerson
+    auth0_sid = auth0_sid_of(claims)
+    if (
+        settings.auth0_revoke_sessions
+        and not pending.reauthenticate
+        and await ended_by_its_person(db, claims, auth0_sid)
+    ):
+        # Before the first write: the browser signs in afresh, and nothing of this one stays.
+        raise errors.Auth0SessionEnded
     organization = await organization_from_claims(db, pending, claims)
     mfa = token_shows_mfa(claims)
     if organization is not None and organization.require_mfa and not mfa:
@@ -243,4 +267,5 @@ async def complete_login(
         next_url=pending.next_url,
         id_token=verified.id_token,
         mfa=mfa,
+        auth0_sid=auth0_sid,
     )

@@ -265,6 +265,15 @@ class AuthController(Controller):
                 actor=actor_from(request, None),
                 signed_in_sub=signed_in.sub if signed_in else None,
             )
+        except errors.Auth0SessionEnded:
+            logger.info("signed_in_from_an_ended_auth0_session")
+            org = None
+            if pending.auth0_org_id is not None:
+                org = await organizations.get_one_or_none(auth0_org_id=pending.auth0_org_id)
+            # The provider's session was ended from "Your sessions": authenticate afresh.
+            return await _login_to(
+                request, db_session, provider, org, next_url=pending.next_url, reauthenticate=True
+            )
         except errors.SilentSwitchToAnotherPerson:
             logger.warning("silent_login_for_another_person")
             org = None
@@ -281,6 +290,7 @@ class AuthController(Controller):
             organization_id=str(organization.id) if organization else None,
             id_token=completed.id_token,
             mfa=completed.mfa,
+            auth0_sid=completed.auth0_sid,
         )
         logger.info(
             "login_succeeded",

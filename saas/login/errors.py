@@ -68,6 +68,19 @@ class NotAMember(LoginRefused):
     )
 
 
+class RemovedFromOrganization(NotAMember):
+    """An administrator removed them: just-in-time provisioning does not add them back
+    (saas/members/removals.py); only a new invitation does."""
+
+    reason = "removed_from_organization"
+    title = "You were removed from this organization"
+    message = "You were removed from this organization; ask an admin to invite you again."
+
+    @classmethod
+    def from_organization(cls, display_name: str) -> RemovedFromOrganization:
+        return cls(f"You were removed from {display_name}; ask an admin to invite you again.")
+
+
 class SsoRequired(LoginRefused):
     reason = "sso_required"
     status_code = 403
@@ -132,6 +145,17 @@ class SilentSwitchToAnotherPerson(LoginRefused):
     status_code = 409
     title = "Sign in again"
     message = "Your identity provider answered for someone else. Sign in again to continue."
+
+
+class Auth0SessionEnded(LoginRefused):
+    """The provider answered from a session its person ended on "Your sessions", before the
+    revocation reached it (saas/login/ended_auth0_sessions.py). Never taken: the controller
+    starts an interactive sign-in (`prompt=login`) instead."""
+
+    reason = "auth0_session_ended"
+    status_code = 409
+    title = "Sign in again"
+    message = "This browser was signed out. Sign in again to continue."
 
 
 class MfaRequired(LoginRefused):

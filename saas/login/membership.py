@@ -1,7 +1,8 @@
 """Step 5 of the login pipeline: does this verified identity get into this organization?
 
 In order: an existing membership; an invitation being accepted (same email, pending); just-in-time
-provisioning (the org allows it and the email's verified domain is the org's). Before any of
+provisioning (the org allows it, the email's verified domain is the org's, and no administrator
+removed the person: saas/members/removals.py). Before any of
 them, the require-SSO rule: a user whose email domain belongs to an organization that requires
 SSO must have come through that organization's enterprise connection, as the verified ID
 token's connection claim says (`Settings.auth0_connection_claim`).
@@ -26,8 +27,10 @@ from saas.login.errors import (
     InvitationForSomeoneElse,
     InvitationInvalid,
     NotAMember,
+    RemovedFromOrganization,
     SsoRequired,
 )
+from saas.members.removals import was_removed
 from saas.members.services import MembershipService
 from saas.organizations.domains import email_domain
 
@@ -130,6 +133,10 @@ async def resolve_membership(
         await lock_organization(db, organization.id)
         if (existing := await members.find(organization.id, user.id)) is not None:
             return existing
+        # Read under the same lock a removal holds while it writes this row: a removal that
+        # committed first is seen here, one that comes after finds this membership to remove.
+        if await was_removed(db, organization.id, user.id):
+            raise RemovedFromOrganization.from_organization(organization.display_name)
         return await members.add(
             organization_id=organization.id,
             user_id=user.id,

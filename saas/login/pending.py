@@ -32,6 +32,8 @@ class PendingLogin:
     silent: bool = False  # prompt=none: fall back to interactive on login_required
     # An admin's test of this connection (saas/login/sso_test.py): nobody is signed in by it.
     sso_test: str | None = None
+    # prompt=login: the provider was asked to authenticate afresh, not to reuse its session.
+    reauthenticate: bool = False
 
     @classmethod
     def new(cls, **fields: Any) -> PendingLogin:

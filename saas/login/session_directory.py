@@ -25,6 +25,7 @@ import msgspec
 
 from saas.login.sessions import (
     ADDRESS,
+    AUTH0_SID,
     CREATED_AT,
     DEVICE,
     LAST_SEEN_AT,
@@ -57,6 +58,8 @@ class SessionSummary:
     created_at: int
     last_seen_at: int
     organization_id: str | None
+    # The Auth0 session it came from (the ID token's `sid`), if the sign-in said.
+    auth0_sid: str | None = None
 
 
 _BROWSERS = (
@@ -151,6 +154,7 @@ class SessionDirectory:
                 continue
             created = _int(data.get(CREATED_AT))
             org = data.get(ORGANIZATION_ID)
+            sid = data.get(AUTH0_SID)
             found.append(
                 SessionSummary(
                     session_id=session_id,
@@ -159,6 +163,7 @@ class SessionDirectory:
                     created_at=created,
                     last_seen_at=_int(data.get(LAST_SEEN_AT)) or created,
                     organization_id=str(org) if org else None,
+                    auth0_sid=sid if isinstance(sid, str) and sid else None,
                 )
             )
         await self._sets.remove_members(key, gone)

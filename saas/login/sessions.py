@@ -53,6 +53,9 @@ CREATED_AT = "created_at"
 LAST_SEEN_AT = "last_seen_at"
 PENDING_LOGIN = "pending_login"
 ID_TOKEN = "id_token"  # noqa: S105  (a key name)
+# The ID token's `sid`: the Auth0 session this sign-in came from, revoked at Auth0 when the
+# session is ended from "Your sessions" (saas/auth0/jobs.py `revoke_auth0_session_later`).
+AUTH0_SID = "auth0_sid"
 DEVICE = "device"  # the User-Agent in a person's words, for "Your sessions"
 ADDRESS = "address"  # the client address the session was opened from
 # The organization whose sign-in was confirmed with multi-factor authentication (the ID
@@ -267,6 +270,7 @@ def start_authenticated_session(
     organization_id: str | None,
     id_token: str | None = None,
     mfa: bool = False,
+    auth0_sid: str | None = None,
 ) -> None:
     """Replace whatever the browser had with a fresh session under a new id."""
     from saas.login.session_directory import describe_device
@@ -279,6 +283,7 @@ def start_authenticated_session(
             CREATED_AT: now,
             LAST_SEEN_AT: now,
             ID_TOKEN: id_token,
+            AUTH0_SID: auth0_sid,
             DEVICE: describe_device(connection.headers.get("user-agent")),
             ADDRESS: connection.client.host if connection.client else "",
             MFA_ORGANIZATION_ID: organization_id if mfa else None,

@@ -30,6 +30,7 @@ from saas.db.models import Membership, Organization, User
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.login.session_ending import end_sessions_on_commit
+from saas.members.removals import record_removal, withdraw_open_invitations
 from saas.tenancy.authority import ActingMember, acting_role, require_permission_in_txn
 from saas.tenancy.caller import Caller
 from saas.tenancy.permissions import Permission, Role
@@ -385,6 +386,11 @@ class MembershipService:
             details={"role": membership.role},
         )
         if not leaving:  # one who leaves picks another organization in this same session
+            # Sticky: just-in-time provisioning must not make them a member again.
+            await record_removal(self.session, organization_id, membership.user_id)
+            await withdraw_open_invitations(
+                self.session, organization_id, membership.user_id, actor=actor
+            )
             await end_sessions_on_commit(
                 self.session,
                 user_ids=[membership.user_id],

@@ -27,6 +27,7 @@ import structlog
 # The accessor Advanced Alchemy's own before-send handlers use to find the request's session.
 from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state
 
+from saas.auth0.outbox import wake_after_commit
 from saas.login.session_ending import end_committed_sessions, forget_pending
 from saas.web.errors import send_error_answer
 
@@ -85,6 +86,8 @@ def commit_before_answer_middleware_factory(
                         # Sessions the committed change ended (a removed member's): gone
                         # before the answer says it is done.
                         await end_committed_sessions(session, scope["app"])
+                        # Jobs it added run now (a revoked Auth0 session among them).
+                        wake_after_commit(session, scope["app"].state)
                 await send(message)
 
             await app(scope, receive, send_after_commit)

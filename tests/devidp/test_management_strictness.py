@@ -9,14 +9,18 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import httpx
+import jwt
 import pytest
 
 from saas.devidp.seed import ROLE_IDS
 from tests.support.certificates import self_signed_pem
 
-from .conftest import DevIdpServer
+from .conftest import APP_BASE, DevIdpServer
+from .helpers import follow_to_page, pkce_pair
+from .test_management_api import token_with
 
 ACME = "org_AcmeDemo00000001"
 GLOBEX = "org_GlobexDemo000002"
@@ -228,3 +232,96 @@ def test_revoking_m2m_tokens_needs_json(devidp: DevIdpServer) -> None:
     # (Revoking itself is tested on a dev IdP of its own; see the module's docstring.)
     form = httpx.post(devidp.base_url + "/__dev/faults/revoke-m2m-tokens", data={"x": "1"})
     assert form.status_code == 415
+
+
+# ---- sessions (the ID token's `sid`) --------------------------------------------------------
+
+
+def _signed_in_sid(devidp: DevIdpServer, browser: httpx.Client) -> tuple[str, str]:
+    """Alice signs in; her ID token's `sid` and her refresh token."""
+    from .test_code_flow import login  # the whole code flow, with Authlib
+
+    _client, token, _nonce = login(devidp, browser, "alice@acme.example")
+    claims = jwt.decode(token["id_token"], options={"verify_signature": False})
+    return str(claims["sid"]), str(token["refresh_token"])
+
+
+def _authorize_shows_the_sign_in_form(devidp: DevIdpServer, browser: httpx.Client) -> bool:
+    _, challenge = pkce_pair()
+    page = follow_to_page(
+        browser,
+        devidp.base_url
+        + "/authorize?"
+        + urlencode(
+            {
+                "response_type": "code",
+                "client_id": devidp.settings.auth0_client_id,
+                "redirect_uri": APP_BASE + "/callback",
+                "scope": "openid",
+                "organization": ACME,
+                "connection": "acme-saml",
+                "state": "s",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        ),
+    )
+    return page.status_code == 200 and 'name="password"' in page.text
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_ending_a_session_needs_delete_sessions(devidp: DevIdpServer, method: str) -> None:
+    path = "/sessions/some-session" + ("/revoke" if method == "POST" else "")
+    headers = {"Authorization": f"Bearer {token_with(devidp, 'read:users')}"}
+    response = httpx.request(method, devidp.base_url + "/api/v2" + path, headers=headers)
+    message = error(response, 403, "insufficient_scope")
+    assert message == "Insufficient scope, expected any of: delete:sessions"
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_a_session_id_is_at_most_50_characters_and_must_exist(
+    mgmt: httpx.Client, method: str
+) -> None:
+    def call(session_id: str) -> httpx.Response:
+        suffix = "/revoke" if method == "POST" else ""
+        return mgmt.request(method, f"/sessions/{session_id}{suffix}")
+
+    message = error(call("s" * 51), 400, "invalid_uri")
+    assert "maximum 50" in message
+    # 50 is allowed, and a session nobody has is a 404, not a silent success.
+    error(call("s" * 50), 404, "inexistent_session")
+
+
+def test_revoking_a_session_ends_sso_and_its_refresh_tokens(
+    devidp: DevIdpServer, browser: httpx.Client, mgmt: httpx.Client
+) -> None:
+    sid, refresh_token = _signed_in_sid(devidp, browser)
+    assert not _authorize_shows_the_sign_in_form(devidp, browser)  # signed in by the session
+    revoked = mgmt.post(f"/sessions/{sid}/revoke")
+    assert revoked.status_code == 202, revoked.text
+    assert revoked.content == b""
+    # The browser's next authorization asks for the password again.
+    assert _authorize_shows_the_sign_in_form(devidp, browser)
+    # "and all associated refresh tokens".
+    refreshed = httpx.post(
+        devidp.base_url + "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": devidp.settings.auth0_client_id,
+            "client_secret": devidp.settings.auth0_client_secret.get_secret_value(),
+            "refresh_token": refresh_token,
+        },
+    )
+    assert refreshed.status_code in {400, 403}
+    assert refreshed.json()["error"] == "invalid_grant"
+    # Gone: a second revoke is a 404 (the app's client takes that as done).
+    error(mgmt.post(f"/sessions/{sid}/revoke"), 404, "inexistent_session")
+
+
+def test_deleting_a_session_ends_sso(
+    devidp: DevIdpServer, browser: httpx.Client, mgmt: httpx.Client
+) -> None:
+    sid, _ = _signed_in_sid(devidp, browser)
+    deleted = mgmt.delete(f"/sessions/{sid}")
+    assert deleted.status_code == 202, deleted.text
+    assert _authorize_shows_the_sign_in_form(devidp, browser)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+import html
+import re
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.support.stack import Stack
+from saas.audit.actions import AuditAction
+from saas.db.models import AuditEvent, Membership, Organization, RemovedMember, User
+from saas.demo.data import DEMO_PASSWORD
+from tests.support.stack import Stack, in_acme
+from tests.support.tokens import access_token_for
+
+ACME = "org_AcmeDemo00000001"
 
 
 def authorize_params(response: httpx.Response) -> dict[str, str]:
@@ -166,3 +176,90 @@ def test_a_silent_answer_for_another_person_never_replaces_who_is_signed_in(stac
     assert still.status_code == 200
     assert "olivia@ops.example" in still.text
     assert browser.get("/o/globex/").status_code == 303
+
+
+# ---- a removal sticks (Acme provisions just in time from acme.example) ---------------------
+
+REMOVED = "You were removed from Acme Corp; ask an admin to invite you again."
+
+
+def _bob_removed_by_alice_over_the_api(stack: Stack) -> None:
+    """The API's removal: it records the removal as the dashboard's does (one service)."""
+    owner = stack.browser()
+    owner.login("alice@acme.example")
+    token = access_token_for(owner, ACME)
+    members_url = stack.app_url + "/api/v1/orgs/acme/members"
+    auth = {"authorization": f"Bearer {token}"}
+    members = httpx.get(members_url, headers=auth, timeout=10).json()["items"]
+    bob = next(m for m in members if m["email"] == "bob@acme.example")
+    removed = httpx.delete(f"{members_url}/{bob['id']}", headers=auth, timeout=10)
+    assert removed.status_code == 204, removed.text
+
+
+def _bob_state(stack: Stack) -> tuple[bool, int, int]:
+    """Whether Bob is an Acme member, his removal records, and his sign-in audit entries."""
+
+    async def read(session: AsyncSession, org: Organization) -> tuple[bool, int, int]:
+        bob = await session.scalar(select(User).where(User.email == "bob@acme.example"))
+        assert bob is not None
+        member = await session.scalar(
+            select(Membership.id).where(
+                Membership.organization_id == org.id, Membership.user_id == bob.id
+            )
+        )
+        removed = await session.scalar(
+            select(func.count()).where(
+                RemovedMember.organization_id == org.id, RemovedMember.user_id == bob.id
+            )
+        )
+        logins = await session.scalar(
+            select(func.count()).where(
+                AuditEvent.action == AuditAction.AUTH_LOGIN.value,
+                AuditEvent.target_id == str(bob.id),
+            )
+        )
+        return member is not None, int(removed or 0), int(logins or 0)
+
+    return in_acme(stack.settings, read)
+
+
+def test_a_removed_person_is_refused_not_provisioned_again(stack: Stack) -> None:
+    _bob_removed_by_alice_over_the_api(stack)
+    assert _bob_state(stack)[:2] == (False, 1)
+    logins_before = _bob_state(stack)[2]
+
+    browser = stack.browser()
+    refused = browser.login("bob@acme.example")
+    assert refused.status_code == 403
+    assert "/callback" in str(refused.url)
+    assert REMOVED in refused.text
+    assert "Acme Corp" in refused.text
+    # Nothing written: no membership, no sign-in recorded, nobody signed in here.
+    assert _bob_state(stack) == (False, 1, logins_before)
+    assert browser.get("/account/sessions").status_code == 303
+
+
+def test_the_removed_refusal_is_a_problem_for_a_json_client(stack: Stack) -> None:
+    _bob_removed_by_alice_over_the_api(stack)
+    browser = stack.browser()
+    at_idp = browser.start_login("bob@acme.example")
+    page = browser.follow(at_idp)
+    if "Choose how you sign in" in page.text:
+        link = re.search(r'href="(/u/login/[^"]+)"', page.text)
+        assert link
+        page = browser.follow(browser.client.get(urljoin(str(page.url), html.unescape(link[1]))))
+    back = browser.submit(page, {"email": "bob@acme.example", "password": DEMO_PASSWORD})
+    # The IdP sends the browser to the callback; ask for it as a JSON client would.
+    callback = back
+    while callback.status_code in (302, 303) and "/callback" not in callback.headers["location"]:
+        callback = browser.client.get(urljoin(str(callback.url), callback.headers["location"]))
+    answer = browser.client.get(
+        urljoin(str(callback.url), callback.headers["location"]),
+        headers={"accept": "application/json"},
+    )
+    assert answer.status_code == 403
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    body = answer.json()
+    assert body["reason"] == "removed_from_organization"
+    assert body["detail"] == REMOVED
+    assert _bob_state(stack)[:2] == (False, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,13 +15,14 @@ import pytest
 from sqlalchemy import func, select
 
 from saas.audit.services import Actor
+from saas.auth0.jobs import AUTH0_SESSION_REVOKE, revoke_auth0_session_later
 from saas.auth0.outbox import Claim, OutboxWorker
 from saas.auth0.runtime import build_worker
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import Membership, Organization, OutboxJob, OutboxStatus, User
 from saas.members.services import MembershipService
 from saas.tenancy.permissions import Role
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import Stack, add_fault, in_acme, running_stack, stack_settings
 from tests.support.tokens import access_token_for
 
 ACME = "org_AcmeDemo00000001"
@@ -260,3 +262,80 @@ def test_burst_with_faults_converges_with_two_workers(database_url: str, tmp_pat
         with stack.management() as mgmt:
             for sub, role in final.items():
                 assert auth0_roles(mgmt, sub) == [role], sub
+
+
+# ---- revoking an Auth0 session (saas/account/services.py) ----------------------------------
+
+
+def _revocations(stack: Stack) -> list[OutboxJob]:
+    async def read(session: Any, _: Organization) -> list[OutboxJob]:
+        rows = await session.scalars(
+            select(OutboxJob).where(OutboxJob.kind == AUTH0_SESSION_REVOKE)
+        )
+        return list(rows)
+
+    return in_acme(stack.settings, read)
+
+
+def _end_the_other_session(laptop: Any) -> None:
+    page = laptop.get("/account/sessions").text
+    handles = re.findall(r'name="session" value="([0-9a-f]+)"', page)
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page)
+    assert len(handles) == 2
+    assert token
+    ended = laptop.client.post(
+        laptop.stack.app_url + "/account/sessions/end",
+        data={"session": handles[1], "_csrf_token": token[1]},
+    )
+    assert ended.status_code == 303
+
+
+def test_a_revocation_rides_out_auth0_errors_and_a_gone_session_counts_as_done(
+    stack: Stack,
+) -> None:
+    laptop, phone = stack.browser(), stack.browser()
+    laptop.login("bob@acme.example")
+    phone.login("bob@acme.example")
+    asyncio.run(
+        add_fault(stack, method="POST", path="/api/v2/sessions/*/revoke", response="500", count=2)
+    )
+    _end_the_other_session(laptop)
+    (job,) = wait_for(
+        lambda: [j for j in _revocations(stack) if j.status == OutboxStatus.DONE.value]
+    )
+    assert job.attempts == 3  # two 500s, retried with backoff, then Auth0's 202
+    # The phone's next click asks for the password at the IdP.
+    page = phone.follow(phone.get("/o/acme/"))
+    assert str(page.url).startswith(stack.idp_url + "/u/login")
+
+    # Revoked once more (the phone's session is gone at the IdP): Auth0's 404 is what was
+    # wanted, so the job is done, not failed.
+    async def again(session: Any, _: Organization) -> None:
+        user = await session.scalar(select(User).where(User.email == "bob@acme.example"))
+        revoke_auth0_session_later(session, user.id, job.payload["sid"], device="Safari")
+        await session.commit()
+
+    in_acme(stack.settings, again)
+    wait_for(
+        lambda: (
+            all(j.status == OutboxStatus.DONE.value for j in _revocations(stack))
+            and len(_revocations(stack)) == 2
+        )
+    )
+
+
+@pytest.mark.stack(outbox_poll_seconds=30.0)
+def test_a_committed_revocation_wakes_the_worker(stack: Stack) -> None:
+    """The in-process worker runs a job as soon as the request that added it commits, not at
+    its next poll: a browser signed out from elsewhere must not sign in again meanwhile."""
+    laptop, phone = stack.browser(), stack.browser()
+    laptop.login("bob@acme.example")
+    phone.login("bob@acme.example")
+    started = time.monotonic()
+    _end_the_other_session(laptop)
+    wait_for(
+        lambda: [j for j in _revocations(stack) if j.status == OutboxStatus.DONE.value],
+        timeout=5.0,
+        interval=0.05,
+    )
+    assert time.monotonic() - started < 5.0

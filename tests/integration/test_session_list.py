@@ -5,10 +5,14 @@ once. On the file store and on Redis."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import html
 import os
 import re
+import time
 import uuid
 from pathlib import Path
+from urllib.parse import urljoin
 
 import msgspec
 import pytest
@@ -18,9 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.account.controllers import handle_of
 from saas.audit.actions import AuditAction
-from saas.db.models import AuditEvent, Membership, Organization, User
+from saas.auth0.jobs import AUTH0_SESSION_REVOKE, revoke_auth0_session_later
+from saas.db.models import AuditEvent, Membership, Organization, OutboxJob, OutboxStatus, User
+from saas.demo.data import DEMO_PASSWORD
 from saas.login.session_directory import PRUNE_SAMPLE, SessionDirectory
-from saas.login.sessions import USER_ID, session_cookie_name
+from saas.login.sessions import (
+    AUTH0_SID,
+    SESSION_STORE,
+    USER_ID,
+    create_stores,
+    session_cookie_name,
+)
 from saas.stores import CountingRedisStore, IndexedFileStore
 from tests.support.stack import Browser, Stack, in_acme
 
@@ -350,3 +362,198 @@ def test_a_cookie_naming_another_store_entry_is_no_session(stack: Stack, store: 
     listed = again.get("/account/sessions").text
     assert "Safari on iPhone" in listed
     assert "Firefox on Linux" in listed
+
+
+# ---- the Auth0 session goes with the app's (the ID token's `sid`, revoked via the outbox) ---
+
+
+def revocation_jobs(stack: Stack) -> list[OutboxJob]:
+    async def read(session: AsyncSession, _: Organization) -> list[OutboxJob]:
+        rows = await session.scalars(
+            select(OutboxJob)
+            .where(OutboxJob.kind == AUTH0_SESSION_REVOKE)
+            .order_by(OutboxJob.created_at)
+        )
+        return list(rows)
+
+    return in_acme(stack.settings, read)
+
+
+def wait_until_done(stack: Stack, count: int) -> list[OutboxJob]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        jobs = revocation_jobs(stack)
+        if len(jobs) == count and all(j.status == OutboxStatus.DONE.value for j in jobs):
+            return jobs
+        time.sleep(0.05)
+    raise AssertionError(f"revocations not done: {[(j.status, j.last_error) for j in jobs]}")
+
+
+def sid_of(browser: Browser) -> str:
+    """The `sid` the app kept with this browser's session (the ID token's)."""
+    session_id = browser.client.cookies.get("saas_session")
+    assert session_id
+    directory_entry = asyncio.run(_session_entry(browser.stack, session_id))
+    sid = directory_entry.get(AUTH0_SID)
+    assert isinstance(sid, str)
+    assert sid
+    return sid
+
+
+async def _session_entry(stack: Stack, session_id: str) -> dict[str, object]:
+    # The app's own session store, as its settings build it (Redis, or the file store).
+    raw = await create_stores(stack.settings)[SESSION_STORE].get(session_id)
+    assert raw is not None
+    data = msgspec.json.decode(raw)
+    assert isinstance(data, dict)
+    return data
+
+
+def next_click_asks_for_the_password(browser: Browser) -> None:
+    """The ended browser's next click: to the IdP, which shows its sign-in page (its single
+    sign-on session is gone), never a callback that signs it back in."""
+    out = browser.get("/o/acme/")
+    assert out.status_code == 303
+    before = len(browser.history)
+    page = browser.follow(out)
+    assert str(page.url).startswith(browser.stack.idp_url + "/u/login"), page.url
+    assert not any("/callback" in str(r.url) for r in browser.history[before:])
+
+
+@STORES
+def test_ending_another_session_revokes_its_auth0_session(stack: Stack, store: str) -> None:
+    laptop = signed_in(stack, "bob@acme.example", agent=FIREFOX)
+    phone = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    phone_sid, laptop_sid = sid_of(phone), sid_of(laptop)
+    assert phone_sid != laptop_sid  # two browsers, two Auth0 sessions
+
+    handles = _HANDLE.findall(laptop.get("/account/sessions").text)
+    ended = laptop.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": handles[1], "_csrf_token": csrf(laptop)},
+    )
+    assert ended.status_code == 303
+    assert "Auth0 is being asked to end the sign-in there too" in laptop.follow(ended).text
+
+    (job,) = wait_until_done(stack, 1)
+    assert job.payload["sid"] == phone_sid
+    assert job.payload["device"] == "Safari on iPhone"
+    assert job.organization_id is None
+    next_click_asks_for_the_password(phone)
+
+    # The laptop's own Auth0 session is untouched: a new authorization there is silent.
+    assert laptop.get("/o/acme/").status_code == 200
+    again = laptop.follow(laptop.get("/o/acme/login"))
+    assert again.status_code == 200
+    assert str(again.url).startswith(stack.app_url + "/o/acme"), again.url
+    # Done: nothing left to show on the page.
+    assert 'data-testid="revocation"' not in laptop.get("/account/sessions").text
+
+
+def test_signing_out_all_others_revokes_each_auth0_session_once(stack: Stack) -> None:
+    browsers = [signed_in(stack, "alice@acme.example", agent=FIREFOX) for _ in range(3)]
+    keeper = browsers[0]
+    others = {sid_of(b) for b in browsers[1:]}
+    done = keeper.client.post(
+        stack.app_url + "/account/sessions/end-others", data={"_csrf_token": csrf(keeper)}
+    )
+    assert done.status_code == 303
+    jobs = wait_until_done(stack, 2)
+    assert {j.payload["sid"] for j in jobs} == others
+    for other in browsers[1:]:
+        next_click_asks_for_the_password(other)
+    assert keeper.get("/o/acme/").status_code == 200
+
+
+def test_a_revocation_that_failed_or_waits_is_shown_not_hidden(stack: Stack) -> None:
+    """Nothing that failed looks like success: a revocation Auth0 refused, or has not done
+    yet, is on the page with what it means for that browser."""
+    alice = signed_in(stack, "alice@acme.example", agent=FIREFOX)
+
+    async def add(session: AsyncSession, _: Organization) -> None:
+        user = await session.scalar(select(User).where(User.email == "alice@acme.example"))
+        assert user is not None
+        revoke_auth0_session_later(session, user.id, "sid-refused", device="Safari on iPhone")
+        revoke_auth0_session_later(session, user.id, "sid-waiting", device="Firefox on Linux")
+        await session.flush()
+        jobs = {
+            j.payload["sid"]: j
+            for j in await session.scalars(
+                select(OutboxJob).where(OutboxJob.kind == AUTH0_SESSION_REVOKE)
+            )
+        }
+        far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+        jobs["sid-refused"].status = OutboxStatus.FAILED.value
+        jobs["sid-refused"].last_error = "POST /api/v2/sessions/sid-refused/revoke: 403 Forbidden"
+        jobs["sid-waiting"].next_attempt_at = far  # the worker leaves it alone
+        await session.commit()
+
+    in_acme(stack.settings, add)
+    page = alice.get("/account/sessions").text
+    assert page.count('data-testid="revocation"') == 2
+    assert "not signed out at Auth0" in page
+    assert "The app is not allowed to make this change at Auth0" in page
+    assert "this app asks it for the password again" in page
+    assert "waiting for Auth0" in page
+
+
+@pytest.mark.stack(auth0_revoke_sessions=False)
+def test_without_auth0_session_management_the_page_says_what_that_means(stack: Stack) -> None:
+    """A tenant without Auth0's Enterprise session management: no revocation is queued, and
+    the page and the message say honestly that the other browser may come back by itself."""
+    laptop = signed_in(stack, "bob@acme.example", agent=FIREFOX)
+    phone = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    page = laptop.get("/account/sessions")
+    assert 'data-testid="auth0-sessions-note"' in page.text
+    handles = _HANDLE.findall(page.text)
+    ended = laptop.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": handles[1], "_csrf_token": csrf(laptop)},
+    )
+    after = laptop.follow(ended).text
+    assert "may sign in again without a password until the Auth0 session ends" in after
+    assert revocation_jobs(stack) == []
+    # Which is what happens: the IdP's session signs the phone straight back in.
+    back = phone.follow(phone.get("/o/acme/"))
+    assert back.status_code == 200
+    assert str(back.url).startswith(stack.app_url + "/o/acme")
+
+
+@pytest.mark.stack(outbox_worker_enabled=False)
+def test_before_auth0_revoked_it_the_ended_browser_must_still_authenticate_afresh(
+    stack: Stack,
+) -> None:
+    """No worker runs, so the revocation waits and the IdP still has the phone's session. The
+    callback sees that the answer came from a session its person ended and asks the IdP to
+    authenticate afresh (prompt=login): the phone is asked for its password, not signed in."""
+    laptop = signed_in(stack, "bob@acme.example", agent=FIREFOX)
+    phone = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    handles = _HANDLE.findall(laptop.get("/account/sessions").text)
+    laptop.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": handles[1], "_csrf_token": csrf(laptop)},
+    )
+    (job,) = revocation_jobs(stack)
+    assert job.status == OutboxStatus.PENDING.value
+    assert "waiting for Auth0" in laptop.get("/account/sessions").text
+
+    out = phone.get("/o/acme/")
+    before = len(phone.history)
+    page = phone.follow(out)
+    assert str(page.url).startswith(stack.idp_url + "/u/login"), page.url
+    hops = [str(r.url) for r in phone.history[before:]]
+    assert any("/callback" in url for url in hops)  # the IdP's silent answer, not taken
+    assert any("prompt=login" in r.headers.get("location", "") for r in phone.history[before:])
+    assert phone.get("/account/sessions").status_code == 303  # nobody signed in
+
+    # Signing in afresh, with the password, is what it takes; the laptop was never touched.
+    if "Choose how you sign in" in page.text:
+        link = re.search(r'href="(/u/login/acme-saml[^"]+)"', page.text)
+        assert link
+        page = phone.follow(phone.client.get(urljoin(str(page.url), html.unescape(link[1]))))
+    back = phone.follow(
+        phone.submit(page, {"email": "bob@acme.example", "password": DEMO_PASSWORD})
+    )
+    assert back.status_code == 200, back.text
+    assert str(back.url).startswith(stack.app_url + "/o/acme")
+    assert laptop.get("/o/acme/").status_code == 200

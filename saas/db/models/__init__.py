@@ -9,6 +9,7 @@ from saas.db.models.membership import Membership
 from saas.db.models.organization import Organization
 from saas.db.models.outbox_job import OutboxJob
 from saas.db.models.project import Project
+from saas.db.models.removed_member import RemovedMember
 from saas.db.models.user import User
 
 __all__ = (
@@ -23,6 +24,7 @@ __all__ = (
     "OutboxJob",
     "OutboxStatus",
     "Project",
+    "RemovedMember",
     "Role",
     "User",
 )

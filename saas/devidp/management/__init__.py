@@ -9,7 +9,14 @@ from litestar import Request, Response, Router
 
 from saas.devidp.context import get_idp
 from saas.devidp.errors import management_body
-from saas.devidp.management import catalog, invitations, members, organizations, users
+from saas.devidp.management import (
+    catalog,
+    invitations,
+    members,
+    organizations,
+    sessions,
+    users,
+)
 from saas.devidp.management.auth import management_guard
 from saas.devidp.management.rate_limit import RateLimitHeaders, rate_limit_headers
 
@@ -73,5 +80,7 @@ def management_router() -> Router:
             catalog.update_connection,
             users.get_user,
             users.get_user_organizations,
+            sessions.revoke_session,
+            sessions.delete_session,
         ],
     )
