@@ -53,6 +53,8 @@ def connection_label(sub: str) -> str:
     """The sign-in connection, read from the Auth0 user id: `samlp|acme-saml|…` -> acme-saml,
     `auth0|…` -> password (the database connection), `google-oauth2|…` -> google-oauth2."""
     parts = sub.split("|")
+    if parts[0] == "scim":  # provisioned by the directory, not signed in yet (saas/scim)
+        return "directory"
     if len(parts) >= 3:
         return parts[1]
     if parts[0] == "auth0":
@@ -125,7 +127,10 @@ def member_row(
         is_me=is_me,
         can_change_role=bool(options),
         # Your own row offers "leave" (members_self.html) instead.
-        can_remove=not is_me and removal_refusal(tenant.role, target_role) is None,
+        # The directory removes whom it provisioned (saas/scim): a removal here would not last.
+        can_remove=not is_me
+        and not membership.directory_managed
+        and removal_refusal(tenant.role, target_role) is None,
         can_transfer=tenant.can(Permission.OWNERSHIP) and not is_me and target_role != Role.OWNER,
         role_options=options,
         error=error,

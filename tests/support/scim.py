@@ -1,0 +1,85 @@
+"""Directory sync test helpers: SCIM tokens made in the database, a SCIM client, and reads of
+what the directory changed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.config import Settings
+from saas.db.config import create_sqlalchemy_config
+from saas.db.models import Organization
+from saas.scim.tokens import DirectorySettingsService
+from saas.tenancy.caller import Caller
+from tests.support.stack import Stack
+
+T = TypeVar("T")
+SCIM_JSON = "application/scim+json"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def in_org(
+    settings: Settings, slug: str, work: Callable[[AsyncSession, Organization], Awaitable[T]]
+) -> T:
+    async def run() -> T:
+        config = create_sqlalchemy_config(settings)
+        try:
+            async with config.get_session() as session:
+                org = (
+                    await session.execute(select(Organization).where(Organization.slug == slug))
+                ).scalar_one()
+                result = await work(session, org)
+                await session.commit()
+                return result
+        finally:
+            await config.get_engine().dispose()
+
+    return asyncio.run(run())
+
+
+def make_token(stack: Stack, slug: str = "acme", name: str = "Okta") -> str:
+    async def work(session: AsyncSession, org: Organization) -> str:
+        issued = await DirectorySettingsService(session, Caller.system(org)).create_token(name)
+        return issued.secret
+
+    return in_org(stack.settings, slug, work)
+
+
+def scim_client(stack: Stack, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=stack.app_url + "/scim/v2",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": SCIM_JSON,
+            "Accept": SCIM_JSON,
+        },
+        timeout=15,
+    )
+
+
+def user_body(email: str, external_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    local = email.partition("@")[0]
+    body: dict[str, Any] = {
+        "schemas": [USER_SCHEMA],
+        "userName": email,
+        "name": {"givenName": local.capitalize(), "familyName": "Directory"},
+        "emails": [{"primary": True, "value": email, "type": "work"}],
+        "displayName": f"{local.capitalize()} Directory",
+        "active": True,
+        **extra,
+    }
+    if external_id is not None:
+        body["externalId"] = external_id
+    return body
+
+
+def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
+    return {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}
