@@ -144,6 +144,7 @@ def upgrade() -> None:
         sa.Column("organization_id", sa.GUID(length=16), nullable=False),
         sa.Column("group_id", sa.GUID(length=16), nullable=False),
         sa.Column("directory_user_id", sa.GUID(length=16), nullable=False),
+        sa.Column("display", sa.String(length=255), nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTimeUTC(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTimeUTC(timezone=True), nullable=False),

@@ -37,6 +37,7 @@ from scim2_models import (
     GroupMembership,
     Meta,
     NotFoundException,
+    NotImplementedException,
     Pagination,
     Patch,
     PatchOp,
@@ -44,6 +45,7 @@ from scim2_models import (
     ResponseParameters,
     SCIMException,
     ScimProvider,
+    SearchRequest,
     ServiceProviderConfig,
     Sort,
     UnauthorizedException,
@@ -291,6 +293,20 @@ async def _parse(request: Request[Any, Any, Any], model: Any, context: Context) 
         raise SCIMException.from_error(first) from None
 
 
+async def _search(request: Request[Any, Any, Any], model: Any) -> SearchRequest[Any]:
+    """A POST /.search body (RFC 7644 §3.4.3). Its filter is checked again, as a query's is,
+    where the list reads it."""
+    return await _parse(request, SearchRequest[model], Context.SEARCH_REQUEST)
+
+
+def _selection(search: SearchRequest[Any]) -> ResponseParameters[Any] | None:
+    if not search.attributes and not search.excluded_attributes:
+        return None
+    return ResponseParameters[Any](
+        attributes=search.attributes, excluded_attributes=search.excluded_attributes
+    )
+
+
 def _int_param(request: Request[Any, Any, Any], name: str) -> int | None:
     value = request.query_params.get(name)
     if value is None or value == "":
@@ -369,7 +385,9 @@ async def _group_document(
     members = {row.id: [] for row in rows} if excluded else await directory.members_of(rows)
     documents = []
     for row in rows:
-        model = directory.group_model(row, members[row.id])
+        model = directory.group_model(
+            row, members[row.id], lambda user_id: _location(settings, "Users", user_id)
+        )
         model.meta = Meta(
             resource_type="Group",
             created=row.created_at,
@@ -405,6 +423,12 @@ def _list(total: int, start: int, resources: list[dict[str, Any]]) -> dict[str, 
 
 class DiscoveryController(Controller):
     path = "/"
+
+    @post("/.search", name="scim.search_all", status_code=200)
+    async def search_all(self, directory: NamedDependency[DirectoryService]) -> Response[Any]:
+        raise NotImplementedException(
+            detail="Search one resource type at a time: POST /Users/.search or /Groups/.search."
+        )
 
     @get("/ServiceProviderConfig", name="scim.config")
     async def config(
@@ -493,6 +517,20 @@ class UsersController(Controller):
         documents = await _user_document(directory, settings, page.rows, parameters)
         return scim(_list(page.total, page.start_index, documents))
 
+    @post("/.search", name="scim.search_users", status_code=200)
+    async def search_users(
+        self,
+        request: Request[Any, Any, Any],
+        directory: NamedDependency[DirectoryService],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any]:
+        search = await _search(request, ScimUser)
+        page = await directory.list_users(
+            str(search.filter) if search.filter else None, search.start_index, search.count
+        )
+        documents = await _user_document(directory, settings, page.rows, _selection(search))
+        return scim(_list(page.total, page.start_index, documents))
+
     @post("/", name="scim.create_user", status_code=201)
     async def create_user(
         self,
@@ -576,6 +614,20 @@ class GroupsController(Controller):
         )
         parameters = _response_parameters(request, Group)
         documents = await _group_document(directory, settings, page.rows, parameters)
+        return scim(_list(page.total, page.start_index, documents))
+
+    @post("/.search", name="scim.search_groups", status_code=200)
+    async def search_groups(
+        self,
+        request: Request[Any, Any, Any],
+        directory: NamedDependency[DirectoryService],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any]:
+        search = await _search(request, Group)
+        page = await directory.list_groups(
+            str(search.filter) if search.filter else None, search.start_index, search.count
+        )
+        documents = await _group_document(directory, settings, page.rows, _selection(search))
         return scim(_list(page.total, page.start_index, documents))
 
     @post("/", name="scim.create_group", status_code=201)

@@ -22,7 +22,7 @@ bound here once; every query names it. The SCIM resources are parsed, patched an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -319,12 +319,7 @@ class DirectoryService:
         return row
 
     def model_of(self, row: DirectoryUser) -> ScimUser:
-        data = {
-            **row.attributes,
-            "id": str(row.id),
-            "userName": row.user_name,
-            "active": row.active,
-        }
+        data = {**row.attributes, "id": str(row.id), "userName": row.user_name}
         if row.external_id is not None:
             data["externalId"] = row.external_id
         else:
@@ -548,13 +543,15 @@ class DirectoryService:
             raise NotFoundException(detail=f"No group {group_id!r} in this directory.")
         return row
 
-    async def members_of(self, groups: Sequence[DirectoryGroup]) -> dict[UUID, list[DirectoryUser]]:
+    async def members_of(
+        self, groups: Sequence[DirectoryGroup]
+    ) -> dict[UUID, list[tuple[DirectoryUser, str | None]]]:
         ids = [g.id for g in groups]
-        found: dict[UUID, list[DirectoryUser]] = {i: [] for i in ids}
+        found: dict[UUID, list[tuple[DirectoryUser, str | None]]] = {i: [] for i in ids}
         if not ids:
             return found
         rows = await self.session.execute(
-            select(DirectoryGroupMember.group_id, DirectoryUser)
+            select(DirectoryGroupMember.group_id, DirectoryUser, DirectoryGroupMember.display)
             .join(DirectoryUser, DirectoryUser.id == DirectoryGroupMember.directory_user_id)
             .where(
                 DirectoryGroupMember.organization_id == self._org,
@@ -562,8 +559,8 @@ class DirectoryService:
             )
             .order_by(DirectoryUser.id)
         )
-        for group_id, user in rows.tuples():
-            found[group_id].append(user)
+        for group_id, user, display in rows.tuples():
+            found[group_id].append((user, display))
         return found
 
     async def list_groups(
@@ -587,13 +584,24 @@ class DirectoryService:
             )
         return Page(int(total or 0), start, rows)
 
-    def group_model(self, row: DirectoryGroup, members: list[DirectoryUser]) -> Group:
+    def group_model(
+        self,
+        row: DirectoryGroup,
+        members: list[tuple[DirectoryUser, str | None]],
+        location: Callable[[UUID], str] | None = None,
+    ) -> Group:
+        entries = []
+        for user, display in members:
+            entry: dict[str, Any] = {"value": str(user.id), "type": "User"}
+            if display is not None:
+                entry["display"] = display
+            if location is not None:
+                entry["$ref"] = location(user.id)
+            entries.append(entry)
         data: dict[str, Any] = {
             "id": str(row.id),
             "displayName": row.display_name,
-            "members": [
-                {"value": str(u.id), "display": u.user_name, "type": "User"} for u in members
-            ],
+            "members": entries,
         }
         if row.external_id is not None:
             data["externalId"] = row.external_id
@@ -641,7 +649,7 @@ class DirectoryService:
         self.session.add(row)
         await self.session.flush()
         await self._audit(AuditAction.DIRECTORY_GROUP_CREATED, "directory_group", row.id, name=name)
-        await self._set_members(row, [m.value for m in model.members or [] if m.value])
+        await self._set_members(row, model)
         return row
 
     async def replace_group(self, group_id: str, model: Group) -> DirectoryGroup:
@@ -677,18 +685,22 @@ class DirectoryService:
         row.display_name_key = _key(name)
         row.external_id = model.external_id
         await self.session.flush()
-        await self._set_members(row, [m.value for m in model.members or [] if m.value])
+        await self._set_members(row, model)
         return row
 
-    async def _set_members(self, row: DirectoryGroup, wanted_ids: list[str]) -> None:
-        wanted: set[UUID] = set()
-        for value in wanted_ids:
+    async def _set_members(self, row: DirectoryGroup, model: Group) -> None:
+        displays: dict[UUID, str | None] = {}
+        for member in model.members or []:
+            if not member.value:
+                continue
             try:
-                wanted.add(UUID(value))
+                key = UUID(member.value)
             except ValueError:
                 raise InvalidValueException(
-                    detail=f"No user {value!r} in this directory."
+                    detail=f"No user {member.value!r} in this directory."
                 ) from None
+            displays[key] = member.display[:255] if member.display else None
+        wanted = set(displays)
         if wanted:
             known = set(
                 await self.session.scalars(
@@ -701,15 +713,19 @@ class DirectoryService:
                 raise InvalidValueException(
                     detail=f"No user {str(sorted(unknown)[0])!r} in this directory."
                 )
-        current = set(
-            await self.session.scalars(
-                select(DirectoryGroupMember.directory_user_id).where(
-                    DirectoryGroupMember.group_id == row.id
-                )
+        existing = {
+            link.directory_user_id: link
+            for link in await self.session.scalars(
+                select(DirectoryGroupMember).where(DirectoryGroupMember.group_id == row.id)
             )
-        )
+        }
+        for user_id, link in existing.items():
+            if user_id in displays and link.display != displays[user_id]:
+                link.display = displays[user_id]
+        current = set(existing)
         added, removed = wanted - current, current - wanted
         if not added and not removed:
+            await self.session.flush()
             return
         affected = added | removed
         before = await self.mapped_roles(affected)
@@ -723,7 +739,10 @@ class DirectoryService:
         for user_id in added:
             self.session.add(
                 DirectoryGroupMember(
-                    organization_id=self._org, group_id=row.id, directory_user_id=user_id
+                    organization_id=self._org,
+                    group_id=row.id,
+                    directory_user_id=user_id,
+                    display=displays[user_id],
                 )
             )
         await self.session.flush()
@@ -821,7 +840,8 @@ def _stored(model: ScimUser) -> dict[str, Any]:
     """The attributes kept for a user: what a query answers, without what this row's columns
     hold or the server sets (id, meta, groups)."""
     dumped = model.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    for key in ("id", "meta", "groups", "userName", "externalId", "active", "password"):
+    # `active` stays: removed, it is absent (and the person active), as RFC 7644 reads it.
+    for key in ("id", "meta", "groups", "userName", "externalId", "password"):
         dumped.pop(key, None)
     return dumped
 

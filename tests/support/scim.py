@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
+from scim2_client.client import BaseSyncSCIMClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,3 +84,23 @@ def user_body(email: str, external_id: str | None = None, **extra: Any) -> dict[
 
 def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
     return {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}
+
+
+class HttpxScimClient(BaseSyncSCIMClient):
+    """scim2-client over the `httpx` this project already uses (its own engine needs the
+    `httpx2` fork): the three hooks an engine provides."""
+
+    def __init__(self, client: httpx.Client, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client = client
+
+    def _stays_under_base_url(self, endpoint: str) -> bool:
+        base = self.client.base_url
+        url = self.client.build_request("GET", endpoint).url
+        return url.host == base.host and url.port == base.port and url.path.startswith(base.path)
+
+    def _parse_json(self, response: Any) -> Any:
+        return response.json()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return self.client.request(method, url, **kwargs)

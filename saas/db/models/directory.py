@@ -102,6 +102,8 @@ class DirectoryGroupMember(UUIDv7AuditBase):
     directory_user_id: Mapped[UUID] = mapped_column(
         ForeignKey("directory_users.id", ondelete="CASCADE"), index=True
     )
+    # The member's `display` as the directory sent it, given back as sent.
+    display: Mapped[str | None] = mapped_column(String(255))
 
 
 class DirectorySyncError(UUIDv7AuditBase):
