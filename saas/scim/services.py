@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
+from saas.auth0.jobs import sync_member_later
 from saas.db.locks import lock_organization
 from saas.db.models import (
     DirectoryGroup,
@@ -854,3 +855,79 @@ def _profile(person: AppUser, model: ScimUser, email: str) -> None:
             part for part in (model.name.given_name, model.name.family_name) if part
         )
     person.name = (name or email.partition("@")[0])[:255]
+
+
+async def claim_directory_identity(
+    session: AsyncSession,
+    organization: Organization,
+    user: AppUser,
+    *,
+    email_verified: bool,
+    actor: Actor,
+) -> DirectoryUser | None:
+    """At sign-in: the directory entry this person is, if any, linked to their real identity.
+
+    A person the directory created before they ever signed in has a placeholder user; their
+    first sign-in to the organization, with an email the IdP verified at one of the
+    organization's verified domains, moves the directory entry and its membership to the
+    signed-in user and drops the placeholder. Returns the entry (active or not), None when the
+    directory does not know this person."""
+    linked = (
+        await session.execute(
+            select(DirectoryUser).where(
+                DirectoryUser.organization_id == organization.id,
+                DirectoryUser.user_id == user.id,
+            )
+        )
+    ).scalar_one_or_none()
+    if linked is not None or not email_verified or is_placeholder(user):
+        return linked
+    try:
+        email = normalize_email(user.email)
+    except InvalidInput:
+        return None
+    directory = DirectoryService(session, organization, actor)
+    if not await directory._verified_domain(email):
+        return None
+    await lock_organization(session, organization.id)
+    found = (
+        await session.execute(
+            select(DirectoryUser, AppUser)
+            .join(AppUser, AppUser.id == DirectoryUser.user_id)
+            .where(
+                DirectoryUser.organization_id == organization.id,
+                DirectoryUser.email == email,
+                AppUser.sub.startswith(PLACEHOLDER_SUB),
+            )
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if found is None:
+        return None
+    entry, placeholder = found
+    membership = (
+        await session.execute(
+            select(Membership).where(
+                Membership.organization_id == organization.id,
+                Membership.user_id == placeholder.id,
+            )
+        )
+    ).scalar_one_or_none()
+    entry.user_id = user.id
+    if membership is not None:
+        membership.user_id = user.id
+    await session.flush()
+    await session.delete(placeholder)
+    await session.flush()
+    if membership is not None:
+        # Auth0 has this person now: the outbox adds them to the organization with their role.
+        sync_member_later(session, organization.id, user.id)
+    await AuditService(session=session).record(
+        AuditAction.DIRECTORY_USER_UPDATED,
+        actor=actor,
+        organization_id=organization.id,
+        target_type="user",
+        target_id=user.id,
+        details={"user_name": entry.user_name, "linked": "first sign-in"},
+    )
+    return entry

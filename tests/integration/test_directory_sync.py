@@ -654,3 +654,34 @@ def test_a_token_reaches_only_its_own_organization(stack: Stack) -> None:
         assert g.post("/Users", json=user_body("quinn@acme.example", "q1")).status_code == 201
         assert a.get(f"/Users/{user['id']}").status_code == 200
     assert membership(stack, "quinn@acme.example", slug="acme") is not None
+
+
+def test_first_sign_in_claims_the_directory_entry_and_the_deactivated_stay_out(
+    stack: Stack,
+) -> None:
+    """nora has never signed in: the directory's entry for her has an identity of its own,
+    which her first sign-in (through acme's SAML connection, a verified acme.example address)
+    takes over, membership and role included. Once deactivated, signing in again does not let
+    her back in, though acme admits new people just in time."""
+    token = make_token(stack)
+    with scim_client(stack, token) as okta:
+        nora = okta.post("/Users", json=user_body("nora@acme.example", "00u-nora")).json()["id"]
+        browser = stack.browser()
+        assert browser.login("nora@acme.example").status_code == 200
+        found = membership(stack, "nora@acme.example")
+        assert found is not None
+        assert found.directory_managed
+
+        async def people(session: AsyncSession, _: Organization) -> list[str]:
+            rows = await session.scalars(select(User.sub).where(User.email == "nora@acme.example"))
+            return list(rows)
+
+        assert in_org(stack.settings, "acme", people) == ["samlp|acme-saml|nora@acme.example"]
+        assert okta.get(f"/Users/{nora}").status_code == 200
+        off = okta.patch(
+            f"/Users/{nora}", json=patch_body({"op": "replace", "value": {"active": False}})
+        )
+        assert off.status_code == 200
+        again = stack.browser()
+        assert again.login("nora@acme.example").status_code == 403
+        assert membership(stack, "nora@acme.example") is None

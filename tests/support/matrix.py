@@ -179,12 +179,21 @@ def fresh_target(settings: Settings, kind: str) -> str:
             await session.flush()
             return str(job.id)
         if kind == "token":
-            from saas.scim.tokens import DirectorySettingsService
+            # Written directly: the settings page caps an organization's active tokens, and
+            # the matrix makes one per cell.
+            from saas.db.models import ScimToken
+            from saas.scim.tokens import hash_token, new_token
 
-            issued = await DirectorySettingsService(session, TenantCaller.system(org)).create_token(
-                f"Matrix {uuid.uuid4().hex[:8]}"
+            secret = new_token()
+            token = ScimToken(
+                organization_id=org.id,
+                name=f"Matrix {uuid.uuid4().hex[:8]}",
+                token_hash=hash_token(secret),
+                hint=secret[-4:],
             )
-            return str(issued.token.id)
+            session.add(token)
+            await session.flush()
+            return str(token.id)
         if kind == "group":
             from saas.db.models import DirectoryGroup
 
