@@ -685,3 +685,44 @@ def test_first_sign_in_claims_the_directory_entry_and_the_deactivated_stay_out(
         again = stack.browser()
         assert again.login("nora@acme.example").status_code == 403
         assert membership(stack, "nora@acme.example") is None
+
+
+def test_one_user_name_wins_two_racing_creations(stack: Stack) -> None:
+    token = make_token(stack)
+    barrier = threading.Barrier(2)
+    answers: list[int] = []
+
+    def create(external_id: str) -> None:
+        with scim_client(stack, token) as client:
+            barrier.wait()
+            body = user_body("race@acme.example", external_id)
+            answers.append(client.post("/Users", json=body).status_code)
+
+    threads = [threading.Thread(target=create, args=(e,)) for e in ("r1", "r2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [201, 409]
+
+    async def entries(session: AsyncSession, org: Organization) -> int:
+        rows = await session.scalars(
+            select(DirectoryUser.id).where(
+                DirectoryUser.organization_id == org.id,
+                DirectoryUser.user_name_key == "race@acme.example",
+            )
+        )
+        return len(list(rows))
+
+    assert in_org(stack.settings, "acme", entries) == 1
+
+
+@pytest.mark.stack(scim_rate_limit_per_minute=3)
+def test_each_token_has_its_own_rate_limit(stack: Stack) -> None:
+    first, second = make_token(stack, name="One"), make_token(stack, name="Two")
+    with scim_client(stack, first) as one, scim_client(stack, second) as two:
+        assert [one.get("/Users").status_code for _ in range(3)] == [200, 200, 200]
+        limited = one.get("/Users")
+        assert_scim_error(limited, 429, None)
+        assert int(limited.headers["retry-after"]) >= 1
+        assert two.get("/Users").status_code == 200
