@@ -177,7 +177,11 @@ def main() -> int:
             "STATE_DIR": f"{tmp}/state",
             "OUTBOX_WORKER_ENABLED": "false",
             "SCIM_RATE_LIMIT_PER_MINUTE": "10000000",
-            **({"REDIS_URL": os.environ["BENCH_REDIS_URL"]} if "BENCH_REDIS_URL" in os.environ else {}),
+            **(
+                {"REDIS_URL": os.environ["BENCH_REDIS_URL"]}
+                if "BENCH_REDIS_URL" in os.environ
+                else {}
+            ),
         }
         token = asyncio.run(_prepare(env))
         server = subprocess.Popen(

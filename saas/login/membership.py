@@ -23,6 +23,7 @@ from saas.errors import DomainError, Forbidden
 from saas.invitations.services import InvitationService
 from saas.login.discovery import connection_for
 from saas.login.errors import (
+    DeactivatedByDirectory,
     EmailNotVerified,
     InvitationForSomeoneElse,
     InvitationInvalid,
@@ -131,7 +132,7 @@ async def resolve_membership(
     if entry is not None:
         if (existing := await members.find(organization.id, user.id)) is not None:
             return existing
-        raise NotAMember
+        raise DeactivatedByDirectory
     if organization.jit_provisioning and await _domain_belongs_to(db, organization, user.email):
         # The invitation ticket proves the mailbox; just-in-time needs the IdP's word for it.
         if not email_verified:

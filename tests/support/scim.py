@@ -3,7 +3,6 @@ what the directory changed."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,6 +17,7 @@ from saas.db.models import Organization
 from saas.scim.tokens import DirectorySettingsService
 from saas.tenancy.caller import Caller
 from tests.support.stack import Stack
+from tests.support.threads import run_async
 
 T = TypeVar("T")
 SCIM_JSON = "application/scim+json"
@@ -43,7 +43,7 @@ def in_org(
         finally:
             await config.get_engine().dispose()
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def make_token(stack: Stack, slug: str = "acme", name: str = "Okta") -> str:
