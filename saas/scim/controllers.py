@@ -225,7 +225,12 @@ def record_refusals(app: Any) -> Any:
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         async def send_recording(message: Any) -> None:
-            if message["type"] == "http.response.start" and message["status"] >= 400:
+            # Not 429s: a client over its limit would otherwise write a row per refusal.
+            if (
+                message["type"] == "http.response.start"
+                and message["status"] >= 400
+                and (message["status"] != 429)
+            ):
                 state = scope.get("state", {})
                 binding = state.get(BINDING_STATE)
                 if isinstance(binding, _Binding):
