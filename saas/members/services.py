@@ -307,6 +307,29 @@ class MembershipService:
         )
         return await self.session.scalar(statement)
 
+    async def directory_groups_of(
+        self, organization_id: UUID, user_ids: list[UUID]
+    ) -> dict[UUID, str]:
+        """For a page of members: the mapped directory group that sets each one's role, by
+        user id (one query)."""
+        if not user_ids:
+            return {}
+        statement = (
+            select(DirectoryUser.user_id, DirectoryGroup.display_name)
+            .join(DirectoryGroupMember, DirectoryGroupMember.directory_user_id == DirectoryUser.id)
+            .join(DirectoryGroup, DirectoryGroup.id == DirectoryGroupMember.group_id)
+            .where(
+                DirectoryUser.organization_id == organization_id,
+                DirectoryUser.user_id.in_(user_ids),
+                DirectoryGroup.role.is_not(None),
+            )
+            .order_by(DirectoryGroup.display_name_key)
+        )
+        found: dict[UUID, str] = {}
+        for user_id, name in (await self.session.execute(statement)).tuples():
+            found.setdefault(user_id, name)
+        return found
+
     async def count_owners(self, organization_id: UUID) -> int:
         return await self.repository_for(organization_id).count(Membership.role == Role.OWNER.value)
 
@@ -538,6 +561,9 @@ class TenantMembers:
 
     async def sync_of(self, user_ids: list[UUID]) -> dict[UUID, SyncState]:
         return await self.service.sync_of(self._organization_id, user_ids)
+
+    async def directory_groups_of(self, user_ids: list[UUID]) -> dict[UUID, str]:
+        return await self.service.directory_groups_of(self._organization_id, user_ids)
 
     async def change_role(self, membership_id: UUID, role: Role | str) -> Membership:
         return await self.service.change_role(

@@ -81,6 +81,8 @@ class MemberRow:
     error: str | None = None
     # Where Auth0 stands on this member's role, shown only while it is not in step.
     sync: SyncState | None = None
+    # The mapped directory group this member's role comes from (not changed here).
+    directory_group: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -116,6 +118,7 @@ def member_row(
     user: User,
     error: str | None = None,
     sync: SyncState | None = None,
+    directory_group: str | None = None,
 ) -> MemberRow:
     target_role = Role(membership.role)
     is_me = membership.user_id == tenant.user.id
@@ -125,7 +128,7 @@ def member_row(
         user=user,
         connection=connection_label(user.sub),
         is_me=is_me,
-        can_change_role=bool(options),
+        can_change_role=bool(options) and directory_group is None,
         # Your own row offers "leave" (members_self.html) instead.
         # The directory removes whom it provisioned (saas/scim): a removal here would not last.
         can_remove=not is_me
@@ -135,6 +138,7 @@ def member_row(
         role_options=options,
         error=error,
         sync=sync,
+        directory_group=directory_group,
     )
 
 
@@ -252,9 +256,17 @@ async def member_listing(
         PageStart.LAST: {"at": "last"},
     }[page.start]
     sync = await members.sync_of([user.id for _, user in page.rows])
+    managed = [user.id for membership, user in page.rows if membership.directory_managed]
+    groups = await members.directory_groups_of(managed) if managed else {}
     return MemberListing(
         rows=[
-            member_row(tenant, membership, user, sync=sync.get(user.id))
+            member_row(
+                tenant,
+                membership,
+                user,
+                sync=sync.get(user.id),
+                directory_group=groups.get(user.id),
+            )
             for membership, user in page.rows
         ],
         page=page,

@@ -450,6 +450,8 @@ def test_group_roles_highest_wins_and_the_last_owner_holds(stack: Stack) -> None
         assert role_of(stack, "bob@acme.example") == "admin"  # the highest wins
         # The role is the directory's: an admin cannot hand-edit it, and is told why.
         adam = signed_in(stack, "adam@acme.example")
+        listing = adam.get("/o/acme/members").text
+        assert "From the directory group “Admins”" in listing
         bob_membership = membership(stack, "bob@acme.example")
         assert bob_membership is not None
         refused = adam.client.post(
