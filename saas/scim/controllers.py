@@ -672,9 +672,10 @@ class GroupsController(Controller):
     ) -> Response[Any]:
         await directory.group(resource_id)
         model = await _parse(request, Group, Context.RESOURCE_REPLACEMENT_REQUEST)
+        parameters = _response_parameters(request, Group)
         row = await directory.replace_group(resource_id, model)
         (document,) = await _group_document(
-            directory, settings, [row], None, Context.RESOURCE_REPLACEMENT_RESPONSE
+            directory, settings, [row], parameters, Context.RESOURCE_REPLACEMENT_RESPONSE
         )
         return scim(document)
 
@@ -688,9 +689,10 @@ class GroupsController(Controller):
     ) -> Response[Any]:
         await directory.group(resource_id)
         operations = await _parse(request, PatchOp[Group], Context.RESOURCE_PATCH_REQUEST)
+        parameters = _response_parameters(request, Group)
         row = await directory.patch_group(resource_id, operations)
         (document,) = await _group_document(
-            directory, settings, [row], None, Context.RESOURCE_PATCH_RESPONSE
+            directory, settings, [row], parameters, Context.RESOURCE_PATCH_RESPONSE
         )
         return scim(document)
 

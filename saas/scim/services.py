@@ -21,6 +21,7 @@ bound here once; every query names it. The SCIM resources are parsed, patched an
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -661,6 +662,8 @@ class DirectoryService:
     async def patch_group(self, group_id: str, patch: PatchOp[Group]) -> DirectoryGroup:
         await self._lock()
         row = await self.group(group_id)
+        if await self._patch_members_only(row, patch):
+            return row
         members = (await self.members_of([row]))[row.id]
         model = self.group_model(row, members)
         with POLICY:
@@ -690,30 +693,10 @@ class DirectoryService:
         return row
 
     async def _set_members(self, row: DirectoryGroup, model: Group) -> None:
-        displays: dict[UUID, str | None] = {}
-        for member in model.members or []:
-            if not member.value:
-                continue
-            try:
-                key = UUID(member.value)
-            except ValueError:
-                raise InvalidValueException(
-                    detail=f"No user {member.value!r} in this directory."
-                ) from None
-            displays[key] = member.display[:255] if member.display else None
-        wanted = set(displays)
-        if wanted:
-            known = set(
-                await self.session.scalars(
-                    select(DirectoryUser.id).where(
-                        DirectoryUser.organization_id == self._org, DirectoryUser.id.in_(wanted)
-                    )
-                )
-            )
-            if unknown := wanted - known:
-                raise InvalidValueException(
-                    detail=f"No user {str(sorted(unknown)[0])!r} in this directory."
-                )
+        """The group's members become exactly the model's (a PUT, or a PATCH applied to the
+        whole group)."""
+        displays = _member_displays(model.members or [])
+        await self._check_known(set(displays))
         existing = {
             link.directory_user_id: link
             for link in await self.session.scalars(
@@ -723,12 +706,31 @@ class DirectoryService:
         for user_id, link in existing.items():
             if user_id in displays and link.display != displays[user_id]:
                 link.display = displays[user_id]
-        current = set(existing)
-        added, removed = wanted - current, current - wanted
+        added = {k: v for k, v in displays.items() if k not in existing}
+        await self._change_members(row, added, set(existing) - set(displays))
+
+    async def _check_known(self, ids: set[UUID]) -> None:
+        if not ids:
+            return
+        known = set(
+            await self.session.scalars(
+                select(DirectoryUser.id).where(
+                    DirectoryUser.organization_id == self._org, DirectoryUser.id.in_(ids)
+                )
+            )
+        )
+        if unknown := ids - known:
+            raise InvalidValueException(
+                detail=f"No user {str(sorted(unknown)[0])!r} in this directory."
+            )
+
+    async def _change_members(
+        self, row: DirectoryGroup, added: dict[UUID, str | None], removed: set[UUID]
+    ) -> None:
         if not added and not removed:
             await self.session.flush()
             return
-        affected = added | removed
+        affected = set(added) | removed
         before = await self.mapped_roles(affected)
         if removed:
             await self.session.execute(
@@ -737,13 +739,13 @@ class DirectoryService:
                     DirectoryGroupMember.directory_user_id.in_(removed),
                 )
             )
-        for user_id in added:
+        for user_id, display in added.items():
             self.session.add(
                 DirectoryGroupMember(
                     organization_id=self._org,
                     group_id=row.id,
                     directory_user_id=user_id,
-                    display=displays[user_id],
+                    display=display,
                 )
             )
         await self.session.flush()
@@ -757,6 +759,32 @@ class DirectoryService:
         )
         if row.role is not None:
             await self._apply_roles(before, affected)
+
+    async def _patch_members_only(self, row: DirectoryGroup, patch: PatchOp[Group]) -> bool:
+        """A PATCH that only adds or removes members (what IdPs send to push a group, in
+        batches), applied to those members alone: a 10,000-member group is not loaded to add
+        100. False, with nothing done, for any other PATCH."""
+        delta = _members_delta(patch)
+        if delta is None:
+            return False
+        adding, removing = delta
+        await self._check_known(set(adding))
+        touched = set(adding) | removing
+        present = (
+            set(
+                await self.session.scalars(
+                    select(DirectoryGroupMember.directory_user_id).where(
+                        DirectoryGroupMember.group_id == row.id,
+                        DirectoryGroupMember.directory_user_id.in_(touched),
+                    )
+                )
+            )
+            if touched
+            else set()
+        )
+        added = {k: v for k, v in adding.items() if k not in present and k not in removing}
+        await self._change_members(row, added, removing & present)
+        return True
 
     async def delete_group(self, group_id: str) -> DirectoryGroup:
         await self._lock()
@@ -835,6 +863,60 @@ class DirectoryService:
             reason="last_owner",
             change=refusal.change,
         )
+
+
+def _member_displays(members: Iterable[Any]) -> dict[UUID, str | None]:
+    """Member ids (and the display each came with) from group members, as models or as the
+    dicts a PATCH value holds; an id that is no UUID is no user of this directory."""
+    displays: dict[UUID, str | None] = {}
+    for member in members:
+        value = member.get("value") if isinstance(member, dict) else getattr(member, "value", None)
+        display = (
+            member.get("display") if isinstance(member, dict) else getattr(member, "display", None)
+        )
+        if not value:
+            continue
+        try:
+            key = UUID(str(value))
+        except ValueError:
+            raise InvalidValueException(detail=f"No user {value!r} in this directory.") from None
+        displays[key] = str(display)[:255] if display else None
+    return displays
+
+
+_MEMBER_FILTER = re.compile(r'^members\[\s*value\s+eq\s+"([^"]+)"\s*\]$', re.IGNORECASE)
+
+
+def _members_delta(patch: PatchOp[Group]) -> tuple[dict[UUID, str | None], set[UUID]] | None:
+    """(members to add, members to remove) when every operation of the PATCH only adds or
+    removes members by id; None otherwise."""
+    adding: dict[UUID, str | None] = {}
+    removing: set[UUID] = set()
+    for operation in patch.operations or []:
+        path = str(operation.path) if operation.path is not None else ""
+        op = operation.op.value
+        if path.casefold() == "members" and op in ("add", "remove"):
+            values = operation.value
+            if not isinstance(values, list) or not values:
+                return None
+            found = _member_displays(values)
+            if op == "add":
+                adding.update(found)
+                removing.difference_update(found)
+            else:
+                removing.update(found)
+                for key in found:
+                    adding.pop(key, None)
+        elif op == "remove" and (match := _MEMBER_FILTER.match(path)) is not None:
+            try:
+                key = UUID(match[1])
+            except ValueError:
+                continue  # selects no member
+            removing.add(key)
+            adding.pop(key, None)
+        else:
+            return None
+    return adding, removing
 
 
 def _stored(model: ScimUser) -> dict[str, Any]:
