@@ -316,7 +316,11 @@ class DirectoryService:
         await self._audit(
             AuditAction.DIRECTORY_USER_DELETED, "user", row.user_id, user_name=row.user_name
         )
+        person = await self.session.get(AppUser, row.user_id)
         await self.session.delete(row)
+        if person is not None and is_placeholder(person):
+            # Nobody signed in as this person: nothing of them is left to keep.
+            await self.session.delete(person)
         await self.session.flush()
         return row
 
