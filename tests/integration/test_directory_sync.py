@@ -26,6 +26,8 @@ from tests.support.scim import (
     GROUP_SCHEMA,
     SCIM_JSON,
     USER_SCHEMA,
+    auth0_role,
+    eventually,
     in_org,
     make_token,
     patch_body,
@@ -389,11 +391,14 @@ def test_deactivation_ends_access_sessions_and_auth0_membership(stack: Stack) ->
         )
         assert jobs is not None
         assert "bob@acme.example" not in admin.get("/o/acme/members").text
+        bob_sub = "samlp|acme-saml|bob@acme.example"
+        eventually(lambda: auth0_role(stack, bob_sub) is None)  # gone at Auth0 too
         on = okta.patch(
             f"/Users/{bob_id}", json=patch_body({"op": "replace", "value": {"active": True}})
         )
         assert on.status_code == 200
         assert role_of(stack, "bob@acme.example") == "member"
+        eventually(lambda: auth0_role(stack, bob_sub) == "member")
 
 
 def test_unverified_email_links_to_nobody(stack: Stack) -> None:
@@ -448,6 +453,7 @@ def test_group_roles_highest_wins_and_the_last_owner_holds(stack: Stack) -> None
         assert role_of(stack, "bob@acme.example") == "viewer"
         assert members(admins_id, "add", bob).status_code == 200
         assert role_of(stack, "bob@acme.example") == "admin"  # the highest wins
+        eventually(lambda: auth0_role(stack, "samlp|acme-saml|bob@acme.example") == "admin")
         # The role is the directory's: an admin cannot hand-edit it, and is told why.
         adam = signed_in(stack, "adam@acme.example")
         listing = adam.get("/o/acme/members").text
@@ -679,6 +685,8 @@ def test_first_sign_in_claims_the_directory_entry_and_the_deactivated_stay_out(
             return list(rows)
 
         assert in_org(stack.settings, "acme", people) == ["samlp|acme-saml|nora@acme.example"]
+        # Auth0 knows her now: the outbox adds her to acme there with the directory's role.
+        eventually(lambda: auth0_role(stack, "samlp|acme-saml|nora@acme.example") == "member")
         assert okta.get(f"/Users/{nora}").status_code == 200
         off = okta.patch(
             f"/Users/{nora}", json=patch_body({"op": "replace", "value": {"active": False}})

@@ -11,6 +11,14 @@ from scim2_tester import Status, check_server
 from tests.support.scim import HttpxScimClient, make_token, scim_client
 from tests.support.stack import Stack
 
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    """The protocol is the same on both databases, which test_directory_sync.py covers: one run
+    of the suite (about 20 s) is enough."""
+    return "sqlite"
+
+
 PASSING = {Status.SUCCESS, Status.COMPLIANT, Status.ACCEPTABLE, Status.SKIPPED}
 
 

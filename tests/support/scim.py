@@ -3,6 +3,7 @@ what the directory changed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -104,3 +105,31 @@ class HttpxScimClient(BaseSyncSCIMClient):
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         return self.client.request(method, url, **kwargs)
+
+
+ACME_AUTH0 = "org_AcmeDemo00000001"
+
+
+def eventually(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Poll until `predicate()` is truthy (the outbox worker runs on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError("not so in time")
+
+
+def auth0_role(stack: Stack, sub: str) -> str | None:
+    """The member's role at Auth0 (the dev IdP) in acme, None when not a member there."""
+    with stack.management() as management:
+        answer = management.get(f"/organizations/{ACME_AUTH0}/members/{sub}/roles")
+        if answer.status_code == 404:
+            return None
+        body = answer.json()
+        roles = body["roles"] if isinstance(body, dict) else body
+        members = management.get(f"/organizations/{ACME_AUTH0}/members").json()
+        listed = members["members"] if isinstance(members, dict) else members
+        if sub not in {m["user_id"] for m in listed}:
+            return None
+        return ",".join(sorted(r["name"] for r in roles)) or None
