@@ -972,22 +972,23 @@ async def claim_directory_identity(
         email = normalize_email(user.email)
     except InvalidInput:
         return None
-    directory = DirectoryService(session, organization, actor)
-    if not await directory._verified_domain(email):
+    candidates = (
+        select(DirectoryUser, AppUser)
+        .join(AppUser, AppUser.id == DirectoryUser.user_id)
+        .where(
+            DirectoryUser.organization_id == organization.id,
+            DirectoryUser.email == email,
+            AppUser.sub.startswith(PLACEHOLDER_SUB),
+        )
+        .execution_options(populate_existing=True)
+    )
+    # Most sign-ins have no such entry: found without a lock, then read again under it.
+    if (await session.execute(candidates)).first() is None:
+        return None
+    if not await DirectoryService(session, organization, actor)._verified_domain(email):
         return None
     await lock_organization(session, organization.id)
-    found = (
-        await session.execute(
-            select(DirectoryUser, AppUser)
-            .join(AppUser, AppUser.id == DirectoryUser.user_id)
-            .where(
-                DirectoryUser.organization_id == organization.id,
-                DirectoryUser.email == email,
-                AppUser.sub.startswith(PLACEHOLDER_SUB),
-            )
-            .execution_options(populate_existing=True)
-        )
-    ).first()
+    found = (await session.execute(candidates)).first()
     if found is None:
         return None
     entry, placeholder = found
