@@ -326,6 +326,8 @@ class DirectoryService:
 
     def model_of(self, row: DirectoryUser) -> ScimUser:
         data = {**row.attributes, "id": str(row.id), "userName": row.user_name}
+        if not row.active:
+            data["active"] = False  # whatever the last write left out, this one is off
         if row.external_id is not None:
             data["externalId"] = row.external_id
         else:
@@ -345,7 +347,9 @@ class DirectoryService:
         row.user_name_key = _key(user_name)
         row.external_id = model.external_id
         row.email = _primary_email(model)
-        row.active = model.active is not False
+        # Left out (a PUT without it, a PATCH removing it): the state stays as it is, so a
+        # profile update never reactivates someone the directory deactivated.
+        row.active = row.active if model.active is None else model.active
         row.attributes = _stored(model)
         person = await self.session.get_one(AppUser, row.user_id)
         if is_placeholder(person):

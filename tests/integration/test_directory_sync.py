@@ -736,3 +736,19 @@ def test_each_token_has_its_own_rate_limit(stack: Stack) -> None:
         assert_scim_error(limited, 429, None)
         assert int(limited.headers["retry-after"]) >= 1
         assert two.get("/Users").status_code == 200
+
+
+def test_a_replacement_without_active_keeps_a_deactivated_person_out(stack: Stack) -> None:
+    token = make_token(stack)
+    with scim_client(stack, token) as okta:
+        body = user_body("ria@acme.example", "00u-ria")
+        ria = okta.post("/Users", json={**body, "active": False}).json()
+        assert ria["active"] is False
+        assert membership(stack, "ria@acme.example") is None
+        replaced = okta.put(
+            f"/Users/{ria['id']}",
+            json={k: v for k, v in body.items() if k != "active"} | {"displayName": "Ria R"},
+        )
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["active"] is False
+        assert membership(stack, "ria@acme.example") is None
