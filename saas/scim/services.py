@@ -326,8 +326,6 @@ class DirectoryService:
 
     def model_of(self, row: DirectoryUser) -> ScimUser:
         data = {**row.attributes, "id": str(row.id), "userName": row.user_name}
-        if not row.active:
-            data["active"] = False  # whatever the last write left out, this one is off
         if row.external_id is not None:
             data["externalId"] = row.external_id
         else:
