@@ -46,6 +46,10 @@ bench: install ## Benchmark the app under wrk on a 100k-member tenant (PostgreSQ
 	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y wrk >/dev/null; }; }
 	@$(UV) run python -m bench.run $(BENCH_ARGS)
 
+.PHONY: bench-scim
+bench-scim: install ## A directory's first SCIM push: 10,000 people and a group of all (~10 min)
+	@$(UV) run python -m bench.scim_push $(BENCH_SCIM_ARGS)
+
 .PHONY: lint
 lint: install ## ruff and mypy
 	@$(UV) run ruff check .

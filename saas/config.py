@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     invitation_ttl_days: int = Field(default=7, ge=1, le=30)
     # Per client address, on /login and /callback.
     login_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # Requests one SCIM token may make per minute (saas/scim/controllers.py). A first push of
+    # 10,000 people at this rate takes under 10 minutes; IdPs back off on 429 and retry.
+    scim_rate_limit_per_minute: int = Field(default=1200, ge=1)
     # DNS server for domain verification ("host:port"); the system resolver when unset.
     dns_nameserver: str | None = None
     # The outbox that keeps Auth0 in step (drained in-process unless disabled).

@@ -21,6 +21,7 @@ from saas.organizations.controllers import (
     OrganizationSettingsController,
 )
 from saas.projects.controllers import ProjectsController
+from saas.scim.controllers import DirectorySyncController, scim_router
 from saas.security.controllers import SecurityController
 from saas.services import TENANT_SERVICES
 from saas.sso.controllers import SsoController
@@ -39,10 +40,14 @@ DASHBOARD: list[ControllerRouterHandler] = [
     SsoController,
     SecurityController,
     OrganizationSettingsController,
+    DirectorySyncController,
 ]
 
 # /api/v1/orgs/{org}/...: the JSON API, for bearer tokens of the organization's members.
 API: list[ControllerRouterHandler] = [OrganizationApi, MembersApi, InvitationsApi, ProjectsApi]
+
+# /scim/v2/...: each organization's directory, for the bearer token of that organization.
+SCIM = scim_router
 
 # Everything else: sign-in, health, the platform operator's console.
 PUBLIC: list[ControllerRouterHandler] = [SystemController, AuthController, AccountController]
@@ -55,5 +60,6 @@ def route_handlers() -> list[ControllerRouterHandler]:
         *PUBLIC,
         dashboard_router(DASHBOARD, dependencies=TENANT_SERVICES),
         api_router(API, dependencies=TENANT_SERVICES),
+        SCIM(),
         *OPERATOR,
     ]

@@ -25,6 +25,7 @@ from saas.members.services import MembershipService, TenantMembers
 from saas.organizations.services import OrganizationService
 from saas.organizations.settings import OrganizationSettingsService
 from saas.projects.services import ProjectService
+from saas.scim.tokens import DirectorySettingsService
 from saas.security.services import SecurityPolicyService
 from saas.sso.services import SsoService
 from saas.tenancy.caller import Caller
@@ -103,6 +104,12 @@ def provide_security(
     return SecurityPolicyService(session=db_session, caller=caller)
 
 
+def provide_directory_settings(
+    caller: NamedDependency[Caller], db_session: NamedDependency[AsyncSession]
+) -> DirectorySettingsService:
+    return DirectorySettingsService(db_session, caller)
+
+
 def provide_invitations(db_session: NamedDependency[AsyncSession]) -> InvitationService:
     return InvitationService(session=db_session)
 
@@ -131,6 +138,7 @@ TENANT_SERVICES: dict[str, Provide] = {
     "audit": Provide(provide_audit_log, sync_to_thread=False),
     "security": Provide(provide_security, sync_to_thread=False),
     "org_settings": Provide(provide_org_settings, sync_to_thread=False),
+    "directory_settings": Provide(provide_directory_settings, sync_to_thread=False),
 }
 
 # Services that take any organization's id and write as the system: only the controllers that

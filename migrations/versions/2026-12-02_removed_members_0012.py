@@ -1,7 +1,7 @@
 """removed members: an administrator's removal is not undone by just-in-time provisioning
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-02 07:20:00+00:00
 
 An organization with just-in-time provisioning adds anyone who signs in with a verified
@@ -20,7 +20,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

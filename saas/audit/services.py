@@ -23,6 +23,8 @@ class Actor:
     user_id: UUID | None
     ip_address: str | None = None
     user_agent: str | None = None
+    # Who acted when no person did: "directory sync (Okta)". Kept in the event's details.
+    label: str | None = None
 
     @classmethod
     def system(cls) -> Actor:
@@ -85,13 +87,16 @@ class AuditService:
         # A plain string that merely looks like an action would be written without a label.
         if not isinstance(action, AuditAction):
             raise TypeError(f"audit actions are AuditAction members, not {action!r}")
+        details = dict(details or {})
+        if actor.label and actor.user_id is None:
+            details.setdefault("actor", actor.label)
         event = AuditEvent(
             organization_id=organization_id,
             actor_id=actor.user_id,
             action=action.value,
             target_type=target_type,
             target_id=str(target_id) if target_id is not None else None,
-            details=details or {},
+            details=details,
             ip_address=actor.ip_address,
             user_agent=(actor.user_agent or "")[:512] or None,
         )

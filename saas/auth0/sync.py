@@ -135,6 +135,9 @@ async def push_organization(
 
 # ---- members ----------------------------------------------------------------------------
 
+# The `sub` of a user a directory created before their first sign-in (saas/scim/services.py).
+DIRECTORY_PLACEHOLDER_SUB = "scim|"
+
 
 @dataclass(frozen=True, slots=True)
 class MemberState:
@@ -149,6 +152,10 @@ async def read_member(session: AsyncSession, payload: dict[str, Any]) -> MemberS
         await _organization_at_auth0(session, UUID(payload["organization_id"])) if user else None
     )
     if user is None or found is None:
+        return None
+    if user.sub.startswith(DIRECTORY_PLACEHOLDER_SUB):
+        # Provisioned by a directory and not signed in yet: Auth0 has no such user to add
+        # (its Management API adds existing users only); they join at their first sign-in.
         return None
     organization, auth0_org_id = found
     role = await session.scalar(

@@ -81,6 +81,14 @@ class RemovedFromOrganization(NotAMember):
         return cls(f"You were removed from {display_name}; ask an admin to invite you again.")
 
 
+class DeactivatedByDirectory(NotAMember):
+    reason = "deactivated_by_directory"
+    message = (
+        "Your organization's directory has deactivated your access to this organization. "
+        "Ask your IT administrator if you think this is a mistake."
+    )
+
+
 class SsoRequired(LoginRefused):
     reason = "sso_required"
     status_code = 403

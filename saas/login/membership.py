@@ -1,6 +1,7 @@
 """Step 5 of the login pipeline: does this verified identity get into this organization?
 
-In order: an existing membership; an invitation being accepted (same email, pending); just-in-time
+In order: an existing membership; an invitation being accepted (same email, pending); the
+organization's directory (SCIM) entry for this person, made before their first sign-in; just-in-time
 provisioning (the org allows it, the email's verified domain is the org's, and no administrator
 removed the person: saas/members/removals.py). Before any of
 them, the require-SSO rule: a user whose email domain belongs to an organization that requires
@@ -23,6 +24,7 @@ from saas.errors import DomainError, Forbidden
 from saas.invitations.services import InvitationService
 from saas.login.discovery import connection_for
 from saas.login.errors import (
+    DeactivatedByDirectory,
     EmailNotVerified,
     InvitationForSomeoneElse,
     InvitationInvalid,
@@ -33,6 +35,7 @@ from saas.login.errors import (
 from saas.members.removals import was_removed
 from saas.members.services import MembershipService
 from saas.organizations.domains import email_domain
+from saas.scim.services import claim_directory_identity
 
 logger = structlog.get_logger("saas.login.membership")
 
@@ -124,6 +127,15 @@ async def resolve_membership(
     existing = await members.find(organization.id, user.id)
     if existing is not None:
         return existing
+    # A person the organization's directory provisioned: their entry (made before they first
+    # signed in) is theirs now; one it deactivated does not come back by signing in.
+    entry = await claim_directory_identity(
+        db, organization, user, email_verified=email_verified, actor=actor
+    )
+    if entry is not None:
+        if (existing := await members.find(organization.id, user.id)) is not None:
+            return existing
+        raise DeactivatedByDirectory
     if organization.jit_provisioning and await _domain_belongs_to(db, organization, user.email):
         # The invitation ticket proves the mailbox; just-in-time needs the IdP's word for it.
         if not email_verified:

@@ -26,7 +26,14 @@ from saas.auth0.jobs import MEMBER_TARGET, sync_member_later
 from saas.auth0.sync_state import SyncState, sync_states
 from saas.db.keyset import Cursor, SortKey
 from saas.db.lists import text_search
-from saas.db.models import Membership, Organization, User
+from saas.db.models import (
+    DirectoryGroup,
+    DirectoryGroupMember,
+    DirectoryUser,
+    Membership,
+    Organization,
+    User,
+)
 from saas.db.tenant_repository import TenantScopedRepository
 from saas.errors import Conflict, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.login.session_ending import end_sessions_on_commit
@@ -70,6 +77,17 @@ MEMBER_SORT_KEYS: dict[str, SortKey] = {
 # sort order finds a page quickly. Without the switch a first name matching 2% of a 100,000-member
 # organization, all together in name order, walked ~60,000 rows (150 ms) per page.
 MATCH_COUNT_CAP = 5000
+
+
+# What a person is told when they would hand-edit what the organization's directory owns.
+DIRECTORY_ROLE = (
+    "This member's role comes from the directory group “{group}”: change their groups in your "
+    "identity provider, or the group's role on the Directory sync page."
+)
+DIRECTORY_REMOVAL = (
+    "This member was provisioned by your directory (SCIM): remove or deactivate them in your "
+    "identity provider, which removes them here too. A removal made here would not last."
+)
 
 
 class PageStart(enum.StrEnum):
@@ -274,6 +292,45 @@ class MembershipService:
             lock_organization=True,
         )
 
+    async def directory_group_of(self, organization_id: UUID, user_id: UUID) -> str | None:
+        """The name of a mapped directory group that sets this member's role, if any."""
+        statement = (
+            select(DirectoryGroup.display_name)
+            .join(DirectoryGroupMember, DirectoryGroupMember.group_id == DirectoryGroup.id)
+            .join(DirectoryUser, DirectoryUser.id == DirectoryGroupMember.directory_user_id)
+            .where(
+                DirectoryGroup.organization_id == organization_id,
+                DirectoryGroup.role.is_not(None),
+                DirectoryUser.user_id == user_id,
+            )
+            .order_by(DirectoryGroup.display_name_key)
+            .limit(1)
+        )
+        return await self.session.scalar(statement)
+
+    async def directory_groups_of(
+        self, organization_id: UUID, user_ids: list[UUID]
+    ) -> dict[UUID, str]:
+        """For a page of members: the mapped directory group that sets each one's role, by
+        user id (one query)."""
+        if not user_ids:
+            return {}
+        statement = (
+            select(DirectoryUser.user_id, DirectoryGroup.display_name)
+            .join(DirectoryGroupMember, DirectoryGroupMember.directory_user_id == DirectoryUser.id)
+            .join(DirectoryGroup, DirectoryGroup.id == DirectoryGroupMember.group_id)
+            .where(
+                DirectoryUser.organization_id == organization_id,
+                DirectoryUser.user_id.in_(user_ids),
+                DirectoryGroup.role.is_not(None),
+            )
+            .order_by(DirectoryGroup.display_name_key)
+        )
+        found: dict[UUID, str] = {}
+        for user_id, name in (await self.session.execute(statement)).tuples():
+            found.setdefault(user_id, name)
+        return found
+
     async def count_owners(self, organization_id: UUID) -> int:
         return await self.repository_for(organization_id).count(Membership.role == Role.OWNER.value)
 
@@ -325,6 +382,10 @@ class MembershipService:
             raise refusal
         if old_role == new_role:
             return membership
+        if authority is not None and membership.directory_managed:
+            group = await self.directory_group_of(organization_id, membership.user_id)
+            if group is not None:
+                raise Forbidden(DIRECTORY_ROLE.format(group=group))
         if old_role == Role.OWNER and await self.count_owners(organization_id) <= 1:
             raise LastOwnerError
         membership.role = new_role.value
@@ -372,6 +433,8 @@ class MembershipService:
             refusal := removal_refusal(actor_role, Role(membership.role), leaving=leaving)
         ) is not None:
             raise refusal
+        if actor_role is not None and membership.directory_managed and not leaving:
+            raise Forbidden(DIRECTORY_REMOVAL)
         if membership.role == Role.OWNER and await self.count_owners(organization_id) <= 1:
             raise LastOwnerError
         await self.repository_for(organization_id).delete(membership.id, auto_commit=False)
@@ -504,6 +567,9 @@ class TenantMembers:
 
     async def sync_of(self, user_ids: list[UUID]) -> dict[UUID, SyncState]:
         return await self.service.sync_of(self._organization_id, user_ids)
+
+    async def directory_groups_of(self, user_ids: list[UUID]) -> dict[UUID, str]:
+        return await self.service.directory_groups_of(self._organization_id, user_ids)
 
     async def change_role(self, membership_id: UUID, role: Role | str) -> Membership:
         return await self.service.change_role(

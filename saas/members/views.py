@@ -53,6 +53,8 @@ def connection_label(sub: str) -> str:
     """The sign-in connection, read from the Auth0 user id: `samlp|acme-saml|…` -> acme-saml,
     `auth0|…` -> password (the database connection), `google-oauth2|…` -> google-oauth2."""
     parts = sub.split("|")
+    if parts[0] == "scim":  # provisioned by the directory, not signed in yet (saas/scim)
+        return "directory"
     if len(parts) >= 3:
         return parts[1]
     if parts[0] == "auth0":
@@ -79,6 +81,8 @@ class MemberRow:
     error: str | None = None
     # Where Auth0 stands on this member's role, shown only while it is not in step.
     sync: SyncState | None = None
+    # The mapped directory group this member's role comes from (not changed here).
+    directory_group: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -114,6 +118,7 @@ def member_row(
     user: User,
     error: str | None = None,
     sync: SyncState | None = None,
+    directory_group: str | None = None,
 ) -> MemberRow:
     target_role = Role(membership.role)
     is_me = membership.user_id == tenant.user.id
@@ -123,13 +128,17 @@ def member_row(
         user=user,
         connection=connection_label(user.sub),
         is_me=is_me,
-        can_change_role=bool(options),
+        can_change_role=bool(options) and directory_group is None,
         # Your own row offers "leave" (members_self.html) instead.
-        can_remove=not is_me and removal_refusal(tenant.role, target_role) is None,
+        # The directory removes whom it provisioned (saas/scim): a removal here would not last.
+        can_remove=not is_me
+        and not membership.directory_managed
+        and removal_refusal(tenant.role, target_role) is None,
         can_transfer=tenant.can(Permission.OWNERSHIP) and not is_me and target_role != Role.OWNER,
         role_options=options,
         error=error,
         sync=sync,
+        directory_group=directory_group,
     )
 
 
@@ -247,9 +256,17 @@ async def member_listing(
         PageStart.LAST: {"at": "last"},
     }[page.start]
     sync = await members.sync_of([user.id for _, user in page.rows])
+    managed = [user.id for membership, user in page.rows if membership.directory_managed]
+    groups = await members.directory_groups_of(managed) if managed else {}
     return MemberListing(
         rows=[
-            member_row(tenant, membership, user, sync=sync.get(user.id))
+            member_row(
+                tenant,
+                membership,
+                user,
+                sync=sync.get(user.id),
+                directory_group=groups.get(user.id),
+            )
             for membership, user in page.rows
         ],
         page=page,

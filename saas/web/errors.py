@@ -38,6 +38,15 @@ if TYPE_CHECKING:
 
 logger = structlog.get_logger("saas.errors")
 PROBLEM_JSON = "application/problem+json"
+# The SCIM service provider (saas/scim/controllers.py) answers every refusal as a SCIM error
+# (RFC 7644 §3.12): its router's `opt` says so, and below its prefix so does a path no route
+# matched.
+SCIM_OPT = "scim"
+SCIM_PREFIX = "/scim/"
+SCIM_MEDIA_TYPE = "application/scim+json"
+SCIM_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+# Where the refusal's scimType and detail are kept for the SCIM router's error record.
+SCIM_ERROR_STATE = "saas.scim.error"
 
 _TITLES = {
     400: "Bad request",
@@ -79,6 +88,32 @@ def is_api(request: Request[Any, Any, Any]) -> bool:
     return request.url.path.startswith("/api/")
 
 
+def is_scim(request: Request[Any, Any, Any]) -> bool:
+    handler = request.scope.get("route_handler")
+    if handler is not None and handler.opt.get(SCIM_OPT):
+        return True
+    return request.url.path.startswith(SCIM_PREFIX)
+
+
+def scim_error_response(
+    request: Request[Any, Any, Any],
+    status_code: int,
+    detail: str,
+    *,
+    scim_type: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    body: dict[str, Any] = {
+        "schemas": [SCIM_ERROR_SCHEMA],
+        "status": str(status_code),
+        "detail": detail,
+    }
+    if scim_type:
+        body["scimType"] = scim_type
+    request.state[SCIM_ERROR_STATE] = (scim_type, detail)
+    return Response(body, status_code=status_code, media_type=SCIM_MEDIA_TYPE, headers=headers)
+
+
 def wants_json(request: Request[Any, Any, Any]) -> bool:
     if is_api(request):
         return True
@@ -97,6 +132,8 @@ def error_response(
     offer_sign_out: bool = False,
 ) -> Response[Any]:
     title = title or _TITLES.get(status_code, "Error")
+    if is_scim(request):
+        return scim_error_response(request, status_code, detail, headers=headers)
     if wants_json(request):
         problem: dict[str, Any] = {
             "type": "about:blank",

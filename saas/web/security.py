@@ -31,7 +31,8 @@ def create_csrf_config(settings: Settings) -> CSRFConfig:
         cookie_path="/",
         header_name=CSRF_HEADER,
         # The JSON API authenticates with bearer tokens, which browsers never attach by themselves.
-        exclude=["^/api/"],
+        # So do SCIM clients (the organization's IdP), under /scim/.
+        exclude=["^/api/", "^/scim/"],
     )
 
 

@@ -25,6 +25,7 @@ from tests.support.matrix import (
     Operator,
     Public,
     Rule,
+    Scim,
     Tenant,
     request_cell,
     route_table,
@@ -194,6 +195,41 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/o/{slug:str}/settings/sso/jobs/{job_id:uuid}/retry"): Tenant(
         P.ORG_MANAGE, 303, target="job"
     ),
+    # Directory sync: the settings page (org:manage) and each organization's SCIM service,
+    # which only that organization's SCIM token opens (never a session or an access token).
+    ("GET", "/o/{slug:str}/settings/directory"): Tenant(P.ORG_MANAGE, 200),
+    ("POST", "/o/{slug:str}/settings/directory/tokens"): Tenant(
+        P.ORG_MANAGE, 200, body=lambda: {"name": f"IdP {uuid.uuid4().hex[:8]}"}
+    ),
+    ("POST", "/o/{slug:str}/settings/directory/tokens/{token_id:uuid}/rotate"): Tenant(
+        P.ORG_MANAGE, 200, target="token"
+    ),
+    ("POST", "/o/{slug:str}/settings/directory/tokens/{token_id:uuid}/revoke"): Tenant(
+        P.ORG_MANAGE, 303, target="token"
+    ),
+    ("POST", "/o/{slug:str}/settings/directory/groups/{group_id:uuid}/role"): Tenant(
+        P.ORG_MANAGE, 303, target="group", body=lambda: {"role": "viewer"}
+    ),
+    ("GET", "/scim/v2/ServiceProviderConfig"): Scim(),
+    ("GET", "/scim/v2/ResourceTypes"): Scim(),
+    ("GET", "/scim/v2/ResourceTypes/{name:str}"): Scim(),
+    ("GET", "/scim/v2/Schemas"): Scim(),
+    ("GET", "/scim/v2/Schemas/{schema_id:str}"): Scim(),
+    ("POST", "/scim/v2/.search"): Scim(body=lambda: {"filter": 'userName eq "x"'}),
+    ("POST", "/scim/v2/Users/.search"): Scim(body=lambda: {"filter": 'userName eq "x"'}),
+    ("POST", "/scim/v2/Groups/.search"): Scim(body=lambda: {"filter": 'displayName eq "x"'}),
+    ("GET", "/scim/v2/Users"): Scim(),
+    ("POST", "/scim/v2/Users"): Scim(body=lambda: {"userName": "matrix@acme.example"}),
+    ("GET", "/scim/v2/Users/{resource_id:str}"): Scim(),
+    ("PUT", "/scim/v2/Users/{resource_id:str}"): Scim(body=lambda: {"userName": "m@acme.example"}),
+    ("PATCH", "/scim/v2/Users/{resource_id:str}"): Scim(body=lambda: {"Operations": []}),
+    ("DELETE", "/scim/v2/Users/{resource_id:str}"): Scim(),
+    ("GET", "/scim/v2/Groups"): Scim(),
+    ("POST", "/scim/v2/Groups"): Scim(body=lambda: {"displayName": "Matrix"}),
+    ("GET", "/scim/v2/Groups/{resource_id:str}"): Scim(),
+    ("PUT", "/scim/v2/Groups/{resource_id:str}"): Scim(body=lambda: {"displayName": "Matrix"}),
+    ("PATCH", "/scim/v2/Groups/{resource_id:str}"): Scim(body=lambda: {"Operations": []}),
+    ("DELETE", "/scim/v2/Groups/{resource_id:str}"): Scim(),
     # Near the end, because they change who belongs to acme. Ownership first: the owner hands
     # acme to a fresh member (and becomes an admin), so that every acme actor may then leave.
     ("POST", "/o/{slug:str}/members/{member_id:uuid}/transfer-ownership"): Tenant(

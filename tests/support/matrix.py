@@ -119,7 +119,19 @@ class Operator:
         return self.success if actor == "operator" else 404
 
 
-Rule = Public | Tenant | Operator
+@dataclass(frozen=True)
+class Scim:
+    """A SCIM route (/scim/v2/...): only an organization's SCIM token opens it. No actor holds
+    one (a session is not one, nor is an Auth0 access token), so each gets the SCIM 401; the
+    tokens themselves are tested per organization in tests/integration/test_directory_sync.py."""
+
+    body: Callable[[], dict[str, Any]] | None = None
+
+    def expected(self, actor: str) -> int:
+        return 401
+
+
+Rule = Public | Tenant | Operator | Scim
 
 
 def route_table(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
@@ -183,6 +195,32 @@ def fresh_target(settings: Settings, kind: str) -> str:
             session.add(job)
             await session.flush()
             return str(job.id)
+        if kind == "token":
+            # Written directly: the settings page caps an organization's active tokens, and
+            # the matrix makes one per cell.
+            from saas.db.models import ScimToken
+            from saas.scim.tokens import hash_token, new_token
+
+            secret = new_token()
+            token = ScimToken(
+                organization_id=org.id,
+                name=f"Matrix {uuid.uuid4().hex[:8]}",
+                token_hash=hash_token(secret),
+                hint=secret[-4:],
+            )
+            session.add(token)
+            await session.flush()
+            return str(token.id)
+        if kind == "group":
+            from saas.db.models import DirectoryGroup
+
+            name = f"Matrix group {uuid.uuid4().hex[:8]}"
+            group = DirectoryGroup(
+                organization_id=org.id, display_name=name, display_name_key=name.casefold()
+            )
+            session.add(group)
+            await session.flush()
+            return str(group.id)
         if kind == "member":
             user = User(
                 sub=f"auth0|matrix-{uuid.uuid4().hex}",
@@ -241,6 +279,14 @@ def request_cell(
 ) -> httpx.Response:
     params = {"slug": "acme", "org": "acme"}
     body: dict[str, str] | None = None
+    if isinstance(rule, Scim):
+        params.update(resource_id=str(uuid.uuid4()), name="User", schema_id="x")
+        url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: params[m[1]], path)
+        # The caller's own Auth0 access token, where it has one: not a SCIM token either.
+        headers = {"authorization": f"Bearer {caller.token}"} if caller.token else {}
+        return caller.browser.client.request(
+            method, stack.app_url + url, json=rule.body() if rule.body else None, headers=headers
+        )
     if isinstance(rule, Public):
         params.update(rule.path_params)
         body = rule.data

@@ -3,6 +3,13 @@
 from saas.db.models._enums import ConnectionStrategy, OrganizationStatus, OutboxStatus, Role
 from saas.db.models.audit_event import AuditEvent
 from saas.db.models.connection import EnterpriseConnection
+from saas.db.models.directory import (
+    DirectoryGroup,
+    DirectoryGroupMember,
+    DirectorySyncError,
+    DirectoryUser,
+    ScimToken,
+)
 from saas.db.models.domain import OrganizationDomain
 from saas.db.models.invitation import Invitation
 from saas.db.models.membership import Membership
@@ -15,6 +22,10 @@ from saas.db.models.user import User
 __all__ = (
     "AuditEvent",
     "ConnectionStrategy",
+    "DirectoryGroup",
+    "DirectoryGroupMember",
+    "DirectorySyncError",
+    "DirectoryUser",
     "EnterpriseConnection",
     "Invitation",
     "Membership",
@@ -26,5 +37,6 @@ __all__ = (
     "Project",
     "RemovedMember",
     "Role",
+    "ScimToken",
     "User",
 )

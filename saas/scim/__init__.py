@@ -1,0 +1,1 @@
+"""Directory sync: the SCIM 2.0 service provider per organization (issue 15)."""
