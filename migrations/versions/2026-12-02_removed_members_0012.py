@@ -6,8 +6,9 @@ Create Date: 2026-12-02 07:20:00+00:00
 
 An organization with just-in-time provisioning adds anyone who signs in with a verified
 domain of it. A removed person's next sign-in made them a member again. `removed_members`
-holds one row per (organization, person) an administrator removed; just-in-time provisioning
-refuses those, and accepting a new invitation deletes the row.
+holds one row per (organization, person) an administrator removed, with the person's address;
+just-in-time provisioning refuses that user and that address (the same mailbox through another
+connection is another user row), and accepting a new invitation deletes the row.
 
 Nothing existing is rewritten; downgrade drops the table (removals recorded since are
 forgotten, as they were before).
@@ -31,6 +32,7 @@ def upgrade() -> None:
         sa.Column("id", GUID(length=16), nullable=False),
         sa.Column("organization_id", GUID(length=16), nullable=False),
         sa.Column("user_id", GUID(length=16), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", DateTimeUTC(timezone=True), nullable=False),
         sa.Column("updated_at", DateTimeUTC(timezone=True), nullable=False),
@@ -51,9 +53,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("removed_members", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_removed_members_user_id"), ["user_id"], unique=False)
+        batch_op.create_index(
+            "ix_removed_members_org_email", ["organization_id", "email"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("removed_members", schema=None) as batch_op:
+        batch_op.drop_index("ix_removed_members_org_email")
         batch_op.drop_index(batch_op.f("ix_removed_members_user_id"))
     op.drop_table("removed_members")

@@ -402,7 +402,7 @@ class InvitationService:
         if normalize_email(user.email) != invitation.email:
             raise Forbidden("This invitation was sent to a different email address.")
         # An invitation older than the person's removal does not undo it: only a new one does.
-        removal = await removed_at(self.session, organization_id, user.id)
+        removal = await removed_at(self.session, organization_id, user.id, user.email)
         if removal is not None and removal >= invitation.created_at:
             raise _not_valid_any_more()
         # The read above took no lock: a revoke, or the same invitation accepted in another
@@ -435,7 +435,7 @@ class InvitationService:
             details={"email": invitation.email, "role": invitation.role},
         )
         # An administrator's explicit act: a removal no longer keeps them out.
-        await forget_removal(self.session, organization_id, user.id)
+        await forget_removal(self.session, organization_id, user.id, user.email)
         members = MembershipService(session=self.session)
         existing = await members.find(organization_id, user.id)
         if existing is not None:

@@ -9,6 +9,7 @@ passed, in one transaction that the caller commits.
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,9 @@ NO_EMAIL = "The identity provider did not send an email address."
 # Auth0's session ids are at most 50 characters ("Maximum string length: 50", Management API,
 # Revoke session, https://auth0.com/docs/api/management/v2/sessions/revoke-session).
 MAX_SID_LENGTH = 50
+# The ids Auth0 puts in `sid` are URL-safe base64 characters. Nothing else is taken: the id
+# becomes a path segment of the Management API, where "." or ".." would name another path.
+_SID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SID_LENGTH}}}")
 
 
 def auth0_sid_of(claims: dict[str, Any]) -> str | None:
@@ -76,7 +80,7 @@ def auth0_sid_of(claims: dict[str, Any]) -> str | None:
     https://auth0.com/docs/manage-users/sessions/manage-user-sessions-with-auth0-management-api),
     or None when it is missing or not one Auth0 could have issued."""
     sid = claims.get("sid")
-    if isinstance(sid, str) and 0 < len(sid) <= MAX_SID_LENGTH and sid.isprintable():
+    if isinstance(sid, str) and _SID.fullmatch(sid):
         return sid
     return None
 
@@ -203,12 +207,11 @@ async def complete_login(
         # Before the first write: a silent answer never replaces who is signed in here.
         raise errors.SilentSwitchToAnotherPerson
     auth0_sid = auth0_sid_of(claims)
-    if (
-        settings.auth0_revoke_sessions
-        and not pending.reauthenticate
-        and await ended_by_its_person(db, claims, auth0_sid)
-    ):
+    if settings.auth0_revoke_sessions and await ended_by_its_person(db, claims, auth0_sid):
         # Before the first write: the browser signs in afresh, and nothing of this one stays.
+        # Checked on the fresh sign-in too: `prompt=login` is only a parameter of a redirect
+        # the browser follows itself, and one that drops it gets the ended session's answer
+        # again. A sign-in that really was fresh has a later `auth_time` and passes.
         raise errors.Auth0SessionEnded
     organization = await organization_from_claims(db, pending, claims)
     mfa = token_shows_mfa(claims)

@@ -267,6 +267,10 @@ class AuthController(Controller):
             )
         except errors.Auth0SessionEnded:
             logger.info("signed_in_from_an_ended_auth0_session")
+            if pending.reauthenticate:
+                # Asked to authenticate afresh, and answered from the ended session again (the
+                # redirect's `prompt=login` was dropped): a page, not another round.
+                raise
             org = None
             if pending.auth0_org_id is not None:
                 org = await organizations.get_one_or_none(auth0_org_id=pending.auth0_org_id)

@@ -147,7 +147,7 @@ async def resolve_membership(
             return existing
         # Read under the same lock a removal holds while it writes this row: a removal that
         # committed first is seen here, one that comes after finds this membership to remove.
-        if await was_removed(db, organization.id, user.id):
+        if await was_removed(db, organization.id, user.id, user.email):
             raise RemovedFromOrganization.from_organization(organization.display_name)
         return await members.add(
             organization_id=organization.id,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.audit.actions import AuditAction
@@ -25,9 +25,20 @@ from saas.organizations.domains import normalize_email
 Session = AsyncSession | async_scoped_session[AsyncSession]
 
 
+def _of_person(organization_id: UUID, user_id: UUID, email: str | None) -> ColumnElement[bool]:
+    """This organization's removal rows of this user, or of this address under another login
+    identity (the same mailbox through another connection has another `sub`)."""
+    person = RemovedMember.user_id == user_id
+    if email:
+        person = or_(person, RemovedMember.email == normalize_email(email))
+    return and_(RemovedMember.organization_id == organization_id, person)
+
+
 async def record_removal(session: Session, organization_id: UUID, user_id: UUID) -> None:
     """Remember that this person was removed. Called with the organization's lock held, so
     the look-up and the insert cannot race another removal of the same person."""
+    user = await session.get_one(User, user_id)
+    email = normalize_email(user.email)
     existing = await session.scalar(
         select(RemovedMember.id).where(
             RemovedMember.organization_id == organization_id, RemovedMember.user_id == user_id
@@ -38,10 +49,10 @@ async def record_removal(session: Session, organization_id: UUID, user_id: UUID)
         await session.execute(
             update(RemovedMember)
             .where(RemovedMember.id == existing)
-            .values(updated_at=datetime.datetime.now(datetime.UTC))
+            .values(email=email, updated_at=datetime.datetime.now(datetime.UTC))
         )
         return
-    session.add(RemovedMember(organization_id=organization_id, user_id=user_id))
+    session.add(RemovedMember(organization_id=organization_id, user_id=user_id, email=email))
     await session.flush()
 
 
@@ -83,29 +94,28 @@ async def withdraw_open_invitations(
 
 
 async def removed_at(
-    session: Session, organization_id: UUID, user_id: UUID
+    session: Session, organization_id: UUID, user_id: UUID, email: str | None = None
 ) -> datetime.datetime | None:
-    """When this person was last removed from the organization, if they were."""
+    """When this person (this user, or this address) was last removed, if they were."""
     return await session.scalar(
-        select(RemovedMember.updated_at).where(
-            RemovedMember.organization_id == organization_id, RemovedMember.user_id == user_id
+        select(func.max(RemovedMember.updated_at)).where(
+            _of_person(organization_id, user_id, email)
         )
     )
 
 
-async def was_removed(session: Session, organization_id: UUID, user_id: UUID) -> bool:
+async def was_removed(
+    session: Session, organization_id: UUID, user_id: UUID, email: str | None = None
+) -> bool:
     found = await session.scalar(
-        select(RemovedMember.id).where(
-            RemovedMember.organization_id == organization_id, RemovedMember.user_id == user_id
-        )
+        select(RemovedMember.id).where(_of_person(organization_id, user_id, email)).limit(1)
     )
     return found is not None
 
 
-async def forget_removal(session: Session, organization_id: UUID, user_id: UUID) -> None:
-    """An administrator let them in again (an invitation accepted)."""
-    await session.execute(
-        delete(RemovedMember).where(
-            RemovedMember.organization_id == organization_id, RemovedMember.user_id == user_id
-        )
-    )
+async def forget_removal(
+    session: Session, organization_id: UUID, user_id: UUID, email: str | None = None
+) -> None:
+    """Someone let them in again (an invitation accepted, the directory): every removal row of
+    this user and of this address goes."""
+    await session.execute(delete(RemovedMember).where(_of_person(organization_id, user_id, email)))

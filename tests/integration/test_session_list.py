@@ -557,3 +557,36 @@ def test_before_auth0_revoked_it_the_ended_browser_must_still_authenticate_afres
     assert back.status_code == 200, back.text
     assert str(back.url).startswith(stack.app_url + "/o/acme")
     assert laptop.get("/o/acme/").status_code == 200
+
+
+@pytest.mark.stack(outbox_worker_enabled=False)
+def test_an_ended_browser_that_drops_prompt_login_is_still_refused(stack: Stack) -> None:
+    """`prompt=login` is a parameter of a redirect the browser follows itself. The phone's
+    holder removes it, and the IdP answers silently from the ended session again: the callback
+    refuses that answer with a page (nothing signed in), rather than taking it because a fresh
+    sign-in had been asked for."""
+    laptop = signed_in(stack, "bob@acme.example", agent=FIREFOX)
+    phone = signed_in(stack, "bob@acme.example", agent=SAFARI)
+    handles = _HANDLE.findall(laptop.get("/account/sessions").text)
+    laptop.client.post(
+        stack.app_url + "/account/sessions/end",
+        data={"session": handles[1], "_csrf_token": csrf(laptop)},
+    )
+    assert [job.status for job in revocation_jobs(stack)] == [OutboxStatus.PENDING.value]
+
+    answer = phone.get("/o/acme/")
+    dropped = 0
+    for _ in range(15):
+        location = answer.headers.get("location")
+        if answer.status_code not in {302, 303} or location is None:
+            break
+        url = urljoin(str(answer.url), location)
+        if "prompt=login" in url:
+            url = url.replace("&prompt=login", "").replace("prompt=login&", "")
+            dropped += 1
+        answer = phone.client.get(url)
+    assert dropped == 1
+    assert answer.status_code == 409, answer.text
+    assert "This browser was signed out" in answer.text
+    assert phone.get("/account/sessions").status_code == 303  # nobody signed in
+    assert laptop.get("/o/acme/").status_code == 200

@@ -3,7 +3,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from advanced_alchemy.base import UUIDv7AuditBase
-from sqlalchemy import ForeignKey, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -19,9 +19,13 @@ class RemovedMember(UUIDv7AuditBase):
     __tablename__ = "removed_members"
     __table_args__ = (
         UniqueConstraint("organization_id", "user_id", name="uq_removed_members_org_user"),
+        Index("ix_removed_members_org_email", "organization_id", "email"),
     )
 
     organization_id: Mapped[UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE")
     )
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The address too (normalized): the same person signing in through another connection has
+    # another `sub`, so another user row, and must be refused all the same.
+    email: Mapped[str] = mapped_column(String(320))
