@@ -280,9 +280,9 @@ async def test_a_second_record_of_one_removal_is_refused_by_the_database(
 ) -> None:
     org = await jit_org(session)
     nina = await jit_user(session, "nina")
-    session.add(RemovedMember(organization_id=org.id, user_id=nina.id))
+    session.add(RemovedMember(organization_id=org.id, user_id=nina.id, email=nina.email))
     await session.flush()
-    session.add(RemovedMember(organization_id=org.id, user_id=nina.id))
+    session.add(RemovedMember(organization_id=org.id, user_id=nina.id, email=nina.email))
     with pytest.raises(IntegrityError):
         await session.flush()
 
@@ -357,3 +357,42 @@ async def test_an_invitation_older_than_the_removal_does_not_undo_it(
         await invitations.accept(organization_id=org.id, ticket=old_ticket, user=nina, actor=SYSTEM)
     assert await removed_rows(session, org, nina) == 1
     assert await MembershipService(session=session).find(org.id, nina.id) is None
+
+
+async def test_a_removal_holds_for_the_same_mailbox_through_another_connection(
+    session: AsyncSession,
+) -> None:
+    """The same person signing in through another connection of the organization (the shared
+    password database, or a replaced SSO connection) has another `sub`, so another user row:
+    the removal is kept by address as well, and just-in-time provisioning still refuses."""
+    org = await jit_org(session)
+    owner = await jit_user(session, "olga")
+    await add(session, org, owner, Role.OWNER)
+    nina = await jit_user(session, "nina")
+    joined = await sign_in(session, org, nina)
+    await MembershipService(session=session).remove(
+        organization_id=org.id,
+        membership_id=joined.id,
+        actor=Actor(user_id=owner.id),
+        authority=ActingMember(owner.id),
+    )
+    elsewhere = await UserService(session=session).upsert_by_sub(
+        sub="auth0|nina-password", email="Nina@JIT.example", name="Nina"
+    )
+    with pytest.raises(RemovedFromOrganization):
+        await sign_in(session, org, elsewhere)
+    assert await MembershipService(session=session).find(org.id, elsewhere.id) is None
+
+    # An invitation accepted by that identity lets the person in, and forgets both records.
+    invitations = InvitationService(session=session)
+    _, ticket = await invitations.invite(
+        organization_id=org.id,
+        email="nina@jit.example",
+        role=Role.MEMBER,
+        actor=Actor(user_id=owner.id),
+        authority=ActingMember(owner.id),
+        ttl=datetime.timedelta(days=1),
+    )
+    await invitations.accept(organization_id=org.id, ticket=ticket, user=elsewhere, actor=SYSTEM)
+    assert await removed_rows(session, org, nina) == 0
+    assert (await sign_in(session, org, nina)).role == org.default_role
