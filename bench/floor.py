@@ -4,7 +4,8 @@
 with none of the app's machinery around it:
 - read the session from the app's Redis session store, renewing its idle expiry as the app's
   `renew_on_access` sessions do, and check it (signed in, this organization active in it, within
-  the organization's idle and absolute lifetimes, multi-factor done where required);
+  the organization's idle and absolute lifetimes, multi-factor done where required); write it
+  back when its last-seen second moved (the idle timeout needs it);
 - run the three statements the app runs for the page, verbatim as SQLAlchemy compiles them
   (captured from the app by `bench.run`'s in-process statement count, which stores them in
   `bench/results/latest.json`), through raw asyncpg on a plain pool: the viewer's user,
@@ -247,6 +248,15 @@ async def members_fragment(request: Request[Any, Any, Any], slug: str) -> Respon
             or organization.require_mfa
         ):
             return refused(303)  # the bench's organization requires no MFA
+        if session.get(LAST_SEEN_AT) != int(now):
+            # The idle timeout needs when the session was last seen: written back when it
+            # moved, as the app's session-timeout middleware has it written.
+            session[LAST_SEEN_AT] = int(now)
+            await store.set(
+                session_id or "",
+                msgspec.json.encode(session),
+                expires_in=settings.session_idle_timeout_seconds,
+            )
         after = request.query_params.get("after")
         if after:
             cursor = Cursor.decode(after)
