@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.audit.services import Actor
 from saas.db.models import Organization
 from saas.demo import data as demo_data
+from saas.members.removals import was_removed
 from saas.members.services import MembershipService
 from saas.organizations.services import DomainStanding, OrganizationService
 from saas.users.services import UserService
@@ -88,7 +89,11 @@ async def seed_demo_data(session: AsyncSession) -> SeedReport:
             report.created.append(f"operator {spec.email}")
         for slug, role in spec.memberships.items():
             organization = organizations[slug]
-            if await members.find(organization.id, user.id) is None:
+            # A demo person an administrator removed stays removed: seeding again (every
+            # `make run`) restores what is missing from the demo, never undoes a removal.
+            if await members.find(organization.id, user.id) is None and not await was_removed(
+                session, organization.id, user.id, user.email
+            ):
                 await members.add(
                     organization_id=organization.id,
                     user_id=user.id,

@@ -11,7 +11,9 @@ from saas.db.models import EnterpriseConnection, Membership, Organization, Organ
 from saas.demo import data as demo_data
 from saas.demo.seed import seed_demo_data
 from saas.errors import Conflict, InvalidInput
+from saas.members.services import MembershipService
 from saas.organizations.services import OrganizationService
+from saas.tenancy.authority import ActingMember
 
 SYSTEM = Actor.system()
 
@@ -137,3 +139,29 @@ async def test_seed_is_not_stopped_by_a_pending_claim_of_a_demo_domain(
         "acme": True,
         "squatter": False,
     }
+
+
+async def test_seeding_again_does_not_undo_a_removal(session: AsyncSession) -> None:
+    """`make run` seeds at every start: a demo person an administrator removed stays removed."""
+    await seed_demo_data(session)
+    await session.commit()
+    acme = (
+        await session.execute(select(Organization).where(Organization.slug == "acme"))
+    ).scalar_one()
+    people = {user.email: user for user in (await session.execute(select(User))).scalars()}
+    alice, bob = people["alice@acme.example"], people["bob@acme.example"]
+    members = MembershipService(session=session)
+    bobs = await members.find(acme.id, bob.id)
+    assert bobs is not None
+    await members.remove(
+        organization_id=acme.id,
+        membership_id=bobs.id,
+        actor=Actor(user_id=alice.id),
+        authority=ActingMember(alice.id),
+    )
+    await session.commit()
+
+    again = await seed_demo_data(session)
+    await session.commit()
+    assert not again.changed
+    assert await members.find(acme.id, bob.id) is None
