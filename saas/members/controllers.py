@@ -162,6 +162,11 @@ class MembersController(Controller):
         return ClientRedirect(elsewhere)
 
 
+def _with_article(role: str) -> str:
+    """ "an admin", "a member": the toast says what the person now is, in a sentence."""
+    return f"an {role}" if role[:1] in "aeiou" else f"a {role}"
+
+
 def _removed(message: str) -> Response[Any]:
     """An empty body swapped over the row removes it; the list then reloads its page, so its
     count and rows are those of the organization now."""
@@ -183,7 +188,7 @@ class MemberController(Controller):
     ) -> Response[Any]:
         membership = await write.members.change_role(write.member_id, data.role)
         user = await write.members.user_of(membership)
-        message = f"{user.name or user.email} is now {membership.role}."
+        message = f"{user.name or user.email} is now {_with_article(membership.role)}."
         if membership.user_id == write.tenant.user.id:
             return write.done(message, lambda: write.reload(message))
         # The swapped row says the new role is waiting for Auth0, as a reload would.

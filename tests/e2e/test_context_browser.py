@@ -17,14 +17,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Dialog, Page, ViewportSize, expect
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.db.config import standalone_session
 from saas.db.models import EnterpriseConnection, Organization
 from tests.e2e.conftest import Journey
-from tests.support.browser import run_async, screenshot
+from tests.support.browser import off_loop, run_async, screenshot
 from tests.support.keyboard import assert_focus_ring, tab_to
 from tests.support.layout import check_layout
-from tests.support.stack import Stack
+from tests.support.stack import Stack, in_acme
 
 pytestmark = pytest.mark.browser
 
@@ -265,3 +266,29 @@ def test_suspending_an_organization_asks_first(journey: Journey) -> None:
     expect(page.get_by_role("button", name="Reactivate Globex Corporation")).to_be_visible()
     assert run_async(_status(stack, "globex")) == "suspended"
     at_both_widths(page, "context-suspended")
+
+
+LONG_NAME = "Acme" + "x" * 251  # 255 characters, the longest display name, without a space
+
+
+def test_a_long_name_and_a_long_refused_domain_wrap_instead_of_widening_the_page(
+    journey: Journey,
+) -> None:
+    async def rename(session: AsyncSession, org: Organization) -> None:
+        org.display_name = LONG_NAME
+
+    off_loop(in_acme, journey.stack.settings, rename)
+    sign_in(journey, "alice@acme.example")
+    page = journey.page
+    journey.expect_url("/o/acme/")
+    at_both_widths(page, "context-long-name-overview")
+    journey.goto("/o/acme/members")
+    at_both_widths(page, "context-long-name-members")
+
+    # A refusal that quotes what was typed: a label of 80 characters is not a domain.
+    journey.goto("/o/acme/settings/organization")
+    journey.watch.expect_status("/o/acme/settings/organization/domains", 422)
+    page.get_by_label("Add a domain").fill("d" * 80 + ".example")
+    page.get_by_role("button", name="Add domain").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    at_both_widths(page, "context-long-domain-refused")

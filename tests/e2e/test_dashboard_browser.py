@@ -90,7 +90,7 @@ def test_dashboard_alice_invites_carol_and_manages_roles(journey: Journey) -> No
     bob = member_row(journey, "bob@acme.example")
     choose_role(bob, "admin")
     confirm_dialog(page, "Make Bob Brown an admin?")
-    expect(page.get_by_test_id("toast").last).to_contain_text("is now admin")
+    expect(page.get_by_test_id("toast").last).to_contain_text("is now an admin")
     page.reload()
     journey.check_page()
     expect(member_row(journey, "bob@acme.example").get_by_test_id("role-select")).to_have_value(
@@ -283,7 +283,7 @@ def test_a_tab_keeps_working_after_signing_in_again_elsewhere_and_a_refusal_look
     bob = member_row(journey, "bob@acme.example")
     choose_role(bob, "admin")
     confirm_dialog(page, "Make Bob Brown an admin?")
-    expect(page.get_by_test_id("toast").last).to_contain_text("is now admin")
+    expect(page.get_by_test_id("toast").last).to_contain_text("is now an admin")
 
     # Vera is removed meanwhile; changing her role is refused with the server's words, and
     # her picker shows the role she had, not the one that was not saved.
@@ -321,7 +321,7 @@ def test_without_javascript_a_change_says_once_what_it_did(
         page.wait_for_url(journey.stack.app_url + "/o/acme/members")
         region = page.get_by_role("status").filter(has=page.get_by_test_id("flash"))
         expect(region).to_have_count(1)
-        expect(region.get_by_test_id("flash")).to_have_text("Bob Brown is now admin.")
+        expect(region.get_by_test_id("flash")).to_have_text("Bob Brown is now an admin.")
         expect(bob.get_by_test_id("role-select")).to_have_value("admin")
         screenshot(page, "dashboard-flash-desktop")
         page.set_viewport_size({"width": 390, "height": 844})

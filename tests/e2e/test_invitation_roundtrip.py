@@ -76,7 +76,7 @@ def test_invite_accept_change_role_and_remove(journey: Journey, chromium: Browse
     expect(page.locator('[data-testid="invitation"]', has_text=CAROL)).to_have_count(0)
     choose_role(carol_row, "admin")
     confirm_dialog(page, "an admin?")
-    expect(page.get_by_test_id("toast").last).to_contain_text("is now admin")
+    expect(page.get_by_test_id("toast").last).to_contain_text("is now an admin")
     screenshot(page, "roundtrip-carol-admin")
 
     row_action(carol_row, "Remove").click()

@@ -251,7 +251,7 @@ def test_a_role_change_is_a_press_and_a_raise_asks_first(
     # Confirmed: one POST, the new role, and the focus back on the row's button.
     choose_role(bob, "admin")
     confirm_dialog(page, "Make Bob Brown an admin?")
-    expect(page.get_by_test_id("toast").last).to_contain_text("Bob Brown is now admin.")
+    expect(page.get_by_test_id("toast").last).to_contain_text("Bob Brown is now an admin.")
     assert len(posts) == 1
     assert posts[0].endswith("/role")
     assert run_async(role_in_db(journey.stack, "bob@acme.example")) == "admin"
@@ -260,7 +260,7 @@ def test_a_role_change_is_a_press_and_a_raise_asks_first(
 
     # Lowering (admin -> viewer) is made at once, without a question.
     choose_role(bob, "viewer")
-    expect(page.get_by_test_id("toast").last).to_contain_text("Bob Brown is now viewer.")
+    expect(page.get_by_test_id("toast").last).to_contain_text("Bob Brown is now a viewer.")
     expect(page.get_by_test_id("confirm-dialog")).to_be_hidden()
     assert len(posts) == 2
     assert run_async(role_in_db(journey.stack, "bob@acme.example")) == "viewer"
@@ -470,7 +470,7 @@ def test_keyboard_only_invite_role_change_and_removal(
     expect(dialog.get_by_test_id("confirm-accept")).to_be_focused()
     assert_focus_ring(page)
     page.keyboard.press("Enter")
-    expect(page.get_by_test_id("toast").last).to_contain_text("Bob Brown is now admin.")
+    expect(page.get_by_test_id("toast").last).to_contain_text("Bob Brown is now an admin.")
     expect(page.locator(f"#change-role-{bob_id}")).to_be_focused()
     assert run_async(role_in_db(journey.stack, "bob@acme.example")) == "admin"
 
