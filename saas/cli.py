@@ -127,7 +127,10 @@ def dev_command() -> None:
                 )
                 _stop(processes)
                 sys.exit(1)
-        app = subprocess.Popen(app_command)  # noqa: S603
+        # Warnings and errors only, unless LOG_LEVEL says otherwise: a line per request (and
+        # per Auth0 sync) would scroll the addresses printed below out of sight at once.
+        app_env = {**os.environ, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
+        app = subprocess.Popen(app_command, env=app_env)  # noqa: S603
         processes.insert(0, app)
         if not _wait_until_ready(settings.app_base_url + "/health", app, READY_TIMEOUT_SECONDS):
             click.echo(f"error: the app did not start on {settings.app_base_url}")

@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("id", GUID(length=16), nullable=False),
         sa.Column("organization_id", GUID(length=16), nullable=False),
         sa.Column("user_id", GUID(length=16), nullable=False),
-        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", DateTimeUTC(timezone=True), nullable=False),
         sa.Column("updated_at", DateTimeUTC(timezone=True), nullable=False),

@@ -20,17 +20,31 @@ from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_invitation_later
 from saas.db.models import Invitation, RemovedMember, User
+from saas.errors import InvalidInput
 from saas.organizations.domains import normalize_email
 
 Session = AsyncSession | async_scoped_session[AsyncSession]
+
+
+def _address_of(user: User) -> str | None:
+    """The user's address, normalized; None for one that is not an address (a directory's
+    placeholder for a person it sent without one)."""
+    try:
+        return normalize_email(user.email)
+    except InvalidInput:
+        return None
 
 
 def _of_person(organization_id: UUID, user_id: UUID, email: str | None) -> ColumnElement[bool]:
     """This organization's removal rows of this user, or of this address under another login
     identity (the same mailbox through another connection has another `sub`)."""
     person = RemovedMember.user_id == user_id
-    if email:
-        person = or_(person, RemovedMember.email == normalize_email(email))
+    try:
+        address = normalize_email(email) if email else None
+    except InvalidInput:
+        address = None
+    if address:
+        person = or_(person, RemovedMember.email == address)
     return and_(RemovedMember.organization_id == organization_id, person)
 
 
@@ -38,7 +52,7 @@ async def record_removal(session: Session, organization_id: UUID, user_id: UUID)
     """Remember that this person was removed. Called with the organization's lock held, so
     the look-up and the insert cannot race another removal of the same person."""
     user = await session.get_one(User, user_id)
-    email = normalize_email(user.email)
+    email = _address_of(user)
     existing = await session.scalar(
         select(RemovedMember.id).where(
             RemovedMember.organization_id == organization_id, RemovedMember.user_id == user_id
@@ -64,13 +78,14 @@ async def withdraw_open_invitations(
     skips an invitation accepted meanwhile (the acceptance's UPDATE skips a revoked one), so
     an invitation ends up either accepted or revoked, never both."""
     user = await session.get(User, user_id)
-    if user is None:
+    address = _address_of(user) if user is not None else None
+    if user is None or address is None:
         return 0
     withdrawn = await session.execute(
         update(Invitation)
         .where(
             Invitation.organization_id == organization_id,
-            Invitation.email == normalize_email(user.email),
+            Invitation.email == address,
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
         )

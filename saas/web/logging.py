@@ -14,6 +14,7 @@ proxy's logs. The path is logged as it was received, before Litestar normalises 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -72,6 +73,10 @@ def create_logging_config(settings: Settings) -> StructLoggingConfig:
         # Expected HTTP errors are not worth a traceback; web.errors logs the unexpected ones.
         log_exceptions="never",
         pretty_print_tty=not settings.is_production,
+        # LOG_LEVEL: INFO writes a line per request; `saas dev` runs the app at WARNING.
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[settings.log_level]
+        ),
     )
 
 

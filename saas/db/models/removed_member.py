@@ -28,4 +28,5 @@ class RemovedMember(UUIDv7AuditBase):
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     # The address too (normalized): the same person signing in through another connection has
     # another `sub`, so another user row, and must be refused all the same.
-    email: Mapped[str] = mapped_column(String(320))
+    # None for a user whose address is not one (a directory's placeholder sent without one).
+    email: Mapped[str | None] = mapped_column(String(320))
