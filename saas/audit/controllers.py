@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import AuditEntry, OrganizationAuditLog, audit_cursor
+from saas.audit.wording import describe_details, describe_target
 from saas.db.keyset import Cursor
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
@@ -27,38 +28,6 @@ PAGE_SIZE = 50
 
 # What each action reads like in the log ("Alice <verb> Bob"), by stored value.
 ACTION_LABELS: dict[str, str] = {action.value: action.label for action in AuditAction}
-
-
-def describe_target(entry: AuditEntry) -> str:
-    """The object of the action, in words: a person, an address, a project."""
-    event = entry.event
-    details = event.details or {}
-    if entry.target_user is not None:
-        user = entry.target_user
-        return f"{user.name} ({user.email})" if user.name else user.email
-    if event.action == "member.left":
-        return ""
-    for key in ("email", "name", "domain", "connection"):
-        value = details.get(key)
-        if isinstance(value, str) and value:
-            return value
-    if event.target_type and event.target_id:
-        return f"{event.target_type} {event.target_id[:8]}"
-    return ""
-
-
-def describe_details(entry: AuditEntry) -> str:
-    details = entry.event.details or {}
-    action = entry.event.action
-    if action == "member.role_changed":
-        return f"{details.get('from', '?')} → {details.get('to', '?')}"
-    if action == "project.renamed":
-        return f"“{details.get('from', '')}” → “{details.get('to', '')}”"
-    if action == "ownership.transferred":
-        return "previous owner is now admin"
-    if "role" in details:
-        return f"as {details['role']}"
-    return ""
 
 
 @dataclass

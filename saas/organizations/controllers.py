@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import OrganizationAuditLog
+from saas.audit.wording import describe_details, describe_target
 from saas.config import Settings
 from saas.errors import DomainError, InvalidInput
 from saas.organizations.overview import overview_of
@@ -144,7 +145,14 @@ class OrganizationHomeController(Controller):
         overview = await overview_of(db_session, tenant, sso=sso, audit=audit)
         return Template(
             "pages/org_home.html",
-            context=await page_context(tenant, db_session, overview=overview, labels=AUDIT_LABELS),
+            context=await page_context(
+                tenant,
+                db_session,
+                overview=overview,
+                labels=AUDIT_LABELS,
+                describe_target=describe_target,
+                describe_details=describe_details,
+            ),
         )
 
 
