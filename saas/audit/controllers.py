@@ -28,6 +28,10 @@ PAGE_SIZE = 50
 
 # What each action reads like in the log ("Alice <verb> Bob"), by stored value.
 ACTION_LABELS: dict[str, str] = {action.value: action.label for action in AuditAction}
+# Recorded for a person, not an organization ("Your sessions"): never in an organization's log,
+# so not offered as a filter there.
+PERSONAL_ACTIONS = frozenset({AuditAction.SESSION_ENDED})
+ORGANIZATION_ACTIONS = sorted(set(AuditAction) - PERSONAL_ACTIONS)
 
 
 @dataclass
@@ -102,6 +106,6 @@ class AuditController(Controller):
             )
         return Template(
             "pages/audit.html",
-            context=await page_context(tenant, db_session, actions=sorted(AuditAction), **context),
+            context=await page_context(tenant, db_session, actions=ORGANIZATION_ACTIONS, **context),
             headers=VARY,
         )
