@@ -20,9 +20,19 @@ from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import sync_invitation_later
 from saas.db.models import Invitation, RemovedMember, User
+from saas.errors import InvalidInput
 from saas.organizations.domains import normalize_email
 
 Session = AsyncSession | async_scoped_session[AsyncSession]
+
+
+def _address(value: str) -> str:
+    """The address a removal is kept under: normalized, or as it is (folded) for a user whose
+    email is no address (a directory placeholder with only a userName), never a refusal."""
+    try:
+        return normalize_email(value)
+    except InvalidInput:
+        return value.strip().casefold()[:320]
 
 
 def _of_person(organization_id: UUID, user_id: UUID, email: str | None) -> ColumnElement[bool]:
@@ -30,7 +40,7 @@ def _of_person(organization_id: UUID, user_id: UUID, email: str | None) -> Colum
     identity (the same mailbox through another connection has another `sub`)."""
     person = RemovedMember.user_id == user_id
     if email:
-        person = or_(person, RemovedMember.email == normalize_email(email))
+        person = or_(person, RemovedMember.email == _address(email))
     return and_(RemovedMember.organization_id == organization_id, person)
 
 
@@ -38,7 +48,7 @@ async def record_removal(session: Session, organization_id: UUID, user_id: UUID)
     """Remember that this person was removed. Called with the organization's lock held, so
     the look-up and the insert cannot race another removal of the same person."""
     user = await session.get_one(User, user_id)
-    email = normalize_email(user.email)
+    email = _address(user.email)
     existing = await session.scalar(
         select(RemovedMember.id).where(
             RemovedMember.organization_id == organization_id, RemovedMember.user_id == user_id
@@ -70,7 +80,7 @@ async def withdraw_open_invitations(
         update(Invitation)
         .where(
             Invitation.organization_id == organization_id,
-            Invitation.email == normalize_email(user.email),
+            Invitation.email == _address(user.email),
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
         )

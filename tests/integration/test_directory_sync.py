@@ -951,6 +951,25 @@ def test_an_admins_token_cannot_remove_demote_or_make_owners(stack: Stack) -> No
         stale = okta.put(f"/Users/{adam}", json=user_body("adam@acme.example"))
         assert_scim_error(stale, 403, None)
         assert "no longer manages" in stale.json()["detail"]
+    # An owner rotates it: from now on it acts as that owner.
+    page = alice.get(PAGE).text
+    token_ids = re.findall(r"/settings/directory/tokens/([0-9a-f-]+)/rotate", page)
+    secrets = []
+    for token_id in token_ids:
+        rotated = alice.client.post(
+            stack.app_url + f"{PAGE}/tokens/{token_id}/rotate", data={"_csrf_token": csrf(alice)}
+        )
+        found = re.search(r'data-testid="token-secret">([^<]+)<', rotated.text)
+        assert found
+        secrets.append(found[1])
+    assert len(secrets) == 2
+    for secret in secrets:
+        with scim_client(stack, secret) as okta:
+            off = okta.patch(
+                f"/Users/{bob}", json=patch_body({"op": "replace", "value": {"active": False}})
+            )
+            assert off.status_code == 200, off.text
+    assert membership(stack, "bob@acme.example") is None
 
 
 def test_requests_are_bounded(stack: Stack) -> None:
@@ -977,6 +996,11 @@ def test_requests_are_bounded(stack: Stack) -> None:
             json={"schemas": [GROUP_SCHEMA], "displayName": "G", "members": huge},
         )
         assert_scim_error(too_large, 413, None)
+
+
+def test_paging_bounds_are_clamped(stack: Stack) -> None:
+    token = make_token(stack)
+    with scim_client(stack, token) as okta:
         far = okta.get("/Users", params={"startIndex": str(10**25)})
         assert far.status_code == 200, far.text
         assert far.json().get("Resources", []) == []
