@@ -4,6 +4,7 @@ Okta and Microsoft Entra ID send, what they do to memberships, roles and session
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import re
 import threading
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.db.locks import lock_organization
 from saas.db.models import (
     AuditEvent,
     DirectorySyncError,
@@ -1022,3 +1024,41 @@ def test_a_tokens_last_use_is_kept_when_the_request_is_refused(stack: Stack) -> 
         return list(rows)
 
     assert all(value is not None for value in in_org(stack.settings, "acme", used))
+
+
+def test_a_tokens_authority_is_read_inside_the_writes_transaction(stack: Stack) -> None:
+    """The creator's demotion, in flight (holding the organization's lock) when a SCIM write
+    arrives: the write waits for it and acts on its outcome, refused."""
+    token = make_token(stack, name="Setup")
+    with scim_client(stack, token) as setup:
+        vera = setup.post("/Users", json=user_body("vera@acme.example")).json()["id"]
+    admin_token = _token_of(stack, signed_in(stack, "adam@acme.example"))
+
+    async def demote_while_writing(session: AsyncSession, org: Organization) -> httpx.Response:
+        await lock_organization(session, org.id)
+        adam = (
+            await session.execute(select(User).where(User.email == "adam@acme.example"))
+        ).scalar_one()
+        found = (
+            await session.execute(
+                select(Membership).where(
+                    Membership.organization_id == org.id, Membership.user_id == adam.id
+                )
+            )
+        ).scalar_one()
+        found.role = "member"
+        await session.flush()
+
+        def write() -> httpx.Response:
+            with scim_client(stack, admin_token) as okta:
+                return okta.put(f"/Users/{vera}", json=user_body("vera@acme.example"))
+
+        pending = asyncio.ensure_future(asyncio.to_thread(write))
+        await asyncio.sleep(1.5)
+        assert not pending.done()  # waiting for the demotion's transaction
+        await session.commit()
+        return await pending
+
+    answer = in_org(stack.settings, "acme", demote_while_writing)
+    assert_scim_error(answer, 403, None)
+    assert "no longer manages" in answer.json()["detail"]
