@@ -291,24 +291,26 @@ class DirectoryService:
         if token.created_by_role is None:
             return None  # issued by the platform itself (seed, CLI, operator console)
         recorded = Role(token.created_by_role)
-        try:
-            if token.created_by_id is None:
-                raise NotFound("gone")
-            membership = await require_permission_in_txn(
-                self.session,
-                self._org,
-                token.created_by_id,
-                Permission.ORG_MANAGE,
-                lock_organization=True,
-            )
-        except DomainError:
+        membership: Membership | None = None
+        if token.created_by_id is not None:  # else: that member's account was deleted
+            try:
+                membership = await require_permission_in_txn(
+                    self.session,
+                    self._org,
+                    token.created_by_id,
+                    Permission.ORG_MANAGE,
+                    lock_organization=True,
+                )
+            except DomainError:
+                membership = None
+        if membership is None:
             raise ForbiddenException(
                 detail=(
                     "The member who created or last rotated this SCIM token no longer manages "
                     "this organization, so the token cannot change its directory. An owner or "
                     "admin can rotate it in Directory sync settings."
                 )
-            ) from None
+            )
         live = Role(membership.role)
         return live if _rank(live) < _rank(recorded) else recorded
 
