@@ -112,6 +112,7 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("hint", sa.String(length=8), nullable=False),
         sa.Column("created_by_id", sa.GUID(length=16), nullable=True),
+        sa.Column("created_by_role", sa.String(length=16), nullable=True),
         sa.Column("last_used_at", sa.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("rotated_at", sa.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTimeUTC(timezone=True), nullable=True),

@@ -20,6 +20,7 @@ from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state
 from litestar import Controller, MediaType, Request, Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from msgspec import Struct
@@ -70,8 +71,8 @@ from saas.scim.services import (
     DEFAULT_PAGE,
     MAX_PAGE,
     POLICY,
+    DirectoryRefused,
     DirectoryService,
-    LastOwnerRefused,
     ScimUser,
 )
 from saas.scim.tokens import DirectorySettingsService, IssuedToken, hash_token, parse_mapped_role
@@ -95,6 +96,8 @@ RATE_WINDOW_SECONDS = 60
 # A token's last use is written at most this often: a 10,000-person push is not 10,000 writes
 # of one row that every request would otherwise queue behind.
 LAST_USED_PRECISION = datetime.timedelta(seconds=5)
+# A SCIM request's body: what 1,000 group members or PATCH operations take, with room to spare.
+MAX_BODY_BYTES = 1_000_000
 # Refusals kept for the settings page.
 ERROR_RETENTION = datetime.timedelta(days=30)
 
@@ -148,48 +151,65 @@ async def provide_directory(
     db_session: NamedDependency[AsyncSession],
     settings: NamedDependency[Settings],
 ) -> DirectoryService:
-    """The directory of the organization whose token the request carries, or a 401."""
+    """The directory of the organization whose token the request carries, or a 401.
+
+    The token is found, and its last use written, in a short transaction of its own before the
+    request's begins: the request never holds a lock on the token's row, and on SQLite the
+    request's transaction starts after that write (not on a snapshot older than it)."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise UnauthorizedException(detail="Send the organization's SCIM token as a bearer token.")
-    found = (
-        await db_session.execute(
-            select(ScimToken, Organization)
-            .join(Organization, Organization.id == ScimToken.organization_id)
-            .where(ScimToken.token_hash == hash_token(credentials.strip()))
+    db_config = request.app.state["db_config"]
+    async with db_config.get_session() as own:
+        found = (
+            await own.execute(
+                select(ScimToken.id, ScimToken.name, ScimToken.revoked_at, Organization.status)
+                .join(Organization, Organization.id == ScimToken.organization_id)
+                .where(ScimToken.token_hash == hash_token(credentials.strip()))
+            )
+        ).first()
+        if found is None or found.revoked_at is not None:
+            raise UnauthorizedException(detail="This SCIM token is not valid, or was revoked.")
+        if found.status != OrganizationStatus.ACTIVE.value:
+            raise UnauthorizedException(detail="This organization is suspended.")
+        now = datetime.datetime.now(datetime.UTC)
+        await own.execute(
+            update(ScimToken)
+            .where(
+                ScimToken.id == found.id,
+                or_(
+                    ScimToken.last_used_at.is_(None),
+                    ScimToken.last_used_at < now - LAST_USED_PRECISION,
+                ),
+            )
+            .values(last_used_at=now)
         )
-    ).first()
-    if found is None or found[0].revoked_at is not None:
+        await own.commit()
+    token_id, token_name = found.id, found.name
+    organization = (
+        await db_session.execute(
+            select(Organization)
+            .join(ScimToken, ScimToken.organization_id == Organization.id)
+            .where(ScimToken.id == token_id, ScimToken.revoked_at.is_(None))
+        )
+    ).scalar_one_or_none()
+    if organization is None:  # revoked in between
         raise UnauthorizedException(detail="This SCIM token is not valid, or was revoked.")
-    token, organization = found
-    if organization.status != OrganizationStatus.ACTIVE.value:
-        raise UnauthorizedException(detail="This organization is suspended.")
-    request.state[BINDING_STATE] = _Binding(organization.id, token.id, token.name)
+    request.state[BINDING_STATE] = _Binding(organization.id, token_id, token_name)
     counter = request.app.stores.get(RATE_LIMIT_STORE)
     if isinstance(counter, WindowCounter):
-        counted = await counter.hit(f"scim:{token.id}", RATE_WINDOW_SECONDS)
+        counted = await counter.hit(f"scim:{token_id}", RATE_WINDOW_SECONDS)
         limit = settings.scim_rate_limit_per_minute
         if counted.count > limit:
             retry = max(1, math.ceil(counted.resets_in))
             raise _RateLimited(retry)
-    now = datetime.datetime.now(datetime.UTC)
-    await db_session.execute(
-        update(ScimToken)
-        .where(
-            ScimToken.id == token.id,
-            or_(
-                ScimToken.last_used_at.is_(None), ScimToken.last_used_at < now - LAST_USED_PRECISION
-            ),
-        )
-        .values(last_used_at=now)
-    )
     actor = Actor(
         user_id=None,
         ip_address=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
-        label=f"directory sync ({token.name})",
+        label=f"directory sync ({token_name})",
     )
-    return DirectoryService(db_session, organization, actor)
+    return DirectoryService(db_session, organization, actor, token_id=token_id)
 
 
 class _RateLimited(SCIMException):
@@ -213,9 +233,18 @@ def handle_scim_exception(request: Request[Any, Any, Any], exc: SCIMException) -
     )
 
 
-def handle_last_owner(request: Request[Any, Any, Any], exc: LastOwnerRefused) -> Response[Any]:
+def handle_refused(request: Request[Any, Any, Any], exc: DirectoryRefused) -> Response[Any]:
     request.state[REFUSAL_STATE] = exc
-    return scim_error_response(request, 409, exc.detail, scim_type=None)
+    return scim_error_response(request, exc.status, exc.detail, scim_type=None)
+
+
+def handle_too_large(request: Request[Any, Any, Any], exc: RequestEntityTooLarge) -> Response[Any]:
+    return scim_error_response(
+        request,
+        413,
+        f"The request body is over {MAX_BODY_BYTES:,} bytes: send the change in smaller batches.",
+        scim_type=None,
+    )
 
 
 def record_refusals(app: Any) -> Any:
@@ -272,14 +301,14 @@ async def _record(scope: Any, binding: _Binding, status: int, state: dict[str, A
             )
         )
         refusal = state.get(REFUSAL_STATE)
-        if isinstance(refusal, LastOwnerRefused):
+        if isinstance(refusal, DirectoryRefused):
             await AuditService(session=session).record(
                 AuditAction.DIRECTORY_CHANGE_REFUSED,
                 actor=Actor(user_id=None, label=f"directory sync ({binding.token_name})"),
                 organization_id=binding.organization_id,
                 target_type="user",
                 target_id=refusal.user_id,
-                details={"reason": "last_owner", "change": refusal.change},
+                details={"reason": refusal.reason, "change": refusal.change},
             )
         await session.commit()
 
@@ -711,8 +740,10 @@ def scim_router() -> Router:
         middleware=[record_refusals],
         exception_handlers={
             SCIMException: handle_scim_exception,
-            LastOwnerRefused: handle_last_owner,
+            DirectoryRefused: handle_refused,
+            RequestEntityTooLarge: handle_too_large,
         },
+        request_max_body_size=MAX_BODY_BYTES,
         opt={SCIM_OPT: True, PRIVATE_OPT: True},
         cache_control=PRIVATE,
         include_in_schema=False,

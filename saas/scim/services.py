@@ -17,6 +17,16 @@ bound here once; every query names it. The SCIM resources are parsed, patched an
 - Every write takes the organization's lock first (saas/db/locks.py), as every other
   owner-affecting change does, so the last-owner rule holds against racing requests; the
   database's unique constraints hold userName, externalId and group names.
+- A token's writes act with the role of the member who created or last rotated it, re-read
+  under that lock (saas/tenancy/authority.py): at most the role recorded on the token, and at
+  most the role that member holds now; one who no longer manages the organization leaves a
+  token that changes nothing until someone who does rotates it. So an admin's token cannot
+  remove, deactivate or demote an owner, nor make anyone an owner (DESIGN's member rules).
+- A directory user is linked at provisioning only to a user who is already a member of the
+  organization; anyone else gets a placeholder of this organization's own, which their first
+  sign-in with a verified email claims. A placeholder is this organization's alone: another
+  organization's directory never links to it, renames it or deletes it.
+- A request carries at most MAX_OPERATIONS PATCH operations and MAX_MEMBERS group members.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from uuid import UUID
 from scim2_models import (
     Context,
     EnterpriseUser,
+    ForbiddenException,
     Group,
     InvalidFilterException,
     InvalidValueException,
@@ -39,11 +50,13 @@ from scim2_models import (
     PatchOp,
     ScimFilter,
     ScimPolicy,
+    TooManyException,
+    UnauthorizedException,
     UniquenessException,
     User,
 )
 from scim2_models.path.expressions import AttrPath, CompareOperator, Comparison, ValuePath
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
@@ -57,14 +70,21 @@ from saas.db.models import (
     Membership,
     Organization,
     OrganizationDomain,
+    ScimToken,
 )
 from saas.db.models import User as AppUser
-from saas.errors import Forbidden, InvalidInput, LastOwnerError, NotFound
+from saas.errors import DomainError, Forbidden, InvalidInput, LastOwnerError, NotFound
 from saas.members.removals import forget_removal
 from saas.members.services import MembershipService
 from saas.organizations.domains import normalize_email
-from saas.tenancy.permissions import ROLE_RANK, Role
-from saas.tenancy.policy import check_may_grant
+from saas.tenancy.authority import require_permission_in_txn
+from saas.tenancy.permissions import ROLE_RANK, Permission, Role
+from saas.tenancy.policy import (
+    check_may_grant,
+    grant_refusal,
+    removal_refusal,
+    role_change_refusal,
+)
 
 ScimUser = User[EnterpriseUser]
 # What Okta and Entra ID send beyond the strict reading: Entra's `remove` with a value that
@@ -77,6 +97,13 @@ POLICY = ScimPolicy(
 )
 MAX_PAGE = 200
 DEFAULT_PAGE = 100
+# startIndex beyond this reads as this (an OFFSET the databases hold).
+MAX_START_INDEX = 2**31 - 1
+# Per request: PATCH operations, and group members sent (POST/PUT members, PATCH values).
+MAX_OPERATIONS = 1000
+MAX_MEMBERS = 1000
+# Ids per IN (...) list: well under asyncpg's 32767 bound parameters and SQLite's.
+IN_BATCH = 1000
 # Placeholder identity of a person the directory created before their first sign-in.
 PLACEHOLDER_SUB = "scim|"
 
@@ -85,19 +112,55 @@ def is_placeholder(user: AppUser) -> bool:
     return user.sub.startswith(PLACEHOLDER_SUB)
 
 
-class LastOwnerRefused(Exception):
-    """The directory asked to demote or remove the organization's last owner. The controller
-    answers 409 and records this refusal in a transaction of its own."""
+def _is_placeholder_of(user: AppUser, organization_id: UUID) -> bool:
+    return user.sub.startswith(f"{PLACEHOLDER_SUB}{organization_id}|")
 
+
+class DirectoryRefused(Exception):
+    """A directory change the member rules refuse. The controller answers with `status` and
+    `detail`, and audits the refusal in a transaction of its own."""
+
+    status = 409
+    reason = "refused"
+    detail = "This change is refused."
+
+    def __init__(self, user_id: UUID, change: str, detail: str | None = None) -> None:
+        if detail is not None:
+            self.detail = detail
+        super().__init__(self.detail)
+        self.user_id = user_id
+        self.change = change
+
+
+class LastOwnerRefused(DirectoryRefused):
+    """The directory asked to demote or remove the organization's last owner (409)."""
+
+    reason = "last_owner"
     detail = (
         "This change would leave the organization without an owner: its last owner cannot be "
         "deactivated, deleted or demoted by the directory. Make someone else an owner first."
     )
 
-    def __init__(self, user_id: UUID, change: str) -> None:
-        super().__init__(self.detail)
-        self.user_id = user_id
-        self.change = change
+
+class OwnerProtected(DirectoryRefused):
+    """The token acts with a role that may not make this change (an admin's token and an
+    owner, or the owner role): 403."""
+
+    status = 403
+    reason = "not_allowed"
+
+
+def _beyond(authority: Role, what: str) -> str:
+    return (
+        f"This SCIM token acts with the {authority} role of the member who created or last "
+        f"rotated it, and an {authority} cannot {what}. An owner can make this change, or "
+        "rotate the token in Directory sync settings so that it acts as an owner."
+    )
+
+
+def _batches(ids: Iterable[UUID]) -> list[list[UUID]]:
+    values = list(ids)
+    return [values[i : i + IN_BATCH] for i in range(0, len(values), IN_BATCH)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +193,7 @@ def _primary_email(model: ScimUser) -> str | None:
 
 
 def _bounded(start_index: int | None, count: int | None) -> tuple[int, int]:
-    start = max(1, start_index or 1)
+    start = min(max(1, start_index or 1), MAX_START_INDEX)
     size = DEFAULT_PAGE if count is None else max(0, min(count, MAX_PAGE))
     return start, size
 
@@ -174,11 +237,22 @@ class DirectoryService:
     """One organization's directory, changed by its SCIM token (or, for group mappings, by its
     admins from the Directory sync page)."""
 
-    def __init__(self, session: AsyncSession, organization: Organization, actor: Actor) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        organization: Organization,
+        actor: Actor,
+        *,
+        token_id: UUID | None = None,
+    ) -> None:
         self.session = session
         self.organization = organization
         self.actor = actor
         self.members = MembershipService(session=session)
+        # The SCIM token the request carries (None: the settings page or the platform).
+        self.token_id = token_id
+        # The role the directory's writes act with; None is the platform itself.
+        self.authority: Role | None = None
 
     @property
     def _org(self) -> UUID:
@@ -198,6 +272,47 @@ class DirectoryService:
 
     async def _lock(self) -> None:
         await lock_organization(self.session, self._org)
+        if self.token_id is not None:
+            self.authority = await self._token_authority(self.token_id)
+
+    async def _token_authority(self, token_id: UUID) -> Role | None:
+        """The role this token's writes act with, read under the organization's lock: the
+        lower of the role recorded when it was created or rotated and the role its member
+        holds now; refused when that member no longer manages the organization."""
+        token = (
+            await self.session.execute(
+                select(ScimToken)
+                .where(ScimToken.id == token_id, ScimToken.organization_id == self._org)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        if token is None or token.revoked_at is not None:
+            raise UnauthorizedException(detail="This SCIM token is not valid, or was revoked.")
+        if token.created_by_role is None:
+            return None  # issued by the platform itself (seed, CLI, operator console)
+        recorded = Role(token.created_by_role)
+        membership: Membership | None = None
+        if token.created_by_id is not None:  # else: that member's account was deleted
+            try:
+                membership = await require_permission_in_txn(
+                    self.session,
+                    self._org,
+                    token.created_by_id,
+                    Permission.ORG_MANAGE,
+                    lock_organization=True,
+                )
+            except DomainError:
+                membership = None
+        if membership is None:
+            raise ForbiddenException(
+                detail=(
+                    "The member who created or last rotated this SCIM token no longer manages "
+                    "this organization, so the token cannot change its directory. An owner or "
+                    "admin can rotate it in Directory sync settings."
+                )
+            )
+        live = Role(membership.role)
+        return live if _rank(live) < _rank(recorded) else recorded
 
     # ---- users: reading ------------------------------------------------------------------
 
@@ -302,6 +417,7 @@ class DirectoryService:
         return await self._save(row, model)
 
     async def patch_user(self, user_id: str, patch: PatchOp[ScimUser]) -> DirectoryUser:
+        _check_operations(patch)
         await self._lock()
         row = await self.user(user_id)
         model = self.model_of(row)
@@ -319,11 +435,29 @@ class DirectoryService:
         )
         person = await self.session.get(AppUser, row.user_id)
         await self.session.delete(row)
-        if person is not None and is_placeholder(person):
+        await self.session.flush()
+        if (
+            person is not None
+            and _is_placeholder_of(person, self._org)
+            and not await self._still_referenced(person.id)
+        ):
             # Nobody signed in as this person: nothing of them is left to keep.
             await self.session.delete(person)
-        await self.session.flush()
+            await self.session.flush()
         return row
+
+    async def _still_referenced(self, user_id: UUID) -> bool:
+        """Whether any directory entry or membership (of any organization) still names this
+        user: deleting it would cascade to them."""
+        entry = await self.session.execute(
+            select(DirectoryUser.id).where(DirectoryUser.user_id == user_id).limit(1)
+        )
+        if entry.first() is not None:
+            return True
+        member = await self.session.execute(
+            select(Membership.id).where(Membership.user_id == user_id).limit(1)
+        )
+        return member.first() is not None
 
     def model_of(self, row: DirectoryUser) -> ScimUser:
         data = {**row.attributes, "id": str(row.id), "userName": row.user_name}
@@ -351,7 +485,7 @@ class DirectoryService:
         row.active = row.active if model.active is None else model.active
         row.attributes = _stored(model)
         person = await self.session.get_one(AppUser, row.user_id)
-        if is_placeholder(person):
+        if _is_placeholder_of(person, self._org):
             _profile(person, model, row.email or user_name)
         await self.session.flush()
         await self._audit(
@@ -406,13 +540,26 @@ class DirectoryService:
     async def _person_for(
         self, email: str | None, user_name: str, model: ScimUser, row_id: UUID
     ) -> AppUser:
-        """The existing user with this email when the organization has verified its domain,
-        else a user of this directory entry's own."""
+        """The existing member of this organization with this email when the organization has
+        verified its domain, else a placeholder of this directory entry's own.
+
+        `User.email` records no verification: anyone who signed in once asserting an address
+        has a user with it. So a user outside the organization is never linked here; their
+        placeholder is claimed at their first sign-in with that email verified
+        (`claim_directory_identity`). Another organization's placeholder is never linked."""
         if email is not None and await self._verified_domain(email):
             existing = (
                 await self.session.scalars(
                     select(AppUser)
-                    .where(AppUser.email == email)
+                    .join(Membership, Membership.user_id == AppUser.id)
+                    .where(
+                        Membership.organization_id == self._org,
+                        AppUser.email == email,
+                        or_(
+                            ~AppUser.sub.startswith(PLACEHOLDER_SUB),
+                            AppUser.sub.startswith(f"{PLACEHOLDER_SUB}{self._org}|"),
+                        ),
+                    )
                     .order_by(AppUser.last_login_at.desc().nulls_last(), AppUser.id)
                     .limit(1)
                 )
@@ -449,23 +596,21 @@ class DirectoryService:
 
     async def mapped_roles(self, directory_user_ids: Iterable[UUID]) -> dict[UUID, Role]:
         """The highest role each person's mapped groups give (absent: no mapped group)."""
-        ids = list(directory_user_ids)
-        if not ids:
-            return {}
-        rows = await self.session.execute(
-            select(DirectoryGroupMember.directory_user_id, DirectoryGroup.role)
-            .join(DirectoryGroup, DirectoryGroup.id == DirectoryGroupMember.group_id)
-            .where(
-                DirectoryGroupMember.organization_id == self._org,
-                DirectoryGroupMember.directory_user_id.in_(ids),
-                DirectoryGroup.role.is_not(None),
-            )
-        )
         best: dict[UUID, Role] = {}
-        for user_id, role_name in rows.tuples():
-            role = Role(str(role_name))
-            if user_id not in best or _rank(role) > _rank(best[user_id]):
-                best[user_id] = role
+        for ids in _batches(directory_user_ids):
+            rows = await self.session.execute(
+                select(DirectoryGroupMember.directory_user_id, DirectoryGroup.role)
+                .join(DirectoryGroup, DirectoryGroup.id == DirectoryGroupMember.group_id)
+                .where(
+                    DirectoryGroupMember.organization_id == self._org,
+                    DirectoryGroupMember.directory_user_id.in_(ids),
+                    DirectoryGroup.role.is_not(None),
+                )
+            )
+            for user_id, role_name in rows.tuples():
+                role = Role(str(role_name))
+                if user_id not in best or _rank(role) > _rank(best[user_id]):
+                    best[user_id] = role
         return best
 
     async def _grant(self, row: DirectoryUser) -> None:
@@ -474,6 +619,12 @@ class DirectoryService:
         )
         membership = await self._membership(row)
         if membership is None:
+            if grant_refusal(self.authority, role) is not None:
+                raise OwnerProtected(
+                    row.user_id,
+                    f"granted {role}",
+                    _beyond(self.authority or Role.OWNER, f"grant the {role} role"),
+                )
             membership = await self.members.add(
                 organization_id=self._org,
                 user_id=row.user_id,
@@ -493,6 +644,12 @@ class DirectoryService:
         membership = await self._membership(row)
         if membership is None:
             return
+        if removal_refusal(self.authority, Role(membership.role)) is not None:
+            raise OwnerProtected(
+                row.user_id,
+                change,
+                _beyond(self.authority or Role.OWNER, f"remove a {membership.role}"),
+            )
         try:
             await self.members.remove(
                 organization_id=self._org, membership_id=membership.id, actor=self.actor
@@ -503,6 +660,15 @@ class DirectoryService:
     async def _set_role(self, row: DirectoryUser, membership: Membership, role: Role) -> None:
         if membership.role == role.value:
             return
+        if role_change_refusal(self.authority, Role(membership.role), role) is not None:
+            raise OwnerProtected(
+                row.user_id,
+                f"{membership.role} to {role}",
+                _beyond(
+                    self.authority or Role.OWNER,
+                    f"change a {membership.role}'s role to {role}",
+                ),
+            )
         try:
             await self.members.change_role(
                 organization_id=self._org,
@@ -519,14 +685,18 @@ class DirectoryService:
         ids = list(user_ids)
         after = await self.mapped_roles(ids)
         default = Role(self.organization.default_role)
-        rows = await self.session.scalars(
-            select(DirectoryUser).where(
-                DirectoryUser.organization_id == self._org,
-                DirectoryUser.id.in_(ids),
-                DirectoryUser.active.is_(True),
+        found: list[DirectoryUser] = []
+        for batch in _batches(ids):
+            found.extend(
+                await self.session.scalars(
+                    select(DirectoryUser).where(
+                        DirectoryUser.organization_id == self._org,
+                        DirectoryUser.id.in_(batch),
+                        DirectoryUser.active.is_(True),
+                    )
+                )
             )
-        )
-        for row in list(rows):
+        for row in found:
             if row.id in after:
                 target = after[row.id]
             elif row.id in before:
@@ -645,6 +815,7 @@ class DirectoryService:
                 )
 
     async def create_group(self, model: Group) -> DirectoryGroup:
+        _check_members(len(model.members or []))
         await self._lock()
         name = (model.display_name or "").strip()
         if not name:
@@ -665,11 +836,14 @@ class DirectoryService:
         return row
 
     async def replace_group(self, group_id: str, model: Group) -> DirectoryGroup:
+        _check_members(len(model.members or []))
         await self._lock()
         row = await self.group(group_id)
         return await self._save_group(row, model)
 
     async def patch_group(self, group_id: str, patch: PatchOp[Group]) -> DirectoryGroup:
+        _check_operations(patch)
+        _check_members(sum(_members_sent(o.value) for o in patch.operations or []))
         await self._lock()
         row = await self.group(group_id)
         if await self._patch_members_only(row, patch):
@@ -742,11 +916,11 @@ class DirectoryService:
             return
         affected = set(added) | removed
         before = await self.mapped_roles(affected)
-        if removed:
+        for batch in _batches(removed):
             await self.session.execute(
                 delete(DirectoryGroupMember).where(
                     DirectoryGroupMember.group_id == row.id,
-                    DirectoryGroupMember.directory_user_id.in_(removed),
+                    DirectoryGroupMember.directory_user_id.in_(batch),
                 )
             )
         for user_id, display in added.items():
@@ -837,6 +1011,7 @@ class DirectoryService:
             check_may_grant(actor_role, role)
         if row.role == Role.OWNER.value and actor_role not in (None, Role.OWNER):
             raise Forbidden("Only an owner can change the mapping of a group that gives owner.")
+        self.authority = actor_role
         if row.role == (role.value if role else None):
             return row
         affected = set(
@@ -862,16 +1037,47 @@ class DirectoryService:
             await self._apply_roles(before, affected)
         except LastOwnerRefused:
             raise LastOwnerError from None
+        except OwnerProtected:
+            raise Forbidden(
+                f"Only an owner can make this mapping: it would change the role of an owner "
+                f"who is a member of the group “{row.display_name}”.",
+                field="role",
+            ) from None
         return row
 
-    async def record_refusal(self, refusal: LastOwnerRefused) -> None:
+    async def record_refusal(self, refusal: DirectoryRefused) -> None:
         """The audit event of a refused change, written after its transaction rolled back."""
         await self._audit(
             AuditAction.DIRECTORY_CHANGE_REFUSED,
             "user",
             refusal.user_id,
-            reason="last_owner",
+            reason=refusal.reason,
             change=refusal.change,
+        )
+
+
+def _check_operations(patch: PatchOp[Any]) -> None:
+    if len(patch.operations or []) > MAX_OPERATIONS:
+        raise TooManyException(
+            detail=f"At most {MAX_OPERATIONS} PATCH operations per request: send them in batches."
+        )
+
+
+def _members_sent(value: Any) -> int:
+    """How many members a PATCH operation's value carries (a list of them, or a path-less
+    value holding `members`)."""
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, dict):
+        members = next((v for k, v in value.items() if str(k).casefold() == "members"), None)
+        return len(members) if isinstance(members, list) else 0
+    return 0
+
+
+def _check_members(count: int) -> None:
+    if count > MAX_MEMBERS:
+        raise TooManyException(
+            detail=f"At most {MAX_MEMBERS} group members per request: send them in batches."
         )
 
 
@@ -984,7 +1190,7 @@ async def claim_directory_identity(
         .where(
             DirectoryUser.organization_id == organization.id,
             DirectoryUser.email == email,
-            AppUser.sub.startswith(PLACEHOLDER_SUB),
+            AppUser.sub.startswith(f"{PLACEHOLDER_SUB}{organization.id}|"),
         )
         .execution_options(populate_existing=True)
     )

@@ -7,7 +7,10 @@ so a stolen table of hashes yields nothing, and a fast hash lets every SCIM requ
 token with one indexed lookup instead of a deliberate 50 ms of work per request.
 
 Owners and admins (org:manage) create, name, rotate and revoke tokens and map the directory's
-groups to roles; each write re-reads that authority inside its own transaction.
+groups to roles; each write re-reads that authority inside its own transaction. A token records
+the role of the member who created (or last rotated) it, and its directory writes act with at
+most that role, and at most the role that member still holds (saas/scim/services.py): an
+admin's token cannot remove, deactivate or demote an owner, nor make anyone an owner.
 """
 
 from __future__ import annotations
@@ -97,8 +100,8 @@ class DirectorySettingsService:
     def _organization_id(self) -> UUID:
         return self.caller.organization_id
 
-    async def _authorize(self) -> None:
-        await acting_role(
+    async def _authorize(self) -> Role | None:
+        return await acting_role(
             self.session, self._organization_id, self.caller.authority, Permission.ORG_MANAGE
         )
 
@@ -151,7 +154,7 @@ class DirectorySettingsService:
 
     async def create_token(self, name: str) -> IssuedToken:
         cleaned = clean_token_name(name)
-        await self._authorize()
+        role = await self._authorize()
         active = await self.session.scalar(
             select(func.count()).where(
                 ScimToken.organization_id == self._organization_id, ScimToken.revoked_at.is_(None)
@@ -169,6 +172,7 @@ class DirectorySettingsService:
             token_hash=hash_token(secret),
             hint=secret[-4:],
             created_by_id=self.caller.actor.user_id,
+            created_by_role=role.value if role is not None else None,
         )
         self.session.add(token)
         await self.session.flush()
@@ -188,9 +192,12 @@ class DirectorySettingsService:
         return token
 
     async def rotate_token(self, token_id: UUID) -> IssuedToken:
-        """A new secret for the same token (name, history): the old one stops working now."""
-        await self._authorize()
+        """A new secret for the same token (name, history): the old one stops working now.
+        The token acts from now on with the authority of the member who rotated it."""
+        role = await self._authorize()
         token = await self._token(token_id)
+        token.created_by_id = self.caller.actor.user_id
+        token.created_by_role = role.value if role is not None else None
         secret = new_token()
         token.token_hash = hash_token(secret)
         token.hint = secret[-4:]

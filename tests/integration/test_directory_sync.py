@@ -4,14 +4,18 @@ Okta and Microsoft Entra ID send, what they do to memberships, roles and session
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import re
 import threading
+import uuid
 
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saas.db.locks import lock_organization
 from saas.db.models import (
     AuditEvent,
     DirectorySyncError,
@@ -19,6 +23,7 @@ from saas.db.models import (
     Membership,
     Organization,
     OutboxJob,
+    ScimToken,
     User,
 )
 from tests.support.scim import (
@@ -753,3 +758,307 @@ def test_a_replacement_without_active_keeps_a_deactivated_person_out(stack: Stac
         # Unassigned, as the PUT left it; the person stays deactivated all the same.
         assert "active" not in replaced.json()
         assert membership(stack, "ria@acme.example") is None
+
+
+# ---- review findings: placeholders, unverified emails, token authority, bounds ------------
+
+
+def _directory_people(stack: Stack, email: str) -> list[tuple[str, str, str]]:
+    """(organization slug, user sub, user name) of every directory entry with this email."""
+
+    async def read(session: AsyncSession, _: Organization) -> list[tuple[str, str, str]]:
+        rows = await session.execute(
+            select(Organization.slug, User.sub, User.name)
+            .join(DirectoryUser, DirectoryUser.organization_id == Organization.id)
+            .join(User, User.id == DirectoryUser.user_id)
+            .where(DirectoryUser.email == email)
+            .order_by(Organization.slug)
+        )
+        return [tuple(r) for r in rows.tuples()]  # type: ignore[misc]
+
+    return in_org(stack.settings, "acme", read)
+
+
+def test_another_organizations_placeholder_is_never_linked_renamed_or_deleted(
+    stack: Stack,
+) -> None:
+    """globex's directory provisions an acme.example address first (a placeholder of its own);
+    acme's directory then provisions the real person. acme's entry gets its own user, and
+    nothing globex's directory does afterwards reaches it."""
+    globex, acme = make_token(stack, "globex", "Evil"), make_token(stack, "acme")
+    with scim_client(stack, globex) as evil:
+        created = evil.post("/Users", json=user_body("newhire@acme.example"))
+        assert created.status_code == 201, created.text
+        evil_id = created.json()["id"]
+    with scim_client(stack, acme) as okta:
+        assert okta.post("/Users", json=user_body("newhire@acme.example")).status_code == 201
+    people = _directory_people(stack, "newhire@acme.example")
+    assert [p[0] for p in people] == ["acme", "globex"]
+    assert people[0][1] != people[1][1]
+    assert people[0][1].startswith("scim|")
+    acme_membership = membership(stack, "newhire@acme.example")
+    assert acme_membership is not None
+    with scim_client(stack, globex) as evil:
+        renamed = evil.patch(
+            f"/Users/{evil_id}",
+            json=patch_body({"op": "replace", "value": {"displayName": "Renamed By Globex"}}),
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert evil.delete(f"/Users/{evil_id}").status_code == 204
+    people = _directory_people(stack, "newhire@acme.example")
+    assert [(p[0], p[2]) for p in people] == [("acme", "Newhire Directory")]
+    after = membership(stack, "newhire@acme.example")
+    assert after is not None
+    assert after.id == acme_membership.id
+
+
+def test_a_user_outside_the_organization_is_not_linked_by_email(stack: Stack) -> None:
+    """Someone signed in once asserting victim@acme.example (their own IdP): provisioning that
+    address gives them nothing; the directory's entry has a placeholder, which the person's
+    own verified sign-in claims."""
+
+    async def attacker(session: AsyncSession, _: Organization) -> None:
+        session.add(
+            User(
+                sub="oidc|evil-idp|victim",
+                email="victim@acme.example",
+                name="Not The Victim",
+                last_login_at=datetime.datetime.now(datetime.UTC),
+            )
+        )
+
+    in_org(stack.settings, "acme", attacker)
+    token = make_token(stack)
+    with scim_client(stack, token) as okta:
+        created = okta.post("/Users", json=user_body("victim@acme.example"))
+        assert created.status_code == 201, created.text
+
+    async def member_subs(session: AsyncSession, org: Organization) -> list[str]:
+        rows = await session.scalars(
+            select(User.sub)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.organization_id == org.id, User.email == "victim@acme.example")
+        )
+        return list(rows)
+
+    (sub,) = in_org(stack.settings, "acme", member_subs)
+    assert sub.startswith("scim|")
+    # The real person, signing in through acme's connection with the address verified.
+    browser = stack.browser()
+    assert browser.login("victim@acme.example").status_code == 200
+    assert in_org(stack.settings, "acme", member_subs) == ["samlp|acme-saml|victim@acme.example"]
+
+
+def _make_owner(stack: Stack, email: str) -> None:
+    async def work(session: AsyncSession, org: Organization) -> None:
+        user = (await session.execute(select(User).where(User.email == email))).scalar_one()
+        found = (
+            await session.execute(
+                select(Membership).where(
+                    Membership.organization_id == org.id, Membership.user_id == user.id
+                )
+            )
+        ).scalar_one()
+        found.role = "owner"
+
+    in_org(stack.settings, "acme", work)
+
+
+def _set_role(stack: Stack, email: str, role: str) -> None:
+    async def work(session: AsyncSession, org: Organization) -> None:
+        user = (await session.execute(select(User).where(User.email == email))).scalar_one()
+        found = (
+            await session.execute(
+                select(Membership).where(
+                    Membership.organization_id == org.id, Membership.user_id == user.id
+                )
+            )
+        ).scalar_one()
+        found.role = role
+
+    in_org(stack.settings, "acme", work)
+
+
+def _token_of(stack: Stack, browser: Browser, name: str = "Admin's") -> str:
+    page = browser.client.post(
+        stack.app_url + f"{PAGE}/tokens", data={"name": name, "_csrf_token": csrf(browser)}
+    )
+    assert page.status_code == 200, page.text
+    found = re.search(r'data-testid="token-secret">([^<]+)<', page.text)
+    assert found
+    return found[1]
+
+
+def test_an_admin_cannot_demote_an_owner_by_mapping_a_group(stack: Stack) -> None:
+    _make_owner(stack, "bob@acme.example")  # a second owner: the last-owner rule is not it
+    token = make_token(stack)
+    with scim_client(stack, token) as okta:
+        bob = okta.post("/Users", json=user_body("bob@acme.example")).json()["id"]
+        vera = okta.post("/Users", json=user_body("vera@acme.example")).json()["id"]
+        everyone = okta.post(
+            "/Groups",
+            json={
+                "schemas": [GROUP_SCHEMA],
+                "displayName": "Everyone",
+                "members": [{"value": bob}, {"value": vera}],
+            },
+        ).json()["id"]
+    adam = signed_in(stack, "adam@acme.example")
+    refused = _map(stack, adam, everyone, "viewer")
+    assert refused.status_code == 403
+    assert "would change the role of an owner" in refused.text
+    assert role_of(stack, "bob@acme.example") == "owner"
+    assert events(stack, "directory.group_mapped") == []
+    # An owner may.
+    alice = signed_in(stack, "alice@acme.example")
+    assert _map(stack, alice, everyone, "viewer").status_code == 303
+    assert role_of(stack, "bob@acme.example") == "viewer"
+
+
+def test_an_admins_token_cannot_remove_demote_or_make_owners(stack: Stack) -> None:
+    _make_owner(stack, "bob@acme.example")
+    owners_token = make_token(stack, name="Setup")
+    with scim_client(stack, owners_token) as setup:
+        bob = setup.post("/Users", json=user_body("bob@acme.example")).json()["id"]
+        adam = setup.post("/Users", json=user_body("adam@acme.example")).json()["id"]
+        owners = setup.post(
+            "/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "Owners"}
+        ).json()["id"]
+    alice = signed_in(stack, "alice@acme.example")
+    assert _map(stack, alice, owners, "owner").status_code == 303
+    admin_token = _token_of(stack, signed_in(stack, "adam@acme.example"))
+    with scim_client(stack, admin_token) as okta:
+        off = okta.patch(
+            f"/Users/{bob}", json=patch_body({"op": "replace", "value": {"active": False}})
+        )
+        assert_scim_error(off, 403, None)
+        assert "admin" in off.json()["detail"]
+        assert_scim_error(okta.delete(f"/Users/{bob}"), 403, None)
+        joined = okta.patch(
+            f"/Groups/{owners}",
+            json=patch_body({"op": "add", "path": "members", "value": [{"value": adam}]}),
+        )
+        assert_scim_error(joined, 403, None)
+        # What an admin may do, it does.
+        assert okta.put(f"/Users/{adam}", json=user_body("adam@acme.example")).status_code == 200
+    assert role_of(stack, "bob@acme.example") == "owner"
+    assert role_of(stack, "adam@acme.example") == "admin"
+    refusals = events(stack, "directory.change_refused")
+    assert [e.details["reason"] for e in refusals] == ["not_allowed"] * 3
+    # The creator lost the role that let them manage the organization: the token changes
+    # nothing until someone who does rotates it (reads still work).
+    _set_role(stack, "adam@acme.example", "member")
+    with scim_client(stack, admin_token) as okta:
+        assert okta.get(f"/Users/{adam}").status_code == 200
+        stale = okta.put(f"/Users/{adam}", json=user_body("adam@acme.example"))
+        assert_scim_error(stale, 403, None)
+        assert "no longer manages" in stale.json()["detail"]
+    # An owner rotates it: from now on it acts as that owner.
+    page = alice.get(PAGE).text
+    token_ids = re.findall(r"/settings/directory/tokens/([0-9a-f-]+)/rotate", page)
+    secrets = []
+    for token_id in token_ids:
+        rotated = alice.client.post(
+            stack.app_url + f"{PAGE}/tokens/{token_id}/rotate", data={"_csrf_token": csrf(alice)}
+        )
+        found = re.search(r'data-testid="token-secret">([^<]+)<', rotated.text)
+        assert found
+        secrets.append(found[1])
+    assert len(secrets) == 2
+    for secret in secrets:
+        with scim_client(stack, secret) as okta:
+            off = okta.patch(
+                f"/Users/{bob}", json=patch_body({"op": "replace", "value": {"active": False}})
+            )
+            assert off.status_code == 200, off.text
+    assert membership(stack, "bob@acme.example") is None
+
+
+def test_requests_are_bounded(stack: Stack) -> None:
+    token = make_token(stack)
+    with scim_client(stack, token) as okta:
+        group = okta.post("/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "G"})
+        group_id = group.json()["id"]
+        ops = [{"op": "remove", "path": f'members[value eq "{uuid.uuid4()}"]'} for _ in range(1001)]
+        many = okta.patch(f"/Groups/{group_id}", json=patch_body(*ops))
+        assert_scim_error(many, 400, "tooMany")
+        members = [{"value": str(uuid.uuid4())} for _ in range(1001)]
+        big = okta.post(
+            "/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "Big", "members": members}
+        )
+        assert_scim_error(big, 400, "tooMany")
+        adding = okta.patch(
+            f"/Groups/{group_id}",
+            json=patch_body({"op": "add", "path": "members", "value": members}),
+        )
+        assert_scim_error(adding, 400, "tooMany")
+        huge = [{"value": str(uuid.uuid4()), "display": "x" * 200} for _ in range(5000)]
+        too_large = okta.put(
+            f"/Groups/{group_id}",
+            json={"schemas": [GROUP_SCHEMA], "displayName": "G", "members": huge},
+        )
+        assert_scim_error(too_large, 413, None)
+
+
+def test_paging_bounds_are_clamped(stack: Stack) -> None:
+    token = make_token(stack)
+    with scim_client(stack, token) as okta:
+        far = okta.get("/Users", params={"startIndex": str(10**25)})
+        assert far.status_code == 200, far.text
+        assert far.json().get("Resources", []) == []
+        assert okta.get("/Users", params={"count": "-5"}).status_code == 200
+        assert okta.get("/Groups", params={"startIndex": str(-(10**25))}).status_code == 200
+
+
+def test_a_tokens_last_use_is_kept_when_the_request_is_refused(stack: Stack) -> None:
+    """Written in a transaction of its own, not the request's (which holds no lock on the
+    token's row, and whose rollback does not undo it)."""
+    token = make_token(stack)
+    with scim_client(stack, token) as okta:
+        assert_scim_error(okta.get("/Users/not-a-user"), 404, None)
+
+    async def used(session: AsyncSession, org: Organization) -> list[object]:
+        rows = await session.scalars(
+            select(ScimToken.last_used_at).where(ScimToken.organization_id == org.id)
+        )
+        return list(rows)
+
+    assert all(value is not None for value in in_org(stack.settings, "acme", used))
+
+
+def test_a_tokens_authority_is_read_inside_the_writes_transaction(stack: Stack) -> None:
+    """The creator's demotion, in flight (holding the organization's lock) when a SCIM write
+    arrives: the write waits for it and acts on its outcome, refused."""
+    token = make_token(stack, name="Setup")
+    with scim_client(stack, token) as setup:
+        vera = setup.post("/Users", json=user_body("vera@acme.example")).json()["id"]
+    admin_token = _token_of(stack, signed_in(stack, "adam@acme.example"))
+
+    async def demote_while_writing(session: AsyncSession, org: Organization) -> httpx.Response:
+        await lock_organization(session, org.id)
+        adam = (
+            await session.execute(select(User).where(User.email == "adam@acme.example"))
+        ).scalar_one()
+        found = (
+            await session.execute(
+                select(Membership).where(
+                    Membership.organization_id == org.id, Membership.user_id == adam.id
+                )
+            )
+        ).scalar_one()
+        found.role = "member"
+        await session.flush()
+
+        def write() -> httpx.Response:
+            with scim_client(stack, admin_token) as okta:
+                return okta.put(f"/Users/{vera}", json=user_body("vera@acme.example"))
+
+        pending = asyncio.ensure_future(asyncio.to_thread(write))
+        await asyncio.sleep(1.5)
+        assert not pending.done()  # waiting for the demotion's transaction
+        await session.commit()
+        return await pending
+
+    answer = in_org(stack.settings, "acme", demote_while_writing)
+    assert_scim_error(answer, 403, None)
+    assert "no longer manages" in answer.json()["detail"]

@@ -31,6 +31,10 @@ class ScimToken(UUIDv7AuditBase):
     # The token's last characters, so an admin can tell which one an IdP holds.
     hint: Mapped[str] = mapped_column(String(8))
     created_by_id: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The role of the member who created (or last rotated) the token, when they did: the
+    # token's directory writes act with at most this authority (and at most the role that
+    # member holds at the time of the write). None: made by the platform itself (seed, CLI).
+    created_by_role: Mapped[str | None] = mapped_column(String(16))
     last_used_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     rotated_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     revoked_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
