@@ -99,6 +99,9 @@ def dev_command() -> None:
     if settings.is_production:
         click.echo("error: `saas dev` is for development; use a process manager in production")
         sys.exit(2)
+    # Ctrl-C stops both servers even when this was started with SIGINT ignored (a parent that
+    # ignores it passes that on through exec: a test runner's worker, some shells' jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     host, port = _host_port(settings.app_base_url)
     app_command = [
         sys.executable,

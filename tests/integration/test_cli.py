@@ -110,7 +110,11 @@ def test_dev_says_where_to_go_and_stays_quiet(
             time.sleep(3)
         finally:
             dev.send_signal(signal.SIGINT)
-            dev.wait(timeout=60)  # both servers finish their requests and the worker its job
+            try:
+                dev.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                dev.kill()
+                pytest.fail("Ctrl-C did not stop `saas dev`:\n" + log.read_text())
     output = log.read_text()
     assert "\x1b[" not in output, output
     assert "outbox_job_retry" not in output, output
