@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, ClassVar, NamedTuple
 from uuid import UUID
 
 import structlog
-from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state
 from litestar import Controller, MediaType, Request, Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
@@ -52,27 +52,26 @@ from scim2_models import (
     UnauthorizedException,
     User,
 )
-from sqlalchemy import delete as sql_delete
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.audit.actions import AuditAction
-from saas.audit.services import Actor, AuditService
+from saas.audit.services import Actor
 from saas.config import Settings
 from saas.db.models import (
-    DirectorySyncError,
     DirectoryUser,
     Organization,
     OrganizationStatus,
     ScimToken,
 )
 from saas.login.sessions import RATE_LIMIT_STORE
+from saas.scim.refusals import BINDING_STATE, REFUSAL_STATE, Binding, record_refusals
 from saas.scim.services import (
     DEFAULT_PAGE,
     MAX_PAGE,
     POLICY,
     DirectoryRefused,
     DirectoryService,
+    Page,
     ScimUser,
 )
 from saas.scim.tokens import DirectorySettingsService, IssuedToken, hash_token, parse_mapped_role
@@ -82,7 +81,7 @@ from saas.tenancy.guards import requires
 from saas.tenancy.permissions import Permission, Role
 from saas.tenancy.policy import ROLES_BY_RANK
 from saas.tenancy.routers import PRIVATE, PRIVATE_OPT, form_post
-from saas.web.errors import SCIM_ERROR_STATE, SCIM_MEDIA_TYPE, SCIM_OPT, scim_error_response
+from saas.web.errors import SCIM_MEDIA_TYPE, SCIM_OPT, scim_error_response
 from saas.web.input import SingleLine
 from saas.web.pages import page_context
 from saas.web.refusals import FormErrors, redirect_with_flash
@@ -90,16 +89,12 @@ from saas.web.refusals import FormErrors, redirect_with_flash
 logger = structlog.get_logger("saas.scim")
 
 BASE_PATH = "/scim/v2"
-BINDING_STATE = "saas.scim.binding"
-REFUSAL_STATE = "saas.scim.refusal"
 RATE_WINDOW_SECONDS = 60
 # A token's last use is written at most this often: a 10,000-person push is not 10,000 writes
 # of one row that every request would otherwise queue behind.
 LAST_USED_PRECISION = datetime.timedelta(seconds=5)
 # A SCIM request's body: what 1,000 group members or PATCH operations take, with room to spare.
 MAX_BODY_BYTES = 1_000_000
-# Refusals kept for the settings page.
-ERROR_RETENTION = datetime.timedelta(days=30)
 
 
 def _service_provider_config(settings: Settings) -> ServiceProviderConfig:
@@ -138,12 +133,6 @@ def scim(
 
 
 # ---- authentication, rate limit ------------------------------------------------------------
-
-
-class _Binding(Struct):
-    organization_id: UUID
-    token_id: UUID
-    token_name: str
 
 
 async def provide_directory(
@@ -195,7 +184,7 @@ async def provide_directory(
     ).scalar_one_or_none()
     if organization is None:  # revoked in between
         raise UnauthorizedException(detail="This SCIM token is not valid, or was revoked.")
-    request.state[BINDING_STATE] = _Binding(organization.id, token_id, token_name)
+    request.state[BINDING_STATE] = Binding(organization.id, token_id, token_name)
     counter = request.app.stores.get(RATE_LIMIT_STORE)
     if isinstance(counter, WindowCounter):
         counted = await counter.hit(f"scim:{token_id}", RATE_WINDOW_SECONDS)
@@ -245,72 +234,6 @@ def handle_too_large(request: Request[Any, Any, Any], exc: RequestEntityTooLarge
         f"The request body is over {MAX_BODY_BYTES:,} bytes: send the change in smaller batches.",
         scim_type=None,
     )
-
-
-def record_refusals(app: Any) -> Any:
-    """Router middleware: a refusal of a request with a valid token is kept for the settings
-    page, and a refused directory change is audited, in a transaction of their own once the
-    request's own has rolled back (its writes are not kept: saas/web/commit.py)."""
-
-    async def middleware(scope: Any, receive: Any, send: Any) -> None:
-        async def send_recording(message: Any) -> None:
-            # Not 429s: a client over its limit would otherwise write a row per refusal.
-            if (
-                message["type"] == "http.response.start"
-                and message["status"] >= 400
-                and (message["status"] != 429)
-            ):
-                state = scope.get("state", {})
-                binding = state.get(BINDING_STATE)
-                if isinstance(binding, _Binding):
-                    try:
-                        await _record(scope, binding, message["status"], state)
-                    except Exception:  # the answer still goes out; the log says why
-                        logger.exception("scim_refusal_not_recorded")
-            await send(message)
-
-        await app(scope, receive, send_recording)
-
-    return middleware
-
-
-async def _record(scope: Any, binding: _Binding, status: int, state: dict[str, Any]) -> None:
-    litestar_app = scope["litestar_app"]
-    db_config = litestar_app.state["db_config"]
-    request_session: AsyncSession | None = get_aa_scope_state(scope, db_config.session_scope_key)
-    if request_session is not None:
-        await request_session.rollback()  # let go of SQLite's write lock, if it was taken
-    scim_type, detail = state.get(SCIM_ERROR_STATE, (None, ""))
-    async with db_config.get_session() as session:
-        now = datetime.datetime.now(datetime.UTC)
-        session.add(
-            DirectorySyncError(
-                organization_id=binding.organization_id,
-                token_id=binding.token_id,
-                method=str(scope.get("method", ""))[:8],
-                path=str(scope.get("path", ""))[:255],
-                status=status,
-                scim_type=(scim_type or None) and str(scim_type)[:32],
-                detail=str(detail)[:500],
-            )
-        )
-        await session.execute(
-            sql_delete(DirectorySyncError).where(
-                DirectorySyncError.organization_id == binding.organization_id,
-                DirectorySyncError.created_at < now - ERROR_RETENTION,
-            )
-        )
-        refusal = state.get(REFUSAL_STATE)
-        if isinstance(refusal, DirectoryRefused):
-            await AuditService(session=session).record(
-                AuditAction.DIRECTORY_CHANGE_REFUSED,
-                actor=Actor(user_id=None, label=f"directory sync ({binding.token_name})"),
-                organization_id=binding.organization_id,
-                target_type="user",
-                target_id=refusal.user_id,
-                details={"reason": refusal.reason, "change": refusal.change},
-            )
-        await session.commit()
 
 
 # ---- parsing and rendering ------------------------------------------------------------------
@@ -475,268 +398,257 @@ class DiscoveryController(Controller):
         )
         return scim(document.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
 
-    @get("/ResourceTypes", name="scim.resource_types")
-    async def resource_types(
+
+class _DiscoveryCollection(Controller):
+    """/ResourceTypes or /Schemas (RFC 7644 §4): fixed documents, listed or found by id."""
+
+    items: ClassVar[Sequence[Any]]
+    resource_type: ClassVar[str]
+    label: ClassVar[str]
+
+    @get("/")
+    async def list_described(
         self, directory: NamedDependency[DirectoryService], settings: NamedDependency[Settings]
     ) -> Response[Any]:
-        documents = [self._resource_type(r, settings) for r in PROVIDER.resource_types]
+        documents = [self._description(item, settings) for item in self.items]
         return scim(_list(len(documents), 1, documents))
 
-    @get("/ResourceTypes/{name:str}", name="scim.resource_type")
-    async def resource_type(
+    @get("/{item_id:str}")
+    async def one_described(
         self,
         directory: NamedDependency[DirectoryService],
         settings: NamedDependency[Settings],
-        name: FromPath[str],
+        item_id: FromPath[str],
     ) -> Response[Any]:
-        for found in PROVIDER.resource_types:
-            if str(found.id) == name:
-                return scim(self._resource_type(found, settings))
-        raise NotFoundException(detail=f"No resource type {name!r}.")
+        for found in self.items:
+            if str(found.id) == item_id:
+                return scim(self._description(found, settings))
+        raise NotFoundException(detail=f"No {self.label} {item_id!r}.")
 
-    @staticmethod
-    def _resource_type(resource_type: ResourceType, settings: Settings) -> dict[str, Any]:
-        copy = resource_type.model_copy(deep=True)
+    def _description(self, item: Any, settings: Settings) -> dict[str, Any]:
+        copy = item.model_copy(deep=True)
         copy.meta = Meta(
-            resource_type="ResourceType",
-            location=f"{settings.app_base_url}{BASE_PATH}/ResourceTypes/{resource_type.id}",
-        )
-        return copy.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-
-    @get("/Schemas", name="scim.schemas")
-    async def schemas(
-        self, directory: NamedDependency[DirectoryService], settings: NamedDependency[Settings]
-    ) -> Response[Any]:
-        documents = [self._schema(s, settings) for s in PROVIDER.schemas]
-        return scim(_list(len(documents), 1, documents))
-
-    @get("/Schemas/{schema_id:str}", name="scim.schema")
-    async def schema(
-        self,
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-        schema_id: FromPath[str],
-    ) -> Response[Any]:
-        for found in PROVIDER.schemas:
-            if str(found.id) == schema_id:
-                return scim(self._schema(found, settings))
-        raise NotFoundException(detail=f"No schema {schema_id!r}.")
-
-    @staticmethod
-    def _schema(schema: Any, settings: Settings) -> dict[str, Any]:
-        copy = schema.model_copy(deep=True)
-        copy.meta = Meta(
-            resource_type="Schema",
-            location=f"{settings.app_base_url}{BASE_PATH}/Schemas/{schema.id}",
+            resource_type=self.resource_type,
+            location=f"{settings.app_base_url}{BASE_PATH}{self.path}/{item.id}",
         )
         return copy.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
 
-class UsersController(Controller):
+class ResourceTypesController(_DiscoveryCollection):
+    path = "/ResourceTypes"
+    items = PROVIDER.resource_types
+    resource_type = "ResourceType"
+    label = "resource type"
+
+
+class SchemasController(_DiscoveryCollection):
+    path = "/Schemas"
+    items = PROVIDER.schemas
+    resource_type = "Schema"
+    label = "schema"
+
+
+class ScimResource(Struct, frozen=True):
+    """What tells one SCIM resource type from another: its path, its model, how its rows become
+    documents, and the directory's operations on it. Everything else the endpoints share."""
+
+    kind: str
+    model: Any
+    patch_model: Any
+    document: Callable[..., Awaitable[list[dict[str, Any]]]]
+    search: Callable[..., Awaitable[Page]]
+    find: Callable[..., Awaitable[Any]]
+    create: Callable[..., Awaitable[Any]]
+    replace: Callable[..., Awaitable[Any]]
+    patch: Callable[..., Awaitable[Any]]
+    delete: Callable[..., Awaitable[Any]]
+
+
+USERS = ScimResource(
+    kind="Users",
+    model=ScimUser,
+    patch_model=PatchOp[ScimUser],
+    document=_user_document,
+    search=DirectoryService.list_users,
+    find=DirectoryService.user,
+    create=DirectoryService.create_user,
+    replace=DirectoryService.replace_user,
+    patch=DirectoryService.patch_user,
+    delete=DirectoryService.delete_user,
+)
+GROUPS = ScimResource(
+    kind="Groups",
+    model=Group,
+    patch_model=PatchOp[Group],
+    document=_group_document,
+    search=DirectoryService.list_groups,
+    find=DirectoryService.group,
+    create=DirectoryService.create_group,
+    replace=DirectoryService.replace_group,
+    patch=DirectoryService.patch_group,
+    delete=DirectoryService.delete_group,
+)
+
+
+class _Change(NamedTuple):
+    """A PUT or a PATCH: what its body is, what it does, and the SCIM contexts of both ends."""
+
+    body: Any
+    apply: Callable[..., Awaitable[Any]]
+    request_context: Context
+    response_context: Context
+
+
+class Exchange(NamedTuple):
+    """One SCIM request and what every resource endpoint answers it with."""
+
+    request: Request[Any, Any, Any]
+    directory: DirectoryService
+    settings: Settings
+
+
+async def provide_exchange(
+    request: Request[Any, Any, Any],
+    directory: NamedDependency[DirectoryService],
+    settings: NamedDependency[Settings],
+) -> Exchange:
+    return Exchange(request, directory, settings)
+
+
+class ScimResourceController(Controller):
+    """The endpoints of one resource type (RFC 7644 §3): a subclass names its `resource`.
+
+    Every answer that carries a resource honours `attributes`/`excludedAttributes` (§3.9),
+    checked before anything is written."""
+
+    resource: ClassVar[ScimResource]
+
+    @get("/")
+    async def list_resources(self, exchange: NamedDependency[Exchange]) -> Response[Any]:
+        query = exchange.request.query_params
+        page = await self.resource.search(
+            exchange.directory,
+            query.get("filter"),
+            _int_param(exchange.request, "startIndex"),
+            _int_param(exchange.request, "count"),
+        )
+        return await self._page(exchange, page, self._parameters(exchange))
+
+    @post("/.search", status_code=200)
+    async def search_resources(self, exchange: NamedDependency[Exchange]) -> Response[Any]:
+        search = await _search(exchange.request, self.resource.model)
+        page = await self.resource.search(
+            exchange.directory,
+            str(search.filter) if search.filter else None,
+            search.start_index,
+            search.count,
+        )
+        return await self._page(exchange, page, _selection(search))
+
+    @post("/", status_code=201)
+    async def create_resource(self, exchange: NamedDependency[Exchange]) -> Response[Any]:
+        model = await _parse(
+            exchange.request, self.resource.model, Context.RESOURCE_CREATION_REQUEST
+        )
+        parameters = self._parameters(exchange)
+        row = await self.resource.create(exchange.directory, model)
+        document = await self._one(exchange, row, parameters, Context.RESOURCE_CREATION_RESPONSE)
+        location = _location(exchange.settings, self.resource.kind, row.id)
+        return scim(document, 201, {"Location": location})
+
+    @get("/{resource_id:str}")
+    async def get_resource(
+        self, exchange: NamedDependency[Exchange], resource_id: FromPath[str]
+    ) -> Response[Any]:
+        row = await self.resource.find(exchange.directory, resource_id)
+        parameters = self._parameters(exchange)
+        return scim(await self._one(exchange, row, parameters, Context.RESOURCE_QUERY_RESPONSE))
+
+    @put("/{resource_id:str}")
+    async def replace_resource(
+        self, exchange: NamedDependency[Exchange], resource_id: FromPath[str]
+    ) -> Response[Any]:
+        change = _Change(
+            self.resource.model,
+            self.resource.replace,
+            Context.RESOURCE_REPLACEMENT_REQUEST,
+            Context.RESOURCE_REPLACEMENT_RESPONSE,
+        )
+        return await self._change(exchange, resource_id, change)
+
+    @patch("/{resource_id:str}")
+    async def patch_resource(
+        self, exchange: NamedDependency[Exchange], resource_id: FromPath[str]
+    ) -> Response[Any]:
+        change = _Change(
+            self.resource.patch_model,
+            self.resource.patch,
+            Context.RESOURCE_PATCH_REQUEST,
+            Context.RESOURCE_PATCH_RESPONSE,
+        )
+        return await self._change(exchange, resource_id, change)
+
+    @delete("/{resource_id:str}", status_code=204)
+    async def delete_resource(
+        self, directory: NamedDependency[DirectoryService], resource_id: FromPath[str]
+    ) -> None:
+        await self.resource.delete(directory, resource_id)
+
+    async def _change(self, exchange: Exchange, resource_id: str, change: _Change) -> Response[Any]:
+        await self.resource.find(exchange.directory, resource_id)  # 404 before the body is judged
+        body = await _parse(exchange.request, change.body, change.request_context)
+        parameters = self._parameters(exchange)
+        row = await change.apply(exchange.directory, resource_id, body)
+        return scim(await self._one(exchange, row, parameters, change.response_context))
+
+    def _parameters(self, exchange: Exchange) -> ResponseParameters[Any]:
+        return _response_parameters(exchange.request, self.resource.model)
+
+    async def _page(
+        self, exchange: Exchange, page: Page, parameters: ResponseParameters[Any] | None
+    ) -> Response[Any]:
+        documents = await self.resource.document(
+            exchange.directory, exchange.settings, page.rows, parameters
+        )
+        return scim(_list(page.total, page.start_index, documents))
+
+    async def _one(
+        self,
+        exchange: Exchange,
+        row: Any,
+        parameters: ResponseParameters[Any] | None,
+        context: Context,
+    ) -> dict[str, Any]:
+        (document,) = await self.resource.document(
+            exchange.directory, exchange.settings, [row], parameters, context
+        )
+        return document
+
+
+class UsersController(ScimResourceController):
     path = "/Users"
-
-    @get("/", name="scim.users")
-    async def list_users(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-    ) -> Response[Any]:
-        page = await directory.list_users(
-            request.query_params.get("filter"),
-            _int_param(request, "startIndex"),
-            _int_param(request, "count"),
-        )
-        parameters = _response_parameters(request, ScimUser)
-        documents = await _user_document(directory, settings, page.rows, parameters)
-        return scim(_list(page.total, page.start_index, documents))
-
-    @post("/.search", name="scim.search_users", status_code=200)
-    async def search_users(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-    ) -> Response[Any]:
-        search = await _search(request, ScimUser)
-        page = await directory.list_users(
-            str(search.filter) if search.filter else None, search.start_index, search.count
-        )
-        documents = await _user_document(directory, settings, page.rows, _selection(search))
-        return scim(_list(page.total, page.start_index, documents))
-
-    @post("/", name="scim.create_user", status_code=201)
-    async def create_user(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-    ) -> Response[Any]:
-        model = await _parse(request, ScimUser, Context.RESOURCE_CREATION_REQUEST)
-        row = await directory.create_user(model)
-        (document,) = await _user_document(
-            directory, settings, [row], None, Context.RESOURCE_CREATION_RESPONSE
-        )
-        return scim(document, 201, {"Location": _location(settings, "Users", row.id)})
-
-    @get("/{resource_id:str}", name="scim.user")
-    async def get_user(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-        resource_id: FromPath[str],
-    ) -> Response[Any]:
-        row = await directory.user(resource_id)
-        parameters = _response_parameters(request, ScimUser)
-        (document,) = await _user_document(directory, settings, [row], parameters)
-        return scim(document)
-
-    @put("/{resource_id:str}", name="scim.replace_user")
-    async def replace_user(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-        resource_id: FromPath[str],
-    ) -> Response[Any]:
-        await directory.user(resource_id)  # 404 before the body is judged
-        model = await _parse(request, ScimUser, Context.RESOURCE_REPLACEMENT_REQUEST)
-        row = await directory.replace_user(resource_id, model)
-        (document,) = await _user_document(
-            directory, settings, [row], None, Context.RESOURCE_REPLACEMENT_RESPONSE
-        )
-        return scim(document)
-
-    @patch("/{resource_id:str}", name="scim.patch_user")
-    async def patch_user(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-        resource_id: FromPath[str],
-    ) -> Response[Any]:
-        await directory.user(resource_id)
-        operations = await _parse(request, PatchOp[ScimUser], Context.RESOURCE_PATCH_REQUEST)
-        row = await directory.patch_user(resource_id, operations)
-        (document,) = await _user_document(
-            directory, settings, [row], None, Context.RESOURCE_PATCH_RESPONSE
-        )
-        return scim(document)
-
-    @delete("/{resource_id:str}", name="scim.delete_user", status_code=204)
-    async def delete_user(
-        self, directory: NamedDependency[DirectoryService], resource_id: FromPath[str]
-    ) -> None:
-        await directory.delete_user(resource_id)
+    resource = USERS
 
 
-class GroupsController(Controller):
+class GroupsController(ScimResourceController):
     path = "/Groups"
-
-    @get("/", name="scim.groups")
-    async def list_groups(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-    ) -> Response[Any]:
-        page = await directory.list_groups(
-            request.query_params.get("filter"),
-            _int_param(request, "startIndex"),
-            _int_param(request, "count"),
-        )
-        parameters = _response_parameters(request, Group)
-        documents = await _group_document(directory, settings, page.rows, parameters)
-        return scim(_list(page.total, page.start_index, documents))
-
-    @post("/.search", name="scim.search_groups", status_code=200)
-    async def search_groups(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-    ) -> Response[Any]:
-        search = await _search(request, Group)
-        page = await directory.list_groups(
-            str(search.filter) if search.filter else None, search.start_index, search.count
-        )
-        documents = await _group_document(directory, settings, page.rows, _selection(search))
-        return scim(_list(page.total, page.start_index, documents))
-
-    @post("/", name="scim.create_group", status_code=201)
-    async def create_group(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-    ) -> Response[Any]:
-        model = await _parse(request, Group, Context.RESOURCE_CREATION_REQUEST)
-        row = await directory.create_group(model)
-        (document,) = await _group_document(
-            directory, settings, [row], None, Context.RESOURCE_CREATION_RESPONSE
-        )
-        return scim(document, 201, {"Location": _location(settings, "Groups", row.id)})
-
-    @get("/{resource_id:str}", name="scim.group")
-    async def get_group(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-        resource_id: FromPath[str],
-    ) -> Response[Any]:
-        row = await directory.group(resource_id)
-        parameters = _response_parameters(request, Group)
-        (document,) = await _group_document(directory, settings, [row], parameters)
-        return scim(document)
-
-    @put("/{resource_id:str}", name="scim.replace_group")
-    async def replace_group(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-        resource_id: FromPath[str],
-    ) -> Response[Any]:
-        await directory.group(resource_id)
-        model = await _parse(request, Group, Context.RESOURCE_REPLACEMENT_REQUEST)
-        parameters = _response_parameters(request, Group)
-        row = await directory.replace_group(resource_id, model)
-        (document,) = await _group_document(
-            directory, settings, [row], parameters, Context.RESOURCE_REPLACEMENT_RESPONSE
-        )
-        return scim(document)
-
-    @patch("/{resource_id:str}", name="scim.patch_group")
-    async def patch_group(
-        self,
-        request: Request[Any, Any, Any],
-        directory: NamedDependency[DirectoryService],
-        settings: NamedDependency[Settings],
-        resource_id: FromPath[str],
-    ) -> Response[Any]:
-        await directory.group(resource_id)
-        operations = await _parse(request, PatchOp[Group], Context.RESOURCE_PATCH_REQUEST)
-        parameters = _response_parameters(request, Group)
-        row = await directory.patch_group(resource_id, operations)
-        (document,) = await _group_document(
-            directory, settings, [row], parameters, Context.RESOURCE_PATCH_RESPONSE
-        )
-        return scim(document)
-
-    @delete("/{resource_id:str}", name="scim.delete_group", status_code=204)
-    async def delete_group(
-        self, directory: NamedDependency[DirectoryService], resource_id: FromPath[str]
-    ) -> None:
-        await directory.delete_group(resource_id)
+    resource = GROUPS
 
 
 def scim_router() -> Router:
     return Router(
         path=BASE_PATH,
-        route_handlers=[DiscoveryController, UsersController, GroupsController],
-        dependencies={"directory": Provide(provide_directory)},
+        route_handlers=[
+            DiscoveryController,
+            ResourceTypesController,
+            SchemasController,
+            UsersController,
+            GroupsController,
+        ],
+        dependencies={
+            "directory": Provide(provide_directory),
+            "exchange": Provide(provide_exchange),
+        },
         middleware=[record_refusals],
         exception_handlers={
             SCIMException: handle_scim_exception,
