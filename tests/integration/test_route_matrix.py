@@ -32,7 +32,7 @@ from tests.support.matrix import (
     run_matrix,
     sign_in_callers,
 )
-from tests.support.stack import Stack, in_acme
+from tests.support.stack import AcmeSession, Stack
 
 
 def unique_slug_form() -> dict[str, str]:
@@ -294,26 +294,27 @@ def test_every_api_route_wants_mfa_tokens_of_an_organization_that_requires_it(
             update(Organization).where(Organization.id == org.id).values(require_mfa=True)
         )
 
-    in_acme(stack.settings, require)
     mismatches = []
     try:
-        for (method, path), rule in ROUTES.items():
-            if not (isinstance(rule, Tenant) and rule.api):
-                continue
-            for actor in ACTORS:
-                response = request_cell(stack, callers[actor], method, path, rule)
-                if actor in ACME_ROLES:
-                    code = response.json().get("code") if response.status_code == 403 else None
-                    if code != "mfa_required":
+        with AcmeSession(stack.settings) as acme:
+            acme(require)
+            for (method, path), rule in ROUTES.items():
+                if not (isinstance(rule, Tenant) and rule.api):
+                    continue
+                for actor in ACTORS:
+                    response = request_cell(stack, acme, callers[actor], method, path, rule)
+                    if actor in ACME_ROLES:
+                        code = response.json().get("code") if response.status_code == 403 else None
+                        if code != "mfa_required":
+                            mismatches.append(
+                                f"{method} {path} as {actor}: {response.status_code} {code}, "
+                                "expected 403 mfa_required"
+                            )
+                    elif response.status_code != rule.expected(actor):
                         mismatches.append(
-                            f"{method} {path} as {actor}: {response.status_code} {code}, "
-                            "expected 403 mfa_required"
+                            f"{method} {path} as {actor}: {response.status_code}, "
+                            f"expected {rule.expected(actor)}"
                         )
-                elif response.status_code != rule.expected(actor):
-                    mismatches.append(
-                        f"{method} {path} as {actor}: {response.status_code}, "
-                        f"expected {rule.expected(actor)}"
-                    )
     finally:
         for caller in callers.values():
             caller.browser.close()

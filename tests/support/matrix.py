@@ -35,7 +35,7 @@ from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
 from saas.tenancy.caller import Caller as TenantCaller
 from saas.tenancy.permissions import Permission, Role, has_permission
-from tests.support.stack import Browser, Stack, in_acme
+from tests.support.stack import AcmeSession, Browser, Stack
 from tests.support.tokens import access_token_for
 
 ACTORS = (
@@ -146,7 +146,7 @@ def route_table(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
     return table
 
 
-def fresh_target(settings: Settings, kind: str) -> str:
+def fresh_target(acme: AcmeSession, settings: Settings, kind: str) -> str:
     async def make(session: Any, org: Organization) -> str:
         if kind == "project":
             project = await ProjectService(
@@ -242,7 +242,7 @@ def fresh_target(settings: Settings, kind: str) -> str:
         )
         return str(invitation.id)
 
-    return in_acme(settings, make)
+    return acme(make)
 
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -275,7 +275,7 @@ def sign_in_callers(stack: Stack) -> dict[str, Caller]:
 
 
 def request_cell(
-    stack: Stack, caller: Caller, method: str, path: str, rule: Rule
+    stack: Stack, acme: AcmeSession, caller: Caller, method: str, path: str, rule: Rule
 ) -> httpx.Response:
     params = {"slug": "acme", "org": "acme"}
     body: dict[str, str] | None = None
@@ -292,11 +292,11 @@ def request_cell(
         body = rule.data
     elif isinstance(rule, Operator):
         if rule.target:
-            params[f"{rule.target}_id"] = fresh_target(stack.settings, rule.target)
+            params[f"{rule.target}_id"] = fresh_target(acme, stack.settings, rule.target)
         body = rule.body() if rule.body else None
     else:
         if rule.target:
-            params[f"{rule.target}_id"] = fresh_target(stack.settings, rule.target)
+            params[f"{rule.target}_id"] = fresh_target(acme, stack.settings, rule.target)
         body = rule.body() if rule.body else None
     url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: params[m[1]], path)
     headers = {"x-csrftoken": caller.csrf}
@@ -316,17 +316,19 @@ def run_matrix(stack: Stack, routes: Mapping[tuple[str, str], Rule]) -> tuple[li
     mismatches = []
     cells = 0
     try:
-        for (method, path), rule in routes.items():
-            for actor in ACTORS:
-                response = request_cell(stack, callers[actor], method, path, rule)
-                cells += 1
-                expected = rule.expected(actor)
-                if response.status_code != expected:
-                    mismatches.append(
-                        f"{method} {path} as {actor}: {response.status_code}, expected {expected}"
-                    )
-                elif expected >= 500:
-                    mismatches.append(f"{method} {path} as {actor}: server error")
+        with AcmeSession(stack.settings) as acme:
+            for (method, path), rule in routes.items():
+                for actor in ACTORS:
+                    response = request_cell(stack, acme, callers[actor], method, path, rule)
+                    cells += 1
+                    expected = rule.expected(actor)
+                    if response.status_code != expected:
+                        mismatches.append(
+                            f"{method} {path} as {actor}: {response.status_code}, "
+                            f"expected {expected}"
+                        )
+                    elif expected >= 500:
+                        mismatches.append(f"{method} {path} as {actor}: server error")
     finally:
         for caller in callers.values():
             caller.browser.close()
