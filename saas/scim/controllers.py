@@ -149,12 +149,13 @@ async def provide_directory(
     if scheme.lower() != "bearer" or not credentials.strip():
         raise UnauthorizedException(detail="Send the organization's SCIM token as a bearer token.")
     db_config = request.app.state["db_config"]
+    presented = hash_token(credentials.strip())
     async with db_config.get_session() as own:
         found = (
             await own.execute(
                 select(ScimToken.id, ScimToken.name, ScimToken.revoked_at, Organization.status)
                 .join(Organization, Organization.id == ScimToken.organization_id)
-                .where(ScimToken.token_hash == hash_token(credentials.strip()))
+                .where(ScimToken.token_hash == presented)
             )
         ).first()
         if found is None or found.revoked_at is not None:
@@ -179,10 +180,14 @@ async def provide_directory(
         await db_session.execute(
             select(Organization)
             .join(ScimToken, ScimToken.organization_id == Organization.id)
-            .where(ScimToken.id == token_id, ScimToken.revoked_at.is_(None))
+            .where(
+                ScimToken.id == token_id,
+                ScimToken.token_hash == presented,
+                ScimToken.revoked_at.is_(None),
+            )
         )
     ).scalar_one_or_none()
-    if organization is None:  # revoked in between
+    if organization is None:  # revoked or rotated in between
         raise UnauthorizedException(detail="This SCIM token is not valid, or was revoked.")
     request.state[BINDING_STATE] = Binding(organization.id, token_id, token_name)
     counter = request.app.stores.get(RATE_LIMIT_STORE)
@@ -198,7 +203,9 @@ async def provide_directory(
         user_agent=request.headers.get("user-agent"),
         label=f"directory sync ({token_name})",
     )
-    return DirectoryService(db_session, organization, actor, token_id=token_id)
+    return DirectoryService(
+        db_session, organization, actor, token_id=token_id, token_hash=presented
+    )
 
 
 class _RateLimited(SCIMException):

@@ -244,6 +244,7 @@ class DirectoryService:
         actor: Actor,
         *,
         token_id: UUID | None = None,
+        token_hash: str | None = None,
     ) -> None:
         self.session = session
         self.organization = organization
@@ -251,6 +252,9 @@ class DirectoryService:
         self.members = MembershipService(session=session)
         # The SCIM token the request carries (None: the settings page or the platform).
         self.token_id = token_id
+        # The hash of the secret it presented: a rotation that commits before the write's
+        # authority is read leaves the old secret nothing to act with.
+        self.token_hash = token_hash
         # The role the directory's writes act with; None is the platform itself.
         self.authority: Role | None = None
 
@@ -286,7 +290,11 @@ class DirectoryService:
                 .execution_options(populate_existing=True)
             )
         ).scalar_one_or_none()
-        if token is None or token.revoked_at is not None:
+        if (
+            token is None
+            or token.revoked_at is not None
+            or (self.token_hash is not None and token.token_hash != self.token_hash)
+        ):
             raise UnauthorizedException(detail="This SCIM token is not valid, or was revoked.")
         if token.created_by_role is None:
             return None  # issued by the platform itself (seed, CLI, operator console)
@@ -1069,8 +1077,13 @@ def _members_sent(value: Any) -> int:
     if isinstance(value, list):
         return len(value)
     if isinstance(value, dict):
-        members = next((v for k, v in value.items() if str(k).casefold() == "members"), None)
-        return len(members) if isinstance(members, list) else 0
+        # The attribute may be named plainly or by its full URN ("urn:…:Group:members"), and
+        # a value may name it both ways: every spelling counts.
+        return sum(
+            len(v) if isinstance(v, list) else 1
+            for k, v in value.items()
+            if str(k).casefold().rsplit(":", 1)[-1] == "members"
+        )
     return 0
 
 

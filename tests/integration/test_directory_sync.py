@@ -26,6 +26,7 @@ from saas.db.models import (
     ScimToken,
     User,
 )
+from saas.scim.tokens import hash_token, new_token
 from tests.support.scim import (
     ENTERPRISE,
     GROUP_SCHEMA,
@@ -992,6 +993,15 @@ def test_requests_are_bounded(stack: Stack) -> None:
             json=patch_body({"op": "add", "path": "members", "value": members}),
         )
         assert_scim_error(adding, 400, "tooMany")
+        # A path-less value may name the attribute by its full URN, or both ways at once.
+        for value in (
+            {f"{GROUP_SCHEMA}:members": members},
+            {"members": members[:600], f"{GROUP_SCHEMA}:members": members[600:]},
+        ):
+            keyed = okta.patch(
+                f"/Groups/{group_id}", json=patch_body({"op": "add", "value": value})
+            )
+            assert_scim_error(keyed, 400, "tooMany")
         huge = [{"value": str(uuid.uuid4()), "display": "x" * 200} for _ in range(5000)]
         too_large = okta.put(
             f"/Groups/{group_id}",
@@ -1062,3 +1072,37 @@ def test_a_tokens_authority_is_read_inside_the_writes_transaction(stack: Stack) 
     answer = in_org(stack.settings, "acme", demote_while_writing)
     assert_scim_error(answer, 403, None)
     assert "no longer manages" in answer.json()["detail"]
+
+
+def test_a_secret_rotated_while_its_write_waits_acts_with_nothing(stack: Stack) -> None:
+    """A rotation in flight (holding the organization's lock) when a write with the old secret
+    arrives: the write waits, then finds its secret replaced and is refused. It never acts with
+    the authority the rotation gave the new secret."""
+    token = make_token(stack, name="Setup")
+    with scim_client(stack, token) as setup:
+        vera = setup.post("/Users", json=user_body("vera@acme.example")).json()["id"]
+
+    async def rotate_while_writing(session: AsyncSession, org: Organization) -> httpx.Response:
+        await lock_organization(session, org.id)
+        row = (
+            await session.execute(
+                select(ScimToken).where(ScimToken.token_hash == hash_token(token))
+            )
+        ).scalar_one()
+        row.token_hash = hash_token(new_token())
+        await session.flush()
+
+        def write() -> httpx.Response:
+            with scim_client(stack, token) as okta:
+                return okta.put(f"/Users/{vera}", json=user_body("vera@acme.example", active=False))
+
+        pending = asyncio.ensure_future(asyncio.to_thread(write))
+        await asyncio.sleep(1.5)
+        assert not pending.done()  # waiting for the rotation's transaction
+        await session.commit()
+        return await pending
+
+    answer = in_org(stack.settings, "acme", rotate_while_writing)
+    assert_scim_error(answer, 401, None)
+    with scim_client(stack, make_token(stack, name="After")) as after:
+        assert after.get(f"/Users/{vera}").json()["active"] is True
