@@ -19,8 +19,8 @@ from litestar.response import Redirect, Template
 from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, NoResultFound
 from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
-from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm.exc import StaleDataError
 
 from saas.errors import DomainError
@@ -312,6 +312,45 @@ def handle_database_conflict(
     return error_response(request, 409, DATABASE_CONFLICT_DETAIL)
 
 
+# What two transactions contending for the same rows leave behind: PostgreSQL chose this one
+# to end (a deadlock, a serializable conflict, a lock not had in time), or SQLite stayed
+# locked by another writer past its busy timeout. The transaction was rolled back whole;
+# trying again is the answer, so it is a 503 with Retry-After, not a 500.
+_CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+_CONTENTION_SQLITE_CODES = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_SNAPSHOT"})
+DATABASE_BUSY_DETAIL = (
+    "The database was busy with changes made at the same time, and nothing of this request "
+    "was saved. Try again in a moment."
+)
+DATABASE_BUSY_RETRY_SECONDS = 1
+
+
+def _is_contention(orig: BaseException | None) -> bool:
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _CONTENTION_SQLSTATES
+    code = getattr(orig, "sqlite_errorname", None)
+    if code is not None:
+        return code in _CONTENTION_SQLITE_CODES
+    return str(orig).startswith("database is locked")
+
+
+def handle_database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    if not _is_contention(exc.orig):
+        return handle_unexpected(request, exc)
+    logger.warning(
+        "database_contention",
+        path=request.url.path,
+        sqlstate=getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None),
+    )
+    return error_response(
+        request,
+        503,
+        DATABASE_BUSY_DETAIL,
+        headers={"Retry-After": str(DATABASE_BUSY_RETRY_SECONDS)},
+    )
+
+
 def handle_row_gone(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.info("database_row_gone", path=request.url.path, exc_type=type(exc).__name__)
     return error_response(request, 404, DATABASE_GONE_DETAIL)
@@ -328,6 +367,8 @@ def handle_repository_error(request: Request[Any, Any, Any], exc: RepositoryErro
         cause, SQLAlchemyIntegrityError
     ):
         return handle_database_conflict(request, cause)
+    if isinstance(cause, DBAPIError):
+        return handle_database_error(request, cause)
     return handle_unexpected(request, exc)
 
 
@@ -351,6 +392,7 @@ EXCEPTION_HANDLERS = {
     # The database's own refusals (see above).
     RepositoryError: handle_repository_error,
     SQLAlchemyIntegrityError: handle_database_conflict,
+    DBAPIError: handle_database_error,
     StaleDataError: handle_row_gone,
     NoResultFound: handle_row_gone,
 }
