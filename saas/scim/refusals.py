@@ -47,11 +47,12 @@ def record_refusals(app: Any) -> Any:
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         async def send_recording(message: Any) -> None:
-            # Not 429s: a client over its limit would otherwise write a row per refusal.
+            # Not 429s: a client over its limit would otherwise write a row per refusal. Not
+            # 503s: the database was contended, and the record would add to it.
             if (
                 message["type"] == "http.response.start"
                 and message["status"] >= 400
-                and (message["status"] != 429)
+                and message["status"] not in (429, 503)
             ):
                 state = scope.get("state", {})
                 binding = state.get(BINDING_STATE)

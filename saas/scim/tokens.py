@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.audit.actions import AuditAction
 from saas.audit.services import AuditService
+from saas.db.locks import lock_organization
 from saas.db.models import (
     DirectoryGroup,
     DirectorySyncError,
@@ -193,7 +194,11 @@ class DirectorySettingsService:
 
     async def rotate_token(self, token_id: UUID) -> IssuedToken:
         """A new secret for the same token (name, history): the old one stops working now.
-        The token acts from now on with the authority of the member who rotated it."""
+        The token acts from now on with the authority of the member who rotated it.
+
+        Under the organization's lock, as a SCIM write is: a write with the old secret either
+        commits before the rotation or waits for it and is refused."""
+        await lock_organization(self.session, self._organization_id)
         role = await self._authorize()
         token = await self._token(token_id)
         token.created_by_id = self.caller.actor.user_id
@@ -207,6 +212,7 @@ class DirectorySettingsService:
         return IssuedToken(token, secret)
 
     async def revoke_token(self, token_id: UUID) -> ScimToken:
+        await lock_organization(self.session, self._organization_id)  # as rotate_token
         await self._authorize()
         token = await self._token(token_id)
         token.revoked_at = datetime.datetime.now(datetime.UTC)

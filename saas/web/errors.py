@@ -338,11 +338,13 @@ def _is_contention(orig: BaseException | None) -> bool:
 def handle_database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
     if not _is_contention(exc.orig):
         return handle_unexpected(request, exc)
-    logger.warning(
-        "database_contention",
-        path=request.url.path,
-        sqlstate=getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None),
-    )
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None)
+    if code == "40P01":
+        # A deadlock is usually two code paths taking the same locks in different orders:
+        # worth the traceback, so that a retried one does not go unnoticed.
+        logger.error("database_deadlock", path=request.url.path, exc_info=exc)
+    else:
+        logger.warning("database_contention", path=request.url.path, code=code)
     return error_response(
         request,
         503,

@@ -997,6 +997,7 @@ def test_requests_are_bounded(stack: Stack) -> None:
         for value in (
             {f"{GROUP_SCHEMA}:members": members},
             {"members": members[:600], f"{GROUP_SCHEMA}:members": members[600:]},
+            {GROUP_SCHEMA: {"members": members}},
         ):
             keyed = okta.patch(
                 f"/Groups/{group_id}", json=patch_body({"op": "add", "value": value})

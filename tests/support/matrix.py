@@ -280,7 +280,7 @@ def request_cell(
     params = {"slug": "acme", "org": "acme"}
     body: dict[str, str] | None = None
     if isinstance(rule, Scim):
-        params.update(resource_id=str(uuid.uuid4()), name="User", schema_id="x")
+        params.update(resource_id=str(uuid.uuid4()), item_id="User")
         url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: params[m[1]], path)
         # The caller's own Auth0 access token, where it has one: not a SCIM token either.
         headers = {"authorization": f"Bearer {caller.token}"} if caller.token else {}
