@@ -291,14 +291,28 @@ _CONFLICT_SQLITE_CODES = frozenset(
 )
 
 
-def _is_conflict(orig: BaseException | None) -> bool:
-    sqlstate = getattr(orig, "sqlstate", None)  # asyncpg, through SQLAlchemy's adapter
-    if sqlstate is not None:
-        return sqlstate in _CONFLICT_SQLSTATES
-    code = getattr(orig, "sqlite_errorname", None)
+def _database_code(orig: BaseException | None) -> str | None:
+    """The database's own name for an error: asyncpg's SQLSTATE (through SQLAlchemy's
+    adapter), or SQLite's extended error name (Python 3.11+); None when neither says."""
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    return str(code) if code else None
+
+
+def _is_one_of(
+    orig: BaseException | None, codes: frozenset[str], messages: tuple[str, ...]
+) -> bool:
+    code = _database_code(orig)
     if code is not None:
-        return code in _CONFLICT_SQLITE_CODES
-    return str(orig).startswith(("UNIQUE constraint failed", "FOREIGN KEY constraint failed"))
+        return code in codes
+    return str(orig).startswith(messages)  # a driver that names no code
+
+
+def _is_conflict(orig: BaseException | None) -> bool:
+    return _is_one_of(
+        orig,
+        _CONFLICT_SQLSTATES | _CONFLICT_SQLITE_CODES,
+        ("UNIQUE constraint failed", "FOREIGN KEY constraint failed"),
+    )
 
 
 def handle_database_conflict(
@@ -325,20 +339,12 @@ DATABASE_BUSY_DETAIL = (
 DATABASE_BUSY_RETRY_SECONDS = 1
 
 
-def _is_contention(orig: BaseException | None) -> bool:
-    sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate is not None:
-        return sqlstate in _CONTENTION_SQLSTATES
-    code = getattr(orig, "sqlite_errorname", None)
-    if code is not None:
-        return code in _CONTENTION_SQLITE_CODES
-    return str(orig).startswith("database is locked")
-
-
 def handle_database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
-    if not _is_contention(exc.orig):
+    if not _is_one_of(
+        exc.orig, _CONTENTION_SQLSTATES | _CONTENTION_SQLITE_CODES, ("database is locked",)
+    ):
         return handle_unexpected(request, exc)
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None)
+    code = _database_code(exc.orig)
     if code == "40P01":
         # A deadlock is usually two code paths taking the same locks in different orders:
         # worth the traceback, so that a retried one does not go unnoticed.
