@@ -32,7 +32,7 @@ from tests.support.matrix import (
     run_matrix,
     sign_in_callers,
 )
-from tests.support.stack import AcmeSession, Stack
+from tests.support.stack import OrganizationSession, Stack
 
 
 def unique_slug_form() -> dict[str, str]:
@@ -296,7 +296,7 @@ def test_every_api_route_wants_mfa_tokens_of_an_organization_that_requires_it(
 
     mismatches = []
     try:
-        with AcmeSession(stack.settings) as acme:
+        with OrganizationSession(stack.settings) as acme:
             acme(require)
             for (method, path), rule in ROUTES.items():
                 if not (isinstance(rule, Tenant) and rule.api):

@@ -35,7 +35,7 @@ from saas.projects.services import ProjectService
 from saas.sso.services import SsoService
 from saas.tenancy.caller import Caller as TenantCaller
 from saas.tenancy.permissions import Permission, Role, has_permission
-from tests.support.stack import AcmeSession, Browser, Stack
+from tests.support.stack import Browser, OrganizationSession, Stack
 from tests.support.tokens import access_token_for
 
 ACTORS = (
@@ -146,7 +146,7 @@ def route_table(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
     return table
 
 
-def fresh_target(acme: AcmeSession, settings: Settings, kind: str) -> str:
+def fresh_target(acme: OrganizationSession, settings: Settings, kind: str) -> str:
     async def make(session: Any, org: Organization) -> str:
         if kind == "project":
             project = await ProjectService(
@@ -275,7 +275,7 @@ def sign_in_callers(stack: Stack) -> dict[str, Caller]:
 
 
 def request_cell(
-    stack: Stack, acme: AcmeSession, caller: Caller, method: str, path: str, rule: Rule
+    stack: Stack, acme: OrganizationSession, caller: Caller, method: str, path: str, rule: Rule
 ) -> httpx.Response:
     params = {"slug": "acme", "org": "acme"}
     body: dict[str, str] | None = None
@@ -316,7 +316,7 @@ def run_matrix(stack: Stack, routes: Mapping[tuple[str, str], Rule]) -> tuple[li
     mismatches = []
     cells = 0
     try:
-        with AcmeSession(stack.settings) as acme:
+        with OrganizationSession(stack.settings) as acme:
             for (method, path), rule in routes.items():
                 for actor in ACTORS:
                     response = request_cell(stack, acme, callers[actor], method, path, rule)

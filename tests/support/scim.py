@@ -4,47 +4,23 @@ what the directory changed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from scim2_client.client import BaseSyncSCIMClient
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.config import Settings
-from saas.db.config import create_sqlalchemy_config
 from saas.db.models import Organization
 from saas.scim.tokens import DirectorySettingsService
 from saas.tenancy.caller import Caller
-from tests.support.stack import Stack
-from tests.support.threads import run_async
+from tests.support.stack import Stack, in_org
 
-T = TypeVar("T")
 SCIM_JSON = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-def in_org(
-    settings: Settings, slug: str, work: Callable[[AsyncSession, Organization], Awaitable[T]]
-) -> T:
-    async def run() -> T:
-        config = create_sqlalchemy_config(settings)
-        try:
-            async with config.get_session() as session:
-                org = (
-                    await session.execute(select(Organization).where(Organization.slug == slug))
-                ).scalar_one()
-                result = await work(session, org)
-                await session.commit()
-                return result
-        finally:
-            await config.get_engine().dispose()
-
-    return run_async(run())
 
 
 def make_token(stack: Stack, slug: str = "acme", name: str = "Okta") -> str:

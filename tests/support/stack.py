@@ -111,18 +111,21 @@ async def add_fault(stack: Stack, **fault: Any) -> None:
         assert response.status_code == 201, response.text
 
 
-class AcmeSession:
-    """Work against the demo organization acme, each piece in a session of its own, committed.
+class OrganizationSession:
+    """Work against one organization (acme unless named), each piece in a session of its own,
+    committed.
 
     One event loop and one engine serve every piece until the block ends: the isolation
     matrix writes a fresh target before most of its cells, and a new engine and loop each time
-    cost more than the write."""
+    cost more than the write. Its loop runs in the calling thread, which must have none
+    running (`in_org` is the one-off that is safe either way)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, slug: str = "acme") -> None:
         self._config = create_sqlalchemy_config(settings)
+        self._slug = slug
         self._runner = asyncio.Runner()
 
-    def __enter__(self) -> AcmeSession:
+    def __enter__(self) -> OrganizationSession:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -137,17 +140,29 @@ class AcmeSession:
     async def _run(self, work: Callable[[AsyncSession, Organization], Awaitable[T]]) -> T:
         async with self._config.get_session() as session:
             org = (
-                await session.execute(select(Organization).where(Organization.slug == "acme"))
+                await session.execute(select(Organization).where(Organization.slug == self._slug))
             ).scalar_one()
             result = await work(session, org)
             await session.commit()
             return result
 
 
+def in_org(
+    settings: Settings, slug: str, work: Callable[[AsyncSession, Organization], Awaitable[T]]
+) -> T:
+    """Run `work` against the organization `slug`, in a session of its own, committed; safe to
+    call whether or not this thread has a running loop."""
+
+    def once() -> T:
+        with OrganizationSession(settings, slug) as organization:
+            return organization(work)
+
+    return off_loop(once)
+
+
 def in_acme(settings: Settings, work: Callable[[AsyncSession, Organization], Awaitable[T]]) -> T:
-    """Run `work` against the demo organization acme, in a session of its own, committed."""
-    with AcmeSession(settings) as acme:
-        return acme(work)
+    """`in_org` for the demo organization acme."""
+    return in_org(settings, "acme", work)
 
 
 async def seed(settings: Settings) -> None:
