@@ -125,7 +125,11 @@ def test_dashboard_alice_invites_carol_and_manages_roles(journey: Journey) -> No
         page.locator('[data-testid="audit-row"][data-action="invitation.created"]')
     ).to_contain_text("carol@acme.example")
     page.get_by_label("Action").select_option("invitation.created")
-    expect(page).to_have_url(re.compile(r"/o/acme/audit\?action=invitation.created$"))
+    # The URL changes when the filtered rows arrive: on a loaded 2-core CI machine that once
+    # took over Playwright's default 5 s.
+    expect(page).to_have_url(
+        re.compile(r"/o/acme/audit\?action=invitation.created$"), timeout=15_000
+    )
     expect(page.get_by_test_id("audit-row")).to_have_count(1)
     screenshot(page, "dashboard-audit")
 
