@@ -34,6 +34,7 @@ from litestar.concurrency import sync_to_thread
 from litestar.stores.base import StorageObject, Store
 from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
+from redis.exceptions import WatchError
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -79,6 +80,23 @@ return {count, ttl}
 """
 
 
+# Rewrites of one entry racing each other: after this many in a row, give up (and answer 503).
+_CHANGE_ATTEMPTS = 20
+
+
+@runtime_checkable
+class ChangeableEntries(Protocol):
+    """Entries that can be read, changed and written back with no other write in between."""
+
+    async def change(
+        self, key: str, change: Callable[[bytes | None], bytes | None], expires_in: int | None
+    ) -> bytes | None:
+        """Replace the entry `key` with `change(current)`, where `current` is None when there is
+        no entry, and `change` returns None for "no entry" (an entry found is deleted). No other
+        write to `key` lands between the read and the write. Returns what `key` now holds."""
+        ...
+
+
 @runtime_checkable
 class MemberSets(Protocol):
     """Named sets of strings beside the store's entries (the sessions each user holds)."""
@@ -97,7 +115,8 @@ class MemberSets(Protocol):
 
 
 class CountingRedisStore(RedisStore):
-    """Litestar's Redis store plus an atomic fixed-window counter and member sets."""
+    """Litestar's Redis store plus an atomic fixed-window counter, member sets and changes of
+    one entry (`ChangeableEntries`)."""
 
     __slots__ = ("_hit_script",)
 
@@ -131,6 +150,29 @@ class CountingRedisStore(RedisStore):
         gone = list(members)
         if gone:
             await self._redis.srem(self._make_key(key), *gone)
+
+    async def change(
+        self, key: str, change: Callable[[bytes | None], bytes | None], expires_in: int | None
+    ) -> bytes | None:
+        # Optimistic: WATCH the key, compute the change, and let MULTI/EXEC write it only if no
+        # other client wrote the key meanwhile; otherwise read it again and recompute.
+        name = self._make_key(key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(_CHANGE_ATTEMPTS):
+                await pipe.watch(name)
+                current = await pipe.get(name)
+                value = change(current.encode() if isinstance(current, str) else current)
+                pipe.multi()
+                if value is None:
+                    pipe.delete(name)
+                else:
+                    pipe.set(name, value, ex=expires_in)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return value
+        raise WatchError(f"{key!r} kept changing under {_CHANGE_ATTEMPTS} attempts to change it")
 
 
 class SweptFileStore(FileStore):
@@ -193,14 +235,25 @@ class SweptFileStore(FileStore):
 
 
 class IndexedFileStore(SweptFileStore):
-    """A file store with member sets kept as one JSON list per set, changed under a lock of
-    this process (file stores serve one process only)."""
+    """A file store with member sets kept as one JSON list per set, and sets and entries
+    changed under a lock of this process (file stores serve one process only)."""
 
     __slots__ = ("_set_lock",)
 
     def __init__(self, path: os.PathLike[str], *, create_directories: bool = False) -> None:
         super().__init__(path, create_directories=create_directories)
         self._set_lock = anyio.Lock()
+
+    async def change(
+        self, key: str, change: Callable[[bytes | None], bytes | None], expires_in: int | None
+    ) -> bytes | None:
+        async with self._set_lock:
+            value = change(await self.get(key))
+            if value is None:
+                await self.delete(key)
+            else:
+                await self.set(key, value, expires_in=expires_in)
+            return value
 
     async def _read_set(self, key: str) -> set[str]:
         raw = await self.get(key)

@@ -5,6 +5,8 @@
 - Cookie: HttpOnly, SameSite=Lax; Secure and the `__Host-` prefix outside development.
 - The id is rotated at login (no session fixation) and the data carries its own idle and
   absolute deadlines, checked on every request.
+- A request writes back only what it changed, onto what the store holds by then, atomically:
+  a browser's requests run side by side and must not undo each other's writes.
 - The session holds ids and timestamps, and one token: the ID token of the sign-in, kept
   server-side only as the `id_token_hint` of the sign-out (OpenID Connect RP-Initiated Logout
   1.0 §2). It reaches the browser once, in the sign-out redirect to the provider, when the
@@ -30,7 +32,13 @@ from litestar.types import Empty
 from redis.exceptions import RedisError
 
 from saas.config import Settings
-from saas.stores import CountingFileStore, CountingRedisStore, IndexedFileStore, StoreUnavailable
+from saas.stores import (
+    ChangeableEntries,
+    CountingFileStore,
+    CountingRedisStore,
+    IndexedFileStore,
+    StoreUnavailable,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -43,6 +51,8 @@ SESSION_STORE = "sessions"
 RATE_LIMIT_STORE = "ratelimit"
 _ROTATE = "_rotate"
 _ROTATED_ID = "saas.rotated_session_id"
+# The session's bytes as this request loaded them (absent when it loaded none).
+_LOADED = "saas.loaded_session"
 # The id given to a request whose cookie held no id this backend could have made.
 _FRESH_ID = "saas.fresh_session_id"
 
@@ -64,10 +74,33 @@ ADDRESS = "address"  # the client address the session was opened from
 MFA_ORGANIZATION_ID = "mfa_organization_id"
 # The session's `last_seen_at` as the request found it, before this request refreshed it.
 PREVIOUS_SEEN = "saas.previous_seen"
-# Set when the session loaded held a signed-in user (saas.login.session_directory can end it).
-_LOADED_SIGNED_IN = "saas.loaded_signed_in"
 
 ONE_YEAR_SECONDS = 365 * 24 * 3600
+
+
+def merge_changes(
+    started_from: dict[str, Any], changed: dict[str, Any], current: dict[str, Any]
+) -> dict[str, Any]:
+    """`current` with the changes that turned `started_from` into `changed` applied to it:
+    keys added, replaced or removed. Values that are dicts on every side (the pending sign-ins,
+    keyed by state) are merged the same way, so two tabs' sign-ins both survive; one emptied
+    by the change is dropped."""
+    merged = dict(current)
+    for key in started_from.keys() | changed.keys():
+        before, after, now = started_from.get(key), changed.get(key), current.get(key)
+        if key in changed and key in started_from and after == before:
+            continue  # not this request's change: whatever the store holds now stays
+        if isinstance(now, dict) and all(isinstance(side, dict | None) for side in (before, after)):
+            nested = merge_changes(before or {}, after or {}, now)
+            if nested:
+                merged[key] = nested
+            else:
+                merged.pop(key, None)
+        elif key in changed:
+            merged[key] = after
+        else:
+            merged.pop(key, None)
+    return merged
 
 
 def _is_hex(value: str) -> bool:
@@ -105,8 +138,8 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             raw = await self.get(session_id, store=store)
             if raw is not None:
                 data = self.deserialize_data(raw)
-        if data.get(USER_ID):
-            connection.scope[_LOADED_SIGNED_IN] = True  # type: ignore[literal-required]
+                # What this request started from: its write-back applies only what it changed.
+                connection.scope[_LOADED] = raw  # type: ignore[literal-required]
         return data
 
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -126,36 +159,93 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         message: Message,
         connection: ASGIConnection[Any, Any, Any, Any],
     ) -> None:
-        if not scope_session or scope_session is Empty:
-            # Anonymous visitors get no store entry and no cookie; a cleared session is deleted.
+        store = self.config.get_store_from_app(connection.scope["app"])
+        if scope_session is Empty:
+            # Cleared on purpose (signed out, account gone): deleted whatever else happened.
             if connection.cookies.get(self.config.key):
                 if session_id := self.cookie_session_id(connection):
-                    await self.delete(
-                        session_id, store=self.config.get_store_from_app(connection.scope["app"])
-                    )
+                    await self.delete(session_id, store=store)
                 self._expire_cookie(message)
             return
-        store = self.config.get_store_from_app(connection.scope["app"])
-        rotating = isinstance(scope_session, dict) and scope_session.pop(_ROTATE, False)
-        if rotating:
-            old_id = self.cookie_session_id(connection)
-            if old_id:
-                await self.delete(old_id, store=store)
-            connection.scope[_ROTATED_ID] = self.generate_session_id()  # type: ignore[literal-required]
-        elif connection.scope.get(_LOADED_SIGNED_IN):
-            session_id = self.cookie_session_id(connection)
-            if session_id and not await store.exists(session_id):
-                # Ended while this request ran: writing it back would bring it back to life.
-                self._expire_cookie(message)
-                return
-        await super().store_in_message(scope_session, message, connection)
-        user_id = scope_session.get(USER_ID) if isinstance(scope_session, dict) else None
-        if rotating and user_id:
+        if not isinstance(scope_session, dict):
+            raise TypeError("the session must be a dict")
+        if scope_session.pop(_ROTATE, False):
+            await self._store_rotated(scope_session, message, connection, store)
+        elif scope_session or _LOADED in connection.scope:
+            await self._store_changes(scope_session, message, connection, store)
+        # else: an anonymous visitor with nothing to keep gets no entry and no cookie.
+
+    async def _store_rotated(
+        self,
+        session: dict[str, Any],
+        message: Message,
+        connection: ASGIConnection[Any, Any, Any, Any],
+        store: Store,
+    ) -> None:
+        if old_id := self.cookie_session_id(connection):
+            await self.delete(old_id, store=store)
+        session_id = self.generate_session_id()
+        connection.scope[_ROTATED_ID] = session_id  # type: ignore[literal-required]
+        await self.set(session_id, self.serialize_data(session, connection.scope), store=store)
+        self._set_cookie(message, session_id)
+        if user_id := session.get(USER_ID):
             from saas.login.session_directory import SessionDirectory
 
-            await SessionDirectory.of(connection.scope["app"]).register(
-                str(user_id), self.get_session_id(connection)
-            )
+            await SessionDirectory.of(connection.scope["app"]).register(str(user_id), session_id)
+
+    async def _store_changes(
+        self,
+        session: dict[str, Any],
+        message: Message,
+        connection: ASGIConnection[Any, Any, Any, Any],
+        store: Store,
+    ) -> None:
+        """Write back what this request changed, onto what the store holds now.
+
+        A browser sends requests side by side (two tabs, htmx fragments, a sign-in starting
+        while the page it left still loads). Writing back the whole session as this request
+        loaded it would undo what the others wrote meanwhile, such as the pending sign-in whose
+        state the callback then did not find. So only this request's own changes are applied,
+        atomically against other writers (`ChangeableEntries`). A session that was ended,
+        rotated or expired while this request ran is not written back (that would bring it
+        back to life) and its cookie is left alone (a sign-in meanwhile may have set a new one).
+        """
+        if not isinstance(store, ChangeableEntries):
+            raise TypeError(f"the session store must be ChangeableEntries, not {type(store)}")
+        loaded: bytes | None = connection.scope.get(_LOADED)  # type: ignore[assignment]
+        started_from = self.deserialize_data(loaded) if loaded is not None else {}
+        session_id = self.get_session_id(connection)
+        vanished = False
+
+        def apply_changes(current: bytes | None) -> bytes | None:
+            nonlocal vanished
+            if current is None and loaded is not None:
+                vanished = True
+                return None
+            now = self.deserialize_data(current) if current is not None else {}
+            merged = merge_changes(started_from, session, now)
+            return self.serialize_data(merged, connection.scope) if merged else None
+
+        max_age = int(self.config.max_age) if self.config.max_age is not None else None
+        written = await store.change(session_id, apply_changes, expires_in=max_age)
+        if written is not None:
+            self._set_cookie(message, session_id)
+        elif not vanished and connection.cookies.get(self.config.key):
+            self._expire_cookie(message)  # emptied: nothing left to keep
+
+    def _set_cookie(self, message: Message, session_id: str) -> None:
+        config = self.config
+        cookie = Cookie(
+            key=config.key,
+            value=session_id,
+            max_age=config.max_age,
+            path=config.path,
+            domain=config.domain,
+            secure=config.secure,
+            httponly=config.httponly,
+            samesite=config.samesite,
+        )
+        MutableScopeHeaders.from_message(message).add("Set-Cookie", cookie.to_header(header=""))
 
     def _expire_cookie(self, message: Message) -> None:
         # Litestar's own "cleared" cookie is `null` with the configured Max-Age, which outlives
@@ -276,8 +366,11 @@ def start_authenticated_session(
     from saas.login.session_directory import describe_device
 
     now = int(time.time())
+    # Sign-ins still under way in this browser's other tabs go on in the new session.
+    others = connection.session.get(PENDING_LOGIN)
     connection.set_session(
         {
+            **({PENDING_LOGIN: others} if others else {}),
             USER_ID: user_id,
             ORGANIZATION_ID: organization_id,
             CREATED_AT: now,

@@ -23,6 +23,7 @@ class HeldResponse:
     status_code: int
     headers: dict[str, str]
     body: bytes
+    set_cookies: list[str] = field(default_factory=list)  # every Set-Cookie, in order
 
     @property
     def text(self) -> str:
@@ -92,9 +93,12 @@ class HeldRequest:
         head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
         status_line, *lines = head.decode("latin-1").split("\r\n")
         self._headers = {}
+        self._set_cookies: list[str] = []
         for line in lines:
             name, _, value = line.partition(":")
             self._headers[name.strip().lower()] = value.strip()
+            if name.strip().lower() == "set-cookie":
+                self._set_cookies.append(value.strip())
         return int(status_line.split()[1]), self._headers
 
     def _read_response(self, status: int) -> HeldResponse:
@@ -117,7 +121,9 @@ class HeldRequest:
             while len(self._buffer) < length:
                 self._fill()
             body = self._buffer[:length]
-        return HeldResponse(status_code=status, headers=headers, body=body)
+        return HeldResponse(
+            status_code=status, headers=headers, body=body, set_cookies=self._set_cookies
+        )
 
 
 def cookie_header(client: httpx.Client) -> str:
