@@ -93,7 +93,8 @@ class ChangeableEntries(Protocol):
     ) -> bytes | None:
         """Replace the entry `key` with `change(current)`, where `current` is None when there is
         no entry, and `change` returns None for "no entry" (an entry found is deleted). No other
-        write to `key` lands between the read and the write. Returns what `key` now holds."""
+        write to `key` lands between the read and the write; a value equal to `current` is not
+        written at all. Returns what `key` now holds."""
         ...
 
 
@@ -162,6 +163,11 @@ class CountingRedisStore(RedisStore):
                 await pipe.watch(name)
                 current = await pipe.get(name)
                 value = change(current.encode() if isinstance(current, str) else current)
+                if value == current:
+                    # Nothing to write. Skipping it also settles a burst of side-by-side
+                    # requests at once: each retry finds what the first one wrote.
+                    await pipe.reset()
+                    return value
                 pipe.multi()
                 if value is None:
                     pipe.delete(name)
@@ -172,7 +178,8 @@ class CountingRedisStore(RedisStore):
                 except WatchError:
                     continue
                 return value
-        raise WatchError(f"{key!r} kept changing under {_CHANGE_ATTEMPTS} attempts to change it")
+        # The key is not named: a session's key is its id, which is as good as its cookie.
+        raise WatchError(f"an entry kept changing under {_CHANGE_ATTEMPTS} attempts to change it")
 
 
 class SweptFileStore(FileStore):
@@ -248,7 +255,10 @@ class IndexedFileStore(SweptFileStore):
         self, key: str, change: Callable[[bytes | None], bytes | None], expires_in: int | None
     ) -> bytes | None:
         async with self._set_lock:
-            value = change(await self.get(key))
+            current = await self.get(key)
+            value = change(current)
+            if value == current:
+                return value
             if value is None:
                 await self.delete(key)
             else:

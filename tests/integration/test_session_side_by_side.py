@@ -167,3 +167,52 @@ def test_side_by_side_changes_of_one_entry_all_land(tmp_path: Path, store_kind: 
 
     landed = asyncio.run(run())
     assert sorted(landed) == sorted(f"{n}-{c}" for n in range(WRITERS) for c in range(CHANGES_EACH))
+
+
+@pytest.mark.parametrize("store_kind", ["files", "redis"])
+def test_a_burst_of_the_same_change_settles_without_writing_it_again(
+    tmp_path: Path, store_kind: str
+) -> None:
+    """Many requests of one session at once that all move its last-seen second to the same
+    value: the first writes it, each of the others finds it written and writes nothing (so
+    none exhausts its attempts and answers 503), and an unchanged entry keeps its expiry."""
+    shared_files = IndexedFileStore(tmp_path / "sessions", create_directories=True)
+
+    def open_store(namespace: str) -> IndexedFileStore | CountingRedisStore:
+        if store_kind == "files":
+            return shared_files
+        return CountingRedisStore(
+            Redis.from_url(REDIS_URL), namespace=namespace, handle_client_shutdown=True
+        )
+
+    def seen_at(second: int) -> Callable[[bytes | None], bytes]:
+        def change(current: bytes | None) -> bytes:
+            session = msgspec.json.decode(current) if current else {}
+            return msgspec.json.encode({**session, "last_seen_at": second})
+
+        return change
+
+    async def run() -> tuple[bytes | None, int | None]:
+        namespace = f"burst-{uuid.uuid4()}"
+        stores = [open_store(namespace) for _ in range(32)]
+        try:
+            await stores[0].set("session", msgspec.json.encode({"user_id": "u1"}), 60)
+            await asyncio.gather(
+                *(store.change("session", seen_at(1_000), expires_in=3600) for store in stores)
+            )
+            # The same value again is not written: an expiry set since then stands.
+            written = await stores[0].get("session")
+            assert written is not None
+            await stores[0].set("session", written, 60)
+            await stores[0].change("session", seen_at(1_000), expires_in=3600)
+            return await stores[0].get("session"), await stores[0].expires_in("session")
+        finally:
+            await stores[0].delete_all()
+            for store in stores if store_kind == "redis" else ():
+                await store.__aexit__(None, None, None)
+
+    value, expires_in = asyncio.run(run())
+    assert value is not None
+    assert msgspec.json.decode(value) == {"user_id": "u1", "last_seen_at": 1_000}
+    assert expires_in is not None
+    assert expires_in <= 60
