@@ -7,8 +7,8 @@ with none of the app's machinery around it:
   the organization's idle and absolute lifetimes, multi-factor done where required); write it
   back when its last-seen second moved (the idle timeout needs it);
 - run the three statements the app runs for the page, verbatim as SQLAlchemy compiles them
-  (captured from the app by `bench.run`'s in-process statement count, which stores them in
-  `bench/results/latest.json`), through raw asyncpg on a plain pool: the viewer's user,
+  (captured from the app by `bench.run` before the floor starts, in the file named by
+  `BENCH_FLOOR_STATEMENTS`), through raw asyncpg on a plain pool: the viewer's user,
   organization and membership (read on every request: a removal counts on the next one), the
   page of 26 rows (25 shown, one to know there is a next page), and the rows' Auth0 sync state;
 - build the same view model (`saas.members.views.MemberListing`, `member_row`: what the viewer
@@ -25,7 +25,12 @@ same uvicorn settings as the app, configured by the app's own environment.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -58,63 +63,17 @@ from saas.web.dates import FILTERS as DATE_FILTERS
 from saas.web.htmx import VARY
 from saas.web.security import content_security_policy, create_csrf_config
 
-# The app's statements, verbatim (see the module docstring).
-TENANT_SQL = (
-    "SELECT users.id, users.sub, users.email, users.name, users.picture,"
-    " users.is_platform_operator, users.last_login_at, users.sa_orm_sentinel, users.created_at,"
-    " users.updated_at, organizations.id AS id_1, organizations.slug,"
-    " organizations.display_name, organizations.auth0_org_id, organizations.status,"
-    " organizations.require_sso, organizations.default_role, organizations.jit_provisioning,"
-    " organizations.member_count, organizations.require_mfa,"
-    " organizations.session_idle_timeout_seconds, organizations.session_absolute_timeout_seconds,"
-    " organizations.sa_orm_sentinel AS sa_orm_sentinel_1, organizations.created_at AS"
-    " created_at_1, organizations.updated_at AS updated_at_1, memberships.id AS id_2,"
-    " memberships.organization_id, memberships.user_id, memberships.role,"
-    " memberships.sa_orm_sentinel AS sa_orm_sentinel_2, memberships.created_at AS created_at_2,"
-    " memberships.updated_at AS updated_at_2 \nFROM users LEFT OUTER JOIN organizations ON"
-    " organizations.slug = $1::VARCHAR LEFT OUTER JOIN memberships ON"
-    " memberships.organization_id = organizations.id AND memberships.user_id = users.id \nWHERE"
-    " users.id = $2::UUID"
-)
-PAGE_SQL = (
-    "SELECT memberships.id, memberships.organization_id, memberships.user_id, memberships.role,"
-    " memberships.sa_orm_sentinel, memberships.created_at, memberships.updated_at, users.id AS"
-    " id_1, users.sub, users.email, users.name, users.picture, users.is_platform_operator,"
-    " users.last_login_at, users.sa_orm_sentinel AS sa_orm_sentinel_1, users.created_at AS"
-    " created_at_1, users.updated_at AS updated_at_1 \nFROM memberships JOIN users ON users.id ="
-    " memberships.user_id \nWHERE memberships.organization_id = $1::UUID ORDER BY users.name ASC,"
-    " users.id ASC \n LIMIT $2::INTEGER"
-)
-PAGE_AFTER_SQL = (
-    "SELECT memberships.id, memberships.organization_id, memberships.user_id, memberships.role,"
-    " memberships.sa_orm_sentinel, memberships.created_at, memberships.updated_at, users.id AS"
-    " id_1, users.sub, users.email, users.name, users.picture, users.is_platform_operator,"
-    " users.last_login_at, users.sa_orm_sentinel AS sa_orm_sentinel_1, users.created_at AS"
-    " created_at_1, users.updated_at AS updated_at_1 \nFROM memberships JOIN users ON users.id ="
-    " memberships.user_id \nWHERE memberships.organization_id = $1::UUID AND (users.name,"
-    " users.id) > ($2::VARCHAR, $3::UUID) ORDER BY users.name ASC, users.id ASC \n LIMIT"
-    " $4::INTEGER"
-)
-SYNC_SQL = (
-    "SELECT outbox_jobs.id, outbox_jobs.kind, outbox_jobs.payload, outbox_jobs.status,"
-    " outbox_jobs.attempts, outbox_jobs.next_attempt_at, outbox_jobs.organization_id,"
-    " outbox_jobs.target_type, outbox_jobs.target_id, outbox_jobs.last_error,"
-    " outbox_jobs.lease_token, outbox_jobs.leased_until, outbox_jobs.done_at,"
-    " outbox_jobs.sa_orm_sentinel, outbox_jobs.created_at, outbox_jobs.updated_at, anon_1.due"
-    " \nFROM outbox_jobs JOIN (SELECT outbox_jobs.id AS id, row_number() OVER (PARTITION BY"
-    " outbox_jobs.target_id ORDER BY outbox_jobs.created_at DESC, outbox_jobs.id DESC) AS rank,"
-    " max(CASE WHEN (outbox_jobs.status = $1::VARCHAR) THEN $2::INTEGER ELSE $3::INTEGER END)"
-    " OVER (PARTITION BY outbox_jobs.target_id) AS due \nFROM outbox_jobs \nWHERE"
-    " outbox_jobs.organization_id = $4::UUID AND outbox_jobs.target_type = $5::VARCHAR AND"
-    " outbox_jobs.target_id IN ({ids})) AS anon_1 ON anon_1.id = outbox_jobs.id \nWHERE"
-    " anon_1.rank = $6::INTEGER"
-)
 PAGE_SIZE = 25
 ROUTES = {
     "members.change_role": "/o/{slug}/members/{member_id}/role",
     "members.remove": "/o/{slug}/members/{member_id}/remove",
     "members.transfer_ownership": "/o/{slug}/members/{member_id}/transfer-ownership",
 }
+# Where `bench.run` leaves the statements it captured from the app, one list per page.
+STATEMENTS_FILE = "BENCH_FLOOR_STATEMENTS"
+# The sync-state statement's list of row ids: one placeholder per row shown.
+SYNC_FIRST_ID = 7  # after the statement's six other parameters
+_ID_LIST = re.compile(r"IN \((\$\d+::UUID(?:, )?)+\)")
 
 
 class Record:
@@ -128,55 +87,65 @@ class Record:
         def __getattr__(self, name: str) -> Any: ...
 
 
-def _split(record: asyncpg.Record, names: list[list[str]]) -> list[Record]:
-    """A joined row's columns back into one record per table, in the statement's order."""
-    values = list(record.values())
-    out, at = [], 0
-    for columns in names:
-        out.append(Record(dict(zip(columns, values[at : at + len(columns)], strict=True))))
-        at += len(columns)
-    return out
+@dataclass(frozen=True)
+class Statement:
+    """One of the app's statements, verbatim, and which of its result columns belong to which
+    table (read off its select list), so a joined row splits back into one record per table."""
+
+    sql: str
+    tables: list[tuple[str, list[str]]]
+
+    @classmethod
+    def of(cls, sql: str) -> Statement:
+        selected = sql[len("SELECT ") : sql.index("\nFROM ")]
+        tables: list[tuple[str, list[str]]] = []
+        for item in selected.split(", "):
+            table, _, column = item.split(" AS ")[0].strip().partition(".")
+            if tables and tables[-1][0] == table:
+                tables[-1][1].append(column)
+            else:
+                tables.append((table, [column]))
+        return cls(sql=sql, tables=tables)
+
+    def split(self, record: asyncpg.Record) -> list[Record]:
+        values = list(record.values())
+        out, at = [], 0
+        for _, columns in self.tables:
+            out.append(Record(dict(zip(columns, values[at : at + len(columns)], strict=True))))
+            at += len(columns)
+        return out
 
 
-USER = [
-    "id",
-    "sub",
-    "email",
-    "name",
-    "picture",
-    "is_platform_operator",
-    "last_login_at",
-    "sa_orm_sentinel",
-    "created_at",
-    "updated_at",
-]
-ORGANIZATION = [
-    "id",
-    "slug",
-    "display_name",
-    "auth0_org_id",
-    "status",
-    "require_sso",
-    "default_role",
-    "jit_provisioning",
-    "member_count",
-    "require_mfa",
-    "session_idle_timeout_seconds",
-    "session_absolute_timeout_seconds",
-    "sa_orm_sentinel",
-    "created_at",
-    "updated_at",
-]
-MEMBERSHIP = [
-    "id",
-    "organization_id",
-    "user_id",
-    "role",
-    "sa_orm_sentinel",
-    "created_at",
-    "updated_at",
-]
+def load_statements() -> dict[str, Statement]:
+    """The app's statements for page 1 and a page after a cursor: the viewer, the page of rows,
+    the rows' sync state. Taken from the app itself at each run, so the floor cannot drift from
+    what the app runs (a new column, a changed join)."""
+    path = os.environ.get(STATEMENTS_FILE)
+    if not path:
+        raise SystemExit(f"bench/floor.py is started by bench.run, which sets {STATEMENTS_FILE}")
+    captured: dict[str, list[str]] = json.loads(Path(path).read_text())
+    first, after = captured["page_1"], captured["page_after"]
+    if len(first) != 3 or len(after) != 3 or first[0] != after[0]:
+        raise SystemExit(
+            "the members fragment no longer runs the three statements the floor reproduces "
+            f"(viewer, page, sync state): {len(first)} and {len(after)}; update bench/floor.py"
+        )
+    ids = _ID_LIST.search(first[2])
+    if ids is None or not ids[0].startswith(f"IN (${SYNC_FIRST_ID}::UUID"):
+        raise SystemExit(
+            f"the sync-state statement's ids no longer start at ${SYNC_FIRST_ID}; "
+            "update bench/floor.py"
+        )
+    sync = first[2][: ids.start()] + "IN ({ids})" + first[2][ids.end() :]
+    return {
+        "tenant": Statement.of(first[0]),
+        "page": Statement.of(first[1]),
+        "page_after": Statement.of(after[1]),
+        "sync": Statement(sql=sync, tables=[]),
+    }
 
+
+STATEMENTS = load_statements()
 settings = load_settings(outbox_worker_enabled=False)
 csrf_config = create_csrf_config(settings)
 cookie_name = session_cookie_name(settings)
@@ -230,10 +199,10 @@ async def members_fragment(request: Request[Any, Any, Any], slug: str) -> Respon
         return refused(303)
     assert pool is not None
     async with pool.acquire() as conn:
-        found = await conn.fetchrow(TENANT_SQL, slug, UUID(user_id))
+        found = await conn.fetchrow(STATEMENTS["tenant"].sql, slug, UUID(user_id))
         if found is None:
             return refused(303)
-        user, organization, membership = _split(found, [USER, ORGANIZATION, MEMBERSHIP])
+        user, organization, membership = STATEMENTS["tenant"].split(found)
         if organization.id is None or membership.id is None:
             return refused(404)
         if organization.status != "active":
@@ -260,18 +229,22 @@ async def members_fragment(request: Request[Any, Any, Any], slug: str) -> Respon
         after = request.query_params.get("after")
         if after:
             cursor = Cursor.decode(after)
+            page_statement = STATEMENTS["page_after"]
             records = await conn.fetch(
-                PAGE_AFTER_SQL, organization.id, cursor.value, cursor.id, PAGE_SIZE + 1
+                page_statement.sql, organization.id, cursor.value, cursor.id, PAGE_SIZE + 1
             )
         else:
-            records = await conn.fetch(PAGE_SQL, organization.id, PAGE_SIZE + 1)
-        rows = [(m, u) for m, u in (_split(r, [MEMBERSHIP, USER]) for r in records)]
+            page_statement = STATEMENTS["page"]
+            records = await conn.fetch(page_statement.sql, organization.id, PAGE_SIZE + 1)
+        rows = [(m, u) for m, u in (page_statement.split(r) for r in records)]
         shown, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         ids = [u.id for _, u in shown]
-        placeholders = ", ".join(f"${i}::UUID" for i in range(7, 7 + len(ids)))
+        placeholders = ", ".join(
+            f"${i}::UUID" for i in range(SYNC_FIRST_ID, SYNC_FIRST_ID + len(ids))
+        )
         jobs = (
             await conn.fetch(
-                SYNC_SQL.format(ids=placeholders),
+                STATEMENTS["sync"].sql.format(ids=placeholders),
                 "pending",
                 1,
                 0,

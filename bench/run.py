@@ -751,11 +751,7 @@ def main() -> None:
             "baseline", [*uvicorn, "--port", str(base_port), "bench.baseline:app"], common
         )
         wait_http(app_url + "/login", app, "app", work)
-        floor = procs.start(
-            "floor", [*uvicorn, "--port", str(floor_port), "bench.floor:app"], app_env
-        )
         wait_http(base_url + "/", base, "baseline", work)
-        wait_http(floor_url + "/", floor, "floor", work)
         log(
             f"app (APP_ENV=production, {args.workers} uvicorn workers) on {app_url}, configured "
             f"as APP_BASE_URL=https://127.0.0.1:{app_port} (TLS belongs to the proxy in front); "
@@ -793,6 +789,23 @@ def main() -> None:
         after_end = f"after={ident['end_cursor']}"
         fragment_headers = {"Cookie": f"{cookie_name}={session_id}", "HX-Request": "true"}
         small_headers = {"Cookie": f"{cookie_name}={small_session}", "HX-Request": "true"}
+
+        # The floor runs the app's own statements for the fragment, taken from the app now.
+        captured = count_statements(
+            app_env,
+            {
+                "page_1": ("GET", f"/o/{big}/members", fragment_headers, None, 200),
+                "page_after": ("GET", f"/o/{big}/members?{after_mid}", fragment_headers, None, 200),
+            },
+        )
+        statements_file = work / "floor_statements.json"
+        statements_file.write_text(json.dumps({k: v["sql"] for k, v in captured.items()}))
+        floor = procs.start(
+            "floor",
+            [*uvicorn, "--port", str(floor_port), "bench.floor:app"],
+            {**app_env, "BENCH_FLOOR_STATEMENTS": str(statements_file)},
+        )
+        wait_http(floor_url + "/", floor, "floor", work)
         api_headers = {"Authorization": f"Bearer {token}"}
         login_headers = {
             "Cookie": f"{csrf_name}={csrf}",
