@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from saas.config import Settings
+from saas.http import tls_context
 
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 # A 429 is retried when Auth0's rate-limit window resets, but never later than this: a clock
@@ -76,7 +77,9 @@ class ManagementClient:
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self.base = settings.auth0_management_base_url + "/api/v2"
-        self.http = http or httpx.AsyncClient(timeout=settings.auth0_request_timeout_seconds)
+        self.http = http or httpx.AsyncClient(
+            timeout=settings.auth0_request_timeout_seconds, verify=tls_context()
+        )
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._token_lock = asyncio.Lock()

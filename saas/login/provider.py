@@ -17,6 +17,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from saas.config import Settings
+from saas.http import tls_context
 from saas.login.errors import CodeExchangeFailed
 from saas.login.jwks import JWKSCache
 
@@ -73,7 +74,9 @@ class OIDCProvider:
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        self.http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0), verify=tls_context()
+        )
         self._metadata: ProviderMetadata | None = None
         self._metadata_at = 0.0
         self._jwks: JWKSCache | None = None
@@ -110,6 +113,7 @@ class OIDCProvider:
             code_challenge_method="S256",
             token_endpoint_auth_method="client_secret_post",  # noqa: S106  (a method name)
             timeout=10.0,
+            verify=tls_context(),
         )
 
     async def authorization_url(

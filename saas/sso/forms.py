@@ -12,6 +12,7 @@ from msgspec import Struct
 
 from saas.config import Settings
 from saas.errors import InvalidInput
+from saas.http import tls_context
 from saas.sso.validation import (
     ValidatedConnection,
     validate_oidc,
@@ -47,7 +48,7 @@ async def validate_form(form: SsoForm, settings: Settings) -> ValidatedConnectio
             field="metadata_xml",
         )
     if form.strategy == "oidc":
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(verify=tls_context()) as http:
             return await validate_oidc(
                 form.discovery_url,
                 form.client_id,
