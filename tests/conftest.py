@@ -42,6 +42,7 @@ from tests.support.databases import ThrowawayDatabase, require_postgres
 from tests.support.dns_server import TxtZone, dns_server
 from tests.support.migrations import upgrade
 from tests.support.stack import Stack, StackPool
+from tests.support.tls import share_tls_context
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -52,7 +53,9 @@ DEFAULT_REDIS_DB = 15
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker gets a Redis database of its own, so that one worker's
     sessions and sign-in counters (all from 127.0.0.1) never meet another's: worker k uses
-    TEST_REDIS_URL's database + k, or 15 - k when TEST_REDIS_URL is not set."""
+    TEST_REDIS_URL's database + k, or 15 - k when TEST_REDIS_URL is not set. Every httpx
+    client of the run shares one TLS context (tests/support/tls.py)."""
+    share_tls_context()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not worker.startswith("gw"):
         return
