@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from saas.login.authorize import begin_login
 from saas.login.callback import CallbackParams, complete_login
 from saas.login.current_user import actor_from, load_current_user, memberships_of
 from saas.login.discovery import route_email
-from saas.login.pending import take
+from saas.login.pending import still_open, take
 from saas.login.provider import OIDCProvider
 from saas.login.sessions import id_token_hint, start_authenticated_session
 from saas.login.sso_test import run_test_sign_in
@@ -295,6 +296,7 @@ class AuthController(Controller):
             id_token=completed.id_token,
             mfa=completed.mfa,
             auth0_sid=completed.auth0_sid,
+            carry_pending=still_open(request.session, time.time()),
         )
         logger.info(
             "login_succeeded",

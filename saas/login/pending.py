@@ -74,3 +74,16 @@ def take(session: dict[str, Any], state: str | None) -> PendingLogin | None:
     if pending.expired(time.time()) or not secrets.compare_digest(pending.state, state or ""):
         return None
     return pending
+
+
+def still_open(session: dict[str, Any], now: float) -> dict[str, Any]:
+    """This browser's other sign-ins that may still complete: unexpired, the newest
+    `MAX_PENDING`, to carry into the session a completed sign-in starts."""
+    entries: dict[str, Any] = dict(session.get(PENDING_LOGIN) or {})
+    alive = [
+        (state, raw)
+        for state, raw in entries.items()
+        if isinstance(raw, dict) and now - raw.get("created_at", 0) <= PENDING_TTL_SECONDS
+    ]
+    alive.sort(key=lambda item: item[1].get("created_at", 0))
+    return dict(alive[-MAX_PENDING:])

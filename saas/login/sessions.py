@@ -79,19 +79,28 @@ ONE_YEAR_SECONDS = 365 * 24 * 3600
 
 
 def merge_changes(
-    started_from: dict[str, Any], changed: dict[str, Any], current: dict[str, Any]
+    started_from: dict[str, Any],
+    changed: dict[str, Any],
+    current: dict[str, Any],
+    *,
+    by_entry: frozenset[str] = frozenset({PENDING_LOGIN}),
 ) -> dict[str, Any]:
     """`current` with the changes that turned `started_from` into `changed` applied to it:
-    keys added, replaced or removed. Values that are dicts on every side (the pending sign-ins,
-    keyed by state) are merged the same way, so two tabs' sign-ins both survive; one emptied
-    by the change is dropped."""
+    keys added, replaced or removed. The keys in `by_entry` (the pending sign-ins, keyed by
+    state) are merged entry by entry, so two tabs' sign-ins both survive, and dropped when
+    emptied; every other value is replaced whole."""
     merged = dict(current)
     for key in started_from.keys() | changed.keys():
         before, after, now = started_from.get(key), changed.get(key), current.get(key)
         if key in changed and key in started_from and after == before:
             continue  # not this request's change: whatever the store holds now stays
-        if isinstance(now, dict) and all(isinstance(side, dict | None) for side in (before, after)):
-            nested = merge_changes(before or {}, after or {}, now)
+        if key in by_entry and isinstance(now, dict):
+            nested = merge_changes(
+                before if isinstance(before, dict) else {},
+                after if isinstance(after, dict) else {},
+                now,
+                by_entry=frozenset(),
+            )
             if nested:
                 merged[key] = nested
             else:
@@ -146,7 +155,9 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         rotated = connection.scope.get(_ROTATED_ID)
         if rotated:
             return str(rotated)
-        if sent := self.cookie_session_id(connection):
+        # Only an id whose session this request found: a dead id (ended, expired, or never
+        # made here) is not handed a new session, which its old holder would share.
+        if _LOADED in connection.scope and (sent := self.cookie_session_id(connection)):
             return sent
         fresh = connection.scope.get(_FRESH_ID)
         if not fresh:
@@ -173,6 +184,8 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             await self._store_rotated(scope_session, message, connection, store)
         elif scope_session or _LOADED in connection.scope:
             await self._store_changes(scope_session, message, connection, store)
+        elif connection.cookies.get(self.config.key):
+            self._expire_cookie(message)  # a dead id, and nothing to keep: drop the cookie
         # else: an anonymous visitor with nothing to keep gets no entry and no cookie.
 
     async def _store_rotated(
@@ -361,13 +374,16 @@ def start_authenticated_session(
     id_token: str | None = None,
     mfa: bool = False,
     auth0_sid: str | None = None,
+    carry_pending: dict[str, Any] | None = None,
 ) -> None:
     """Replace whatever the browser had with a fresh session under a new id."""
     from saas.login.session_directory import describe_device
 
     now = int(time.time())
-    # Sign-ins still under way in this browser's other tabs go on in the new session.
-    others = connection.session.get(PENDING_LOGIN)
+    # Sign-ins still under way in this browser's other tabs go on in the new session, but only
+    # the same person's: a state planted before someone else signed in here must not survive.
+    previous_user = connection.session.get(USER_ID)
+    others = carry_pending if previous_user in (None, user_id) else None
     connection.set_session(
         {
             **({PENDING_LOGIN: others} if others else {}),

@@ -216,3 +216,20 @@ def test_a_burst_of_the_same_change_settles_without_writing_it_again(
     assert msgspec.json.decode(value) == {"user_id": "u1", "last_seen_at": 1_000}
     assert expires_in is not None
     assert expires_in <= 60
+
+
+def test_a_dead_session_id_is_dropped_not_reused(stack: Stack) -> None:
+    """A cookie whose session is gone (ended elsewhere, expired) is expired on the next answer,
+    and a sign-in started with it is kept under a new id: whoever else held the old id (a
+    stolen cookie) shares nothing with the sign-in."""
+    name = session_cookie_name(stack.settings)
+    dead = "ab" * 32
+    answer = httpx.get(stack.app_url + "/login", cookies={name: dead})
+    expired = [c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{name}=")]
+    assert expired, answer.headers
+    assert "Max-Age=0" in expired[0]
+    started = httpx.get(stack.app_url + "/o/acme/login", cookies={name: dead})
+    assert started.status_code == 303
+    kept = started.cookies.get(name)
+    assert kept
+    assert kept != dead

@@ -176,7 +176,9 @@ def test_redis_refusing_writes_is_named_and_answered_clearly(
             health = anonymous.get("/health")
             assert health.status_code == 503, health.text
             assert health.json()["checks"] == {"database": "ok", "redis": "failed"}
-            # A signed-in page reads its session (allowed) and saves it on the way out.
+            # A signed-in page reads its session (allowed) and saves it on the way out, once
+            # its last-seen second has moved (an unchanged session is not written again).
+            time.sleep(1.05)
             assert_clear_503(browser.get("/o/acme/", headers={"accept": "text/html"}), html=True)
             assert_clear_503(
                 browser.get("/o/acme/", headers={"accept": "application/json"}), html=False

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from saas.login.pending import MAX_PENDING, PENDING_TTL_SECONDS, still_open
 from saas.login.sessions import merge_changes
 
 
@@ -46,3 +47,18 @@ def test_a_value_this_request_replaced_wins() -> None:
     changed = {"mfa_organization_id": "o1"}
     current = {"mfa_organization_id": None, "user_id": "u1"}
     assert merge_changes(loaded, changed, current) == {"mfa_organization_id": "o1", "user_id": "u1"}
+
+
+def test_other_dict_values_are_replaced_whole() -> None:
+    loaded: dict[str, object] = {}
+    changed = {"sso_test_result": {"organization": "x", "claims": {"sub": "a"}}}
+    current = {"sso_test_result": {"organization": "y", "error": "refused"}}
+    assert merge_changes(loaded, changed, current) == changed
+
+
+def test_only_open_sign_ins_carry_and_at_most_max_pending() -> None:
+    now = 1_000_000.0
+    entries = {f"s{i}": {"created_at": int(now) - i} for i in range(8)}
+    entries["old"] = {"created_at": int(now) - PENDING_TTL_SECONDS - 1}
+    carried = still_open({"pending_login": entries}, now)
+    assert set(carried) == {f"s{i}" for i in range(MAX_PENDING)}
