@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,8 +54,7 @@ class PendingLogin:
 def remember(session: dict[str, Any], pending: PendingLogin) -> None:
     entries: dict[str, Any] = dict(session.get(PENDING_LOGIN) or {})
     entries[pending.state] = asdict(pending)
-    newest = sorted(entries.items(), key=lambda item: item[1].get("created_at", 0))[-MAX_PENDING:]
-    session[PENDING_LOGIN] = dict(newest)
+    session[PENDING_LOGIN] = _newest(entries.items())
 
 
 def take(session: dict[str, Any], state: str | None) -> PendingLogin | None:
@@ -80,10 +80,13 @@ def still_open(session: dict[str, Any], now: float) -> dict[str, Any]:
     """This browser's other sign-ins that may still complete: unexpired, the newest
     `MAX_PENDING`, to carry into the session a completed sign-in starts."""
     entries: dict[str, Any] = dict(session.get(PENDING_LOGIN) or {})
-    alive = [
+    return _newest(
         (state, raw)
         for state, raw in entries.items()
         if isinstance(raw, dict) and now - raw.get("created_at", 0) <= PENDING_TTL_SECONDS
-    ]
-    alive.sort(key=lambda item: item[1].get("created_at", 0))
-    return dict(alive[-MAX_PENDING:])
+    )
+
+
+def _newest(entries: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """The `MAX_PENDING` most recently started of these pending sign-ins, oldest first."""
+    return dict(sorted(entries, key=lambda item: item[1].get("created_at", 0))[-MAX_PENDING:])

@@ -235,7 +235,11 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             if current is None and loaded is not None:
                 vanished = True
                 return None
-            now = self.deserialize_data(current) if current is not None else {}
+            # Nobody wrote meanwhile (the usual case): what was loaded is what the store holds.
+            if current == loaded:
+                now = started_from
+            else:
+                now = self.deserialize_data(current) if current is not None else {}
             merged = merge_changes(started_from, session, now)
             return self.serialize_data(merged, connection.scope) if merged else None
 
@@ -247,29 +251,23 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             self._expire_cookie(message)  # emptied: nothing left to keep
 
     def _set_cookie(self, message: Message, session_id: str) -> None:
-        config = self.config
-        cookie = Cookie(
-            key=config.key,
-            value=session_id,
-            max_age=config.max_age,
-            path=config.path,
-            domain=config.domain,
-            secure=config.secure,
-            httponly=config.httponly,
-            samesite=config.samesite,
-        )
-        MutableScopeHeaders.from_message(message).add("Set-Cookie", cookie.to_header(header=""))
+        self._add_cookie(message, session_id, max_age=self.config.max_age)
 
     def _expire_cookie(self, message: Message) -> None:
         # Litestar's own "cleared" cookie is `null` with the configured Max-Age, which outlives
         # its Expires: the browser kept sending a dead id for the idle timeout. Max-Age=0 (and
         # an Expires in the past) drop it now; name, path and flags must match to replace it.
+        self._add_cookie(message, "", max_age=0, expires=-ONE_YEAR_SECONDS)
+
+    def _add_cookie(
+        self, message: Message, value: str, *, max_age: int | None, expires: int | None = None
+    ) -> None:
         config = self.config
         cookie = Cookie(
             key=config.key,
-            value="",
-            max_age=0,
-            expires=-ONE_YEAR_SECONDS,
+            value=value,
+            max_age=max_age,
+            expires=expires,
             path=config.path,
             domain=config.domain,
             secure=config.secure,
