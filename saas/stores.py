@@ -82,6 +82,7 @@ return {count, ttl}
 
 # Rewrites of one entry racing each other: after this many in a row, give up (and answer 503).
 _CHANGE_ATTEMPTS = 20
+_CHANGE_BACKOFF_SECONDS = 0.001  # times the attempt's number: at most 20 ms before the last
 
 
 @runtime_checkable
@@ -159,7 +160,7 @@ class CountingRedisStore(RedisStore):
         # other client wrote the key meanwhile; otherwise read it again and recompute.
         name = self._make_key(key)
         async with self._redis.pipeline(transaction=True) as pipe:
-            for _ in range(_CHANGE_ATTEMPTS):
+            for attempt in range(_CHANGE_ATTEMPTS):
                 await pipe.watch(name)
                 current = await pipe.get(name)
                 value = change(current.encode() if isinstance(current, str) else current)
@@ -176,6 +177,9 @@ class CountingRedisStore(RedisStore):
                 try:
                     await pipe.execute()
                 except WatchError:
+                    # Another writer won this round. Wait a little, at random, so writers that
+                    # keep colliding spread out instead of one losing every round.
+                    await anyio.sleep(_RANDOM.uniform(0, _CHANGE_BACKOFF_SECONDS * (attempt + 1)))
                     continue
                 return value
         # The key is not named: a session's key is its id, which is as good as its cookie.
