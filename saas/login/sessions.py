@@ -227,6 +227,11 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             raise TypeError(f"the session store must be ChangeableEntries, not {type(store)}")
         loaded: bytes | None = connection.scope.get(_LOADED)  # type: ignore[assignment]
         started_from = self.deserialize_data(loaded) if loaded is not None else {}
+        if loaded is not None and session == started_from:
+            # This request changed nothing (most requests: `last_seen_at` moves once a second),
+            # so there is nothing to write. Reading the entry renewed its lifetime already, and
+            # leaving the cookie alone cannot overwrite one a sign-in meanwhile set.
+            return
         session_id = self.get_session_id(connection)
         vanished = False
 
