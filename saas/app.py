@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import structlog
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NoRouteMatchFoundException
+from litestar.handlers import BaseRouteHandler
 from litestar.plugins.flash import FlashConfig, FlashPlugin
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
+from litestar.types.internal_types import PathParameterDefinition
+from litestar.utils import join_paths
 
 from saas.config import PROJECT_ROOT, Settings, load_settings
 from saas.db.config import create_sqlalchemy_config
@@ -27,9 +33,12 @@ from saas.web.middleware import wrap_edge
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from litestar.routes import BaseRoute
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = structlog.get_logger("saas.app")
+# Path parameter types whose value `route_reverse` also takes as a string (as Litestar's does).
+_STRING_ALLOWED_FOR = frozenset({datetime, date, time, timedelta, float, Path, UUID})
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
 
@@ -50,8 +59,50 @@ class Application(Litestar):
     """
 
     def __init__(self, *args: Any, edge: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        # Before Litestar's constructor, which registers the routes (and so clears it).
+        self._reverse_routes: dict[tuple[str, frozenset[str]], BaseRoute] = {}
         super().__init__(*args, **kwargs)
         self._edge = edge(self._answer_what_escaped)
+
+    def register(self, value: Any) -> None:  # type: ignore[override]
+        self._reverse_routes.clear()  # a new route may be the one a name now reverses to
+        super().register(value)
+
+    def route_reverse(self, name: str | BaseRouteHandler, **path_parameters: Any) -> str:
+        """Litestar's `route_reverse`, with its choice of route remembered per name and set of
+        parameters. The members page calls it three times a row (`url_for` in templates), and
+        Litestar looks the name up and sorts its routes at each call. Each value is still checked
+        against the parameter's type, as Litestar does."""
+        if isinstance(name, BaseRouteHandler):
+            name = str(name)
+        key = (name, frozenset(path_parameters))
+        route = self._reverse_routes.get(key)
+        if route is None:
+            handler_index = self.get_handler_index_by_name(name)
+            if handler_index is None:
+                raise NoRouteMatchFoundException(f"Route {name} can not be found")
+            routes = sorted(
+                self.asgi_router.route_mapping[handler_index["identifier"]],
+                key=lambda r: len(r.path_parameters),
+                reverse=True,
+            )
+            route = next((r for r in routes if key[1].issuperset(r.path_parameters)), routes[-1])
+            self._reverse_routes[key] = route
+        output: list[str] = []
+        for component in route.path_components:
+            if isinstance(component, PathParameterDefinition):
+                value = path_parameters.get(component.name)
+                if not isinstance(value, component.type) and (
+                    component.type not in _STRING_ALLOWED_FOR or not isinstance(value, str)
+                ):
+                    raise NoRouteMatchFoundException(
+                        f"Received type for path parameter {component.name} doesn't match "
+                        f"declared type {component.type}"
+                    )
+                output.append(str(value))
+            else:
+                output.append(component)
+        return join_paths(output)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         await self._edge(scope, receive, send)
