@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from saas.db.models import OutboxJob, OutboxStatus
@@ -85,16 +85,9 @@ def _state(latest: OutboxJob, *, pending: bool) -> SyncState:
     return SyncState(SyncStatus.IN_STEP)
 
 
-async def sync_states(
-    session: Session, organization_id: UUID, target_type: str, target_ids: Iterable[UUID]
-) -> dict[UUID, SyncState]:
-    """The state of each object with jobs; objects without any are left out (made before
-    jobs recorded their target, or never synced). One query on the target index, however
-    many jobs an object has had: each object's latest job, with whether any of its jobs is
-    still due (so a page adds one statement for all its rows, not one per row)."""
-    ids = list(target_ids)
-    if not ids:
-        return {}
+def _latest_jobs() -> Select[tuple[OutboxJob, int]]:
+    """Each listed target's newest job, and whether any of its jobs is still due. Built once:
+    a members page runs it on every view, and building it cost more than running it."""
     by_target = OutboxJob.target_id
     newest = (
         select(
@@ -111,16 +104,35 @@ async def sync_states(
             .label("due"),
         )
         .where(
-            OutboxJob.organization_id == organization_id,
-            OutboxJob.target_type == target_type,
-            by_target.in_(ids),
+            OutboxJob.organization_id == bindparam("organization_id"),
+            OutboxJob.target_type == bindparam("target_type"),
+            by_target.in_(bindparam("ids", expanding=True)),
         )
         .subquery()
     )
-    latest = await session.execute(
+    return (
         select(OutboxJob, newest.c.due)
         .join(newest, newest.c.id == OutboxJob.id)
         .where(newest.c.rank == 1)
+    )
+
+
+_LATEST_JOBS = _latest_jobs()
+
+
+async def sync_states(
+    session: Session, organization_id: UUID, target_type: str, target_ids: Iterable[UUID]
+) -> dict[UUID, SyncState]:
+    """The state of each object with jobs; objects without any are left out (made before
+    jobs recorded their target, or never synced). One query on the target index, however
+    many jobs an object has had: each object's latest job, with whether any of its jobs is
+    still due (so a page adds one statement for all its rows, not one per row)."""
+    ids = list(target_ids)
+    if not ids:
+        return {}
+    latest = await session.execute(
+        _LATEST_JOBS,
+        {"organization_id": organization_id, "target_type": target_type, "ids": ids},
     )
     states: dict[UUID, SyncState] = {}
     for job, due in latest.tuples():
