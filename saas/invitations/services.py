@@ -387,6 +387,19 @@ class InvitationService:
             token_hash=hash_ticket(ticket)
         )
 
+    async def awaits_auth0_ticket(self, organization_id: UUID) -> bool:
+        """Whether a pending invitation of this organization has no Auth0 ticket recorded yet.
+
+        Auth0 emails the link as it creates the invitation, a moment before the worker records
+        the ticket (and, if the worker stopped in between, until its retry finds it): a link
+        opened in that window is not invalid, only early."""
+        return await self.repository_for(organization_id).exists(
+            Invitation.auth0_invitation_id.is_(None),
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+
     async def get_pending_by_ticket(self, organization_id: UUID, ticket: str) -> Invitation:
         invitation = await self.repository_for(organization_id).get_one_or_none(
             token_hash=hash_ticket(ticket)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -106,6 +107,37 @@ def _usable_invitation(invitation: Invitation | None, org: Organization) -> Invi
     return invitation
 
 
+# How long an invitation link opened before its ticket is recorded waits for the worker, which
+# records it milliseconds after Auth0 answers; longer means the worker stopped and will retry.
+TICKET_RECORD_WAIT_SECONDS = 3.0
+_TICKET_RECORD_POLL_SECONDS = 0.2
+
+
+async def _invitation_for_link(
+    db_session: AsyncSession,
+    invitation_service: InvitationService,
+    org: Organization,
+    ticket: str,
+) -> Invitation | None:
+    """The invitation a link's ticket opens. Auth0 emails the link before the worker records
+    its ticket, so an unknown ticket while an invitation awaits its ticket waits a moment,
+    then says "not ready" rather than "not valid"."""
+    deadline = time.monotonic() + TICKET_RECORD_WAIT_SECONDS
+    while True:
+        try:
+            found = await invitation_service.get_by_ticket(org.id, ticket)
+        except (InvalidInput, NotFound) as error:
+            raise errors.InvitationInvalid from error
+        if found is not None or not await invitation_service.awaits_auth0_ticket(org.id):
+            return found
+        if time.monotonic() >= deadline:
+            raise errors.InvitationNotReady
+        # End the read-only transaction: the next read sees the worker's commit (SQLite keeps
+        # one snapshot per transaction), and no connection is held while this waits.
+        await db_session.commit()
+        await asyncio.sleep(_TICKET_RECORD_POLL_SECONDS)
+
+
 class AuthController(Controller):
     include_in_schema = False
     dependencies = SIGN_IN_SERVICES
@@ -192,10 +224,7 @@ class AuthController(Controller):
         org = await organizations.get_one_or_none(auth0_org_id=organization)
         if org is None:
             raise errors.InvitationInvalid
-        try:
-            found = await invitation_service.get_by_ticket(org.id, invitation)
-        except (InvalidInput, NotFound) as error:
-            raise errors.InvitationInvalid from error
+        found = await _invitation_for_link(db_session, invitation_service, org, invitation)
         pending = _usable_invitation(found, org)
         # Opened in a browser where someone else is signed in: say who, and to whom it was sent,
         # instead of an IdP round trip that ends in a refusal with neither.

@@ -106,6 +106,19 @@ class InvitationInvalid(LoginRefused):
     message = "This invitation is not valid any more, or it was sent to a different email address."
 
 
+class InvitationNotReady(InvitationInvalid):
+    """A link opened in the moment between Auth0 sending it and the app recording its ticket
+    (or while a stopped worker's retry is pending): try again, not "invalid"."""
+
+    reason = "invitation_not_ready"
+    status_code = 503
+    title = "This invitation is still being set up"
+    message = (
+        "This invitation was sent a moment ago and is still being set up. Wait a minute, then "
+        "open the link from your email again."
+    )
+
+
 class InvitationExpired(InvitationInvalid):
     """Only for a holder of the link (the ticket is the secret): which case it is, and what to
     do, tells them nothing they could not learn from the email it came in."""

@@ -1,0 +1,97 @@
+"""An invitation link opened before the app has recorded its ticket.
+
+Auth0 emails the link while it creates the invitation; the outbox worker records the ticket a
+moment later (saas/auth0/sync.py `push_invitation`). A link opened in between is early, not
+invalid: it waits for the record, and says "not ready" if the record does not come."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import threading
+import time
+from uuid import UUID
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saas.audit.services import Actor
+from saas.db.models import Organization
+from saas.invitations.services import InvitationService
+from saas.login.controllers import TICKET_RECORD_WAIT_SECONDS
+from saas.tenancy.permissions import Role
+from tests.support.stack import Stack, in_acme
+
+ACME = "org_AcmeDemo00000001"
+
+# No worker: the tests play its part, recording the ticket when they choose.
+pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
+
+
+def invite(stack: Stack, email: str) -> UUID:
+    async def work(session: AsyncSession, org: Organization) -> UUID:
+        invitation, _ = await InvitationService(session=session).invite(
+            organization_id=org.id,
+            email=email,
+            role=Role.MEMBER,
+            actor=Actor.system(),
+            authority=None,
+            ttl=datetime.timedelta(days=7),
+        )
+        return invitation.id
+
+    return in_acme(stack.settings, work)
+
+
+def record_ticket(stack: Stack, invitation_id: UUID, ticket: str) -> None:
+    async def work(session: AsyncSession, _: Organization) -> None:
+        await InvitationService(session=session).record_auth0_ticket(
+            invitation_id=invitation_id,
+            auth0_invitation_id="uinv_" + secrets.token_hex(8),
+            ticket=ticket,
+        )
+
+    in_acme(stack.settings, work)
+
+
+def link(stack: Stack, ticket: str) -> str:
+    return f"{stack.app_url}/invitation?invitation={ticket}&organization={ACME}"
+
+
+def test_a_link_opened_before_its_ticket_is_recorded_waits_for_it(stack: Stack) -> None:
+    invitation_id = invite(stack, "early@acme.example")
+    ticket = secrets.token_urlsafe(24)
+    recorder = threading.Timer(0.8, record_ticket, args=(stack, invitation_id, ticket))
+    started = time.monotonic()
+    recorder.start()
+    try:
+        response = stack.browser().get(link(stack, ticket))
+    finally:
+        recorder.join()
+    assert response.status_code == 303, response.text
+    assert f"invitation={ticket}" in response.headers["location"]
+    assert "login_hint=early%40acme.example" in response.headers["location"]
+    assert time.monotonic() - started >= 0.8
+
+
+def test_a_link_whose_ticket_is_not_recorded_in_time_says_not_ready(stack: Stack) -> None:
+    invite(stack, "stuck@acme.example")
+    started = time.monotonic()
+    response = stack.browser().get(link(stack, secrets.token_urlsafe(24)))
+    waited = time.monotonic() - started
+    assert response.status_code == 503, response.text
+    assert "This invitation is still being set up" in response.text
+    assert "open the link from your email again" in response.text
+    assert TICKET_RECORD_WAIT_SECONDS <= waited < TICKET_RECORD_WAIT_SECONDS + 5
+
+
+def test_an_unknown_ticket_is_refused_at_once_when_no_invitation_awaits_one(
+    stack: Stack,
+) -> None:
+    invitation_id = invite(stack, "recorded@acme.example")
+    record_ticket(stack, invitation_id, secrets.token_urlsafe(24))
+    started = time.monotonic()
+    response = stack.browser().get(link(stack, secrets.token_urlsafe(24)))
+    assert response.status_code == 403, response.text
+    assert "Invitation not valid" in response.text
+    assert time.monotonic() - started < TICKET_RECORD_WAIT_SECONDS
