@@ -147,6 +147,23 @@ async def sync_state(
     return (await sync_states(session, organization_id, target_type, [target_id])).get(target_id)
 
 
+async def sync_in_flight(session: Session, organization_id: UUID, target_type: str) -> bool:
+    """Whether a worker holds the lease on a job of this kind of target in this organization
+    now: it is calling Auth0, or recording Auth0's answer."""
+    now = datetime.datetime.now(datetime.UTC)
+    leased = (
+        select(OutboxJob.id)
+        .where(
+            OutboxJob.organization_id == organization_id,
+            OutboxJob.target_type == target_type,
+            OutboxJob.status == OutboxStatus.PENDING.value,
+            OutboxJob.leased_until > now,
+        )
+        .exists()
+    )
+    return bool(await session.scalar(select(leased)))
+
+
 async def retry_failed(session: Session, job_id: UUID, organization_id: UUID | None) -> OutboxJob:
     """Queue a failed job again. With `organization_id`, only that organization's jobs: a
     tenant admin retries their own. The caller's transaction commits it."""

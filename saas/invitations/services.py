@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from saas.audit.actions import AuditAction
 from saas.audit.services import Actor, AuditService
 from saas.auth0.jobs import INVITATION_TARGET, sync_invitation_later
-from saas.auth0.sync_state import SyncState, sync_states
+from saas.auth0.sync_state import SyncState, sync_in_flight, sync_states
 from saas.db.lists import offset_page
 from saas.db.models import Invitation, Membership, User
 from saas.db.tenant_repository import TenantScopedRepository
@@ -387,18 +387,12 @@ class InvitationService:
             token_hash=hash_ticket(ticket)
         )
 
-    async def awaits_auth0_ticket(self, organization_id: UUID) -> bool:
-        """Whether a pending invitation of this organization has no Auth0 ticket recorded yet.
+    async def ticket_being_recorded(self, organization_id: UUID) -> bool:
+        """Whether a worker is creating one of this organization's invitations at Auth0 now.
 
         Auth0 emails the link as it creates the invitation, a moment before the worker records
-        the ticket (and, if the worker stopped in between, until its retry finds it): a link
-        opened in that window is not invalid, only early."""
-        return await self.repository_for(organization_id).exists(
-            Invitation.auth0_invitation_id.is_(None),
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-            Invitation.expires_at > utcnow(),
-        )
+        the ticket: a link opened in that window is early, not invalid."""
+        return await sync_in_flight(self.session, organization_id, INVITATION_TARGET)
 
     async def get_pending_by_ticket(self, organization_id: UUID, ticket: str) -> Invitation:
         invitation = await self.repository_for(organization_id).get_one_or_none(

@@ -107,8 +107,9 @@ def _usable_invitation(invitation: Invitation | None, org: Organization) -> Invi
     return invitation
 
 
-# How long an invitation link opened before its ticket is recorded waits for the worker, which
-# records it milliseconds after Auth0 answers; longer means the worker stopped and will retry.
+# How long an invitation link whose ticket is unknown waits while a worker is creating one of
+# the organization's invitations at Auth0 (Auth0 emails the link before the worker records
+# the ticket, milliseconds later).
 TICKET_RECORD_WAIT_SECONDS = 3.0
 _TICKET_RECORD_POLL_SECONDS = 0.2
 
@@ -119,21 +120,25 @@ async def _invitation_for_link(
     org: Organization,
     ticket: str,
 ) -> Invitation | None:
-    """The invitation a link's ticket opens. Auth0 emails the link before the worker records
-    its ticket, so an unknown ticket while an invitation awaits its ticket waits a moment,
-    then says "not ready" rather than "not valid"."""
+    """The invitation a link's ticket opens, waiting a moment for a ticket being recorded.
+
+    Only while a worker holds an invitation job of this organization: whether one does shows
+    in nothing but a short delay, and an unknown ticket gets the same refusal either way."""
     deadline = time.monotonic() + TICKET_RECORD_WAIT_SECONDS
     while True:
+        # Asked before the lookup: a record committed between the two is then still found.
+        being_recorded = await invitation_service.ticket_being_recorded(org.id)
         try:
             found = await invitation_service.get_by_ticket(org.id, ticket)
         except (InvalidInput, NotFound) as error:
             raise errors.InvitationInvalid from error
-        if found is not None or not await invitation_service.awaits_auth0_ticket(org.id):
+        if found is not None or not being_recorded or time.monotonic() >= deadline:
             return found
-        if time.monotonic() >= deadline:
-            raise errors.InvitationNotReady
-        # End the read-only transaction: the next read sees the worker's commit (SQLite keeps
-        # one snapshot per transaction), and no connection is held while this waits.
+        # End the read-only transaction (nothing was written: checked), so the next read sees
+        # the worker's commit (SQLite keeps one snapshot per transaction) and no connection is
+        # held while this waits. A commit, not a rollback: a rollback expires `org`.
+        if db_session.new or db_session.dirty or db_session.deleted:
+            raise RuntimeError("an invitation link waits only in a read-only transaction")
         await db_session.commit()
         await asyncio.sleep(_TICKET_RECORD_POLL_SECONDS)
 

@@ -103,19 +103,9 @@ class InvitationInvalid(LoginRefused):
     reason = "invitation_invalid"
     status_code = 403
     title = "Invitation not valid"
-    message = "This invitation is not valid any more, or it was sent to a different email address."
-
-
-class InvitationNotReady(InvitationInvalid):
-    """A link opened in the moment between Auth0 sending it and the app recording its ticket
-    (or while a stopped worker's retry is pending): try again, not "invalid"."""
-
-    reason = "invitation_not_ready"
-    status_code = 503
-    title = "This invitation is still being set up"
     message = (
-        "This invitation was sent a moment ago and is still being set up. Wait a minute, then "
-        "open the link from your email again."
+        "This invitation is not valid any more, or it was sent to a different email address. "
+        "If its email arrived a moment ago, wait a minute, then open the link again."
     )
 
 
