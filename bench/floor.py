@@ -269,7 +269,7 @@ async def members_fragment(request: Request[Any, Any, Any], slug: str) -> Respon
         next_cursor=Cursor("name", False, last.name, last.id) if more and last else None,
     )
     listing = MemberListing(
-        rows=[member_row(tenant, m, u, sync=sync.get(u.id)) for m, u in shown],  # type: ignore[arg-type]
+        rows=[member_row(tenant, m, u, sync=sync.get(u.id)) for m, u in shown],
         page=page,
         total=organization.member_count,
         q="",

@@ -33,10 +33,17 @@ from saas.api.schemas import (
     Search,
 )
 from saas.db.keyset import Cursor, InvalidCursor
-from saas.db.models import Invitation, Membership, Project, User
+from saas.db.models import Invitation, Project
 from saas.errors import InvalidInput
 from saas.invitations.services import TenantInvitations
-from saas.members.services import MATCH_COUNT_CAP, MEMBER_SORT_KEYS, PageStart, TenantMembers
+from saas.members.services import (
+    MATCH_COUNT_CAP,
+    MEMBER_SORT_KEYS,
+    MembershipFields,
+    PageStart,
+    TenantMembers,
+    UserFields,
+)
 from saas.projects.services import ProjectService
 from saas.tenancy.context import TenantContext
 from saas.tenancy.guards import requires
@@ -67,7 +74,7 @@ def _page(
     )
 
 
-def _member(membership: Membership, user: User) -> MemberOut:
+def _member(membership: MembershipFields, user: UserFields) -> MemberOut:
     return MemberOut(
         id=membership.id,
         user_id=user.id,

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from sqlalchemy import Select, func, select, update
@@ -52,6 +53,86 @@ def parse_role(value: str) -> Role:
         raise InvalidInput(
             f"Unknown role {value!r}; choose one of {allowed}", field="role"
         ) from None
+
+
+class MembershipFields(Protocol):
+    """What a member list shows of a membership: a `Membership` or a `ListedMembership`."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def organization_id(self) -> UUID: ...
+    @property
+    def user_id(self) -> UUID: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def directory_managed(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime.datetime: ...
+
+
+class UserFields(Protocol):
+    """What a member list shows of a user: a `User` or a `ListedUser`."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def sub(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def picture(self) -> str | None: ...
+    @property
+    def last_login_at(self) -> datetime.datetime | None: ...
+
+
+# A page of members is only read and rendered: plain values, not ORM entities (an identity map
+# entry and an instance state per row cost more than the rest of the page's SQL work).
+@dataclass(frozen=True, slots=True)
+class ListedMembership:
+    id: UUID
+    organization_id: UUID
+    user_id: UUID
+    role: str
+    directory_managed: bool
+    created_at: datetime.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListedUser:
+    id: UUID
+    sub: str
+    email: str
+    name: str
+    picture: str | None
+    last_login_at: datetime.datetime | None
+
+
+# The columns a page reads, in the order of the two classes' fields.
+_LISTED_COLUMNS = (
+    Membership.id,
+    Membership.organization_id,
+    Membership.user_id,
+    Membership.role,
+    Membership.directory_managed,
+    Membership.created_at,
+    User.id,
+    User.sub,
+    User.email,
+    User.name,
+    User.picture,
+    User.last_login_at,
+)
+_MEMBERSHIP_WIDTH = 6
+
+ListedMember = tuple[ListedMembership, ListedUser]
+
+
+def _listed(row: Any) -> ListedMember:
+    return ListedMembership(*row[:_MEMBERSHIP_WIDTH]), ListedUser(*row[_MEMBERSHIP_WIDTH:])
 
 
 def _from_user(attribute: str) -> Any:
@@ -99,7 +180,7 @@ class PageStart(enum.StrEnum):
 
 @dataclass
 class MemberPage:
-    rows: list[tuple[Membership, User]]
+    rows: list[ListedMember]
     start: PageStart
     # Set only where there is a page that way: the cursor of the first / last row.
     previous_cursor: Cursor | None
@@ -178,7 +259,7 @@ class MembershipService:
         if cursor is not None:
             key.check(cursor, sort, descending)
         few_matches = search_matches is not None and search_matches <= MATCH_COUNT_CAP
-        rows_of = self._member_rows(organization_id, search)
+        rows_of = self._member_rows(organization_id, search).with_only_columns(*_LISTED_COLUMNS)
         use_index = not (search and few_matches)
         while True:
             # "before" and "last" read backwards from their edge, then flip the rows.
@@ -186,11 +267,11 @@ class MembershipService:
             order_descending = descending != backwards
             statement = rows_of.order_by(*key.order_by(order_descending, use_index=use_index))
             ranges = key.after(cursor, order_descending) if cursor is not None else [None]
-            found: list[tuple[Membership, User]] = []
+            found: list[ListedMember] = []
             for where in ranges:
                 bounded = statement if where is None else statement.where(where)
                 result = await self.session.execute(bounded.limit(limit + 1 - len(found)))
-                found.extend((membership, user) for membership, user in result.tuples())
+                found.extend(_listed(row) for row in result)
                 if len(found) > limit:
                     break
             more = len(found) > limit

@@ -18,15 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.auth0.sync_state import SyncState
 from saas.db.keyset import Cursor, InvalidCursor
-from saas.db.models import Membership, User
 from saas.invitations.services import TenantInvitations
 from saas.invitations.views import InviteForm, invitation_listing
 from saas.members.services import (
     MATCH_COUNT_CAP,
     MEMBER_SORT_KEYS,
     MemberPage,
+    MembershipFields,
     PageStart,
     TenantMembers,
+    UserFields,
 )
 from saas.tenancy.context import TenantContext
 from saas.tenancy.permissions import ROLE_RANK, Permission, Role
@@ -70,8 +71,8 @@ def members_url(request: Request[Any, Any, Any], tenant: TenantContext) -> str:
 class MemberRow:
     """One row of the table, with what the viewer may do to it decided here, not in Jinja."""
 
-    membership: Membership
-    user: User
+    membership: MembershipFields
+    user: UserFields
     connection: str
     is_me: bool
     can_change_role: bool
@@ -114,8 +115,8 @@ class MemberRow:
 
 def member_row(
     tenant: TenantContext,
-    membership: Membership,
-    user: User,
+    membership: MembershipFields,
+    user: UserFields,
     error: str | None = None,
     sync: SyncState | None = None,
     directory_group: str | None = None,
