@@ -35,14 +35,14 @@ from saas.tenancy.context import NOT_VISIBLE, SignInRequired, TenantContext
 
 # The statements every tenant request runs, built once: building and keying a statement costs
 # more than running it. Each reads the user, the organization and the membership in one go.
+_USERS_MEMBERSHIP = and_(
+    Membership.organization_id == Organization.id, Membership.user_id == User.id
+)
 _VIEWER_IN_ORGANIZATION = (
     select(User, Organization, Membership)
     .select_from(User)
     .outerjoin(Organization, Organization.slug == bindparam("slug"))
-    .outerjoin(
-        Membership,
-        and_(Membership.organization_id == Organization.id, Membership.user_id == User.id),
-    )
+    .outerjoin(Membership, _USERS_MEMBERSHIP)
     .where(User.id == bindparam("user_id"))
 )
 
@@ -52,10 +52,7 @@ def _subject_in_organization(org_match: ColumnElement[bool]) -> Select[Any]:
         select(Organization, User, Membership)
         .select_from(Organization)
         .outerjoin(User, User.sub == bindparam("sub"))
-        .outerjoin(
-            Membership,
-            and_(Membership.organization_id == Organization.id, Membership.user_id == User.id),
-        )
+        .outerjoin(Membership, _USERS_MEMBERSHIP)
         .where(org_match)
     )
 

@@ -17,12 +17,11 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saas.audit.services import Actor
 from saas.auth0.jobs import INVITATION_TARGET
 from saas.db.models import Organization, OutboxJob
 from saas.invitations.services import InvitationService
 from saas.login.controllers import TICKET_RECORD_WAIT_SECONDS
-from saas.tenancy.permissions import Role
+from tests.support.invitations import invite_as_system
 from tests.support.stack import Stack, in_acme
 
 ACME = "org_AcmeDemo00000001"
@@ -33,14 +32,7 @@ pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
 
 def invite(stack: Stack, email: str) -> UUID:
     async def work(session: AsyncSession, org: Organization) -> UUID:
-        invitation, _ = await InvitationService(session=session).invite(
-            organization_id=org.id,
-            email=email,
-            role=Role.MEMBER,
-            actor=Actor.system(),
-            authority=None,
-            ttl=datetime.timedelta(days=7),
-        )
+        invitation, _ = await invite_as_system(session, org.id, email)
         return invitation.id
 
     return in_acme(stack.settings, work)

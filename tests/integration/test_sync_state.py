@@ -19,7 +19,6 @@ from sqlalchemy import select, update
 from saas.audit.services import Actor
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import Membership, Organization, OutboxJob, OutboxStatus, User
-from saas.invitations.services import InvitationService
 from saas.members.services import MembershipService
 from saas.sso.services import connection_name
 from saas.tenancy.permissions import Role
@@ -30,6 +29,7 @@ from tests.integration.test_sso_settings import (
     save,
 )
 from tests.support.certificates import self_signed_pem
+from tests.support.invitations import invite_as_system
 from tests.support.stack import Browser, Stack, in_acme, running_stack, stack_settings
 
 PAGE = "/o/initech/settings/sso/"
@@ -264,14 +264,7 @@ def test_the_invitations_panel_shows_pending_then_failed_in_plain_words(
     email = "failed-invite@acme.example"
 
     async def invite(session: Any, acme: Organization) -> None:
-        await InvitationService(session=session).invite(
-            organization_id=acme.id,
-            email=email,
-            role=Role.MEMBER,
-            actor=Actor.system(),
-            authority=None,
-            ttl=datetime.timedelta(days=1),
-        )
+        await invite_as_system(session, acme.id, email, ttl=datetime.timedelta(days=1))
 
     async def refused(session: Any, acme: Organization) -> None:
         job = (
