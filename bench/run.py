@@ -460,7 +460,7 @@ def sign_access_token(settings: Any, key_path: Path, sub: str, auth0_org_id: str
         "org_id": auth0_org_id,
         "permissions": OWNER_PERMISSIONS,
     }
-    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
 
 
 # ---- statements per request, in-process ------------------------------------------------------

@@ -54,7 +54,7 @@ def forged(stack: Stack, **overrides: Any) -> str:
     keys.load()
     key = keys.active
     claims = forged_claims(stack, **overrides)
-    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
 
 
 def call(
