@@ -26,6 +26,9 @@ from tests.support.browser import (
 from tests.support.stack import Stack
 
 TIMEOUT_MS = 10_000
+# `expect(...)` waits as long as an action does (Playwright's own default is 5 s): with three
+# workers on two cores, a POST that runs the outbox beside a browser can take longer than 5 s.
+expect.set_options(timeout=TIMEOUT_MS)
 CALL_FAILED = pytest.StashKey[bool]()
 
 

@@ -160,9 +160,11 @@ async def test_an_auth0_call_in_flight_holds_no_transaction(stack: Stack, db: An
 async def test_a_job_whose_worker_stopped_runs_again_after_its_lease(stack: Stack, db: Any) -> None:
     settings = stack.settings
     [job_id] = await enqueue_member_syncs(db, await acme_members(db, 1))
+    # Only the stopped worker's lease must run out here; the other's run holds a lease long
+    # enough that a slow call to the dev IdP on a loaded machine finishes inside it.
     stopped, other = (
         worker(settings, db, lease_seconds=1.5),
-        worker(settings, db, lease_seconds=1.5),
+        worker(settings, db, lease_seconds=30),
     )
     try:
         claim = await stopped.claim()  # ... and the worker "dies": it never records a result

@@ -16,6 +16,7 @@ import asyncio
 import html
 import re
 import shutil
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -28,7 +29,7 @@ import httpx
 from advanced_alchemy.base import metadata_registry
 from litestar import Litestar
 from litestar.stores.file import FileStore
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from saas.app import create_app
@@ -36,7 +37,7 @@ from saas.auth0.outbox import OutboxWorker
 from saas.auth0.runtime import WORKER_STATE_KEY
 from saas.config import Settings, load_settings
 from saas.db.config import create_sqlalchemy_config, standalone_session
-from saas.db.models import Organization
+from saas.db.models import Organization, OutboxJob, OutboxStatus
 from saas.demo.data import DEMO_PASSWORD
 from saas.demo.seed import seed_demo_data
 from saas.devidp.app import create_devidp_app
@@ -171,10 +172,26 @@ async def seed(settings: Settings) -> None:
         await session.commit()
 
 
-async def _seed_and_snapshot(settings: Settings) -> Snapshot:
-    await seed(settings)
+# How long the seed's own outbox jobs may take to reach the dev IdP when a stack starts.
+SEED_SYNC_SECONDS = 60.0
+
+
+async def _seed_synced_snapshot(settings: Settings, worker_running: bool) -> Snapshot:
+    """The app's rows once the outbox has sent the seed's jobs to the dev IdP, as `make run`
+    has them a moment after it starts. Restoring the rows from before those jobs ran would
+    have the worker push every demo organization and member again before each test."""
     engine = create_sqlalchemy_config(settings).get_engine()
+    pending = select(func.count()).where(OutboxJob.status == OutboxStatus.PENDING.value)
+    deadline = time.monotonic() + SEED_SYNC_SECONDS
     try:
+        while worker_running:
+            async with engine.connect() as connection:
+                left = (await connection.execute(pending)).scalar_one()
+            if not left:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{left} of the seed's outbox jobs not done in time")
+            await asyncio.sleep(0.05)
         return await Snapshot.take(engine, metadata_registry.get(None))
     finally:
         await engine.dispose()
@@ -272,14 +289,12 @@ class StackServers:
 def started_stack(settings: Settings) -> Iterator[StackServers]:
     """Seed the app's database, start the dev IdP and the app, and note the state they
     started in. Safe to enter on a thread whose event loop is running (Playwright's)."""
-    app_rows = run_async(_seed_and_snapshot(settings))
+    run_async(seed(settings))
     with ExitStack() as stack:
         devidp_app = create_devidp_app(settings)
         idp_served = stack.enter_context(
             serving(devidp_app, port=int(settings.devidp_base_url.rsplit(":", 1)[1]))
         )
-        # Before the app starts: its outbox worker may change the dev IdP's rows at once.
-        idp_rows = run_async(_devidp_snapshot(settings))
         idp_keys = settings.devidp_key_path.read_bytes()
         app = create_app(settings)
         app_served = stack.enter_context(
@@ -292,6 +307,10 @@ def started_stack(settings: Settings) -> Iterator[StackServers]:
         # is in, whichever test happened to ask for the document first.
         schema = httpx.get(app_served.url + "/api/docs/openapi.json", timeout=30)
         schema.raise_for_status()
+        # Both databases as they are once the seed's jobs are done, taken together.
+        worker_running = app.state.get(WORKER_STATE_KEY) is not None
+        app_rows = run_async(_seed_synced_snapshot(settings, worker_running))
+        idp_rows = run_async(_devidp_snapshot(settings))
         store_dirs = {}
         for name in APP_STORES:
             store = app.stores.get(name)
