@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import platform
 import re
@@ -1041,6 +1042,9 @@ def main() -> None:
         log("timing RS256 verification and API authentication in-process")
         jwt_result = jwt_costs(app_env, token, token, big)
 
+        # The in-process app configured logging for itself: its httpx lines (one per health
+        # check between scenarios) are not the report's.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         results: list[Result] = []
         profiles: dict[str, list[tuple[str, float]]] = {}
         if args.profile:
