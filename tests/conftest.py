@@ -21,6 +21,7 @@ one process.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -56,6 +57,11 @@ def pytest_configure(config: pytest.Config) -> None:
     TEST_REDIS_URL's database + k, or 15 - k when TEST_REDIS_URL is not set. Every httpx
     client of the run shares one TLS context (tests/support/tls.py)."""
     share_tls_context()
+    # Each test process holds the servers, their apps and the browser driver: a large heap
+    # that CPython's default thresholds (700 allocations) scan over and over. Collections every
+    # 10,000 allocations took the garbage collector from 3.96 s to 1.66 s of a 40 s run of two
+    # server-heavy modules here; nothing else changes.
+    gc.set_threshold(10_000, 10, 10)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not worker.startswith("gw"):
         return
