@@ -46,15 +46,18 @@ def _processors(settings: Settings) -> list[structlog.typing.Processor]:
     if settings.is_production:
         return processors
     colours = colours_wanted()
-    return [
-        # Litestar's own choice of traceback (one frame, no locals: a full rich traceback
-        # with locals takes seconds to render), with colours only where they are seen.
-        structlog.dev.ConsoleRenderer(
-            colors=colours,
-            exception_formatter=structlog.dev.RichTracebackFormatter(
-                max_frames=1, show_locals=False, width=80, color_system="auto" if colours else None
-            ),
+    # On a terminal, Litestar's own choice of traceback (one frame, no locals: a full rich
+    # traceback with locals takes seconds to render). Into a pipe or a file, the plain one:
+    # every frame, greppable, and no syntax highlighting for nobody to see.
+    formatter: structlog.typing.ExceptionRenderer = (
+        structlog.dev.RichTracebackFormatter(
+            max_frames=1, show_locals=False, width=80, color_system="auto"
         )
+        if colours
+        else structlog.dev.plain_traceback
+    )
+    return [
+        structlog.dev.ConsoleRenderer(colors=colours, exception_formatter=formatter)
         if isinstance(processor, structlog.dev.ConsoleRenderer)
         else processor
         for processor in processors
