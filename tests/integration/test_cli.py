@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,12 @@ def test_seed_is_refused_in_production(empty_sqlite_url: str) -> None:
     assert "refusing to seed demo data" in result.stderr
 
 
+def pending_jobs(database: Path) -> int:
+    with closing(sqlite3.connect(database, timeout=15)) as connection:
+        query = "SELECT count(*) FROM outbox_jobs WHERE status = 'pending'"
+        return int(connection.execute(query).fetchone()[0])
+
+
 # Two servers start from cold in subprocesses: slow on a loaded machine, whatever the code.
 @pytest.mark.timeout(300)
 def test_dev_says_where_to_go_and_stays_quiet(
@@ -106,8 +114,11 @@ def test_dev_says_where_to_go_and_stays_quiet(
             while "Ctrl-C stops both servers." not in log.read_text() and dev.poll() is None:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.3)
-            # Let the worker send the seeded organizations and members to the dev IdP.
-            time.sleep(3)
+            # Until the worker has sent the seeded organizations and members to the dev IdP:
+            # any retry it needed would be in the log by then.
+            while pending_jobs(database) and dev.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
         finally:
             dev.send_signal(signal.SIGINT)
             try:

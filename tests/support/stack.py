@@ -367,6 +367,7 @@ class StackPool:
         self._root = root
         self._running: dict[tuple[str, str], _Running] = {}  # oldest use first
         self.started = 0  # how many stacks this pool has started (the reset test reads it)
+        self._signing_keys: bytes | None = None  # the dev IdP's key file of the first stack
 
     def get(
         self, backend: str, overrides: Mapping[str, object], new_database: NewDatabase
@@ -407,7 +408,15 @@ class StackPool:
         try:
             database_url = off_loop(exit_stack.enter_context, new_database(directory))
             settings = stack_settings(database_url, directory, **overrides)
+            if self._signing_keys is not None and not settings.devidp_key_path.exists():
+                # The first stack's key, not a new 2048-bit RSA key per stack: generating one
+                # is a sizeable share of a start, and no test compares two stacks' keys (each
+                # has its own issuer, so neither takes the other's tokens).
+                settings.devidp_key_path.write_bytes(self._signing_keys)
+                settings.devidp_key_path.chmod(0o600)
             servers = off_loop(exit_stack.enter_context, started_stack(settings))
+            if self._signing_keys is None:
+                self._signing_keys = servers.idp_keys
         except BaseException:
             off_loop(exit_stack.close)
             raise
