@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 import shutil
 import time
@@ -192,6 +193,11 @@ async def _seed_synced_snapshot(settings: Settings, worker_running: bool) -> Sna
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{left} of the seed's outbox jobs not done in time")
             await asyncio.sleep(0.05)
+        failed = select(func.count()).where(OutboxJob.status == OutboxStatus.FAILED.value)
+        async with engine.connect() as connection:
+            if given_up := (await connection.execute(failed)).scalar_one():
+                # Kept in the snapshot, it would come back failed before every test.
+                raise RuntimeError(f"{given_up} of the seed's outbox jobs failed")
         return await Snapshot.take(engine, metadata_registry.get(None))
     finally:
         await engine.dispose()
@@ -412,8 +418,11 @@ class StackPool:
                 # The first stack's key, not a new 2048-bit RSA key per stack: generating one
                 # is a sizeable share of a start, and no test compares two stacks' keys (each
                 # has its own issuer, so neither takes the other's tokens).
-                settings.devidp_key_path.write_bytes(self._signing_keys)
-                settings.devidp_key_path.chmod(0o600)
+                with os.fdopen(
+                    os.open(settings.devidp_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                    "wb",
+                ) as key_file:
+                    key_file.write(self._signing_keys)
             servers = off_loop(exit_stack.enter_context, started_stack(settings))
             if self._signing_keys is None:
                 self._signing_keys = servers.idp_keys
