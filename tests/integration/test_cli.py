@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from saas.db.models import OutboxJob, OutboxStatus
 from tests.support.servers import free_port
 
 
@@ -65,9 +66,10 @@ def test_seed_is_refused_in_production(empty_sqlite_url: str) -> None:
 
 
 def pending_jobs(database: Path) -> int:
+    # The table and status from the model, so this stays true if either is renamed.
+    query = f"SELECT count(*) FROM {OutboxJob.__tablename__} WHERE status = ?"  # noqa: S608
     with closing(sqlite3.connect(database, timeout=15)) as connection:
-        query = "SELECT count(*) FROM outbox_jobs WHERE status = 'pending'"
-        return int(connection.execute(query).fetchone()[0])
+        return int(connection.execute(query, (OutboxStatus.PENDING.value,)).fetchone()[0])
 
 
 # Two servers start from cold in subprocesses: slow on a loaded machine, whatever the code.
