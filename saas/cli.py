@@ -1,7 +1,7 @@
 """The `saas` command: Litestar's CLI with this app loaded, plus the project's commands.
 
 `saas database upgrade` (migrations) comes from Advanced Alchemy; `saas seed`, `saas dev` and
-the operator commands are defined here.
+the operator commands are defined here, and run without the app being built (`main`).
 """
 
 from __future__ import annotations
@@ -230,8 +230,22 @@ def register_commands(cli: click.Group) -> None:
     cli.add_command(devidp)
 
 
+def _project_group() -> click.Group:
+    group = click.Group(name="saas")
+    register_commands(group)
+    return group
+
+
 def main() -> None:
     _settings_or_exit()  # one clear line for bad configuration, before any traceback can happen
+    project = _project_group()
+    if len(sys.argv) > 1 and sys.argv[1] in project.commands:
+        # None of the project's own commands needs the app: Litestar's CLI would build it
+        # (every plugin, route and template, seconds of start-up) only to find them.
+        # `saas --help` and Litestar's commands still go through Litestar's CLI, where the
+        # plugin registers the same commands (saas.plugin.on_cli_init).
+        project.main(args=sys.argv[1:], prog_name="saas")
+        return
     os.environ.setdefault("LITESTAR_APP", "saas.asgi:app")
     from litestar.cli.main import litestar_group
 

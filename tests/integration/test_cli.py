@@ -15,19 +15,15 @@ from pathlib import Path
 import pytest
 
 from saas.db.models import OutboxJob, OutboxStatus
+from tests.support.commands import run_python, run_saas
 from tests.support.servers import free_port
+
+pytestmark = pytest.mark.long_module
 
 
 def saas(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "development"}
-    return subprocess.run(
-        [sys.executable, "-m", "saas.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_saas(*args, env=env)
 
 
 def test_upgrade_then_seed_is_idempotent(empty_sqlite_url: str) -> None:
@@ -53,14 +49,7 @@ def test_seed_is_refused_in_production(empty_sqlite_url: str) -> None:
         "APP_BASE_URL": "https://app.example.com",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "saas.cli", "seed"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_saas("seed", env=env)
     assert result.returncode == 2
     assert "refusing to seed demo data" in result.stderr
 
@@ -97,14 +86,7 @@ def test_dev_says_where_to_go_and_stays_quiet(
     }
     env.pop("NO_COLOR", None)
     env.pop("REDIS_URL", None)
-    seeded = subprocess.run(
-        [sys.executable, "-m", "saas.cli", "seed"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    seeded = run_saas("seed", env=env)
     assert seeded.returncode == 0, seeded.stderr
     log = tmp_path / "dev.log"
     with log.open("wb") as out:
@@ -144,3 +126,23 @@ def test_dev_says_where_to_go_and_stays_quiet(
     assert f"http://127.0.0.1:{app_port}/login" in ready
     assert f"http://127.0.0.1:{app_port}/admin/" in ready
     assert f"http://127.0.0.1:{idp_port}/__dev/mailbox" in ready
+
+
+def test_the_project_commands_start_without_building_the_app() -> None:
+    """`saas seed`, `saas dev`, `saas devidp serve`… skip Litestar's CLI, which would build the
+    whole app (every plugin, route and template) only to find them; its own commands still
+    get the app."""
+    probe = (
+        "import sys\n"
+        "from saas import cli\n"
+        "sys.argv = ['saas', 'devidp', '--help']\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit as exit:\n"
+        "    print('exit', exit.code, 'built' if 'saas.app' in sys.modules else 'not built')\n"
+    )
+    result = run_python("-c", probe, env={**os.environ, "APP_ENV": "test"})
+    assert result.returncode == 0, result.stderr
+    assert "serve" in result.stdout
+    assert "rotate-keys" in result.stdout
+    assert result.stdout.strip().endswith("exit 0 not built")

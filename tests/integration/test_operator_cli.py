@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +16,7 @@ from saas.config import load_settings
 from saas.db.config import create_sqlalchemy_config
 from saas.db.models import Invitation, Organization, OrganizationDomain, OutboxJob
 from saas.organizations.cli import operators, orgs
+from tests.support.commands import run_saas
 from tests.support.dns_server import TxtZone, dns_server
 
 
@@ -44,14 +43,7 @@ def saas(database_url: str, nameserver: str, *args: str) -> Outcome:
 
 
 def test_the_saas_entry_point_knows_the_commands() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "saas.cli", "orgs", "--help"],
-        env={**os.environ, "APP_ENV": "test"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_saas("orgs", "--help", env={**os.environ, "APP_ENV": "test"})
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     for command in ("create", "list", "add-domain", "verify-domain", "add-connection"):

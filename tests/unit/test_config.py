@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ from litestar.stores.file import FileStore
 
 from saas.config import ConfigurationError, load_settings
 from saas.login.sessions import create_stores
+from tests.support.commands import run_saas
 
 STRONG = "x" * 40
 
@@ -136,14 +135,7 @@ def test_operator_emails_are_split_and_lowercased(monkeypatch: pytest.MonkeyPatc
 
 def test_bad_settings_fail_the_cli_with_one_clear_line() -> None:
     env = {**os.environ, "APP_ENV": "production", "SECRET_KEY": "short"}
-    result = subprocess.run(
-        [sys.executable, "-m", "saas.cli", "--help"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_saas("--help", env=env, timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
