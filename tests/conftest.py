@@ -24,6 +24,7 @@ import asyncio
 import gc
 import os
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,21 +77,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _dispatch_rank(item: pytest.Item) -> int:
+    if item.get_closest_marker("long_module") is not None:
+        return 0
     path = str(item.path)
     if "/tests/e2e/" in path:
-        return 0
-    return 1 if "/tests/integration/" in path else 2
+        return 1
+    return 2 if "/tests/integration/" in path else 3
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest modules first: pytest-xdist hands whole modules to workers in this order, so
-    the browser modules (the longest) start at once and the small unit modules fill the end,
-    instead of one worker finishing a long browser module while the others wait. Playwright's
-    event loop lives only as long as its module's `chromium` fixture (tests/e2e/conftest.py),
-    so `asyncio.run()` works in whatever module a worker runs next. Last of these hooks, so
-    after pytest has grouped the tests by backend (a stable sort keeps that grouping)."""
-    items.sort(key=_dispatch_rank)
+    """The longest modules first: pytest-xdist hands whole modules to workers in this order
+    (`--no-loadscope-reorder`: by default it would order them by their number of tests, which
+    put a 60 s module of two tests last, to finish alone). First the modules marked
+    `long_module` (few tests, tens of seconds: subprocesses, fuzzing, whole matrices), then the
+    browser modules, then the other integration modules, then the unit tests to fill the end;
+    within each, more tests first. Playwright's event loop lives only as long as its module's
+    `chromium` fixture (tests/e2e/conftest.py), so `asyncio.run()` works in whatever module a
+    worker runs next. Last of these hooks, so after pytest has grouped the tests by backend (a
+    stable sort keeps that grouping, and each module's tests stay together)."""
+    sizes = Counter(item.path for item in items)
+    items.sort(key=lambda item: (_dispatch_rank(item), -sizes[item.path], str(item.path)))
 
 
 def sqlite_url(path: Path) -> str:

@@ -30,7 +30,7 @@ from tests.support.layout import LayoutReport, axe_version, inspect_layout
 from tests.support.members_page import open_invite_form
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.long_module]
 
 WIDTHS: tuple[ViewportSize, ...] = (
     {"width": 1280, "height": 800},

@@ -39,7 +39,7 @@ from tests.support.members_page import (
 )
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.long_module]
 
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 LONG_EMAIL = "maximilian.alexander.featherstonehaugh-worthington@research-division.acme.example"

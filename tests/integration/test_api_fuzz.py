@@ -68,7 +68,7 @@ parameters = {{ "path.member_id" = "{vera}" }}
 """
 
 
-pytestmark = pytest.mark.stack(outbox_poll_seconds=0.5)
+pytestmark = [pytest.mark.stack(outbox_poll_seconds=0.5), pytest.mark.long_module]
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 60)

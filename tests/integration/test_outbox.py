@@ -53,7 +53,7 @@ def auth0_members(mgmt: httpx.Client) -> set[str]:
     return {m["user_id"] for m in items}
 
 
-pytestmark = pytest.mark.stack(outbox_poll_seconds=0.2)
+pytestmark = [pytest.mark.stack(outbox_poll_seconds=0.2), pytest.mark.long_module]
 
 
 def test_invitation_is_delivered_through_auth0_and_accepted(stack: Stack) -> None:

@@ -53,7 +53,7 @@ CREATE_CONNECTION = "/api/v2/connections"
 
 
 # The tests drive workers themselves; the app's own would take their jobs.
-pytestmark = pytest.mark.stack(outbox_worker_enabled=False)
+pytestmark = [pytest.mark.stack(outbox_worker_enabled=False), pytest.mark.long_module]
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ from tests.support.matrix import (
 )
 from tests.support.stack import OrganizationSession, Stack
 
+pytestmark = pytest.mark.long_module
+
 
 def unique_slug_form() -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]

@@ -13,6 +13,8 @@ from scim2_tester import Status, check_server
 from tests.support.scim import HttpxScimClient, make_token, scim_client
 from tests.support.stack import Stack
 
+pytestmark = pytest.mark.long_module
+
 
 @pytest.fixture(scope="session")
 def backend() -> str:
