@@ -231,7 +231,8 @@ def register_commands(cli: click.Group) -> None:
 
 
 def _project_group() -> click.Group:
-    group = click.Group(name="saas")
+    # `-h` as well, as Litestar's CLI has it.
+    group = click.Group(name="saas", context_settings={"help_option_names": ["-h", "--help"]})
     register_commands(group)
     return group
 

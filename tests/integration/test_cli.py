@@ -135,7 +135,7 @@ def test_the_project_commands_start_without_building_the_app() -> None:
     probe = (
         "import sys\n"
         "from saas import cli\n"
-        "sys.argv = ['saas', 'devidp', '--help']\n"
+        "sys.argv = ['saas', 'devidp', '-h']\n"
         "try:\n"
         "    cli.main()\n"
         "except SystemExit as exit:\n"
