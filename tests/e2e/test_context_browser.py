@@ -31,10 +31,7 @@ pytestmark = pytest.mark.browser
 
 
 def sign_in(journey: Journey, email: str, *, password_database: bool = False) -> None:
-    journey.start_login(email)
-    if password_database:
-        journey.choose_connection("Email and password")
-    journey.sign_in_at_idp(email)
+    journey.sign_in(email, connection="Email and password" if password_database else None)
 
 
 def expect_signed_in_header(page: Page, name: str) -> None:

@@ -33,9 +33,7 @@ pytestmark = pytest.mark.browser
 
 
 def sign_in(journey: Journey, email: str) -> None:
-    journey.start_login(email)
-    journey.sign_in_at_idp(email)
-    journey.expect_url("/o/acme/")
+    assert journey.sign_in(email) == "/o/acme/"
 
 
 def member_row(journey: Journey, email: str) -> Locator:

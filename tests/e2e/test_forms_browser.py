@@ -15,9 +15,7 @@ pytestmark = pytest.mark.browser
 
 def test_projects_and_sso_refusals_stay_in_their_forms(journey: Journey) -> None:
     page = journey.page
-    journey.start_login("alice@acme.example")
-    journey.sign_in_at_idp("alice@acme.example")
-    journey.expect_url("/o/acme/")
+    assert journey.sign_in("alice@acme.example") == "/o/acme/"
 
     page.get_by_role("link", name="Projects").click()
     journey.expect_url("/o/acme/projects")  # the tabs link by route name: no trailing slash

@@ -33,10 +33,7 @@ def wait_for_mail(idp_url: str, email: str, timeout: float = 20.0) -> str:
 
 def test_invite_accept_change_role_and_remove(journey: Journey, chromium: Browser) -> None:
     page = journey.page
-    journey.start_login("alice@acme.example")
-    journey.sign_in_at_idp("alice@acme.example")
-    journey.expect_url("/o/acme/")
-    journey.goto("/o/acme/members")
+    assert journey.sign_in("alice@acme.example", next_url="/o/acme/members") == "/o/acme/members"
 
     open_invite_form(page)
     page.get_by_label("Email addresses").fill(CAROL)

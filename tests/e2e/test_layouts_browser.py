@@ -77,10 +77,7 @@ class Walk:
 
 def sign_in(journey: Journey, email: str, *, password_database: bool = False) -> None:
     journey.page.set_viewport_size(WIDTHS[0])
-    journey.start_login(email)
-    if password_database:
-        journey.choose_connection("Email and password")
-    journey.sign_in_at_idp(email)
+    journey.sign_in(email, connection="Email and password" if password_database else None)
 
 
 async def _invite(stack: Stack, slug: str, email: str) -> tuple[UUID, str]:

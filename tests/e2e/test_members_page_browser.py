@@ -55,12 +55,10 @@ def size(request: pytest.FixtureRequest) -> tuple[int, int]:
 
 
 def sign_in_as_alice(journey: Journey, size: tuple[int, int]) -> Page:
-    journey.start_login("alice@acme.example")
-    journey.sign_in_at_idp("alice@acme.example")
-    journey.expect_url("/o/acme/")
     page = journey.page
     page.set_viewport_size({"width": size[0], "height": size[1]})
-    journey.goto("/o/acme/members")
+    members = "/o/acme/members"
+    assert journey.sign_in("alice@acme.example", next_url=members) == members
     return page
 
 

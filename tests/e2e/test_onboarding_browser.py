@@ -36,9 +36,7 @@ def test_operator_onboards_initrode_and_the_owner_signs_in(
     journey: Journey, dns: tuple[str, TxtZone]
 ) -> None:
     page, stack = journey.page, journey.stack
-    journey.start_login("olivia@ops.example")
-    journey.choose_connection("Email and password")
-    journey.sign_in_at_idp("olivia@ops.example")
+    journey.sign_in("olivia@ops.example", connection="Email and password")
     journey.goto("/admin/")
     page.get_by_role("link", name="New organization").first.click()
     journey.expect_url("/admin/organizations/new")

@@ -49,9 +49,7 @@ def _fresh_code(secret: str, used: set[str]) -> str:
 def test_owner_requires_mfa_enrolls_and_signs_in_again_with_a_code(journey: Journey) -> None:
     page = journey.page
     idp = journey.stack.idp_url
-    journey.start_login("alice@acme.example")
-    journey.sign_in_at_idp("alice@acme.example")
-    journey.expect_url("/o/acme/")
+    assert journey.sign_in("alice@acme.example") == "/o/acme/"
 
     page.get_by_role("link", name="Security").click()
     journey.expect_url("/o/acme/settings/security")

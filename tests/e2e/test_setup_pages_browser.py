@@ -57,9 +57,7 @@ def open_settings(page: Page) -> None:
 
 
 def sign_in_as(journey: Journey, email: str) -> Page:
-    journey.start_login(email)
-    journey.sign_in_at_idp(email)
-    journey.expect_url("/o/acme/")
+    assert journey.sign_in(email) == "/o/acme/"
     return journey.page
 
 
@@ -147,10 +145,10 @@ def test_guided_sso_set_up_copy_metadata_and_test_sign_in(journey: Journey, tmp_
 
 def test_choose_the_protocol_first(journey: Journey) -> None:
     page = journey.page
-    journey.start_login("olivia@ops.example")
-    journey.choose_connection("Email and password")
-    journey.sign_in_at_idp("olivia@ops.example")
-    journey.expect_url("/select-organization")
+    assert (
+        journey.sign_in("olivia@ops.example", connection="Email and password")
+        == "/select-organization"
+    )
     page.locator(".choice-list").get_by_role("link", name="Initech").click()
     journey.expect_url("/o/initech/")
     journey.goto("/o/initech/settings/sso/")

@@ -30,10 +30,10 @@ def _both_sizes(page: Page, name: str) -> None:
 
 def _olivia_saves_initech_saml(journey: Journey) -> Page:
     page = journey.page
-    journey.start_login("olivia@ops.example")
-    journey.choose_connection("Email and password")
-    journey.sign_in_at_idp("olivia@ops.example")
-    journey.expect_url("/select-organization")
+    assert (
+        journey.sign_in("olivia@ops.example", connection="Email and password")
+        == "/select-organization"
+    )
     page.locator(".choice-list").get_by_role("link", name="Initech").click()
     journey.expect_url("/o/initech/")
     journey.goto(PAGE)

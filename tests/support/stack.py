@@ -56,6 +56,8 @@ T = TypeVar("T")
 _INPUT = re.compile(r"<input\b[^>]*>", re.S)
 _ATTR = re.compile(r'(\w[\w-]*)="([^"]*)"')
 _FORM = re.compile(r'<form\b[^>]*action="(?P<action>[^"]*)"', re.S)
+# A connection on the IdP's chooser: its link and the name shown before its strategy.
+_CHOICE = re.compile(r'<a [^>]*href="(/u/login/[^"]+)"[^>]*>([^<]+)<span', re.S)
 # The app's stores (server-side sessions, sign-in counters): emptied between tests.
 APP_STORES = (SESSION_STORE, RATE_LIMIT_STORE)
 
@@ -268,20 +270,9 @@ class StackServers:
         app_engine, idp_engine = self._engines
         await self.app_rows.restore(app_engine)
         await self.idp_rows.restore(idp_engine)
-        for name in APP_STORES:
-            await self._empty_store(name)
+        await empty_app_stores(self.app, self.store_dirs)
         if worker is not None:
             worker.start()
-
-    async def _empty_store(self, name: str) -> None:
-        store = self.app.stores.get(name)
-        if not isinstance(store, FileStore):
-            await store.delete_all()  # Redis: this store's namespace only
-            return
-        # As a fresh app has it: the directory only if it existed once the app had started.
-        await asyncio.to_thread(shutil.rmtree, store.path, ignore_errors=True)
-        if self.store_dirs[name]:
-            await store.path.mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
         async def dispose() -> None:
@@ -317,10 +308,7 @@ def started_stack(settings: Settings) -> Iterator[StackServers]:
         worker_running = app.state.get(WORKER_STATE_KEY) is not None
         app_rows = run_async(_seed_synced_snapshot(settings, worker_running))
         idp_rows = run_async(_devidp_snapshot(settings))
-        store_dirs = {}
-        for name in APP_STORES:
-            store = app.stores.get(name)
-            store_dirs[name] = isinstance(store, FileStore) and Path(store.path).is_dir()
+        store_dirs = app_store_dirs(app)
         servers = StackServers(
             stack=Stack(settings=settings, app_url=app_served.url, idp_url=idp_served.url),
             app=app,
@@ -333,6 +321,28 @@ def started_stack(settings: Settings) -> Iterator[StackServers]:
         )
         stack.callback(servers.close)
         yield servers
+
+
+def app_store_dirs(app: Litestar) -> dict[str, bool]:
+    """Which of the app's file stores have their directory now (right after it started)."""
+    dirs = {}
+    for name in APP_STORES:
+        store = app.stores.get(name)
+        dirs[name] = isinstance(store, FileStore) and Path(store.path).is_dir()
+    return dirs
+
+
+async def empty_app_stores(app: Litestar, store_dirs: Mapping[str, bool]) -> None:
+    """The app's sessions and sign-in counts gone, as in an app just started (on its loop)."""
+    for name in APP_STORES:
+        store = app.stores.get(name)
+        if not isinstance(store, FileStore):
+            await store.delete_all()  # Redis: this store's namespace only
+            continue
+        # As a fresh app has it: the directory only if it existed once the app had started.
+        await asyncio.to_thread(shutil.rmtree, store.path, ignore_errors=True)
+        if store_dirs[name]:
+            await store.path.mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager
@@ -438,6 +448,26 @@ class StackPool:
             off_loop(running.exit.close)
 
 
+def form_submission(
+    page: str, page_url: str, fields: Mapping[str, str]
+) -> tuple[str, dict[str, str]]:
+    """Where the page's first form posts to (absolute), and its hidden fields with `fields`."""
+    match = _FORM.search(page)
+    assert match, f"no form on {page_url}"
+    return urljoin(page_url, html.unescape(match["action"])), {**form_fields(page), **fields}
+
+
+def chooser_link(page: str, label: str | None = None) -> str | None:
+    """On the IdP's "Choose how you sign in" page, the link to the connection whose name
+    contains `label` (the first one without a label); None on any other page."""
+    if "Choose how you sign in" not in page:
+        return None
+    for href, text in _CHOICE.findall(page):
+        if label is None or label in html.unescape(text):
+            return html.unescape(href)
+    raise AssertionError(f"the IdP offers no connection {label!r}:\n{page}")
+
+
 def form_fields(page: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     for tag in _INPUT.findall(page):
@@ -475,10 +505,8 @@ class Browser:
         raise AssertionError("too many redirects")
 
     def submit(self, page: httpx.Response, fields: dict[str, str]) -> httpx.Response:
-        match = _FORM.search(page.text)
-        assert match, f"no form on {page.url}"
-        action = urljoin(str(page.url), html.unescape(match["action"]))
-        return self.client.post(action, data={**form_fields(page.text), **fields})
+        action, data = form_submission(page.text, str(page.url), fields)
+        return self.client.post(action, data=data)
 
     def start_login(self, email: str, next_url: str | None = None) -> httpx.Response:
         page = self.get("/login" + (f"?next={next_url}" if next_url else ""))
@@ -490,10 +518,8 @@ class Browser:
     ) -> httpx.Response:
         """From a redirect to the IdP, through its sign-in form, back to wherever it sends us."""
         page = self.follow(response)
-        if "Choose how you sign in" in page.text:
-            link = re.search(r'href="(/u/login/[^"]+)"', page.text)
-            assert link, page.text
-            page = self.follow(self.client.get(urljoin(str(page.url), html.unescape(link[1]))))
+        if link := chooser_link(page.text):
+            page = self.follow(self.client.get(urljoin(str(page.url), link)))
         return self.follow(self.submit(page, {"email": email, "password": password}))
 
     def login(self, email: str, password: str = DEMO_PASSWORD) -> httpx.Response:
