@@ -81,6 +81,13 @@ class OIDCProvider:
         self._metadata_at = 0.0
         self._jwks: JWKSCache | None = None
 
+    def forget(self) -> None:
+        """Drop the discovery document and the key set, as a restart does: the next sign-in
+        fetches both again (the test suite's way to reuse one running app as a new one)."""
+        self._metadata = None
+        self._metadata_at = 0.0
+        self._jwks = None
+
     @property
     def issuer(self) -> str:
         return self.settings.auth0_issuer

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from advanced_alchemy.base import metadata_registry
+from litestar import Litestar
 from litestar.stores.file import FileStore
 from markupsafe import escape
 from sqlalchemy import text
@@ -36,6 +37,7 @@ from saas.login import errors
 from saas.login.callback import NO_EMAIL, PROVIDER_MESSAGES
 from saas.login.jwks import JWKSCache
 from saas.login.mfa import MFA_POLICY
+from saas.login.provider import OIDCProvider
 from saas.login.tokens import InvalidToken, verify_access_token, verify_id_token
 from tests.support.controlled_op import (
     CLIENT_ID,
@@ -47,8 +49,15 @@ from tests.support.controlled_op import (
     Signing,
     running_op,
 )
-from tests.support.servers import serve
-from tests.support.stack import Browser, Stack, seed, stack_settings
+from tests.support.servers import Served, serving
+from tests.support.stack import (
+    Browser,
+    Stack,
+    app_store_dirs,
+    empty_app_stores,
+    seed,
+    stack_settings,
+)
 
 BACKENDS = ("sqlite", "postgresql")  # as tests/conftest.py parametrizes `database_url`
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -206,6 +215,16 @@ class RP:
     url: str
     op: ControlledOP
     db: Database
+    app: Litestar
+    served: Served
+    store_dirs: dict[str, bool]
+
+    def restart(self) -> None:
+        """The app as if just started: no sessions, no sign-in counts, neither the OP's
+        discovery document nor its keys cached. Cheaper than a new app per test."""
+        provider: OIDCProvider = self.app.state["provider"]
+        provider.forget()
+        self.served.call(empty_app_stores(self.app, self.store_dirs))
 
     def browser(self) -> Browser:
         stack = Stack(settings=self.settings, app_url=self.url, idp_url=self.op.base_url)
@@ -237,8 +256,17 @@ def running_rp(op: ControlledOP, database_url: str, state_dir: Path) -> Iterator
     assert settings.auth0_issuer == op.issuer
     op.register_redirect_uri(settings.callback_url)
     port = int(settings.app_base_url.rsplit(":", 1)[1])
-    with serve(create_app(settings), port=port) as url:
-        yield RP(settings=settings, url=url, op=op, db=Database(settings))
+    app = create_app(settings)
+    with serving(app, port=port) as served:
+        yield RP(
+            settings=settings,
+            url=served.url,
+            op=op,
+            db=Database(settings),
+            app=app,
+            served=served,
+            store_dirs=app_store_dirs(app),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -250,10 +278,10 @@ def shared_rp(
 
 
 @pytest.fixture
-def rp(op: ControlledOP, seeded_database_url: str, tmp_path: Path) -> Iterator[RP]:
-    """An app of its own: empty JWKS cache, empty session store."""
-    with running_rp(op, seeded_database_url, tmp_path) as running:
-        yield running
+def rp(shared_rp: RP) -> RP:
+    """The module's app as if just started: empty JWKS cache, empty session store."""
+    shared_rp.restart()
+    return shared_rp
 
 
 # ---- one login attempt, hop by hop ----------------------------------------------------------
