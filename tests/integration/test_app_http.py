@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.app import create_app
 from saas.config import Settings, load_settings
 from tests.support.servers import serve
+from tests.support.stack import Stack
 
 
 @pytest.fixture
-def app_url(settings: Settings) -> Iterator[str]:
-    with serve(create_app(settings)) as url:
-        yield url
+def app_url(stack: Stack) -> str:
+    """The shared running app (tests/conftest.py): these tests only read."""
+    return stack.app_url
 
 
 def test_health_checks_the_database(app_url: str) -> None:
