@@ -139,8 +139,10 @@ class Journey:
         ended = f"signing {email} in ended on {page.status} {page.url}:\n{page.text()}"
         assert page.ok, ended
         assert page.url.startswith(self.stack.app_url + "/"), ended
+        path = page.url.removeprefix(self.stack.app_url)
+        assert not path.startswith(("/login", "/callback", "/logged-out")), ended
         self.goto(page.url)
-        return page.url.removeprefix(self.stack.app_url)
+        return path
 
     def _submit(self, page: APIResponse, fields: dict[str, str]) -> APIResponse:
         assert page.ok, f"{page.status} from {page.url}:\n{page.text()}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import re
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -13,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saas.audit.actions import AuditAction
 from saas.db.models import AuditEvent, Membership, Organization, RemovedMember, User
 from saas.demo.data import DEMO_PASSWORD
-from tests.support.stack import Stack, in_acme
+from tests.support.stack import Stack, chooser_link, in_acme
 from tests.support.tokens import access_token_for
 
 ACME = "org_AcmeDemo00000001"
@@ -244,10 +242,8 @@ def test_the_removed_refusal_is_a_problem_for_a_json_client(stack: Stack) -> Non
     browser = stack.browser()
     at_idp = browser.start_login("bob@acme.example")
     page = browser.follow(at_idp)
-    if "Choose how you sign in" in page.text:
-        link = re.search(r'href="(/u/login/[^"]+)"', page.text)
-        assert link
-        page = browser.follow(browser.client.get(urljoin(str(page.url), html.unescape(link[1]))))
+    if link := chooser_link(page.text):
+        page = browser.follow(browser.client.get(urljoin(str(page.url), link)))
     back = browser.submit(page, {"email": "bob@acme.example", "password": DEMO_PASSWORD})
     # The IdP sends the browser to the callback; ask for it as a JSON client would.
     callback = back

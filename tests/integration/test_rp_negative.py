@@ -94,8 +94,8 @@ IDENTITY_TABLES = (
 # One OP for the module. One seeded database per backend for the module, and one app on it for
 # the refusal matrix: sharing is safe because every refusal test compares a full-row snapshot
 # of the identity tables before and after (a refusal that wrote anything fails right there).
-# Tests that need a fresh app (an empty JWKS cache) or that sign in get their own app, on the
-# same database.
+# Tests that need a fresh app (an empty JWKS cache, no sessions) or that sign in get the same
+# app restarted (`RP.restart`), on the same database.
 
 
 @pytest.fixture(scope="module")
@@ -222,9 +222,13 @@ class RP:
     def restart(self) -> None:
         """The app as if just started: no sessions, no sign-in counts, neither the OP's
         discovery document nor its keys cached. Cheaper than a new app per test."""
+        self.served.call(self._restart())
+
+    async def _restart(self) -> None:
+        # On the app's loop, between its requests, as everything else the app does.
         provider: OIDCProvider = self.app.state["provider"]
         provider.forget()
-        self.served.call(empty_app_stores(self.app, self.store_dirs))
+        await empty_app_stores(self.app, self.store_dirs)
 
     def browser(self) -> Browser:
         stack = Stack(settings=self.settings, app_url=self.url, idp_url=self.op.base_url)

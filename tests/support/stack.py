@@ -458,12 +458,14 @@ def form_submission(
 
 
 def chooser_link(page: str, label: str | None = None) -> str | None:
-    """On the IdP's "Choose how you sign in" page, the link to the connection whose name
-    contains `label` (the first one without a label); None on any other page."""
+    """On the IdP's "Choose how you sign in" page, the link to the connection named `label`
+    (the first one without a label). Elsewhere None, or a failure when `label` was asked for:
+    a connection to choose means the chooser must be there."""
     if "Choose how you sign in" not in page:
+        assert label is None, f"asked to choose {label!r}, but the IdP offered no choice:\n{page}"
         return None
     for href, text in _CHOICE.findall(page):
-        if label is None or label in html.unescape(text):
+        if label is None or html.unescape(text).strip() == label:
             return html.unescape(href)
     raise AssertionError(f"the IdP offers no connection {label!r}:\n{page}")
 
