@@ -27,7 +27,7 @@ from tests.support.browser import (
 from tests.support.stack import Stack, chooser_link, form_submission
 
 TIMEOUT_MS = 10_000
-# `expect(...)` waits as long as an action does (Playwright's own default is 5 s): with three
+# `expect(...)` waits as long as an action does (Playwright's own default is 5 s): with four
 # workers on two cores, a POST that runs the outbox beside a browser can take longer than 5 s.
 expect.set_options(timeout=TIMEOUT_MS)
 CALL_FAILED = pytest.StashKey[bool]()
@@ -125,11 +125,12 @@ class Journey:
         """Sign `email` in through the whole flow (the app's sign-in form, the IdP's chooser and
         sign-in form, the callback) in this tab's own cookie jar, then open the page the flow
         ended on, as a sign-in in the browser does; returns its app-relative path. `next_url`
-        is the app's own `?next=`, the page to come back to. The flow's
-        requests go over Playwright's request API, which shares the browser context's
-        cookies: the same servers and cookies, without drawing pages that are not the test's
-        subject (a browser sign-in was a quarter of a browser test's time). The sign-in pages
-        themselves are driven in the browser by test_journeys and the layout walk."""
+        is the app's own `?next=`, the page to come back to.
+
+        The flow's requests go over Playwright's request API, which shares the browser
+        context's cookies: the same servers and cookies, without drawing pages that are not the
+        test's subject (a browser sign-in was a quarter of a browser test's time). The sign-in
+        pages themselves are driven in the browser by test_journeys and the layout walk."""
         request = self.page.context.request
         login = self.stack.app_url + "/login" + (f"?next={quote(next_url)}" if next_url else "")
         page = self._submit(request.get(login), {"email": email})

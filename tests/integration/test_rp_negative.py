@@ -38,6 +38,7 @@ from saas.login.callback import NO_EMAIL, PROVIDER_MESSAGES
 from saas.login.jwks import JWKSCache
 from saas.login.mfa import MFA_POLICY
 from saas.login.provider import OIDCProvider
+from saas.login.sessions import SESSION_STORE
 from saas.login.tokens import InvalidToken, verify_access_token, verify_id_token
 from tests.support.controlled_op import (
     CLIENT_ID,
@@ -212,12 +213,15 @@ class RP:
     """The relying party under test: the real app on a real socket, configured for the OP."""
 
     settings: Settings
-    url: str
     op: ControlledOP
     db: Database
     app: Litestar
     served: Served
     store_dirs: dict[str, bool]
+
+    @property
+    def url(self) -> str:
+        return self.served.url
 
     def restart(self) -> None:
         """The app as if just started: no sessions, no sign-in counts, neither the OP's
@@ -239,8 +243,7 @@ class RP:
         session_id = browser.client.cookies.get("saas_session")
         if not session_id:
             return None
-        store = FileStore(self.settings.state_dir / "stores" / "sessions")
-        raw = asyncio.run(store.get(session_id))
+        raw = self.served.call(self.app.stores.get(SESSION_STORE).get(session_id))
         return None if raw is None else dict(json.loads(raw))
 
 
@@ -264,7 +267,6 @@ def running_rp(op: ControlledOP, database_url: str, state_dir: Path) -> Iterator
     with serving(app, port=port) as served:
         yield RP(
             settings=settings,
-            url=served.url,
             op=op,
             db=Database(settings),
             app=app,
