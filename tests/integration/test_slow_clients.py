@@ -152,7 +152,7 @@ class SlowDiscovery:
         self.url = ""
 
     def app(self) -> Litestar:
-        @get("/.well-known/openid-configuration", sync_to_thread=False)
+        @get("/.well-known/openid-configuration")
         async def discovery() -> dict[str, str]:
             self.asked.set()
             await anyio.to_thread.run_sync(self.answer.wait, 30)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import urljoin
 
@@ -360,15 +361,23 @@ async def test_first_sign_in_from_two_tabs_at_once_succeeds_in_both(stack: Stack
     tabs = [stack.browser(), stack.browser()]
     callbacks = [until_callback(tab, email) for tab in tabs]
 
-    def finish(tab: Browser, url: str) -> Any:
-        return lambda client: client.get(url, cookies=tab.client.cookies)
+    # Each tab finishes on a client holding its own cookies (httpx deprecates cookies per
+    # request), not on the client `race` shares.
+    def finish(own: httpx.AsyncClient, url: str) -> Any:
+        return lambda _shared: own.get(url)
 
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with AsyncExitStack() as clients:
+        own = [
+            await clients.enter_async_context(
+                httpx.AsyncClient(cookies=tab.client.cookies, timeout=30)
+            )
+            for tab in tabs
+        ]
         responses = await race(
             stack,
             "users",
-            *(finish(tab, url) for tab, url in zip(tabs, callbacks, strict=True)),
-            client=client,
+            *(finish(client, url) for client, url in zip(own, callbacks, strict=True)),
+            client=own[0],
         )
 
     assert [r.status_code for r in responses] == [303, 303], [r.text for r in responses]
