@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -10,8 +11,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 
+@functools.cache
+def _signing_key() -> rsa.RSAPrivateKey:
+    # One key per test process: a 2048-bit key costs ~45 ms to make, and what the tests vary
+    # is the certificate (its name, serial and validity), never the key behind it.
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 def self_signed_pem(common_name: str = "idp.example", *, days: int = 365) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = _signing_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
