@@ -92,9 +92,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     put a 60 s module of two tests last, to finish alone). First the modules marked
     `long_module` (few tests, tens of seconds: subprocesses, fuzzing, whole matrices), then the
     browser modules, then the other integration modules, then the unit tests to fill the end;
-    within each, more tests first. Playwright's event loop lives only as long as its module's
-    `chromium` fixture (tests/e2e/conftest.py), so `asyncio.run()` works in whatever module a
-    worker runs next. Last of these hooks, so after pytest has grouped the tests by backend (a
+    within each, more tests first. A worker's browser modules thus mostly come one after
+    another and share one Chromium, which stops before the first test that is not a browser
+    test (tests/e2e/conftest.py), so `asyncio.run()` works there. Last of these hooks, so after pytest has grouped the tests by backend (a
     stable sort keeps that grouping, and each module's tests stay together)."""
     sizes = Counter(item.path for item in items)
     items.sort(key=lambda item: (_dispatch_rank(item), -sizes[item.path], str(item.path)))

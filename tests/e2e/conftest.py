@@ -1,6 +1,7 @@
-"""Browser fixtures: one Chromium per module, a fresh context per test, and the `stack` of
-tests/conftest.py (reset to its seeded state for each test). A test that needs other settings
-says so with `pytest.mark.stack(...)` or by overriding (or parametrizing) `stack_overrides`.
+"""Browser fixtures: one Chromium for each run of browser modules, a fresh context per test,
+and the `stack` of tests/conftest.py (reset to its seeded state for each test). A test that
+needs other settings says so with `pytest.mark.stack(...)` or by overriding (or
+parametrizing) `stack_overrides`.
 
 The journeys run on SQLite only: the SQL behaviour is covered on both backends by the
 integration tests, the browser adds the parts only a browser sees.
@@ -14,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote, urljoin
 
 import pytest
-from playwright.sync_api import APIResponse, Browser, Page, expect, sync_playwright
+from playwright.sync_api import APIResponse, Browser, Page, Playwright, expect, sync_playwright
 
 from saas.demo.data import DEMO_PASSWORD
 from tests.support.browser import (
@@ -43,15 +44,63 @@ def pytest_runtest_makereport(
     return report
 
 
+class SharedChromium:
+    """One Chromium for each run of browser modules that a worker is given one after another.
+
+    Starting Playwright's driver and Chromium costs about a second of CPU, once per module
+    before. Playwright's sync API marks its asyncio loop as running in the main thread for as
+    long as it is started, which other tests (asyncio.run, async tests) and the session's
+    fixtures cannot live with: so it stops with the last browser module of each run, before
+    anything else is torn down or set up.
+    """
+
+    def __init__(self) -> None:
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        # Set before each teardown: whether the next test to run is a browser test too.
+        self.next_test_is_a_browser_test = False
+
+    def browser(self) -> Browser:
+        if self._browser is None or not self._browser.is_connected():
+            self.stop()
+            self._playwright = sync_playwright().start()
+            self._browser = launch_chromium(self._playwright)
+        return self._browser
+
+    def stop(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        try:
+            if browser is not None:
+                browser.close()
+        finally:
+            if playwright is not None:
+                playwright.stop()
+
+
+SHARED_CHROMIUM = SharedChromium()
+E2E_DIR = Path(__file__).parent
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    keep = nextitem is not None and E2E_DIR in nextitem.path.parents
+    SHARED_CHROMIUM.next_test_is_a_browser_test = keep
+    uses_the_browser = isinstance(item, pytest.Function) and "chromium" in item.fixturenames
+    if not keep and not uses_the_browser:
+        # Nothing this test tears down needs the browser (a module may leave it running
+        # without asking for it): stop it before the session's fixtures go.
+        SHARED_CHROMIUM.stop()
+    return (yield)
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    # Module scope: Playwright's loop is stopped between modules, never outliving the e2e tests.
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield SHARED_CHROMIUM.browser()
+    # Torn down after the module's own fixtures (their contexts are closed by then), before
+    # any fixture of a wider scope.
+    if not SHARED_CHROMIUM.next_test_is_a_browser_test:
+        SHARED_CHROMIUM.stop()
 
 
 @pytest.fixture(scope="session")
