@@ -94,8 +94,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     browser modules, then the other integration modules, then the unit tests to fill the end;
     within each, more tests first. A worker's browser modules thus mostly come one after
     another and share one Chromium, which stops before the first test that is not a browser
-    test (tests/e2e/conftest.py), so `asyncio.run()` works there. Last of these hooks, so after pytest has grouped the tests by backend (a
-    stable sort keeps that grouping, and each module's tests stay together)."""
+    test (tests/e2e/conftest.py), so `asyncio.run()` works there. Last of these hooks, so
+    after pytest has grouped the tests by backend (a stable sort keeps that grouping, and each
+    module's tests stay together)."""
     sizes = Counter(item.path for item in items)
     items.sort(key=lambda item: (_dispatch_rank(item), -sizes[item.path], str(item.path)))
 
